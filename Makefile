@@ -1,0 +1,66 @@
+# embspace: `make demo` runs the reference workflow, `make test` runs every test.
+# Each target sets itself up (virtualenv, release build of the Rust extension,
+# package and dependencies) and is quick when nothing changed.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export VIRTUAL_ENV := $(abspath $(VENV))
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+export EMBSPACE_DATA_DIR ?= $(abspath ../shared/data)
+
+RUST_SOURCES := Cargo.toml Cargo.lock $(wildcard rust/*/Cargo.toml) $(shell find rust -name '*.rs' 2>/dev/null)
+EXT := python/embspace/_core.abi3.so
+DEPS_STAMP := $(VENV)/.deps-stamp
+
+.PHONY: all demo test test-rust test-python lint fmt bench wheel clean
+
+all: $(EXT)
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(DEPS_STAMP): | $(PY)
+	$(PY) -m pip install --quiet "maturin>=1.9,<2"
+	touch $@
+
+# Release build of the extension, editable install of the package with its
+# dependencies and the dev extras (tests, lint, notebook, TUI).
+$(EXT): $(RUST_SOURCES) pyproject.toml $(DEPS_STAMP)
+	$(VENV)/bin/maturin develop --release --extras dev
+	test -f $(EXT) && touch $(EXT)
+
+demo: $(EXT)
+	$(PY) -m embspace demo
+
+test: test-rust lint test-python
+
+test-rust:
+	cargo test --release -p embspace-core
+	cargo clippy --workspace --all-targets -- -D warnings
+
+lint: $(EXT)
+	$(VENV)/bin/ruff check python tests benches
+	$(VENV)/bin/ruff format --check python tests benches
+	cargo fmt --all --check
+
+test-python: $(EXT)
+	$(PY) -m pytest -q
+
+fmt: $(EXT)
+	$(VENV)/bin/ruff format python tests benches
+	$(VENV)/bin/ruff check --fix python tests benches
+	cargo fmt --all
+
+bench: $(EXT)
+	$(PY) -m pip install --quiet -r benches/requirements.txt
+	cargo bench -p embspace-core
+	$(PY) benches/run_all.py
+
+wheel: $(DEPS_STAMP)
+	$(VENV)/bin/maturin build --release --out dist
+
+clean:
+	rm -rf target dist $(VENV) $(EXT)

@@ -1,0 +1,292 @@
+"""Embeddings: entity keys with a float32 matrix, and their alignment.
+
+An :class:`Embeddings` is an (n x d) float32 matrix whose row ``i`` belongs to
+``keys[i]``, plus optional original ``ids`` and a ``metadata`` dict that records
+what produced it (estimator, parameters, seed, data fingerprint).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Hashable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .errors import (
+    DuplicateEntryError,
+    InvalidParameterError,
+    NonFiniteError,
+    NoSharedKeysError,
+    ShapeMismatchError,
+)
+
+__all__ = ["Embeddings", "align"]
+
+_FORMAT = "embspace.embeddings/1"
+
+
+def _jsonable_key(k: Hashable) -> Any:
+    if isinstance(k, tuple):
+        return [_jsonable_key(x) for x in k]
+    if isinstance(k, np.generic):
+        return k.item()
+    if isinstance(k, (str, int, float, bool)) or k is None:
+        return k
+    raise InvalidParameterError(f"key {k!r} cannot be saved: use str, int, float or tuples of them")
+
+
+def _key_from_json(k: Any) -> Hashable:
+    return tuple(_key_from_json(x) for x in k) if isinstance(k, list) else k
+
+
+def _plain_key(k: Hashable) -> Hashable:
+    if isinstance(k, np.generic):
+        return k.item()
+    if isinstance(k, tuple):
+        return tuple(_plain_key(x) for x in k)
+    return k
+
+
+class Embeddings:
+    """Keys plus a float32 matrix: row ``i`` of :attr:`vectors` embeds ``keys[i]``.
+
+    Parameters
+    ----------
+    keys : sequence of hashable, length n
+        Unique entity keys (for MovieLens items: ``(title, genres)`` tuples).
+    vectors : array-like, shape (n, d)
+        Finite values; stored as C-contiguous float32.
+    ids : array-like, length n, optional
+        Original numeric ids, when the keys are not the ids themselves.
+    metadata : dict, optional
+        JSON-serialisable description of what produced the embeddings.
+    """
+
+    def __init__(
+        self,
+        keys: Sequence[Hashable],
+        vectors: Any,
+        *,
+        ids: Sequence[Any] | np.ndarray | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> None:
+        vectors = np.asarray(vectors)
+        if vectors.ndim != 2:
+            raise ShapeMismatchError(f"vectors must be 2-D (n x d), got shape {vectors.shape}")
+        if not np.issubdtype(vectors.dtype, np.number) or np.iscomplexobj(vectors):
+            raise InvalidParameterError(f"vectors must be real numbers, got dtype {vectors.dtype}")
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        if not np.isfinite(vectors).all():
+            bad = int(np.flatnonzero(~np.isfinite(vectors).all(axis=1))[0])
+            raise NonFiniteError(f"vectors contain NaN or infinite values (first in row {bad})")
+        keys = [_plain_key(k) for k in keys]
+        if len(keys) != vectors.shape[0]:
+            raise ShapeMismatchError(f"{len(keys)} keys for {vectors.shape[0]} rows of vectors")
+        index: dict[Hashable, int] = {}
+        for i, k in enumerate(keys):
+            try:
+                if k in index:
+                    raise DuplicateEntryError(f"key {k!r} occurs more than once (rows {index[k]} and {i})")
+            except TypeError:
+                raise InvalidParameterError(f"key {k!r} is not hashable") from None
+            index[k] = i
+        if ids is not None:
+            ids = np.asarray(ids)
+            if ids.shape != (len(keys),):
+                raise ShapeMismatchError(f"{ids.size} ids for {len(keys)} keys")
+        self.keys: list[Hashable] = keys
+        self.vectors: np.ndarray = vectors
+        self.ids: np.ndarray | None = ids
+        self.metadata: dict[str, Any] = dict(metadata or {})
+        self._index = index
+
+    # ------------------------------------------------------------------ basics
+    @property
+    def n(self) -> int:
+        """Number of entities (rows)."""
+        return int(self.vectors.shape[0])
+
+    @property
+    def d(self) -> int:
+        """Dimension (columns)."""
+        return int(self.vectors.shape[1])
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.n, self.d)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __contains__(self, key: object) -> bool:
+        try:
+            return key in self._index
+        except TypeError:
+            return False
+
+    def index_of(self, key: Hashable) -> int:
+        """Row of ``key``; ``KeyError`` (an :class:`EntityNotFoundError`) if absent."""
+        from .errors import EntityNotFoundError
+
+        try:
+            return self._index[_plain_key(key)]
+        except (KeyError, TypeError):
+            raise EntityNotFoundError(f"key {key!r} is not among the {self.n} entities") from None
+
+    def __getitem__(self, key: Hashable) -> np.ndarray:
+        """The vector of ``key`` (a view, shape (d,))."""
+        return self.vectors[self.index_of(key)]
+
+    @property
+    def titles(self) -> list[str]:
+        """A readable label per row: the first element of tuple keys (the title), else the key."""
+        return [str(k[0]) if isinstance(k, tuple) and k else str(k) for k in self.keys]
+
+    def take(self, rows: Iterable[int] | np.ndarray) -> Embeddings:
+        """The embeddings of the given rows, in that order."""
+        rows = np.asarray(list(rows) if not isinstance(rows, np.ndarray) else rows, dtype=np.int64)
+        return Embeddings(
+            [self.keys[i] for i in rows],
+            self.vectors[rows],
+            ids=None if self.ids is None else self.ids[rows],
+            metadata=self.metadata,
+        )
+
+    def subset(self, keys: Iterable[Hashable]) -> Embeddings:
+        """The embeddings of ``keys``, in that order."""
+        return self.take([self.index_of(k) for k in keys])
+
+    def __repr__(self) -> str:
+        made = self.metadata.get("estimator")
+        what = f", {made}" if made else ""
+        return f"<Embeddings: {self.n:,} x {self.d}{what}>"
+
+    # ------------------------------------------------------------------ builders
+    @classmethod
+    def from_dict(cls, mapping: Mapping[Hashable, Any], *, metadata: Mapping[str, Any] | None = None) -> Embeddings:
+        """From ``{key: vector}``; rows follow the mapping's order."""
+        keys = list(mapping.keys())
+        if not keys:
+            raise ShapeMismatchError("cannot build embeddings from an empty mapping")
+        try:
+            vectors = np.vstack([np.asarray(mapping[k], dtype=np.float64).reshape(1, -1) for k in keys])
+        except ValueError as exc:
+            raise ShapeMismatchError(f"vectors of the mapping differ in length: {exc}") from None
+        return cls(keys, vectors, metadata=metadata)
+
+    @classmethod
+    def from_frame(
+        cls,
+        frame: pd.DataFrame,
+        *,
+        key: str | Sequence[str] | None = None,
+        columns: Sequence[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Embeddings:
+        """From a DataFrame: keys from column(s) ``key`` (a list gives tuple keys)
+        or from the index when ``key`` is None; vectors from ``columns`` (default:
+        every numeric column that is not a key column)."""
+        if key is None:
+            keys = list(frame.index)
+            rest = frame
+        else:
+            key_cols = [key] if isinstance(key, str) else list(key)
+            missing = [c for c in key_cols if c not in frame.columns]
+            if missing:
+                raise InvalidParameterError(f"key column(s) {missing} not in the frame")
+            if len(key_cols) == 1:
+                keys = frame[key_cols[0]].tolist()
+            else:
+                keys = list(frame[key_cols].itertuples(index=False, name=None))
+            rest = frame.drop(columns=key_cols)
+        if columns is None:
+            columns = [c for c in rest.columns if pd.api.types.is_numeric_dtype(rest[c])]
+        if not columns:
+            raise ShapeMismatchError("no numeric columns to use as vectors")
+        return cls(keys, rest[list(columns)].to_numpy(dtype=np.float64), metadata=metadata)
+
+    def to_frame(self) -> pd.DataFrame:
+        """A DataFrame indexed by key with columns ``0..d-1``."""
+        index = pd.Index(self.keys, tupleize_cols=False)
+        return pd.DataFrame(self.vectors, index=index)
+
+    # ------------------------------------------------------------------ files
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write to ``path`` (.npz, no pickle) atomically: a temporary file in the
+        same folder, renamed over the target once complete."""
+        path = Path(path)
+        if path.suffix != ".npz":
+            path = path.with_suffix(path.suffix + ".npz") if path.suffix else path.with_suffix(".npz")
+        payload = {
+            "format": np.array(_FORMAT),
+            "vectors": self.vectors,
+            "keys": np.array(json.dumps([_jsonable_key(k) for k in self.keys])),
+            "metadata": np.array(json.dumps(self.metadata, default=_json_default)),
+        }
+        if self.ids is not None:
+            payload["ids"] = self.ids
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                np.savez(fh, **payload)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Embeddings:
+        """Read a file written by :meth:`save`. A file that is not one raises
+        :class:`~embspace.errors.DatasetFormatError`."""
+        from .errors import DatasetFormatError
+
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                if "format" not in z or str(z["format"]) != _FORMAT:
+                    raise DatasetFormatError(f"{path} is not an embspace embeddings file")
+                keys = [_key_from_json(k) for k in json.loads(str(z["keys"]))]
+                vectors = z["vectors"]
+                ids = z["ids"] if "ids" in z else None
+                metadata = json.loads(str(z["metadata"]))
+        except (OSError, ValueError, KeyError, json.JSONDecodeError) as exc:
+            if isinstance(exc, DatasetFormatError):
+                raise
+            raise DatasetFormatError(f"cannot read embeddings from {path}: {exc}") from None
+        return cls(keys, vectors, ids=ids, metadata=metadata)
+
+
+def _json_default(x: Any) -> Any:
+    if isinstance(x, np.generic):
+        return x.item()
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    if isinstance(x, Path):
+        return str(x)
+    raise TypeError(f"{type(x).__name__} is not JSON serialisable")
+
+
+def align(a: Embeddings, b: Embeddings) -> tuple[Embeddings, Embeddings]:
+    """Restrict ``a`` and ``b`` to their shared keys, in ``a``'s order.
+
+    Raises :class:`~embspace.errors.NoSharedKeysError` when they share none.
+    When both already have the same keys in the same order they are returned
+    unchanged (no copy)."""
+    if a.keys == b.keys:
+        return a, b
+    shared = [i for i, k in enumerate(a.keys) if k in b._index]
+    if not shared:
+        raise NoSharedKeysError(
+            f"the two embeddings ({a.n} and {b.n} entities) share no key; "
+            f"e.g. {a.keys[:1]} vs {b.keys[:1]}"
+        )
+    rows_b = [b._index[a.keys[i]] for i in shared]
+    return a.take(shared), b.take(rows_b)

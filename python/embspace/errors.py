@@ -1,0 +1,113 @@
+"""Typed exceptions of embspace.
+
+Every error that bad input can cause is one of these classes. Each derives from
+:class:`EmbspaceError` *and* from the builtin a caller would expect
+(``ValueError``, ``KeyError``, ``OSError``, ...), so both ``except EmbspaceError``
+and ``except ValueError`` work. The Rust core maps its errors onto the classes of
+the same kind here (see ``rust/py/src/errors.rs``).
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AmbiguousQueryError",
+    "ChecksumError",
+    "DatasetFormatError",
+    "DeviceUnavailableError",
+    "DownloadError",
+    "DuplicateEntryError",
+    "EmbspaceError",
+    "EntityNotFoundError",
+    "IndexOutOfRangeError",
+    "InvalidParameterError",
+    "NoSharedKeysError",
+    "NonFiniteError",
+    "NotFittedError",
+    "NumericalError",
+    "ShapeMismatchError",
+    "UnknownDatasetError",
+    "UnsafeArchiveError",
+]
+
+
+class EmbspaceError(Exception):
+    """Base class of every error raised by embspace on bad input."""
+
+
+class _MessageKeyError(KeyError):
+    """A KeyError whose ``str()`` is the plain message (KeyError quotes it)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class InvalidParameterError(EmbspaceError, ValueError):
+    """A parameter is outside its documented range (negative weight, k too large, ...)."""
+
+
+class ShapeMismatchError(EmbspaceError, ValueError):
+    """Arrays whose shapes must agree do not (different d, wrong rank, ...)."""
+
+
+class NonFiniteError(EmbspaceError, ValueError):
+    """A value that must be finite is NaN or infinite."""
+
+
+class DuplicateEntryError(EmbspaceError, ValueError):
+    """The same (user, item) pair, or the same key, occurs more than once."""
+
+
+class IndexOutOfRangeError(EmbspaceError, IndexError):
+    """An index points outside its dimension."""
+
+
+class NumericalError(EmbspaceError, ArithmeticError):
+    """A computation failed numerically (a system that is not positive definite)."""
+
+
+class NoSharedKeysError(EmbspaceError, ValueError):
+    """Two embeddings that must be compared have no key in common."""
+
+
+class EntityNotFoundError(EmbspaceError, _MessageKeyError):
+    """A query (key, index or title) matches no entity. ``suggestions`` lists close titles."""
+
+    def __init__(self, message: str, suggestions: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.suggestions = list(suggestions or [])
+
+
+class AmbiguousQueryError(EmbspaceError, _MessageKeyError):
+    """A title query matches several entities. ``candidates`` lists them."""
+
+    def __init__(self, message: str, candidates: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.candidates = list(candidates or [])
+
+
+class UnknownDatasetError(EmbspaceError, _MessageKeyError):
+    """A dataset name is neither in the registry nor an existing path."""
+
+
+class DatasetFormatError(EmbspaceError, ValueError):
+    """A file or folder is not in any ratings format embspace can read."""
+
+
+class DownloadError(EmbspaceError, OSError):
+    """A download failed or was cut short; nothing was written to the cache."""
+
+
+class ChecksumError(EmbspaceError, OSError):
+    """A downloaded or cached file has the wrong size or sha256."""
+
+
+class UnsafeArchiveError(EmbspaceError, ValueError):
+    """An archive holds absolute paths, ``..`` members, links, or expands past the size bound."""
+
+
+class NotFittedError(EmbspaceError, AttributeError):
+    """A fitted attribute was read before ``fit`` was called."""
+
+
+class DeviceUnavailableError(EmbspaceError, RuntimeError):
+    """``device="gpu"`` was asked for but CuPy or a CUDA device is missing."""

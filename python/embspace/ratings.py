@@ -1,0 +1,342 @@
+"""Ratings: a users x items matrix with the ids, keys and metadata around it.
+
+A :class:`Ratings` maps original user and item ids onto contiguous indices
+(sorted by id), holds the ratings as float32 CSR in both orientations (built by
+the Rust core) and keeps item metadata (title, genres) aligned with the columns.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from . import _core
+from .errors import InvalidParameterError, NonFiniteError, ShapeMismatchError
+
+__all__ = ["DUPLICATE_POLICIES", "Ratings", "RatingsSummary"]
+
+#: Policies for repeated (user, item) pairs, as accepted by ``duplicates=``.
+DUPLICATE_POLICIES = ("error", "first", "last", "sum", "mean", "max")
+
+
+@dataclass(frozen=True)
+class RatingsSummary:
+    """Counts, density and rating histogram of a :class:`Ratings`."""
+
+    name: str | None
+    n_users: int
+    n_items: int
+    n_ratings: int
+    n_items_metadata: int | None
+    density: float
+    rating_min: float
+    rating_max: float
+    rating_mean: float
+    histogram: dict[float, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-friendly dict (histogram keys as strings)."""
+        d = dict(self.__dict__)
+        d["histogram"] = {_fmt_rating(k): v for k, v in self.histogram.items()}
+        return d
+
+    def __str__(self) -> str:
+        lines = [f"ratings {self.name}" if self.name else "ratings"]
+        lines.append(f"  users      {self.n_users:>12,}")
+        items = f"  items      {self.n_items:>12,} rated"
+        if self.n_items_metadata is not None:
+            items += f" (of {self.n_items_metadata:,} in the metadata)"
+        lines.append(items)
+        lines.append(f"  ratings    {self.n_ratings:>12,}")
+        lines.append(f"  density    {self.density:>12.4%}")
+        lines.append(
+            f"  values     {self.rating_min:g} .. {self.rating_max:g}, mean {self.rating_mean:.6f}"
+        )
+        if self.histogram:
+            width = max(self.histogram.values())
+            lines.append("  histogram")
+            for value, count in self.histogram.items():
+                bar = "#" * max(1, round(30 * count / width)) if count else ""
+                lines.append(f"    {_fmt_rating(value):>5}  {count:>10,}  {bar}")
+        return "\n".join(lines)
+
+
+def _fmt_rating(v: float) -> str:
+    return f"{v:g}"
+
+
+def _as_index_array(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Contiguous codes (int64) for ``ids`` and the sorted unique ids."""
+    codes, uniques = pd.factorize(pd.Series(ids), sort=True)
+    if (codes < 0).any():
+        raise InvalidParameterError("ids must not be missing (NaN or None)")
+    return codes.astype(np.int64, copy=False), np.asarray(uniques)
+
+
+class Ratings:
+    """A users x items ratings matrix with ids, keys and item metadata.
+
+    Attributes
+    ----------
+    matrix : scipy.sparse.csr_matrix, shape (n_users, n_items), float32
+        Ratings; rows follow :attr:`user_keys`, columns follow :attr:`item_keys`.
+    item_matrix : scipy.sparse.csr_matrix, shape (n_items, n_users), float32
+        The transpose in CSR form (built by the Rust core on first use).
+    user_ids, item_ids : numpy.ndarray
+        Original ids of rows and columns, sorted ascending.
+    items : pandas.DataFrame
+        One row per column of :attr:`matrix`: ``id``, ``title``, ``genres``
+        (where metadata was given) and ``n_ratings``.
+    item_metadata : pandas.DataFrame or None
+        The full item table as loaded, including items nobody rated.
+    """
+
+    def __init__(
+        self,
+        matrix: sp.csr_matrix,
+        user_ids: Sequence[Hashable] | np.ndarray,
+        item_ids: Sequence[Hashable] | np.ndarray,
+        *,
+        item_metadata: pd.DataFrame | None = None,
+        name: str | None = None,
+        duplicates: str = "error",
+    ) -> None:
+        if not sp.issparse(matrix):
+            raise InvalidParameterError("matrix must be a scipy sparse matrix")
+        matrix = _canonical_csr(matrix, duplicates)
+        self.user_ids = np.asarray(user_ids)
+        self.item_ids = np.asarray(item_ids)
+        if self.user_ids.shape != (matrix.shape[0],) or self.item_ids.shape != (matrix.shape[1],):
+            raise ShapeMismatchError(
+                f"matrix is {matrix.shape[0]} x {matrix.shape[1]} but got "
+                f"{self.user_ids.size} user ids and {self.item_ids.size} item ids"
+            )
+        if pd.Index(self.user_ids).has_duplicates or pd.Index(self.item_ids).has_duplicates:
+            raise InvalidParameterError("user ids and item ids must be unique")
+        self.matrix = matrix
+        self.name = name
+        self.item_metadata = item_metadata
+        self.items = self._build_items(item_metadata)
+
+    # ------------------------------------------------------------------ builders
+    @classmethod
+    def from_frame(
+        cls,
+        frame: pd.DataFrame,
+        *,
+        user: str = "userId",
+        item: str = "movieId",
+        rating: str = "rating",
+        items: pd.DataFrame | None = None,
+        duplicates: str = "error",
+        name: str | None = None,
+    ) -> Ratings:
+        """Build from a long table of (user, item, rating) rows.
+
+        ``items`` is an optional metadata table with the ``item`` column plus
+        ``title`` and ``genres``. Repeated (user, item) pairs raise
+        :class:`~embspace.errors.DuplicateEntryError` unless ``duplicates`` is
+        one of ``first``, ``last``, ``sum``, ``mean``, ``max``.
+        """
+        missing = [c for c in (user, item, rating) if c not in frame.columns]
+        if missing:
+            raise InvalidParameterError(
+                f"column(s) {missing} not found; the table has {list(frame.columns)}"
+            )
+        if duplicates not in DUPLICATE_POLICIES:
+            raise InvalidParameterError(
+                f"duplicates must be one of {DUPLICATE_POLICIES}, got {duplicates!r}"
+            )
+        try:
+            values = pd.to_numeric(frame[rating], errors="raise").to_numpy(np.float32)
+        except (TypeError, ValueError) as exc:
+            raise InvalidParameterError(f"rating column {rating!r} is not numeric: {exc}") from None
+        rows, user_ids = _as_index_array(frame[user].to_numpy())
+        cols, item_ids = _as_index_array(frame[item].to_numpy())
+        indptr, indices, data = _core.csr_from_coo(
+            len(user_ids), len(item_ids), rows, cols, np.ascontiguousarray(values), duplicates
+        )
+        matrix = sp.csr_matrix(
+            (data, indices, indptr), shape=(len(user_ids), len(item_ids)), copy=False
+        )
+        if items is not None and item in items.columns:
+            items = items.set_index(item, drop=False)
+        return cls(matrix, user_ids, item_ids, item_metadata=items, name=name)
+
+    @classmethod
+    def from_csr(
+        cls,
+        matrix: sp.spmatrix,
+        user_ids: Sequence[Hashable] | None = None,
+        item_ids: Sequence[Hashable] | None = None,
+        *,
+        name: str | None = None,
+        duplicates: str = "error",
+    ) -> Ratings:
+        """Wrap a sparse matrix (any scipy format); ids default to ``0..n-1``.
+        Repeated entries follow ``duplicates`` as in :meth:`from_frame`."""
+        if not sp.issparse(matrix):
+            raise InvalidParameterError("expected a scipy sparse matrix")
+        n_users, n_items = matrix.shape
+        return cls(
+            matrix,
+            np.arange(n_users) if user_ids is None else user_ids,
+            np.arange(n_items) if item_ids is None else item_ids,
+            name=name,
+            duplicates=duplicates,
+        )
+
+    def _build_items(self, metadata: pd.DataFrame | None) -> pd.DataFrame:
+        counts = np.diff(self.matrix.tocsc().indptr).astype(np.int64)
+        table = pd.DataFrame({"id": self.item_ids, "n_ratings": counts})
+        if metadata is not None:
+            meta = metadata.reindex(self.item_ids)
+            for column in ("title", "genres"):
+                if column in meta.columns:
+                    table[column] = meta[column].to_numpy()
+            if "title" in table.columns:
+                fallback = pd.Series([f"item {i}" for i in self.item_ids])
+                table["title"] = table["title"].where(table["title"].notna(), fallback)
+            if "genres" in table.columns:
+                table["genres"] = table["genres"].fillna("")
+        return table
+
+    # ------------------------------------------------------------------ views
+    @cached_property
+    def item_matrix(self) -> sp.csr_matrix:
+        """The (n_items x n_users) transpose as CSR, built by the Rust core."""
+        indptr, indices, data = _core.csr_transpose(self.n_users, self.n_items, *self.csr_arrays())
+        return sp.csr_matrix((data, indices, indptr), shape=(self.n_items, self.n_users), copy=False)
+
+    def csr_arrays(self, by: str = "user") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(indptr int64, indices int32, data float32) of the rows (``by="user"``)
+        or of the transpose (``by="item"``), contiguous, as the Rust core takes them."""
+        m = self.matrix if by == "user" else self.item_matrix
+        return (
+            np.ascontiguousarray(m.indptr, dtype=np.int64),
+            np.ascontiguousarray(m.indices, dtype=np.int32),
+            np.ascontiguousarray(m.data, dtype=np.float32),
+        )
+
+    @property
+    def n_users(self) -> int:
+        return int(self.matrix.shape[0])
+
+    @property
+    def n_items(self) -> int:
+        return int(self.matrix.shape[1])
+
+    @property
+    def n_ratings(self) -> int:
+        return int(self.matrix.nnz)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.n_users, self.n_items)
+
+    @cached_property
+    def user_keys(self) -> list[Hashable]:
+        """Keys of the rows: the original user ids."""
+        return [_plain(u) for u in self.user_ids]
+
+    @cached_property
+    def item_keys(self) -> list[Hashable]:
+        """Keys of the columns: ``(title, genres)`` when metadata has titles
+        (as the reference notebook uses), else the original item id. A
+        ``(title, genres)`` pair shared by several items gets ``" [id N]"``
+        appended to its title so that keys stay unique."""
+        if "title" not in self.items.columns:
+            return [_plain(i) for i in self.item_ids]
+        genres = self.items["genres"] if "genres" in self.items.columns else [""] * self.n_items
+        keys = list(zip(self.items["title"].astype(str), pd.Series(genres).astype(str)))
+        seen = pd.Series(keys).duplicated(keep=False).to_numpy()
+        if seen.any():
+            keys = [
+                (f"{t} [id {_plain(i)}]", g) if dup else (t, g)
+                for (t, g), i, dup in zip(keys, self.item_ids, seen)
+            ]
+        return keys
+
+    @property
+    def item_titles(self) -> list[str]:
+        """A readable title per column (the title, or the id as text)."""
+        if "title" in self.items.columns:
+            return self.items["title"].astype(str).tolist()
+        return [str(k) for k in self.item_keys]
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """sha256 (hex) of the matrix and ids: equal data gives equal fingerprints."""
+        h = hashlib.sha256()
+        for arr in self.csr_arrays():
+            h.update(np.ascontiguousarray(arr).tobytes())
+        h.update(repr(self.shape).encode())
+        h.update("\x1f".join(map(str, self.user_ids)).encode())
+        h.update("\x1e".join(map(str, self.item_keys)).encode())
+        return h.hexdigest()
+
+    def summary(self) -> RatingsSummary:
+        """Counts, density, value range and histogram of the ratings."""
+        data = self.matrix.data.astype(np.float64)
+        values, counts = np.unique(data, return_counts=True) if data.size else ([], [])
+        cells = self.n_users * self.n_items
+        return RatingsSummary(
+            name=self.name,
+            n_users=self.n_users,
+            n_items=self.n_items,
+            n_ratings=self.n_ratings,
+            n_items_metadata=None if self.item_metadata is None else len(self.item_metadata),
+            density=self.n_ratings / cells if cells else 0.0,
+            rating_min=float(data.min()) if data.size else float("nan"),
+            rating_max=float(data.max()) if data.size else float("nan"),
+            rating_mean=float(data.mean()) if data.size else float("nan"),
+            histogram={float(v): int(c) for v, c in zip(values, counts)},
+        )
+
+    def __repr__(self) -> str:
+        label = f" {self.name!r}" if self.name else ""
+        return (
+            f"<Ratings{label}: {self.n_users:,} users x {self.n_items:,} items, "
+            f"{self.n_ratings:,} ratings>"
+        )
+
+
+def _canonical_csr(matrix: sp.spmatrix, duplicates: str) -> sp.csr_matrix:
+    """float32 CSR with sorted, unique columns per row and finite values.
+
+    A matrix already in canonical CSR form is used as it is (after a finiteness
+    check); anything else is rebuilt from its coordinates by the Rust core, which
+    applies the ``duplicates`` policy."""
+    if duplicates not in DUPLICATE_POLICIES:
+        raise InvalidParameterError(
+            f"duplicates must be one of {DUPLICATE_POLICIES}, got {duplicates!r}"
+        )
+    if sp.isspmatrix_csr(matrix) or isinstance(matrix, sp.csr_array):
+        if matrix.has_canonical_format:
+            m = sp.csr_matrix(matrix, dtype=np.float32)
+            if not np.isfinite(m.data).all():
+                raise NonFiniteError("ratings contain NaN or infinite values")
+            return m
+    coo = sp.coo_matrix(matrix)
+    n_rows, n_cols = coo.shape
+    indptr, indices, data = _core.csr_from_coo(
+        n_rows,
+        n_cols,
+        coo.row.astype(np.int64),
+        coo.col.astype(np.int64),
+        np.ascontiguousarray(coo.data, dtype=np.float32),
+        duplicates,
+    )
+    return sp.csr_matrix((data, indices, indptr), shape=(n_rows, n_cols), copy=False)
+
+
+def _plain(x: Any) -> Hashable:
+    """numpy scalars as Python scalars, so keys print and serialise plainly."""
+    return x.item() if isinstance(x, np.generic) else x

@@ -1,0 +1,1 @@
+//! Weighted alternating least squares (filled in by the WALS work).

@@ -1,0 +1,85 @@
+//! Bindings of `embspace_core::csr`.
+
+use numpy::{PyArray1, PyReadonlyArray1};
+use pyo3::prelude::*;
+
+use crate::convert::slice1;
+use crate::errors::IntoPyResult;
+use embspace_core::csr::{Csr, Duplicates};
+
+type CsrArrays<'py> = (
+    Bound<'py, PyArray1<i64>>,
+    Bound<'py, PyArray1<i32>>,
+    Bound<'py, PyArray1<f32>>,
+);
+
+fn into_arrays(py: Python<'_>, m: Csr) -> CsrArrays<'_> {
+    (
+        PyArray1::from_vec(py, m.indptr),
+        PyArray1::from_vec(py, m.indices),
+        PyArray1::from_vec(py, m.data),
+    )
+}
+
+/// Build CSR arrays (indptr int64, indices int32, data float32) from
+/// coordinate triples; `duplicates` is one of error, first, last, sum, mean, max.
+#[pyfunction]
+#[pyo3(signature = (n_rows, n_cols, rows, cols, values, duplicates = "error"))]
+fn csr_from_coo<'py>(
+    py: Python<'py>,
+    n_rows: usize,
+    n_cols: usize,
+    rows: PyReadonlyArray1<'py, i64>,
+    cols: PyReadonlyArray1<'py, i64>,
+    values: PyReadonlyArray1<'py, f32>,
+    duplicates: &str,
+) -> PyResult<CsrArrays<'py>> {
+    let policy = Duplicates::parse(duplicates).py()?;
+    let (r, c, v) = (
+        slice1(&rows, "rows")?,
+        slice1(&cols, "cols")?,
+        slice1(&values, "values")?,
+    );
+    let m = py
+        .detach(|| Csr::from_coo(n_rows, n_cols, r, c, v, policy))
+        .py()?;
+    Ok(into_arrays(py, m))
+}
+
+/// Transpose CSR arrays: returns the CSR arrays of the (n_cols x n_rows) transpose.
+/// The input is validated first (sorted unique columns, finite values).
+#[pyfunction]
+fn csr_transpose<'py>(
+    py: Python<'py>,
+    n_rows: usize,
+    n_cols: usize,
+    indptr: PyReadonlyArray1<'py, i64>,
+    indices: PyReadonlyArray1<'py, i32>,
+    data: PyReadonlyArray1<'py, f32>,
+) -> PyResult<CsrArrays<'py>> {
+    let (p, i, d) = (
+        slice1(&indptr, "indptr")?,
+        slice1(&indices, "indices")?,
+        slice1(&data, "data")?,
+    );
+    let m = py
+        .detach(|| {
+            Csr::validate_parts(n_rows, n_cols, p, i, d)?;
+            let m = Csr {
+                n_rows,
+                n_cols,
+                indptr: p.to_vec(),
+                indices: i.to_vec(),
+                data: d.to_vec(),
+            };
+            Ok(m.transpose())
+        })
+        .py()?;
+    Ok(into_arrays(py, m))
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(csr_from_coo, m)?)?;
+    m.add_function(wrap_pyfunction!(csr_transpose, m)?)?;
+    Ok(())
+}

@@ -1,0 +1,22 @@
+"""Type stubs of the compiled extension ``embspace._core`` (Rust, PyO3)."""
+
+import numpy as np
+import numpy.typing as npt
+
+__version__: str
+
+def csr_from_coo(
+    n_rows: int,
+    n_cols: int,
+    rows: npt.NDArray[np.int64],
+    cols: npt.NDArray[np.int64],
+    values: npt.NDArray[np.float32],
+    duplicates: str = "error",
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int32], npt.NDArray[np.float32]]: ...
+def csr_transpose(
+    n_rows: int,
+    n_cols: int,
+    indptr: npt.NDArray[np.int64],
+    indices: npt.NDArray[np.int32],
+    data: npt.NDArray[np.float32],
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int32], npt.NDArray[np.float32]]: ...

@@ -276,7 +276,7 @@ def test_unitmatch_needs_equal_d_and_warns_on_constant_units() -> None:
 
 # ----------------------------------------------------------------------------- input checks
 @pytest.mark.parametrize(
-    "name", ["cca", "svcca", "pwcca", "cka", "cka_debiased", "procrustes", "unitmatch"]
+    "name", ["cca", "svcca", "pwcca", "cka", "cka_debiased", "procrustes", "unitmatch", "rsa"]
 )
 def test_dense_measures_reject_bad_input(name: str) -> None:
     fn = M.get_measure(name).function
@@ -303,3 +303,21 @@ def test_every_measure_documents_range_invariances_and_cost() -> None:
         assert "Range" in doc or "range" in doc, name
         assert "nvarian" in doc, name
         assert "Cost" in doc, name
+
+
+# ----------------------------------------------------------------------------- RSA
+def test_rsa_equals_scipy_on_the_sample() -> None:
+    from scipy.spatial.distance import pdist
+    from scipy.stats import spearmanr
+
+    A, B = _pair(500, 6, seed=22)
+    res = M.rsa(A, B, sample=120, random_state=3)
+    rows = np.sort(np.random.default_rng(3).choice(500, size=120, replace=False))
+    want = spearmanr(pdist(A[rows], "cosine"), pdist(B[rows], "cosine")).statistic
+    assert res.score == pytest.approx(want, abs=1e-12)
+    R = ortho_group.rvs(6, random_state=23)
+    assert M.rsa(A, 5 * B @ R, sample=120, random_state=3).score == pytest.approx(res.score, abs=1e-9)
+    assert M.rsa(A, A, sample=50).score == pytest.approx(1.0)
+    assert M.rsa(A[:30], B[:30], sample=1000).details["sample"] == 30
+    with pytest.raises(InvalidParameterError):
+        M.rsa(A, B, sample=2)

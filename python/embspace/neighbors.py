@@ -173,7 +173,8 @@ class NeighborTable:
         """``(distances, indices)`` of the k nearest neighbors, shape (n_queries, k).
 
         ``queries`` are row indices (all rows when None). Full tables are cached:
-        a later call with a smaller or equal k returns slices of the cached one.
+        a later call with a smaller or equal k returns (read-only) slices of the
+        cached one.
         """
         k = _check_k(k, self.n)
         if queries is None:
@@ -181,6 +182,8 @@ class NeighborTable:
                 d, i = self._table
                 return d[:, :k], i[:, :k]
             table = self._run(k, None)
+            for a in table:
+                a.setflags(write=False)  # the cache is shared: hand out read-only arrays
             self._table = table
             return table
         if self._table is not None and self._table[0].shape[1] >= k:

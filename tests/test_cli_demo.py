@@ -31,6 +31,8 @@ def test_demo_prints_the_ml_latest_small_summary(data_dir):
     assert "ratings         100,836" in out
     assert "mean 3.501557" in out
     assert "26,818" in out  # the 4.0 bar of the histogram
+    source = out.strip().splitlines()[-1]
+    assert source.startswith(f"  source     {data_dir}") and "EMBSPACE_DATA_DIR" in source
 
 
 def test_unknown_dataset_is_one_line_and_non_zero():

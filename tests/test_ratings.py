@@ -78,6 +78,29 @@ def test_from_frame_maps_ids_to_sorted_indices():
     _same_csr(ratings.matrix.indptr, ratings.matrix.indices, ratings.matrix.data, ref)
 
 
+@pytest.mark.parametrize(
+    "ids",
+    [
+        [5, 3, 5, 900, 3],  # compact integer range
+        [-(10**12), 7, 10**12, 7, -(10**12)],  # integers too sparse for a presence table
+        np.array([4, 2, 4, 9, 2], dtype=np.uint16),
+        ["b", "a", "b", "c", "a"],
+    ],
+)
+def test_id_mapping_paths_agree_with_numpy(ids):
+    ids = np.asarray(ids)
+    frame = pd.DataFrame({"userId": ids, "movieId": np.arange(5), "rating": np.ones(5)})
+    ratings = Ratings.from_frame(frame)
+    uniq, inverse = np.unique(ids, return_inverse=True)
+    assert ratings.user_ids.tolist() == uniq.tolist()
+    if ids.dtype.kind in "iu":
+        assert ratings.user_ids.dtype == ids.dtype
+    np.testing.assert_array_equal(ratings.matrix.tocoo().row, np.sort(inverse))
+    dense = ratings.matrix.toarray()
+    for pos, code in enumerate(inverse):
+        assert dense[code, pos] == 1.0
+
+
 def _frame_with_repeats(rng):
     users = rng.integers(0, 6, 200)
     items = rng.integers(0, 5, 200)

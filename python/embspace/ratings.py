@@ -79,6 +79,17 @@ def _fmt_rating(v: float) -> str:
 
 def _as_index_array(ids: np.ndarray, column: Hashable = "id") -> tuple[np.ndarray, np.ndarray]:
     """Contiguous codes (int64) for ``ids`` and the sorted unique ids."""
+    if ids.dtype.kind in "iu" and ids.size:
+        lo, hi = int(ids.min()), int(ids.max())
+        if hi - lo <= max(4 * ids.size, 1 << 20):
+            # Integer ids in a compact range (MovieLens): a presence table is
+            # several times faster than hashing and gives the same result.
+            offsets = (ids - lo).astype(np.int64, copy=False)
+            present = np.zeros(hi - lo + 1, dtype=bool)
+            present[offsets] = True
+            lookup = np.cumsum(present, dtype=np.int64) - 1
+            uniques = (np.flatnonzero(present) + lo).astype(ids.dtype)
+            return lookup[offsets], uniques
     codes, uniques = pd.factorize(pd.Series(ids), sort=True)
     if (codes < 0).any():
         at = int(np.flatnonzero(codes < 0)[0])

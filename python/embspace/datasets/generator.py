@@ -374,8 +374,13 @@ class _AliasTable:
 
     def draw(self, rng: np.random.Generator, size: int) -> np.ndarray:
         """``size`` independent indices (int64)."""
-        idx = rng.integers(0, self.prob.size, size)
-        return np.where(rng.random(size) < self.prob[idx], idx, self.alias[idx])
+        # One uniform per draw: its integer part picks the column, its
+        # fractional part (38+ bits left for up to 2**15 columns) the side.
+        x = rng.random(size) * self.prob.size
+        idx = x.astype(np.int64)
+        np.minimum(idx, self.prob.size - 1, out=idx)
+        x -= idx
+        return np.where(x < self.prob[idx], idx, self.alias[idx])
 
 
 def _in_sorted(keys: np.ndarray, sorted_sets: list[np.ndarray]) -> np.ndarray:
@@ -447,8 +452,8 @@ def _sample_pairs(
     rest = np.flatnonzero(need > 0)
     if rest.size:  # what the rounds left (very rare): exactly, like heavy users
         held.extend(_sample_exact(rng, rest, need[rest], popularity, held))
-    keys = np.concatenate(held)
-    return keys // n_items, keys % n_items
+    rows, ranks = np.divmod(np.concatenate(held), n_items)
+    return rows, ranks
 
 
 def _sample_exact(

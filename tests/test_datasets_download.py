@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from embspace import datasets
+from embspace.datasets import fetch
 from embspace.datasets.registry import DatasetInfo
 from embspace.errors import ChecksumError, DownloadError, UnsafeArchiveError
 
@@ -136,6 +137,21 @@ def test_truncated_transfer_leaves_nothing(server, real_zip):
     # The next attempt, with a whole transfer, succeeds.
     server.truncate.clear()
     assert datasets.load("ml-latest-small", progress=False).n_ratings == 100_836
+
+
+def test_interrupted_download_leaves_nothing(server, real_zip, monkeypatch):
+    server.files["/mirror/ml-latest-small.zip"] = real_zip
+    real_tqdm = fetch.tqdm
+
+    class InterruptingBar(real_tqdm):  # Ctrl-C after the first chunk has been written
+        def update(self, n=1):
+            super().update(n)
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(fetch, "tqdm", InterruptingBar)
+    with pytest.raises(KeyboardInterrupt):
+        datasets.load("ml-latest-small", progress=False)
+    assert _files(datasets.cache.cache_dir()) == []
 
 
 def test_http_error_and_unreachable_host(server, monkeypatch):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -129,6 +131,19 @@ def test_preset_values_match_the_registry():
 def test_custom_and_extreme_shapes(n_users, n_items, n_ratings, min_user_ratings):
     r = datasets.synthetic(n_users, n_items, n_ratings, min_user_ratings=min_user_ratings, seed=5)
     _check_structure(r, n_users, n_items, n_ratings, min_user_ratings)
+
+
+def test_lazy_import_from_the_top_package():
+    code = (
+        "import embspace, sys; assert 'embspace.datasets' not in sys.modules; "
+        "r = embspace.datasets.synthetic(preset='tiny', seed=0); print(r.n_ratings, r.fingerprint)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    n, fingerprint = out.stdout.split()
+    assert int(n) == 10_000
+    assert (
+        fingerprint == datasets.synthetic(preset="tiny", seed=0).fingerprint
+    )  # same in a new process
 
 
 def test_default_shape():

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal, overload
 
 import numpy as np
 import pandas as pd
@@ -125,6 +126,42 @@ class PlantedModel:
     noise: float
 
 
+@overload
+def synthetic(
+    n_users: int | None = None,
+    n_items: int | None = None,
+    n_ratings: int | None = None,
+    *,
+    preset: str | None = None,
+    rank: int = 10,
+    noise: float = 0.5,
+    seed: int = 0,
+    min_user_ratings: int = 20,
+    popularity_exponent: float = 1.2,
+    activity_exponent: float = 1.8,
+    max_user_fraction: float = 0.5,
+    half_star_fraction: float | None = None,
+    name: str | None = None,
+    return_model: Literal[False] = False,
+) -> Ratings: ...
+@overload
+def synthetic(
+    n_users: int | None = None,
+    n_items: int | None = None,
+    n_ratings: int | None = None,
+    *,
+    preset: str | None = None,
+    rank: int = 10,
+    noise: float = 0.5,
+    seed: int = 0,
+    min_user_ratings: int = 20,
+    popularity_exponent: float = 1.2,
+    activity_exponent: float = 1.8,
+    max_user_fraction: float = 0.5,
+    half_star_fraction: float | None = None,
+    name: str | None = None,
+    return_model: Literal[True],
+) -> tuple[Ratings, PlantedModel]: ...
 def synthetic(
     n_users: int | None = None,
     n_items: int | None = None,

@@ -154,6 +154,28 @@ def test_interrupted_download_leaves_nothing(server, real_zip, monkeypatch):
     assert _files(datasets.cache.cache_dir()) == []
 
 
+def test_download_file_leaves_nothing_beside_its_target(server, tmp_path):
+    body = bytes(range(256)) * 64
+    digest = hashlib.sha256(body).hexdigest()
+    server.files["/mirror/blob"] = body
+    target = tmp_path / "out" / "blob.bin"
+    url = server.url + "/blob"
+    with pytest.raises(ChecksumError, match="sha256"):
+        fetch.download_file(url, target, size=len(body), sha256="0" * 64, progress=False)
+    assert _files(tmp_path / "out") == []
+    server.truncate.add("/mirror/blob")
+    with pytest.raises(DownloadError, match="cut short"):
+        fetch.download_file(url, target, size=len(body), sha256=digest, progress=False)
+    assert _files(tmp_path / "out") == []
+    server.truncate.clear()
+    assert fetch.download_file(url, target, size=len(body), sha256=digest, progress=False) == target
+    assert target.read_bytes() == body
+    assert _files(tmp_path / "out") == [target]
+    fetch.verify_file(target, len(body), digest)
+    with pytest.raises(ChecksumError, match="bytes"):
+        fetch.verify_file(target, len(body) + 1, digest)
+
+
 def test_http_error_and_unreachable_host(server, monkeypatch):
     with pytest.raises(DownloadError, match="404"):
         datasets.download("ml-100k", progress=False)

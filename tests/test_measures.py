@@ -316,7 +316,9 @@ def test_rsa_equals_scipy_on_the_sample() -> None:
     want = spearmanr(pdist(A[rows], "cosine"), pdist(B[rows], "cosine")).statistic
     assert res.score == pytest.approx(want, abs=1e-12)
     R = ortho_group.rvs(6, random_state=23)
-    assert M.rsa(A, 5 * B @ R, sample=120, random_state=3).score == pytest.approx(res.score, abs=1e-9)
+    assert M.rsa(A, 5 * B @ R, sample=120, random_state=3).score == pytest.approx(
+        res.score, abs=1e-9
+    )
     assert M.rsa(A, A, sample=50).score == pytest.approx(1.0)
     assert M.rsa(A[:30], B[:30], sample=1000).details["sample"] == 30
     with pytest.raises(InvalidParameterError):

@@ -21,7 +21,9 @@ def _cosine_rdm_upper(X: Any, xp: ModuleType) -> np.ndarray:
     return host(D)[rows, cols]
 
 
-def rsa(A: Any, B: Any, *, sample: int = 1000, random_state: int = 0, xp: ModuleType = np) -> MeasureResult:
+def rsa(
+    A: Any, B: Any, *, sample: int = 1000, random_state: int = 0, xp: ModuleType = np
+) -> MeasureResult:
     """RSA: Spearman correlation of the two cosine-distance matrices of a sample.
 
     ``sample`` entities (all of them when n is smaller) are drawn without

@@ -76,6 +76,11 @@ def test_options_reach_the_right_measures() -> None:
     c2 = es.compare(A, B, measures=["unitmatch", "svcca"], threshold=0.9, replacement=False)
     assert c2.scores["svcca"] == M.svcca(A, B, threshold=0.9).score
     assert c2.scores["unitmatch"] == M.unitmatch(A, B, replacement=False).score
+    c3 = es.compare(
+        A, B, measures=["neighbors", "mutual_knn"], neighbors={"metric": "euclidean", "k": 4}
+    )
+    assert c3.scores["neighbors"] == M.neighbors(A, B, k=4, metric="euclidean").score
+    assert c3.scores["mutual_knn"] == M.mutual_knn(A, B, k=10, metric="cosine").score
     with pytest.raises(InvalidParameterError, match="no requested measure takes"):
         es.compare(A, B, measures=["cca"], threshold=0.9)
     with pytest.raises(InvalidParameterError, match="takes no option"):

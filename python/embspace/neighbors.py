@@ -115,6 +115,8 @@ def knn(
         q = np.ascontiguousarray(q, dtype=np.int64)
     resolved = resolve_device(device)
     backend = _BACKENDS.get(resolved)
+    if backend is None and device == "auto":
+        backend = _BACKENDS["cpu"]  # "auto" means the best available, and the CPU always is
     if backend is None:
         raise DeviceUnavailableError(f"no k-NN backend is available for device {resolved!r}")
     return backend(x, k, metric, q, _threads(num_threads))

@@ -96,7 +96,9 @@ def knn(
 
     Returns ``(distances, indices)``: float32 and int64 arrays of shape
     (n_queries, k), each row sorted by (distance, index); ``queries`` are row
-    indices (all rows when None), each excluded from its own neighbors.
+    indices (all rows when None), each excluded from its own neighbors. The
+    input is used as float32 (as :class:`~embspace.Embeddings` stores it); the
+    neighbors are those of a float64 brute force on those values.
     """
     if metric not in METRICS:
         raise InvalidParameterError(f"metric must be one of {METRICS}, got {metric!r}")

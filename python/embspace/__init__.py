@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from .neighbors import NeighborTable
 
 __all__ = [
+    "SVD",
+    "WALS",
     "Embeddings",
     "NeighborTable",
     "Ratings",
@@ -29,11 +31,15 @@ __all__ = [
     "compare",
     "datasets",
     "errors",
+    "factorization",
     "measures",
 ]
 
 # Submodules and names loaded on first use, so `import embspace` stays fast.
 _LAZY = {
+    "WALS": ("embspace.factorization", "WALS"),
+    "SVD": ("embspace.factorization", "SVD"),
+    "factorization": ("embspace.factorization", None),
     "datasets": ("embspace.datasets", None),
     "NeighborTable": ("embspace.neighbors", "NeighborTable"),
     "compare": ("embspace.measures", "compare"),

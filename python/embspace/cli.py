@@ -5,8 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from .errors import EmbspaceError
+
+if TYPE_CHECKING:
+    from .datasets import DatasetStatus
 
 __all__ = ["main"]
 
@@ -14,9 +18,26 @@ __all__ = ["main"]
 def _cmd_demo(args: argparse.Namespace) -> int:
     from . import datasets
 
+    before = datasets.locate(args.dataset) if args.dataset in datasets.REGISTRY else None
     ratings = datasets.load(args.dataset)
     print(ratings.summary())
+    print(f"  source     {_source(args.dataset, before)}")
     return 0
+
+
+def _source(name: str, before: DatasetStatus | None) -> str:
+    """Where dataset ``name`` was read from, given its status before loading."""
+    from .datasets.cache import cached_folder
+
+    if before is None:  # a path
+        return name
+    if before.path is None:
+        return f"downloaded, verified and extracted into {cached_folder(name)}"
+    if before.state == "data dir" and before.path.is_dir():
+        return f"{before.path} (EMBSPACE_DATA_DIR, read in place)"
+    if before.state == "data dir":
+        return f"{before.path} (EMBSPACE_DATA_DIR, verified, extracted into the cache)"
+    return f"{before.path} (cache)"
 
 
 def build_parser() -> argparse.ArgumentParser:

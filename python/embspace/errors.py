@@ -34,6 +34,12 @@ class EmbspaceError(Exception):
     """Base class of every error raised by embspace on bad input."""
 
 
+class EmbspaceWarning(UserWarning):
+    """A result is computed but deserves attention (n <= d for CCA, rank-deficient
+    inputs, fewer shared keys than entities, ...). A warning, not an error: it is
+    importable from here but not listed in ``__all__``, which lists the errors."""
+
+
 class _MessageKeyError(KeyError):
     """A KeyError whose ``str()`` is the plain message (KeyError quotes it)."""
 

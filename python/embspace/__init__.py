@@ -16,11 +16,14 @@ from .embeddings import Embeddings, align
 from .ratings import Ratings
 
 if TYPE_CHECKING:
-    from . import datasets, measures
+    from . import datasets, factorization, measures
+    from .factorization import SVD, WALS
     from .measures import compare
     from .neighbors import NeighborTable
 
 __all__ = [
+    "SVD",
+    "WALS",
     "Embeddings",
     "NeighborTable",
     "Ratings",
@@ -29,6 +32,7 @@ __all__ = [
     "compare",
     "datasets",
     "errors",
+    "factorization",
     "measures",
 ]
 
@@ -38,6 +42,9 @@ _LAZY = {
     "NeighborTable": ("embspace.neighbors", "NeighborTable"),
     "compare": ("embspace.measures", "compare"),
     "measures": ("embspace.measures", None),
+    "WALS": ("embspace.factorization", "WALS"),
+    "SVD": ("embspace.factorization", "SVD"),
+    "factorization": ("embspace.factorization", None),
 }
 
 

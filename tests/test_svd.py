@@ -1,4 +1,4 @@
-"""SVD against numpy's dense SVD."""
+"""SVD embeddings against numpy's dense SVD."""
 
 from __future__ import annotations
 
@@ -6,54 +6,57 @@ import embspace as es
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from embspace import errors
+from embspace.errors import InvalidParameterError, NotFittedError
 
 
-def matrix(seed=0, n=30, m=20):
+def ratings(n: int, m: int, density: float, seed: int) -> sp.csr_matrix:
     rng = np.random.default_rng(seed)
-    dense = np.where(rng.random((n, m)) < 0.4, rng.integers(1, 6, (n, m)), 0).astype(np.float32)
-    return sp.csr_matrix(dense), dense.astype(np.float64)
+    dense = np.where(rng.random((n, m)) < density, rng.integers(1, 6, (n, m)), 0)
+    return sp.csr_matrix(dense.astype(np.float32))
 
 
-def test_equals_dense_svd_up_to_sign():
-    X, A = matrix()
-    k = 5
-    model = es.SVD(factors=k, random_state=0).fit(X)
-    u, s, vt = np.linalg.svd(A, full_matrices=False)
-    np.testing.assert_allclose(model.singular_values_, s[:k], rtol=1e-8)
-    root = np.sqrt(s[:k])
-    for j in range(k):
-        ref_v = vt[j] * root[j]
-        got_v = model.item_factors_[:, j]
-        sign = np.sign(got_v @ ref_v)
-        np.testing.assert_allclose(got_v, sign * ref_v, atol=1e-5)
-        np.testing.assert_allclose(model.user_factors_[:, j], sign * u[:, j] * root[j], atol=1e-5)
-    # U sqrt(S) (V sqrt(S))^T is the rank-k truncation.
+def normalise(u: np.ndarray, s: np.ndarray, vt: np.ndarray):
+    """Descending order and the sign rule of embspace (largest |v| entry positive)."""
+    order = np.argsort(-s)
+    u, s, vt = u[:, order], s[order], vt[order]
+    sign = np.sign(vt[np.arange(len(s)), np.argmax(np.abs(vt), axis=1)])
+    return u * sign, s, vt * sign[:, None]
+
+
+@pytest.mark.parametrize(("shape", "k"), [((40, 25), 5), ((30, 60), 8), ((50, 12), 11)])
+def test_matches_dense_svd(shape: tuple[int, int], k: int) -> None:
+    a = ratings(*shape, 0.3, seed=k)
+    model = es.SVD(factors=k, random_state=0).fit(a)
+    u, s, vt = np.linalg.svd(a.toarray().astype(np.float64), full_matrices=False)
+    u, s, vt = normalise(u[:, :k], s[:k], vt[:k])
+    np.testing.assert_allclose(model.singular_values_, s, rtol=1e-8)
+    assert np.all(np.diff(model.singular_values_) <= 0)
+    np.testing.assert_allclose(model.user_factors_, u * np.sqrt(s), atol=1e-5)
+    np.testing.assert_allclose(model.item_factors_, vt.T * np.sqrt(s), atol=1e-5)
+    # the embeddings reproduce the rank-k approximation
     approx = model.user_factors_.astype(np.float64) @ model.item_factors_.T
-    best = (u[:, :k] * s[:k]) @ vt[:k]
-    np.testing.assert_allclose(approx, best, atol=1e-4)
+    np.testing.assert_allclose(approx, (u * s) @ vt, atol=1e-4)
 
 
-def test_deterministic_for_a_seed_and_signs_fixed():
-    X, _ = matrix(seed=1)
-    a = es.SVD(factors=4, random_state=3).fit(X)
-    b = es.SVD(factors=4, random_state=3).fit(X)
-    c = es.SVD(factors=4, random_state=None).fit(X)
-    assert np.array_equal(a.item_factors_, b.item_factors_)
-    np.testing.assert_allclose(a.item_factors_, c.item_factors_, atol=1e-5)
-    v = a.item_factors_
-    assert (v[np.abs(v).argmax(axis=0), np.arange(4)] > 0).all()
-    assert (np.diff(a.singular_values_) <= 0).all()
+def test_deterministic_and_keyed_like_the_ratings() -> None:
+    a = ratings(60, 40, 0.2, seed=1)
+    r = es.Ratings.from_csr(a, item_ids=[f"i{j}" for j in range(40)])
+    m1 = es.SVD(factors=6, random_state=3).fit(r)
+    m2 = es.SVD(factors=6, random_state=3).fit(r)
+    assert np.array_equal(m1.item_factors_, m2.item_factors_)
+    assert np.array_equal(m1.singular_values_, m2.singular_values_)
+    assert m1.item_embeddings_.keys == r.item_keys and m1.user_embeddings_.keys == r.user_keys
+    meta = m1.item_embeddings_.metadata
+    assert meta["estimator"] == "SVD" and meta["seed"] == 3 and meta["data"] == r.fingerprint
+    assert m1.get_params() == {"factors": 6, "random_state": 3}
 
 
-def test_embeddings_keys_and_errors(tiny):
-    model = es.SVD(factors=3, random_state=0).fit(tiny)
-    assert model.item_embeddings_.keys == tiny.item_keys
-    assert model.item_embeddings_.metadata["estimator"] == "SVD"
-    X, _ = matrix()
-    with pytest.raises(errors.InvalidParameterError):
-        es.SVD(factors=20).fit(X)
-    with pytest.raises(errors.InvalidParameterError):
-        es.SVD(factors=0).fit(X)
-    with pytest.raises(errors.NotFittedError):
+def test_bad_factors_and_input() -> None:
+    a = ratings(10, 6, 0.5, seed=2)
+    for k in (6, 7, 0):
+        with pytest.raises(InvalidParameterError):
+            es.SVD(factors=k).fit(a)
+    with pytest.raises(InvalidParameterError):
+        es.SVD(factors=2).fit(a.toarray())
+    with pytest.raises(NotFittedError):
         _ = es.SVD().singular_values_

@@ -16,7 +16,8 @@ from .embeddings import Embeddings, align
 from .ratings import Ratings
 
 if TYPE_CHECKING:
-    from . import datasets, measures
+    from . import datasets, factorization, measures
+    from .factorization import SVD, WALS
     from .measures import compare
     from .neighbors import NeighborTable
 
@@ -37,13 +38,13 @@ __all__ = [
 
 # Submodules and names loaded on first use, so `import embspace` stays fast.
 _LAZY = {
-    "WALS": ("embspace.factorization", "WALS"),
-    "SVD": ("embspace.factorization", "SVD"),
-    "factorization": ("embspace.factorization", None),
     "datasets": ("embspace.datasets", None),
     "NeighborTable": ("embspace.neighbors", "NeighborTable"),
     "compare": ("embspace.measures", "compare"),
     "measures": ("embspace.measures", None),
+    "WALS": ("embspace.factorization", "WALS"),
+    "SVD": ("embspace.factorization", "SVD"),
+    "factorization": ("embspace.factorization", None),
 }
 
 

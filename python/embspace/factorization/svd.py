@@ -1,87 +1,115 @@
-"""Truncated SVD embeddings (DESIGN §3).
+"""Truncated SVD of the raw rating matrix (missing entries are 0).
 
-scipy ``svds`` (ARPACK) of the raw rating matrix with missing entries as 0:
-``A ~ U S V^T``; user embeddings ``U sqrt(S)``, item embeddings ``V sqrt(S)``.
-Factors are sorted by singular value (largest first) and signs are fixed so
-that the largest-magnitude entry of every item-side column is positive, so
-the result is deterministic for a ``random_state``.
+``A ~ U S V^T`` with the ``factors`` largest singular values, computed by
+``scipy.sparse.linalg.svds`` (ARPACK) from a start vector drawn from
+``random_state``, so a seed gives the same factors every time. Components are
+sorted by singular value, largest first, and each sign is fixed so that the
+largest-magnitude entry of the item-side vector is positive (the first such
+entry on ties). User embeddings are ``U sqrt(S)``, item embeddings ``V sqrt(S)``.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from scipy.sparse.linalg import svds
+from sklearn.base import BaseEstimator
 
-from ..errors import InvalidParameterError
-from ._base import EmbeddingEstimator, as_ratings, check_int
+from ..embeddings import Embeddings
+from ..errors import InvalidParameterError, NotFittedError, NumericalError
+from ..ratings import Ratings
+from ._common import as_ratings, check_int, check_seed, fitted_metadata
 
 __all__ = ["SVD"]
 
+_FITTED = (
+    "user_factors_",
+    "item_factors_",
+    "user_embeddings_",
+    "item_embeddings_",
+    "singular_values_",
+    "fit_time_",
+    "seed_",
+)
 
-class SVD(EmbeddingEstimator):
-    """Truncated SVD of the ratings matrix.
+
+class SVD(BaseEstimator):
+    """Truncated SVD embeddings of a ratings matrix.
 
     Parameters
     ----------
     factors : int
-        Number of singular triplets k, 1 <= k < min(n_users, n_items).
-    random_state : int or None
-        Seed of ARPACK's start vector (None: a fixed start vector of ones, also
-        deterministic).
+        Number of singular triplets, ``1 <= factors < min(n_users, n_items)``
+        (ARPACK's limit).
+    random_state : int, numpy.random.Generator or None
+        Seed of ARPACK's start vector; None draws a fresh seed (``seed_``).
 
     Attributes
     ----------
-    singular_values_ : ndarray (k,), float64, descending
-    user_factors_, item_factors_ : ndarray (n_users, k), (n_items, k), float32
-        ``U sqrt(S)`` and ``V sqrt(S)``.
+    singular_values_ : ndarray, float64, (factors,)
+        Largest first.
+    user_factors_, item_factors_ : ndarray, float32
+        ``U sqrt(S)`` (n_users x k) and ``V sqrt(S)`` (n_items x k).
     user_embeddings_, item_embeddings_ : Embeddings
-    fit_time_ : float, seconds
+        Those factors keyed like the Ratings, with metadata.
+    fit_time_ : float
+        Seconds spent in :meth:`fit`.
+    seed_ : int or None
     """
 
-    def __init__(self, factors: int = 10, random_state: int | None = None) -> None:
+    _estimator_name: ClassVar[str] = "SVD"
+
+    def __init__(self, factors: int = 10, random_state: int | np.random.Generator | None = None):
         self.factors = factors
         self.random_state = random_state
 
-    def fit(
-        self,
-        X: Any,
-        callback: Callable[[int, float, float], Any] | None = None,
-        progress: bool = True,
-    ) -> SVD:
-        """Factorise ``X`` (Ratings or scipy sparse). ``callback(1, elapsed, nan)``
-        is called once when done (SVD has no iterations or loss); ``progress``
-        is accepted for symmetry with :class:`WALS`. Returns ``self``."""
+    def __getattr__(self, name: str) -> Any:
+        if name in _FITTED:
+            raise NotFittedError(f"{type(self).__name__}.{name} is set by fit(); call fit first")
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def fit(self, X: Ratings | Any) -> SVD:
+        """Factor ``X`` (a :class:`~embspace.Ratings` or a scipy sparse matrix)."""
+        t0 = time.perf_counter()
         ratings = as_ratings(X)
-        k = check_int(self.factors, "factors", 1)
-        limit = min(ratings.shape)
+        k = check_int(self.factors, "factors", minimum=1)
+        limit = min(ratings.n_users, ratings.n_items)
         if k >= limit:
             raise InvalidParameterError(
-                f"SVD needs factors < min(n_users, n_items) = {limit}, got {k}"
+                f"factors={k} must be below min(n_users, n_items) = {limit} for the "
+                f"{ratings.n_users} x {ratings.n_items} ratings (ARPACK's limit)"
             )
-        start = time.perf_counter()
+        rng, seed = check_seed(self.random_state)
         a = ratings.matrix.astype(np.float64)
-        n0 = limit
-        if self.random_state is None:
-            v0 = np.ones(n0)
-        else:
-            v0 = np.random.default_rng(self.random_state).standard_normal(n0)
-        u, s, vt = svds(a, k=k, v0=v0, solver="arpack")
+        v0 = rng.uniform(-1.0, 1.0, size=limit)
+        try:
+            u, s, vt = svds(a, k=k, solver="arpack", v0=v0)
+        except Exception as exc:  # ARPACK convergence failures and the like
+            raise NumericalError(f"svds failed: {exc}") from exc
+        if not (np.isfinite(u).all() and np.isfinite(s).all() and np.isfinite(vt).all()):
+            raise NumericalError("svds returned non-finite values")
         order = np.argsort(-s, kind="stable")
-        s, u, vt = s[order], u[:, order], vt[order]
-        v = vt.T
-        # Deterministic signs: the largest |entry| of each item column is positive.
-        pivot = np.argmax(np.abs(v), axis=0)
-        signs = np.sign(v[pivot, np.arange(k)])
-        signs[signs == 0] = 1.0
-        u, v = u * signs, v * signs
-        root = np.sqrt(s)
+        u, s, vt = u[:, order], s[order], vt[order]
+        big = np.argmax(np.abs(vt), axis=1)
+        flip = vt[np.arange(k), big] < 0
+        u[:, flip] *= -1.0
+        vt[flip] *= -1.0
+        root = np.sqrt(np.maximum(s, 0.0))
+        uf = np.ascontiguousarray(u * root, dtype=np.float32)
+        vf = np.ascontiguousarray(vt.T * root, dtype=np.float32)
+        meta = fitted_metadata(self, ratings, seed)
+        meta["singular_values"] = s.tolist()
         self.singular_values_ = s
-        self.fit_time_ = time.perf_counter() - start
-        self._set_embeddings(ratings, (u * root).astype(np.float32), (v * root).astype(np.float32))
-        if callback is not None:
-            callback(1, self.fit_time_, float("nan"))
+        self.user_factors_ = uf
+        self.item_factors_ = vf
+        self.user_embeddings_ = Embeddings(
+            ratings.user_keys, uf, ids=ratings.user_ids, metadata={**meta, "side": "users"}
+        )
+        self.item_embeddings_ = Embeddings(
+            ratings.item_keys, vf, ids=ratings.item_ids, metadata={**meta, "side": "items"}
+        )
+        self.seed_ = seed
+        self.fit_time_ = time.perf_counter() - t0
         return self

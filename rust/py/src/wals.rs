@@ -1,82 +1,85 @@
-//! Bindings of `embspace_core::wals`: one call per half-sweep, GIL released.
+//! Bindings of `embspace_core::wals`: one call per half-sweep (GIL released),
+//! the loss, the Gramian, and the name of the kernels in use.
 
-use numpy::{PyReadonlyArray1, PyReadonlyArray2, PyReadwriteArray2, PyUntypedArrayMethods};
+use numpy::{
+    PyArray2, PyReadonlyArray1, PyReadonlyArray2, PyReadwriteArray2, PyUntypedArrayMethods,
+};
 use pyo3::prelude::*;
 
 use crate::convert::{slice1, slice2};
 use crate::errors::{to_py, IntoPyResult};
-use embspace_core::wals::{self, CsrView, HalfSweepParams, LossParams, RegScaling, Solver};
+use embspace_core::wals::{self, CsrView, HalfSweepParams, Isa, LossParams, RegScaling, Solver};
 use embspace_core::Error;
 
-/// (observed, unobserved, regularization) terms of the loss.
-type LossTerms = (f64, f64, f64);
+fn shape_error(msg: String) -> PyErr {
+    to_py(Error::ShapeMismatch(msg))
+}
 
 fn optional<'a>(
-    a: &'a Option<PyReadonlyArray1<'_, f32>>,
+    w: &'a Option<PyReadonlyArray1<'_, f32>>,
     name: &str,
 ) -> PyResult<Option<&'a [f32]>> {
-    a.as_ref().map(|a| slice1(a, name)).transpose()
+    w.as_ref().map(|a| slice1(a, name)).transpose()
 }
 
-fn threads(num_threads: i64) -> PyResult<usize> {
-    usize::try_from(num_threads).map_err(|_| {
-        to_py(Error::InvalidParameter(format!(
-            "num_threads must be >= 0 (0 = all cores), got {num_threads}"
-        )))
-    })
-}
-
-/// Solve every row of `solve_into` (n_solve x k, float32, updated in place)
-/// with `fixed` (n_fixed x k) held fixed, for ratings given as CSR arrays of
-/// the n_solve x n_fixed matrix. Returns the loss terms after the update.
+/// Solve every row of ``solve_into`` (n_rows x k, float32, C-contiguous,
+/// updated in place) with ``fixed`` (n_cols x k) held fixed, for the ratings
+/// CSR (indptr int64, indices int32, data float32) of n_rows x n_cols.
+/// Returns the loss at the new point as (observed, unobserved,
+/// regularization). ``solver`` is "cholesky" or "cg" (``cg_steps``
+/// iterations, warm-started from ``solve_into``); ``reg_scaling`` is "none"
+/// or "count"; ``num_threads`` 0 uses every core.
 #[pyfunction]
-#[pyo3(signature = (indptr, indices, data, fixed, solve_into, unobserved_weight, regularization,
-    solved_weights=None, fixed_weights=None, solver="cholesky", cg_steps=3, reg_scaling="none",
-    num_threads=0))]
+#[pyo3(signature = (
+    indptr, indices, data, n_cols, fixed, solve_into, *, unobserved_weight, regularization,
+    solved_weights = None, fixed_weights = None, solver = "cholesky", cg_steps = 3,
+    reg_scaling = "none", num_threads = 0
+))]
 #[allow(clippy::too_many_arguments)]
-fn wals_half_sweep(
-    py: Python<'_>,
-    indptr: PyReadonlyArray1<'_, i64>,
-    indices: PyReadonlyArray1<'_, i32>,
-    data: PyReadonlyArray1<'_, f32>,
-    fixed: PyReadonlyArray2<'_, f32>,
-    mut solve_into: PyReadwriteArray2<'_, f32>,
+fn wals_half_sweep<'py>(
+    py: Python<'py>,
+    indptr: PyReadonlyArray1<'py, i64>,
+    indices: PyReadonlyArray1<'py, i32>,
+    data: PyReadonlyArray1<'py, f32>,
+    n_cols: usize,
+    fixed: PyReadonlyArray2<'py, f32>,
+    mut solve_into: PyReadwriteArray2<'py, f32>,
     unobserved_weight: f64,
     regularization: f64,
-    solved_weights: Option<PyReadonlyArray1<'_, f32>>,
-    fixed_weights: Option<PyReadonlyArray1<'_, f32>>,
+    solved_weights: Option<PyReadonlyArray1<'py, f32>>,
+    fixed_weights: Option<PyReadonlyArray1<'py, f32>>,
     solver: &str,
     cg_steps: usize,
     reg_scaling: &str,
-    num_threads: i64,
-) -> PyResult<LossTerms> {
+    num_threads: usize,
+) -> PyResult<(f64, f64, f64)> {
     let solver = Solver::parse(solver, cg_steps).py()?;
     let reg_scaling = RegScaling::parse(reg_scaling).py()?;
-    let nt = threads(num_threads)?;
     let (p, i, d) = (
         slice1(&indptr, "indptr")?,
         slice1(&indices, "indices")?,
         slice1(&data, "data")?,
     );
-    let (v, n_fixed, k) = slice2(&fixed, "fixed")?;
+    let (fx, n_fixed, k) = slice2(&fixed, "fixed")?;
     let shape = solve_into.shape().to_vec();
-    if shape[1] != k {
-        return Err(to_py(Error::ShapeMismatch(format!(
-            "the factor to solve has {} columns but the fixed factor has {k}",
-            shape[1]
-        ))));
+    let (n_solve, k2) = (shape[0], shape[1]);
+    if n_fixed != n_cols || k2 != k || p.len() != n_solve + 1 {
+        return Err(shape_error(format!(
+            "ratings of {} x {n_cols} need a fixed factor of {n_cols} rows and a factor to \
+             solve of {} rows with the same number of columns; got {n_fixed} x {k} and \
+             {n_solve} x {k2}",
+            p.len().saturating_sub(1),
+            p.len().saturating_sub(1)
+        )));
     }
-    let n_solve = shape[0];
+    let out = solve_into.as_slice_mut().map_err(|_| {
+        shape_error("solve_into must be a C-contiguous, writeable float32 2-D array".into())
+    })?;
     let sw = optional(&solved_weights, "solved_weights")?;
     let fw = optional(&fixed_weights, "fixed_weights")?;
-    let out = solve_into.as_slice_mut().map_err(|_| {
-        to_py(Error::ShapeMismatch(
-            "solve_into must be a C-contiguous, writeable 2-D array".into(),
-        ))
-    })?;
     let loss = py
         .detach(|| {
-            let view = CsrView::new(n_solve, n_fixed, p, i, d)?;
+            let view = CsrView::new(n_solve, n_cols, p, i, d)?;
             let params = HalfSweepParams {
                 k,
                 unobserved_weight,
@@ -86,45 +89,52 @@ fn wals_half_sweep(
                 solver,
                 reg_scaling,
             };
-            wals::half_sweep(view, v, out, &params, nt)
+            wals::half_sweep(view, fx, out, &params, num_threads)
         })
         .py()?;
     Ok((loss.observed, loss.unobserved, loss.regularization))
 }
 
-/// The exact training loss terms of `row_factors` (n_rows x k) and
-/// `col_factors` (n_cols x k) on the ratings given by rows as CSR arrays.
+/// The training loss (observed, unobserved, regularization) of
+/// ``row_factors`` (n_rows x k) and ``col_factors`` (n_cols x k) for the
+/// ratings CSR by rows.
 #[pyfunction]
-#[pyo3(signature = (indptr, indices, data, row_factors, col_factors, unobserved_weight,
-    regularization, row_weights=None, col_weights=None, reg_scaling="none", num_threads=0))]
+#[pyo3(signature = (
+    indptr, indices, data, n_cols, row_factors, col_factors, *, unobserved_weight,
+    regularization, row_weights = None, col_weights = None, reg_scaling = "none",
+    num_threads = 0
+))]
 #[allow(clippy::too_many_arguments)]
-fn wals_loss(
-    py: Python<'_>,
-    indptr: PyReadonlyArray1<'_, i64>,
-    indices: PyReadonlyArray1<'_, i32>,
-    data: PyReadonlyArray1<'_, f32>,
-    row_factors: PyReadonlyArray2<'_, f32>,
-    col_factors: PyReadonlyArray2<'_, f32>,
+fn wals_loss<'py>(
+    py: Python<'py>,
+    indptr: PyReadonlyArray1<'py, i64>,
+    indices: PyReadonlyArray1<'py, i32>,
+    data: PyReadonlyArray1<'py, f32>,
+    n_cols: usize,
+    row_factors: PyReadonlyArray2<'py, f32>,
+    col_factors: PyReadonlyArray2<'py, f32>,
     unobserved_weight: f64,
     regularization: f64,
-    row_weights: Option<PyReadonlyArray1<'_, f32>>,
-    col_weights: Option<PyReadonlyArray1<'_, f32>>,
+    row_weights: Option<PyReadonlyArray1<'py, f32>>,
+    col_weights: Option<PyReadonlyArray1<'py, f32>>,
     reg_scaling: &str,
-    num_threads: i64,
-) -> PyResult<LossTerms> {
+    num_threads: usize,
+) -> PyResult<(f64, f64, f64)> {
     let reg_scaling = RegScaling::parse(reg_scaling).py()?;
-    let nt = threads(num_threads)?;
     let (p, i, d) = (
         slice1(&indptr, "indptr")?,
         slice1(&indices, "indices")?,
         slice1(&data, "data")?,
     );
     let (u, n_rows, k) = slice2(&row_factors, "row_factors")?;
-    let (v, n_cols, kv) = slice2(&col_factors, "col_factors")?;
-    if kv != k {
-        return Err(to_py(Error::ShapeMismatch(format!(
-            "row factors have {k} columns but column factors have {kv}"
-        ))));
+    let (v, n_c, k2) = slice2(&col_factors, "col_factors")?;
+    if n_c != n_cols || k2 != k || p.len() != n_rows + 1 {
+        return Err(shape_error(format!(
+            "ratings of {} x {n_cols} need factors of {} x k and {n_cols} x k; got \
+             {n_rows} x {k} and {n_c} x {k2}",
+            p.len().saturating_sub(1),
+            p.len().saturating_sub(1)
+        )));
     }
     let rw = optional(&row_weights, "row_weights")?;
     let cw = optional(&col_weights, "col_weights")?;
@@ -139,21 +149,37 @@ fn wals_loss(
                 col_weights: cw,
                 reg_scaling,
             };
-            wals::loss(view, u, v, &params, nt)
+            wals::loss(view, u, v, &params, num_threads)
         })
         .py()?;
     Ok((loss.observed, loss.unobserved, loss.regularization))
 }
 
-/// The name of the instruction set the WALS kernels use on this machine.
+/// ``factors.T @ factors`` (k x k, float64) summed in a fixed order.
 #[pyfunction]
-fn wals_isa() -> &'static str {
-    wals::Isa::detect().name()
+#[pyo3(signature = (factors, num_threads = 0))]
+fn wals_gramian<'py>(
+    py: Python<'py>,
+    factors: PyReadonlyArray2<'py, f32>,
+    num_threads: usize,
+) -> PyResult<Bound<'py, PyArray2<f64>>> {
+    let (x, _, k) = slice2(&factors, "factors")?;
+    let g = py.detach(|| wals::gramian(x, k, num_threads)).py()?;
+    let rows: Vec<Vec<f64>> = g.chunks(k.max(1)).map(|r| r.to_vec()).collect();
+    PyArray2::from_vec2(py, &rows).map_err(|e| shape_error(e.to_string()))
+}
+
+/// The instruction set of the WALS kernels on this CPU ("avx512", "avx2"
+/// or "portable").
+#[pyfunction]
+fn wals_kernels() -> &'static str {
+    Isa::detect().name()
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(wals_half_sweep, m)?)?;
     m.add_function(wrap_pyfunction!(wals_loss, m)?)?;
-    m.add_function(wrap_pyfunction!(wals_isa, m)?)?;
+    m.add_function(wrap_pyfunction!(wals_gramian, m)?)?;
+    m.add_function(wrap_pyfunction!(wals_kernels, m)?)?;
     Ok(())
 }

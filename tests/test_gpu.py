@@ -18,6 +18,7 @@ from embspace.gpu import (
     knn_xp,
     memory_budget,
     module_for,
+    numpy_device,
     to_device,
     to_numpy,
 )
@@ -44,6 +45,17 @@ def test_gpu_without_cupy_raises_device_unavailable(no_cupy: None) -> None:
 def test_auto_falls_back_to_the_cpu(no_cupy: None) -> None:
     assert module_for("auto") == ("cpu", np)
     assert module_for("cpu") == ("cpu", np)
+
+
+def test_numpy_device_routes_gpu_to_numpy(no_cupy: None) -> None:
+    with numpy_device():
+        assert module_for("gpu") == ("gpu", np)
+        assert module_for("auto") == ("gpu", np)
+        assert module_for("cpu") == ("cpu", np)
+        with pytest.raises(InvalidParameterError):
+            module_for("tpu")
+    with pytest.raises(DeviceUnavailableError):
+        module_for("gpu")
 
 
 def test_unknown_device_is_an_invalid_parameter() -> None:

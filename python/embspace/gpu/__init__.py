@@ -14,7 +14,15 @@ and call in here when the device is not the Rust CPU path:
 
 from __future__ import annotations
 
-from .device import is_cupy, memory_budget, module_for, synchronize, to_device, to_numpy
+from .device import (
+    is_cupy,
+    memory_budget,
+    module_for,
+    numpy_device,
+    synchronize,
+    to_device,
+    to_numpy,
+)
 from .knn_xp import knn_xp
 from .linalg import cholesky_solve
 from .wals_xp import WalsXp, WalsXpResult, fit_wals_xp
@@ -28,6 +36,7 @@ __all__ = [
     "knn_xp",
     "memory_budget",
     "module_for",
+    "numpy_device",
     "synchronize",
     "to_device",
     "to_numpy",

@@ -7,6 +7,8 @@ Everything here works with ``xp = numpy`` (the CPU, used in CI) and
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import ModuleType
 from typing import Any
 
@@ -20,6 +22,7 @@ __all__ = [
     "is_cupy",
     "memory_budget",
     "module_for",
+    "numpy_device",
     "synchronize",
     "to_device",
     "to_numpy",
@@ -40,12 +43,36 @@ def is_cupy(xp: ModuleType) -> bool:
     return xp is not np and getattr(xp, "__name__", "") == "cupy"
 
 
+_numpy_device_depth = 0
+
+
+@contextmanager
+def numpy_device() -> Iterator[None]:
+    """Inside this block ``device="gpu"`` (and ``"auto"``) run the GPU code paths
+    with ``xp = numpy`` on the CPU.
+
+    For tests and dry runs on machines without a GPU: the estimators take the
+    same array-module branch they take on a device, only the module differs.
+    Not thread-safe (a process-wide switch).
+    """
+    global _numpy_device_depth
+    _numpy_device_depth += 1
+    try:
+        yield
+    finally:
+        _numpy_device_depth -= 1
+
+
 def module_for(device: str) -> tuple[str, ModuleType]:
     """The resolved device (``"cpu"`` or ``"gpu"``) and its array module.
 
-    Raises :class:`~embspace.errors.DeviceUnavailableError` for ``"gpu"``
-    without CuPy or a device, and falls back to the CPU for ``"auto"``.
+    Raises :class:`~embspace.errors.InvalidParameterError` for an unknown
+    device and :class:`~embspace.errors.DeviceUnavailableError` for ``"gpu"``
+    without CuPy or a device; ``"auto"`` falls back to the CPU. Inside
+    :func:`numpy_device`, ``"gpu"`` and ``"auto"`` give ``("gpu", numpy)``.
     """
+    if _numpy_device_depth and device in ("gpu", "auto"):
+        return "gpu", np
     resolved = resolve_device(device)
     return resolved, array_module(resolved)
 

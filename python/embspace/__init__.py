@@ -16,20 +16,28 @@ from .embeddings import Embeddings, align
 from .ratings import Ratings
 
 if TYPE_CHECKING:
-    from . import datasets
+    from . import datasets, measures
+    from .measures import compare
+    from .neighbors import NeighborTable
 
 __all__ = [
     "Embeddings",
+    "NeighborTable",
     "Ratings",
     "__version__",
     "align",
+    "compare",
     "datasets",
     "errors",
+    "measures",
 ]
 
 # Submodules and names loaded on first use, so `import embspace` stays fast.
 _LAZY = {
     "datasets": ("embspace.datasets", None),
+    "NeighborTable": ("embspace.neighbors", "NeighborTable"),
+    "compare": ("embspace.measures", "compare"),
+    "measures": ("embspace.measures", None),
 }
 
 

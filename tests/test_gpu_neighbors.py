@@ -9,10 +9,9 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 
+import embspace as es
 import numpy as np
 import pytest
-
-import embspace as es
 from embspace import _core, backend
 from embspace.errors import DeviceUnavailableError
 from embspace.gpu import knn_xp, numpy_device

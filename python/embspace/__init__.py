@@ -16,20 +16,29 @@ from .embeddings import Embeddings, align
 from .ratings import Ratings
 
 if TYPE_CHECKING:
-    from . import datasets
+    from . import cache, datasets, plots, sweeps
+    from .sweeps import Sweep
 
 __all__ = [
     "Embeddings",
     "Ratings",
+    "Sweep",
     "__version__",
     "align",
+    "cache",
     "datasets",
     "errors",
+    "plots",
+    "sweeps",
 ]
 
 # Submodules and names loaded on first use, so `import embspace` stays fast.
 _LAZY = {
     "datasets": ("embspace.datasets", None),
+    "Sweep": ("embspace.sweeps", "Sweep"),
+    "sweeps": ("embspace.sweeps", None),
+    "cache": ("embspace.cache", None),
+    "plots": ("embspace.plots", None),
 }
 
 

@@ -13,7 +13,9 @@ _DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 def _data_dir() -> Path | None:
     raw = os.environ.get("EMBSPACE_DATA_DIR")
     for candidate in ([Path(raw)] if raw else []) + [_DEFAULT_DATA]:
-        if (candidate / "ml-latest-small.zip").is_file() or (candidate / "ml-latest-small").is_dir():
+        if (candidate / "ml-latest-small.zip").is_file() or (
+            candidate / "ml-latest-small"
+        ).is_dir():
             return candidate
     return None
 
@@ -28,7 +30,9 @@ def data_dir() -> Path:
 
 
 @pytest.fixture(autouse=True)
-def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+def _isolated_cache(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Every test gets its own empty cache folder and never reaches the network."""
     monkeypatch.setenv("EMBSPACE_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
     monkeypatch.setenv("EMBSPACE_MIRROR", "http://127.0.0.1:9/unreachable")

@@ -91,7 +91,9 @@ class Embeddings:
         for i, k in enumerate(keys):
             try:
                 if k in index:
-                    raise DuplicateEntryError(f"key {k!r} occurs more than once (rows {index[k]} and {i})")
+                    raise DuplicateEntryError(
+                        f"key {k!r} occurs more than once (rows {index[k]} and {i})"
+                    )
             except TypeError:
                 raise InvalidParameterError(f"key {k!r} is not hashable") from None
             index[k] = i
@@ -168,13 +170,17 @@ class Embeddings:
 
     # ------------------------------------------------------------------ builders
     @classmethod
-    def from_dict(cls, mapping: Mapping[Hashable, Any], *, metadata: Mapping[str, Any] | None = None) -> Embeddings:
+    def from_dict(
+        cls, mapping: Mapping[Hashable, Any], *, metadata: Mapping[str, Any] | None = None
+    ) -> Embeddings:
         """From ``{key: vector}``; rows follow the mapping's order."""
         keys = list(mapping.keys())
         if not keys:
             raise ShapeMismatchError("cannot build embeddings from an empty mapping")
         try:
-            vectors = np.vstack([np.asarray(mapping[k], dtype=np.float64).reshape(1, -1) for k in keys])
+            vectors = np.vstack(
+                [np.asarray(mapping[k], dtype=np.float64).reshape(1, -1) for k in keys]
+            )
         except ValueError as exc:
             raise ShapeMismatchError(f"vectors of the mapping differ in length: {exc}") from None
         return cls(keys, vectors, metadata=metadata)
@@ -221,7 +227,9 @@ class Embeddings:
         same folder, renamed over the target once complete."""
         path = Path(path)
         if path.suffix != ".npz":
-            path = path.with_suffix(path.suffix + ".npz") if path.suffix else path.with_suffix(".npz")
+            path = (
+                path.with_suffix(path.suffix + ".npz") if path.suffix else path.with_suffix(".npz")
+            )
         payload = {
             "format": np.array(_FORMAT),
             "vectors": self.vectors,

@@ -213,7 +213,9 @@ class Ratings:
     def item_matrix(self) -> sp.csr_matrix:
         """The (n_items x n_users) transpose as CSR, built by the Rust core."""
         indptr, indices, data = _core.csr_transpose(self.n_users, self.n_items, *self.csr_arrays())
-        return sp.csr_matrix((data, indices, indptr), shape=(self.n_items, self.n_users), copy=False)
+        return sp.csr_matrix(
+            (data, indices, indptr), shape=(self.n_items, self.n_users), copy=False
+        )
 
     def csr_arrays(self, by: str = "user") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(indptr int64, indices int32, data float32) of the rows (``by="user"``)
@@ -255,12 +257,14 @@ class Ratings:
         if "title" not in self.items.columns:
             return [_plain(i) for i in self.item_ids]
         genres = self.items["genres"] if "genres" in self.items.columns else [""] * self.n_items
-        keys = list(zip(self.items["title"].astype(str), pd.Series(genres).astype(str)))
+        keys = list(
+            zip(self.items["title"].astype(str), pd.Series(genres).astype(str), strict=True)
+        )
         seen = pd.Series(keys).duplicated(keep=False).to_numpy()
         if seen.any():
             keys = [
                 (f"{t} [id {_plain(i)}]", g) if dup else (t, g)
-                for (t, g), i, dup in zip(keys, self.item_ids, seen)
+                for (t, g), i, dup in zip(keys, self.item_ids, seen, strict=True)
             ]
         return keys
 
@@ -297,7 +301,7 @@ class Ratings:
             rating_min=float(data.min()) if data.size else float("nan"),
             rating_max=float(data.max()) if data.size else float("nan"),
             rating_mean=float(data.mean()) if data.size else float("nan"),
-            histogram={float(v): int(c) for v, c in zip(values, counts)},
+            histogram={float(v): int(c) for v, c in zip(values, counts, strict=True)},
         )
 
     def __repr__(self) -> str:

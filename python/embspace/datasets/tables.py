@@ -1,0 +1,286 @@
+"""Ratings from any table: a CSV/TSV/parquet file or a pandas DataFrame.
+
+:func:`load_ratings` finds the user, item and rating columns by name when that
+is unambiguous (``userId``/``user_id``/``user``..., ``movieId``/``item``...,
+``rating``/``score``...), by position (user, item, rating) when the file has
+no header, or as told with ``user=``, ``item=``, ``rating=``.
+"""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import io
+import lzma
+import os
+import re
+from collections.abc import Hashable, Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from ..errors import DatasetFormatError, InvalidParameterError
+from ..ratings import DUPLICATE_POLICIES, Ratings
+
+__all__ = ["detect_columns", "load_ratings", "read_table"]
+
+#: Normalised column names (lower case, letters and digits only) per role.
+SYNONYMS: dict[str, tuple[str, ...]] = {
+    "user": ("user", "userid", "users", "uid", "useridx", "customer", "customerid", "reviewerid"),
+    "item": (
+        "item",
+        "itemid",
+        "items",
+        "iid",
+        "movie",
+        "movieid",
+        "product",
+        "productid",
+        "asin",
+        "book",
+        "bookid",
+        "isbn",
+        "track",
+        "trackid",
+        "song",
+        "songid",
+        "artist",
+        "artistid",
+    ),
+    "rating": ("rating", "ratings", "score", "value", "stars", "rate", "preference", "overall"),
+}
+_SEPARATORS = ("\t", "::", ",", ";", "|")
+_NUMBER = re.compile(r"^\s*[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*$")
+_OPENERS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
+
+Column = Hashable
+
+
+def _norm(name: object) -> str:
+    return re.sub(r"[^0-9a-z]", "", str(name).lower())
+
+
+def detect_columns(
+    columns: Sequence[Column],
+    *,
+    user: Column | None = None,
+    item: Column | None = None,
+    rating: Column | None = None,
+    positional: bool = False,
+) -> tuple[Column, Column, Column]:
+    """``(user, item, rating)`` column labels among ``columns``.
+
+    Given labels are checked (:class:`~embspace.errors.InvalidParameterError`
+    if absent). Missing ones are found by name; with ``positional`` (a table
+    without header) they are the first three columns in that order. A role
+    that matches no column, or several, raises
+    :class:`~embspace.errors.DatasetFormatError` naming the option to pass.
+    """
+    cols = list(columns)
+    given = {"user": user, "item": item, "rating": rating}
+    for role, label in given.items():
+        if label is not None and label not in cols:
+            raise InvalidParameterError(f"{role} column {label!r} not found; the table has {cols}")
+    if positional:
+        if len(cols) < 3:
+            raise DatasetFormatError(
+                f"a table without header needs at least 3 columns (user, item, rating), got {len(cols)}"
+            )
+        defaults = dict(zip(("user", "item", "rating"), cols[:3], strict=True))
+        picked = {r: (given[r] if given[r] is not None else defaults[r]) for r in given}
+    else:
+        picked = {}
+        taken = {v for v in given.values() if v is not None}
+        for role, label in given.items():
+            if label is not None:
+                picked[role] = label
+                continue
+            matches = [c for c in cols if c not in taken and _norm(c) in SYNONYMS[role]]
+            if len(matches) > 1:
+                raise DatasetFormatError(
+                    f"several columns could hold the {role}s: {matches}; pass {role}=... to choose"
+                )
+            if not matches:
+                raise DatasetFormatError(
+                    f"cannot tell which column holds the {role}s (columns: {cols}); pass {role}=..."
+                )
+            picked[role] = matches[0]
+            taken.add(matches[0])
+    values = list(picked.values())
+    if len(set(values)) < 3:
+        raise InvalidParameterError(
+            f"user, item and rating must be different columns, got {picked}"
+        )
+    return picked["user"], picked["item"], picked["rating"]
+
+
+def _open_text(path: Path, encoding: str) -> io.TextIOBase:
+    opener = _OPENERS.get(path.suffix.lower())
+    if opener is not None:
+        return opener(path, "rt", encoding=encoding, errors="replace", newline="")  # type: ignore[return-value]
+    return open(path, encoding=encoding, errors="replace", newline="")
+
+
+def _first_line(path: Path, encoding: str) -> str:
+    try:
+        with _open_text(path, encoding) as fh:
+            for line in fh:
+                if line.strip():
+                    return line.rstrip("\r\n").lstrip("\ufeff")
+    except (OSError, EOFError, lzma.LZMAError) as exc:
+        raise DatasetFormatError(f"cannot read {path}: {exc}") from None
+    raise DatasetFormatError(f"{path} is empty")
+
+
+def _sniff_separator(line: str) -> str:
+    for sep in _SEPARATORS:
+        if sep in line:
+            return sep
+    return r"\s+"
+
+
+def _is_parquet(path: Path) -> bool:
+    if path.suffix.lower() in (".parquet", ".pq"):
+        return True
+    with open(path, "rb") as fh:
+        return fh.read(4) == b"PAR1"
+
+
+def read_table(
+    path: str | os.PathLike[str], *, sep: str | None = None, encoding: str | None = None
+) -> tuple[pd.DataFrame, bool]:
+    """Read a delimited text file (optionally .gz/.bz2/.xz) or a parquet file.
+
+    ``sep`` defaults to the first of tab, ``::``, comma, semicolon, ``|``
+    found in the first line (else runs of whitespace). A first line made of
+    numbers only is data, not a header. Text is UTF-8, falling back to
+    latin-1 when it does not decode (or ``encoding`` as given).
+
+    Returns ``(frame, has_header)``; without a header columns are 0, 1, 2, ...
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetFormatError(f"{path} is not a file")
+    if _is_parquet(path):
+        try:
+            return pd.read_parquet(path), True
+        except ImportError:
+            raise DatasetFormatError(
+                f"reading {path} needs pyarrow: pip install 'embspace[parquet]'"
+            ) from None
+        except (OSError, ValueError) as exc:
+            raise DatasetFormatError(f"cannot read {path} as parquet: {exc}") from None
+    encodings = [encoding] if encoding else ["utf-8", "latin-1"]
+    last: Exception | None = None
+    for enc in encodings:
+        line = _first_line(path, enc)
+        delimiter = sep if sep is not None else _sniff_separator(line)
+        fields = re.split(r"\s+", line.strip()) if delimiter == r"\s+" else line.split(delimiter)
+        has_header = not all(_NUMBER.match(f) for f in fields)
+        try:
+            frame = _read_delimited(path, delimiter, enc, has_header)
+        except UnicodeDecodeError as exc:
+            last = exc
+            continue
+        except (ValueError, pd.errors.ParserError, OSError, EOFError) as exc:
+            raise DatasetFormatError(f"cannot read {path}: {exc}") from None
+        if has_header:
+            frame.columns = [str(c).strip() for c in frame.columns]
+        return frame, has_header
+    raise DatasetFormatError(f"cannot decode {path} as {' or '.join(encodings)}: {last}")
+
+
+def _read_delimited(path: Path, sep: str, encoding: str, header: bool) -> pd.DataFrame:
+    if len(sep) > 1 and sep != r"\s+":
+        if path.suffix.lower() not in _OPENERS:
+            raw = path.read_bytes()
+            token = sep.encode(encoding)
+            if b"\t" not in raw:  # exact and fast: the C engine takes one-character separators
+                return pd.read_csv(
+                    io.BytesIO(raw.replace(token, b"\t")),
+                    sep="\t",
+                    header=0 if header else None,
+                    encoding=encoding,
+                    engine="c",
+                )
+        return pd.read_csv(
+            path,
+            sep=re.escape(sep),
+            header=0 if header else None,
+            encoding=encoding,
+            engine="python",
+        )
+    return pd.read_csv(path, sep=sep, header=0 if header else None, encoding=encoding, engine="c")
+
+
+def load_ratings(
+    path_or_frame: str | os.PathLike[str] | pd.DataFrame,
+    *,
+    user: Column | None = None,
+    item: Column | None = None,
+    rating: Column | None = None,
+    sep: str | None = None,
+    duplicates: str = "error",
+    items: pd.DataFrame | None = None,
+    encoding: str | None = None,
+    name: str | None = None,
+) -> Ratings:
+    """Ratings from a CSV/TSV/parquet file or a DataFrame of (user, item, rating) rows.
+
+    Parameters
+    ----------
+    path_or_frame : path or pandas.DataFrame
+        A table file (delimited text, optionally compressed, or parquet), a
+        DataFrame, or a MovieLens folder / zip (read as
+        :func:`embspace.datasets.load` does).
+    user, item, rating : column label, optional
+        Columns to use; detected when omitted (see :func:`detect_columns`).
+        For a file without header, labels are positions 0, 1, 2, ...
+    sep : str, optional
+        Field separator of a text file (default: sniffed from the first line).
+    duplicates : str
+        What to do with repeated (user, item) pairs: ``"error"`` (default:
+        :class:`~embspace.errors.DuplicateEntryError`), ``"first"``,
+        ``"last"``, ``"sum"``, ``"mean"``, ``"max"``.
+    items : pandas.DataFrame, optional
+        Item metadata with the item column plus ``title`` and ``genres``.
+    encoding : str, optional
+        Text encoding (default UTF-8, falling back to latin-1).
+    name : str, optional
+        Name of the ratings (default: the file's stem).
+    """
+    if duplicates not in DUPLICATE_POLICIES:
+        raise InvalidParameterError(
+            f"duplicates must be one of {DUPLICATE_POLICIES}, got {duplicates!r}"
+        )
+    if isinstance(path_or_frame, pd.DataFrame):
+        frame, positional = path_or_frame, False
+        if not any(isinstance(c, str) for c in frame.columns):
+            positional = True  # integer column labels: a frame read without header
+    else:
+        path = Path(path_or_frame)
+        if path.is_dir() or path.suffix.lower() == ".zip":
+            if user is not None or item is not None or rating is not None or sep is not None:
+                raise InvalidParameterError(
+                    "user=, item=, rating= and sep= apply to tables; a folder or zip is read "
+                    "in its MovieLens format"
+                )
+            from .loader import load
+
+            return load(path, duplicates=duplicates)
+        if not path.exists():
+            raise DatasetFormatError(f"{path} does not exist")
+        frame, has_header = read_table(path, sep=sep, encoding=encoding)
+        positional = not has_header
+        if name is None:
+            name = path.name.split(".")[0] or path.name
+    u, i, r = detect_columns(
+        frame.columns, user=user, item=item, rating=rating, positional=positional
+    )
+    if items is not None and i not in items.columns:
+        raise InvalidParameterError(
+            f"items metadata has no column {i!r} to match the item column; it has {list(items.columns)}"
+        )
+    return Ratings.from_frame(
+        frame, user=u, item=i, rating=r, items=items, duplicates=duplicates, name=name
+    )

@@ -648,7 +648,7 @@ class Sweep:
             )
         if not isinstance(embeddings, Embeddings):
             attr = "item_embeddings_" if self.entities == "items" else "user_embeddings_"
-            emb = getattr(embeddings, attr, None) if hasattr(type(embeddings), attr) else None
+            emb = getattr(embeddings, attr, None)
             if not isinstance(emb, Embeddings):
                 raise InvalidParameterError(
                     f"against() takes Embeddings or a fitted estimator with {attr}, "

@@ -16,25 +16,34 @@ from .embeddings import Embeddings, align
 from .ratings import Ratings
 
 if TYPE_CHECKING:
-    from . import datasets, measures
+    from . import cache, datasets, measures, plots, sweeps
     from .measures import compare
     from .neighbors import NeighborTable
+    from .sweeps import Sweep
 
 __all__ = [
     "Embeddings",
     "NeighborTable",
     "Ratings",
+    "Sweep",
     "__version__",
     "align",
+    "cache",
     "compare",
     "datasets",
     "errors",
     "measures",
+    "plots",
+    "sweeps",
 ]
 
 # Submodules and names loaded on first use, so `import embspace` stays fast.
 _LAZY = {
     "datasets": ("embspace.datasets", None),
+    "Sweep": ("embspace.sweeps", "Sweep"),
+    "sweeps": ("embspace.sweeps", None),
+    "cache": ("embspace.cache", None),
+    "plots": ("embspace.plots", None),
     "NeighborTable": ("embspace.neighbors", "NeighborTable"),
     "compare": ("embspace.measures", "compare"),
     "measures": ("embspace.measures", None),

@@ -14,7 +14,14 @@ from embspace.errors import (
     ShapeMismatchError,
 )
 from embspace.gpu import cholesky_solve
-from embspace.gpu.wals_xp import WalsXp, fit_wals_xp, padded_lengths, plan_batches
+from embspace.gpu.wals_xp import (
+    CHUNK,
+    WalsXp,
+    _bytes_per_row,
+    fit_wals_xp,
+    padded_lengths,
+    plan_batches,
+)
 from xp_reference import wals_fit, wals_half_sweep, wals_loss
 
 
@@ -90,6 +97,25 @@ def test_matches_dense_reference(option: str, scale: bool) -> None:
     assert result.n_iter == 3
     # rows and columns without ratings get the zero solution, not NaN
     assert np.all(result.user_factors[5] == 0) and np.all(result.item_factors[3] == 0)
+
+
+def test_long_rows_summed_in_chunks_match_the_reference() -> None:
+    # users with more than CHUNK ratings take the chunked float32 -> float64 path
+    rng = np.random.default_rng(11)
+    n, m, k = 6, 3 * CHUNK + 40, 5
+    dense = np.where(rng.random((n, m)) < 0.15, rng.integers(1, 11, (n, m)) / 2.0, 0.0)
+    dense[0] = rng.integers(1, 11, m) / 2.0  # m > CHUNK ratings: padded to a multiple of 256
+    dense[1, : 2 * CHUNK + 1] = 3.0
+    dense = dense.astype(np.float32)
+    u0 = rng.standard_normal((n, k)).astype(np.float32)
+    v0 = rng.standard_normal((m, k)).astype(np.float32)
+    user_csr, item_csr = _csr(dense)
+    assert padded_lengths(np.array([m]))[0] > CHUNK
+    state = WalsXp(user_csr, item_csr, u0, v0, unobserved_weight=0.05, regularization=0.1)
+    state.solve_users()
+    ones_u, ones_v = np.ones(n), np.ones(m)
+    expected = wals_half_sweep(dense, v0, ones_u, ones_v, 0.05, 0.1)
+    _close(state.user_factors, expected, rtol=1e-5)
 
 
 def test_batch_size_does_not_change_the_result() -> None:
@@ -266,8 +292,9 @@ def test_plan_batches_covers_each_nonempty_row_once_within_budget() -> None:
     assert np.array_equal(np.sort(rows), np.flatnonzero(counts > 0))
     for r, length in batches:
         assert np.all(padded_lengths(counts[r]) == length)
-        per_row = 8 * length * k + 48 * length + 20 * k * k + 32 * k
-        assert r.size == 1 or r.size * per_row <= budget
+        assert r.size == 1 or r.size * _bytes_per_row(length, k) <= budget
+    # a larger budget never needs more batches
+    assert len(plan_batches(counts, k, 10 * budget)) <= len(batches)
 
 
 def test_cholesky_solve_matches_numpy_solve_and_rejects_indefinite() -> None:

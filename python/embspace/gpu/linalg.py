@@ -32,8 +32,8 @@ from .device import is_cupy
 __all__ = ["cholesky_solve"]
 
 _NOT_PD = (
-    "a {k} x {k} system of the batch is not positive definite (float32); "
-    "raise regularization or unobserved_weight"
+    "a {k} x {k} system of the batch is not positive definite (singular normal "
+    "equations): use regularization > 0 (or unobserved_weight > 0)"
 )
 
 

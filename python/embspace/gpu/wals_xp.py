@@ -15,17 +15,20 @@ side are sorted by rating count and grouped by a padded length ``L`` (the
 count rounded up to a coarse grid, at most 25 % padding). One batch of ``b``
 rows gathers the fixed factors of its entries into a ``(b, L, k)`` tensor
 (padding gathers any row and gets weight zero), scales it by ``sqrt(R_i C_j)``
-and forms all observed Gram parts with one batched product
+and forms all observed Gram parts with one batched float32 product
 ``(b, k, L) @ (b, L, k)``; the right-hand sides are one batched product
-``(b, 1, L) @ (b, L, k)``. ``w0 G + lambda I`` is added to the stack, which is
-solved by a batched Cholesky factorisation and batched triangular solves
-(:func:`embspace.gpu.linalg.cholesky_solve`). The batch size comes from the
+``(b, 1, L) @ (b, L, k)``. Rows longer than 1024 entries are split into chunks
+of at most 1024 whose float32 partial products are summed in float64. The
+systems get ``w0 G + lambda I`` (float64) added and are solved in float64 by a
+batched Cholesky factorisation and batched triangular solves
+(:func:`embspace.gpu.linalg.cholesky_solve`), like the Rust path, which
+accumulates in float32 blocks and solves in float64. The batch size comes from the
 memory budget (:func:`embspace.gpu.device.memory_budget`: a share of the free
 device memory on CuPy, 512 MiB on numpy). Rows without ratings get the
 regularised solution of a zero right-hand side, which is exactly zero.
 
-Factors are float32 on the device; the loss is accumulated in float64 on the
-device with the same formula as the CPU path (:meth:`WalsXp.loss`).
+Factors are float32 on the device (as on the CPU); the loss is accumulated in
+float64 on the device with the same formula as the CPU path (:meth:`WalsXp.loss`).
 """
 
 from __future__ import annotations
@@ -73,9 +76,44 @@ def padded_lengths(counts: np.ndarray) -> np.ndarray:
     return -(-c // step) * step
 
 
+#: Entries summed in float32 by one product before the partial sums go to float64.
+CHUNK = 1024
+
+
+def _chunk(length: int) -> int:
+    """Entries per float32 partial sum for rows of padded length ``length``: all of
+    them up to :data:`CHUNK`, else the largest power of two dividing ``length``
+    (at most :data:`CHUNK`; padded lengths above 1024 are multiples of 256)."""
+    if length <= CHUNK:
+        return length
+    return min(CHUNK, length & -length)
+
+
 def _bytes_per_row(length: int, k: int) -> int:
-    """Working memory of one row of a batch: the (L, k) gathers, per-entry arrays, k x k systems."""
-    return 8 * length * k + 48 * length + 20 * k * k + 32 * k
+    """Working memory of one row of a batch: the (L, k) gathers, the per-entry
+    arrays, the float32 partial Gram matrices and the float64 k x k systems."""
+    partials = length // _chunk(length)
+    return 8 * length * k + 48 * length + 8 * partials * k * (k + 1) + 40 * k * k + 64 * k
+
+
+def _observed_parts(
+    xp: ModuleType, scaled: Any, gathered: Any, rhs_weights: Any
+) -> tuple[Any, Any]:
+    """``sum_t s_t s_t^T`` (b, k, k) and ``sum_t y_t g_t`` (b, k), float64, over the
+    L entries of each row: float32 batched products over chunks of at most
+    :data:`CHUNK` entries, whose partial sums are added in float64."""
+    b, length, k = gathered.shape
+    c = _chunk(length)
+    if c == length:
+        gram = xp.matmul(scaled.transpose(0, 2, 1), scaled)
+        rhs = xp.matmul(rhs_weights[:, None, :], gathered)[:, 0, :]
+        return gram.astype(np.float64), rhs.astype(np.float64)
+    parts = length // c
+    s4 = scaled.reshape(b, parts, c, k)
+    gram = xp.matmul(s4.transpose(0, 1, 3, 2), s4).astype(np.float64).sum(axis=1)
+    w4 = rhs_weights.reshape(b, parts, 1, c)
+    rhs = xp.matmul(w4, gathered.reshape(b, parts, c, k))[:, :, 0, :].astype(np.float64).sum(axis=1)
+    return gram, rhs
 
 
 def plan_batches(counts: np.ndarray, k: int, budget_bytes: int) -> list[tuple[np.ndarray, int]]:
@@ -301,11 +339,12 @@ class WalsXp:
     def _half_sweep(self, side: _Side, fixed: Any, other_weights: Any, out: Any) -> None:
         xp = self.xp
         k = self.k
-        gram = fixed.T @ fixed
-        eye = xp.eye(k, dtype=np.float32)
-        base = self.w0 * gram
+        fixed64 = fixed.astype(np.float64)
+        eye = xp.eye(k, dtype=np.float64)
+        base = float(self.w0) * (fixed64.T @ fixed64)  # w0 G, G in float64
+        del fixed64
         if not self.scale_regularization:
-            base = base + self.lam * eye
+            base += float(self.lam) * eye
         for batch in side.batches:
             offsets = xp.arange(batch.length, dtype=np.int64)
             mask = offsets[None, :] < batch.counts[:, None]
@@ -315,22 +354,23 @@ class WalsXp:
             weights = xp.where(
                 mask, side.own_weights[batch.rows][:, None] * other_weights[cols], np.float32(0)
             )
-            gathered = fixed[cols]  # (b, L, k)
+            gathered = fixed[cols]  # (b, L, k) float32
             scaled = gathered * xp.sqrt(weights)[:, :, None]
-            systems = xp.matmul(scaled.transpose(0, 2, 1), scaled)  # (b, k, k)
-            del scaled
+            rhs_weights = (self.w0 + weights) * ratings  # (b, L)
+            systems, rhs = _observed_parts(xp, scaled, gathered, rhs_weights)
+            del gathered, scaled
             systems += base
             if self.scale_regularization:
-                systems += (self.lam * side.counts[batch.rows])[:, None, None] * eye
-            rhs_weights = (self.w0 + weights) * ratings  # (b, L)
-            rhs = xp.matmul(rhs_weights[:, None, :], gathered)[:, 0, :]  # (b, k)
-            del gathered
-            out[batch.rows] = cholesky_solve(xp, systems, rhs)
+                systems += (float(self.lam) * side.counts[batch.rows].astype(np.float64))[
+                    :, None, None
+                ] * eye
+            out[batch.rows] = cholesky_solve(xp, systems, rhs).astype(np.float32)
         if side.empty_rows.size:
             out[side.empty_rows] = 0
         if not bool(xp.isfinite(out).all()):
             raise NumericalError(
-                "WALS produced non-finite factors; raise regularization or unobserved_weight"
+                "WALS produced factors that are not finite in float32; "
+                "raise regularization or unobserved_weight (or rescale the ratings)"
             )
 
     # ------------------------------------------------------------------ loss

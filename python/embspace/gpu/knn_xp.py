@@ -46,7 +46,7 @@ __all__ = ["METRICS", "knn_xp"]
 METRICS = ("cosine", "euclidean", "dot")
 
 #: Bytes of working memory per (query, candidate) pair of a screening block.
-_BYTES_PER_PAIR = 24
+_BYTES_PER_PAIR = 32
 
 _U32 = 2.0**-24
 _F32_MAX = float(np.finfo(np.float32).max)

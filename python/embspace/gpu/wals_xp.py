@@ -296,7 +296,8 @@ class WalsXp:
         self._loss_rows = to_device(
             xp, np.repeat(np.arange(n_users, dtype=np.int64), np.diff(u_ptr))
         )
-        self._loss_chunk = max(1, budget // (24 * self.k + 64))
+        # per entry: two float32 gathers, their float64 copies and product, indices
+        self._loss_chunk = max(1, budget // (40 * self.k + 64))
 
     def _side(
         self, indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, own: Any, budget: int

@@ -280,8 +280,8 @@ class Sweep:
     metric : str
         Neighbor metric (``"cosine"``, ``"euclidean"``, ``"dot"``).
     device : ``"cpu"``, ``"gpu"`` or ``"auto"``
-        Where comparisons run; also set on the estimator when it has a
-        ``device`` parameter.
+        Where the comparisons run. Training runs where the estimator's own
+        ``device`` parameter says (``WALS(device="gpu")``).
     num_threads : int, optional
         Threads for training (when the estimator has ``num_threads``) and for
         the comparisons. Results do not depend on it.
@@ -415,8 +415,6 @@ class Sweep:
 
         params = self.estimator.get_params(deep=False)
         overrides: dict[str, Any] = {self.param: value, "random_state": seed}
-        if "device" in params:
-            overrides["device"] = self.device
         if "num_threads" in params and self.num_threads is not None:
             overrides["num_threads"] = self.num_threads
         if "random_state" not in params:

@@ -22,12 +22,6 @@ def _wals(**kw):
     return es.WALS(**params)
 
 
-@pytest.fixture(scope="module")
-def tiny():
-    """The synthetic "tiny" ratings (200 users x 300 items), shared by this module."""
-    return es.datasets.synthetic(preset="tiny", seed=0)
-
-
 @pytest.fixture
 def fit_counter(monkeypatch: pytest.MonkeyPatch) -> list[tuple[float, int]]:
     """Records (unobserved_weight, random_state) of every real WALS training."""

@@ -829,6 +829,37 @@ class Sweep:
                 f"the run {self.param}={_format_value(value)} seed={seed} has not finished: call run()"
             ) from None
 
+    def comparison(
+        self, value: Any, seed: int | None = None, against: str = REFERENCE, **options: Any
+    ) -> Any:
+        """The full :class:`~embspace.measures.Comparison` of one run (``value``,
+        ``seed``; default the first seed) with the reference run of the same
+        seed, or with the embeddings given to :meth:`against` under the name
+        ``against``: per-entity values (which entities changed neighborhoods
+        most), details, and bootstrap intervals over entities
+        (``.bootstrap()``). ``options`` go to :func:`embspace.compare`."""
+        from .measures import compare
+
+        run = self.embeddings(value, seed)
+        # the same order as the table's comparisons (unitmatch is not symmetric)
+        if against == REFERENCE:
+            a, b = self.embeddings(self.reference, seed), run
+        elif against in self._external:
+            a, b = run, self._external[against]
+        else:
+            known = [REFERENCE, *self._external]
+            raise InvalidParameterError(f"against must be one of {known}, got {against!r}")
+        return compare(
+            a,
+            b,
+            measures=self.measures,
+            k=self.k,
+            metric=self.metric,
+            num_threads=self.num_threads,
+            device=self.device,
+            **options,
+        )
+
     # ------------------------------------------------------------------ output
     def plot(self, against: str | Sequence[str] | None = None) -> Any:
         """A matplotlib Figure: one panel per measure, x = the parameter,

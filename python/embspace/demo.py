@@ -362,8 +362,9 @@ def data_source(name: str, before: Any) -> str:
     return f"{before.path} (cache)"
 
 
-def load_dataset(spec: str) -> Any:
-    """Ratings for a dataset spec: a registry name, a path, or ``synthetic:...``."""
+def load_dataset(spec: str, *, progress: bool = True) -> Any:
+    """Ratings for a dataset spec: a registry name, a path, or ``synthetic:...``
+    (``progress``: bars for a download or an extraction)."""
     from . import datasets
 
     if spec.startswith("synthetic:"):
@@ -381,7 +382,7 @@ def load_dataset(spec: str) -> Any:
             return datasets.synthetic(**kwargs)
         except TypeError as exc:
             raise InvalidParameterError(f"bad synthetic dataset spec {spec!r}: {exc}") from None
-    return datasets.load(spec)
+    return datasets.load(spec, progress=progress)
 
 
 # ---------------------------------------------------------------------- the workflow
@@ -437,7 +438,7 @@ def run_demo(
     else:
         name = str(dataset)
         before = es.datasets.locate(name) if name in es.datasets.REGISTRY else None
-        ratings = load_dataset(name)
+        ratings = load_dataset(name, progress=progress)
         source = data_source(name, before)
     timings["load"] = time.perf_counter() - t
     say(f"== {name}\n{ratings.summary()}\n  source     {source}\n")

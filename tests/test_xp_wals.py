@@ -145,10 +145,12 @@ def test_loss_never_increases_between_half_sweeps() -> None:
     )
     losses = [state.loss()]
     for _ in range(4):
-        state.solve_users()
-        losses.append(state.loss())
-        state.solve_items()
-        losses.append(state.loss())
+        for side in ("users", "items"):
+            fused = state.half_sweep(side)
+            separate = state.loss_terms()
+            # the terms summed during the solve equal a separate pass over the ratings
+            np.testing.assert_allclose(fused, separate, rtol=1e-6, atol=1e-9)
+            losses.append(sum(fused))
     assert all(b <= a * (1 + 1e-6) for a, b in itertools.pairwise(losses))
     assert losses[-1] < 0.5 * losses[0]
     # the device loss is the dense objective of the same factors
@@ -173,7 +175,7 @@ def test_zero_iterations_return_the_init_and_callback_sees_each_iteration() -> N
         user_csr, item_csr, u0, v0, unobserved_weight=0.1, regularization=0.1, iterations=0
     )
     np.testing.assert_array_equal(same.user_factors, u0)
-    assert same.loss_history == [] and same.n_iter == 0
+    assert len(same.loss_history) == 1 and same.n_iter == 0
 
     seen: list[tuple[int, float, float]] = []
     result = fit_wals_xp(
@@ -187,7 +189,8 @@ def test_zero_iterations_return_the_init_and_callback_sees_each_iteration() -> N
         callback=lambda it, elapsed, loss: seen.append((it, elapsed, loss)),
     )
     assert [s[0] for s in seen] == [1, 2, 3]
-    assert [s[2] for s in seen] == result.loss_history
+    assert [s[2] for s in seen] == result.loss_history[2::2]
+    assert len(result.loss_history) == 7
     assert all(b[1] >= a[1] >= 0 for a, b in itertools.pairwise(seen))
 
 

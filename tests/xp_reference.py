@@ -60,11 +60,13 @@ def wals_loss(
 
 
 def wals_fit(a, u0, v0, r, c, w0, lam, iterations, scale=False):
-    """(U, V, losses) after ``iterations`` row-then-column iterations."""
+    """(U, V, losses) after ``iterations`` row-then-column iterations; losses
+    holds the start, then the loss after every half-sweep."""
     u, v = u0.astype(np.float64), v0.astype(np.float64)
-    losses = []
+    losses = [wals_loss(a, u, v, r, c, w0, lam, scale)]
     for _ in range(iterations):
         u = wals_half_sweep(a, v, r, c, w0, lam, scale)
+        losses.append(wals_loss(a, u, v, r, c, w0, lam, scale))
         v = wals_half_sweep(a.T, u, c, r, w0, lam, scale)
         losses.append(wals_loss(a, u, v, r, c, w0, lam, scale))
     return u, v, losses

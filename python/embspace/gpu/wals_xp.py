@@ -58,6 +58,12 @@ __all__ = [
 #: (indptr int64 (n_rows + 1,), indices int32 (nnz,), data float32 (nnz,)) of one orientation.
 CsrArrays = tuple[np.ndarray, np.ndarray, np.ndarray]
 
+#: Accepted values of ``solver``.
+SOLVERS = ("cholesky", "cg")
+
+#: Loss terms ``(observed, unobserved, regularization)`` (Python floats).
+LossTuple = tuple[float, float, float]
+
 #: ``callback(iteration, elapsed_seconds, loss)`` after each iteration (iteration counts from 1).
 IterationCallback = Callable[[int, float, float], Any]
 
@@ -93,7 +99,7 @@ def _bytes_per_row(length: int, k: int) -> int:
     """Working memory of one row of a batch: the (L, k) gathers, the per-entry
     arrays, the float32 partial Gram matrices and the float64 k x k systems."""
     partials = length // _chunk(length)
-    return 8 * length * k + 48 * length + 8 * partials * k * (k + 1) + 40 * k * k + 64 * k
+    return 8 * length * k + 96 * length + 8 * partials * k * (k + 1) + 40 * k * k + 64 * k
 
 
 def _observed_parts(
@@ -169,7 +175,7 @@ class WalsXpResult:
 
     user_factors: np.ndarray  # (n_users, k) float32
     item_factors: np.ndarray  # (n_items, k) float32
-    loss_history: list[float]  # one loss per iteration (empty when loss is off)
+    loss_history: list[float]  # the start, then after every half-sweep
     n_iter: int
 
 
@@ -235,6 +241,11 @@ class WalsXp:
         ``R`` (n_users,) and ``C`` (n_items,), non-negative; ``None`` means ones.
     scale_regularization : bool
         Use ``lambda * |O_i|`` for row ``i`` (Spark/Rendle style) instead of ``lambda``.
+    solver : {"cholesky", "cg"}
+        Exact batched Cholesky solves, or ``cg_steps`` batched conjugate-gradient
+        steps warm-started from the current factors (as the Rust ``"cg"`` solver).
+    cg_steps : int
+        Steps of the ``"cg"`` solver.
     xp : module
         ``numpy`` or ``cupy``.
     memory_budget : int or None
@@ -253,9 +264,15 @@ class WalsXp:
         row_weights: np.ndarray | None = None,
         col_weights: np.ndarray | None = None,
         scale_regularization: bool = False,
+        solver: str = "cholesky",
+        cg_steps: int = 3,
         xp: ModuleType = np,
         memory_budget: int | None = None,
     ) -> None:
+        if solver not in SOLVERS:
+            raise InvalidParameterError(f"solver must be one of {SOLVERS}, got {solver!r}")
+        if isinstance(cg_steps, bool) or int(cg_steps) != cg_steps or cg_steps < 1:
+            raise InvalidParameterError(f"cg_steps must be an integer >= 1, got {cg_steps!r}")
         n_users = int(np.asarray(user_csr[0]).size) - 1
         n_items = int(np.asarray(item_csr[0]).size) - 1
         if n_users < 0 or n_items < 0:
@@ -284,6 +301,8 @@ class WalsXp:
         self.w0 = np.float32(unobserved_weight)
         self.lam = np.float32(regularization)
         self.scale_regularization = bool(scale_regularization)
+        self.solver = solver
+        self.cg_steps = int(cg_steps)
         self.row_weights = to_device(xp, r)
         self.col_weights = to_device(xp, c)
         # Copies: the half-sweeps update the factors in place.
@@ -324,28 +343,65 @@ class WalsXp:
         return side
 
     # ------------------------------------------------------------------ sweeps
-    def solve_users(self) -> None:
-        """Row half-sweep: every user row solved exactly given the item factors."""
-        self._half_sweep(self.users, self.item_factors, self.col_weights, self.user_factors)
+    def solve_users(self) -> LossTuple:
+        """Row half-sweep: every user row solved given the item factors; returns
+        the loss terms (observed, unobserved, regularization) at the new point."""
+        return self.half_sweep("users")
 
-    def solve_items(self) -> None:
-        """Column half-sweep: every item row solved exactly given the user factors."""
-        self._half_sweep(self.items, self.user_factors, self.row_weights, self.item_factors)
+    def solve_items(self) -> LossTuple:
+        """Column half-sweep: every item row solved given the user factors; returns
+        the loss terms at the new point."""
+        return self.half_sweep("items")
 
-    def iterate(self) -> None:
-        """One WALS iteration: users, then items."""
+    def iterate(self) -> LossTuple:
+        """One WALS iteration (users, then items); the loss terms at its end."""
         self.solve_users()
-        self.solve_items()
+        return self.solve_items()
 
-    def _half_sweep(self, side: _Side, fixed: Any, other_weights: Any, out: Any) -> None:
+    def half_sweep(self, side: str) -> LossTuple:
+        """Solve the ``"users"`` or ``"items"`` factors with the other side fixed
+        and return the loss terms ``(observed, unobserved, regularization)`` of
+        the new factors (the observed part is summed while the systems' gathered
+        factors are still in memory; no second pass over the ratings)."""
+        if side == "users":
+            plan, fixed, other_w, out = (
+                self.users,
+                self.item_factors,
+                self.col_weights,
+                self.user_factors,
+            )
+        elif side == "items":
+            plan, fixed, other_w, out = (
+                self.items,
+                self.user_factors,
+                self.row_weights,
+                self.item_factors,
+            )
+        else:
+            raise InvalidParameterError(f"side must be 'users' or 'items', got {side!r}")
+        fixed64 = fixed.astype(np.float64)
+        gram_fixed = fixed64.T @ fixed64  # G in float64
+        del fixed64
+        observed, squares = self._solve_side(plan, fixed, other_w, out, gram_fixed)
+        out64 = out.astype(np.float64)
+        everything = (gram_fixed * (out64.T @ out64)).sum()
+        del out64
+        unobserved = float(self.w0) * (everything - squares)
+        return float(observed), float(unobserved), self._regularization_term()
+
+    def _solve_side(
+        self, side: _Side, fixed: Any, other_weights: Any, out: Any, gram_fixed: Any
+    ) -> tuple[Any, Any]:
+        """Solve every row of ``side`` into ``out``; returns the device scalars
+        ``sum_O W (a - p)^2`` and ``sum_O p^2`` of the new factors."""
         xp = self.xp
         k = self.k
-        fixed64 = fixed.astype(np.float64)
         eye = xp.eye(k, dtype=np.float64)
-        base = float(self.w0) * (fixed64.T @ fixed64)  # w0 G, G in float64
-        del fixed64
+        base = float(self.w0) * gram_fixed
         if not self.scale_regularization:
-            base += float(self.lam) * eye
+            base = base + float(self.lam) * eye
+        observed = xp.zeros((), dtype=np.float64)
+        squares = xp.zeros((), dtype=np.float64)
         for batch in side.batches:
             offsets = xp.arange(batch.length, dtype=np.int64)
             mask = offsets[None, :] < batch.counts[:, None]
@@ -359,13 +415,25 @@ class WalsXp:
             scaled = gathered * xp.sqrt(weights)[:, :, None]
             rhs_weights = (self.w0 + weights) * ratings  # (b, L)
             systems, rhs = _observed_parts(xp, scaled, gathered, rhs_weights)
-            del gathered, scaled
+            del scaled
             systems += base
             if self.scale_regularization:
-                systems += (float(self.lam) * side.counts[batch.rows].astype(np.float64))[
-                    :, None, None
-                ] * eye
-            out[batch.rows] = cholesky_solve(xp, systems, rhs).astype(np.float32)
+                lam_rows = float(self.lam) * side.counts[batch.rows].astype(np.float64)
+                systems += lam_rows[:, None, None] * eye
+            if self.solver == "cg":
+                x = _cg(xp, systems, rhs, out[batch.rows].astype(np.float64), self.cg_steps)
+            else:
+                x = cholesky_solve(xp, systems, rhs)
+            x32 = x.astype(np.float32)
+            out[batch.rows] = x32
+            # loss terms of the new rows: predictions of every (padded) entry
+            pred = xp.matmul(gathered, x32[:, :, None])[:, :, 0].astype(np.float64)
+            pred = xp.where(mask, pred, 0.0)
+            err = ratings.astype(np.float64) - pred
+            entry_w = float(self.w0) + weights.astype(np.float64)
+            observed = observed + xp.where(mask, entry_w * err * err, 0.0).sum()
+            squares = squares + (pred * pred).sum()
+            del gathered
         if side.empty_rows.size:
             out[side.empty_rows] = 0
         if not bool(xp.isfinite(out).all()):
@@ -373,21 +441,32 @@ class WalsXp:
                 "WALS produced factors that are not finite in float32; "
                 "raise regularization or unobserved_weight (or rescale the ratings)"
             )
+        return observed, squares
+
+    def _regularization_term(self) -> float:
+        u64, v64 = self.user_factors.astype(np.float64), self.item_factors.astype(np.float64)
+        if self.scale_regularization:
+            penalty = (self.users.counts.astype(np.float64) * (u64 * u64).sum(axis=1)).sum() + (
+                self.items.counts.astype(np.float64) * (v64 * v64).sum(axis=1)
+            ).sum()
+        else:
+            penalty = (u64 * u64).sum() + (v64 * v64).sum()
+        return float(self.lam) * float(penalty)
 
     # ------------------------------------------------------------------ loss
-    def loss(self) -> float:
-        """The WALS objective of the current factors (float64 sums on the device).
-
-        ``sum_O (w0 + R_i C_j)(A_ij - u_i.v_j)^2 + w0 sum_{not O} (u_i.v_j)^2
-        + lambda (|U|^2 + |V|^2)``, with the unobserved part computed as
-        ``w0 (<U^T U, V^T V> - sum_O (u_i.v_j)^2)`` so that no dense
-        users x items matrix is formed. With ``scale_regularization`` the
-        penalty is ``lambda (sum_i |O_i| |u_i|^2 + sum_j |O_j| |v_j|^2)``.
-        """
+    def loss_terms(self) -> LossTuple:
+        """``(observed, unobserved, regularization)`` of the current factors, by a
+        separate pass over the ratings (float64 sums on the device):
+        ``sum_O (w0 + R_i C_j)(A_ij - u_i.v_j)^2``, ``w0 sum_{not O} (u_i.v_j)^2``
+        (computed as ``w0 (<U^T U, V^T V> - sum_O (u_i.v_j)^2)`` so that no
+        dense users x items matrix is formed) and ``lambda (|U|^2 + |V|^2)``
+        (``lambda (sum_i |O_i| |u_i|^2 + sum_j |O_j| |v_j|^2)`` with
+        ``scale_regularization``)."""
         xp = self.xp
         u, v = self.user_factors, self.item_factors
         w0 = float(self.w0)
         observed = xp.zeros((), dtype=np.float64)
+        squares = xp.zeros((), dtype=np.float64)
         nnz = int(self._loss_rows.size)
         for lo in range(0, nnz, self._loss_chunk):
             hi = min(nnz, lo + self._loss_chunk)
@@ -396,16 +475,15 @@ class WalsXp:
             pred = (u[rows].astype(np.float64) * v[cols].astype(np.float64)).sum(axis=1)
             weight = (self.row_weights[rows] * self.col_weights[cols]).astype(np.float64) + w0
             err = self.users.data[lo:hi].astype(np.float64) - pred
-            observed = observed + (weight * err * err - w0 * pred * pred).sum()
+            observed = observed + (weight * err * err).sum()
+            squares = squares + (pred * pred).sum()
         u64, v64 = u.astype(np.float64), v.astype(np.float64)
-        full = w0 * ((u64.T @ u64) * (v64.T @ v64)).sum()
-        if self.scale_regularization:
-            penalty = (self.users.counts.astype(np.float64) * (u64 * u64).sum(axis=1)).sum() + (
-                self.items.counts.astype(np.float64) * (v64 * v64).sum(axis=1)
-            ).sum()
-        else:
-            penalty = (u64 * u64).sum() + (v64 * v64).sum()
-        return float(observed + full + float(self.lam) * penalty)
+        everything = ((u64.T @ u64) * (v64.T @ v64)).sum()
+        return float(observed), float(w0 * (everything - squares)), self._regularization_term()
+
+    def loss(self) -> float:
+        """The total loss of the current factors (:meth:`loss_terms` summed)."""
+        return float(sum(self.loss_terms()))
 
     def factors(self) -> tuple[np.ndarray, np.ndarray]:
         """(user_factors, item_factors) copied to the host as float32 numpy arrays."""
@@ -413,6 +491,30 @@ class WalsXp:
             np.ascontiguousarray(to_numpy(self.user_factors), dtype=np.float32),
             np.ascontiguousarray(to_numpy(self.item_factors), dtype=np.float32),
         )
+
+
+def _cg(xp: ModuleType, a: Any, b: Any, x: Any, steps: int) -> Any:
+    """``steps`` conjugate-gradient steps on every system ``a[i] x = b[i]`` of the
+    stack (float64), warm-started from ``x``. A system stops (keeps its current
+    ``x``) once its residual is zero or its curvature ``p.Ap`` is not positive,
+    like the Rust solver."""
+    r = b - xp.matmul(a, x[:, :, None])[:, :, 0]
+    p = r.copy()
+    rs = (r * r).sum(axis=1)
+    active = xp.isfinite(rs) & (rs > 0)
+    for _ in range(steps):
+        ap = xp.matmul(a, p[:, :, None])[:, :, 0]
+        pap = (p * ap).sum(axis=1)
+        active = active & xp.isfinite(pap) & (pap > 0)
+        alpha = xp.where(active, rs / xp.where(active, pap, 1.0), 0.0)
+        x = x + alpha[:, None] * p
+        r = r - alpha[:, None] * ap
+        rs_new = (r * r).sum(axis=1)
+        beta = xp.where(active, rs_new / xp.where(active, rs, 1.0), 0.0)
+        p = r + beta[:, None] * p
+        rs = xp.where(active, rs_new, rs)
+        active = active & xp.isfinite(rs) & (rs > 0)
+    return x
 
 
 def fit_wals_xp(
@@ -427,19 +529,21 @@ def fit_wals_xp(
     row_weights: np.ndarray | None = None,
     col_weights: np.ndarray | None = None,
     scale_regularization: bool = False,
+    solver: str = "cholesky",
+    cg_steps: int = 3,
     xp: ModuleType = np,
     memory_budget: int | None = None,
     callback: IterationCallback | None = None,
-    compute_loss: bool = True,
 ) -> WalsXpResult:
     """Run ``iterations`` WALS iterations on ``xp`` from the given initial factors.
 
-    See :class:`WalsXp` for the parameters. ``callback(iteration, elapsed,
+    See :class:`WalsXp` for the parameters. ``loss_history`` holds the loss of
+    the starting point, then after every half-sweep (``1 + 2 * iterations``
+    values, as ``embspace.WALS.loss_history_``). ``callback(iteration, elapsed,
     loss)`` is called after each iteration (iteration from 1, elapsed seconds
-    since the start, loss as :meth:`WalsXp.loss` or NaN when ``compute_loss``
-    is false); an exception it raises propagates and stops training.
+    since the start); an exception it raises propagates and stops training.
     """
-    if int(iterations) != iterations or iterations < 0:
+    if isinstance(iterations, bool) or int(iterations) != iterations or iterations < 0:
         raise InvalidParameterError(f"iterations must be an integer >= 0, got {iterations}")
     start = time.perf_counter()
     state = WalsXp(
@@ -452,16 +556,16 @@ def fit_wals_xp(
         row_weights=row_weights,
         col_weights=col_weights,
         scale_regularization=scale_regularization,
+        solver=solver,
+        cg_steps=cg_steps,
         xp=xp,
         memory_budget=memory_budget,
     )
-    history: list[float] = []
+    history = [state.loss()]
     for it in range(1, int(iterations) + 1):
-        state.iterate()
-        loss = state.loss() if compute_loss else float("nan")
-        if compute_loss:
-            history.append(loss)
+        history.append(sum(state.solve_users()))
+        history.append(sum(state.solve_items()))
         if callback is not None:
-            callback(it, time.perf_counter() - start, loss)
+            callback(it, time.perf_counter() - start, history[-1])
     users, items = state.factors()
     return WalsXpResult(users, items, history, int(iterations))

@@ -231,7 +231,8 @@ def summarize(sweep: Sweep, svd_name: str | None = "svd") -> list[str]:
             f"similarity to {_label(param, ref)} is not below these has changed the space no "
             "more than a new seed does."
         )
-        all_beyond, none_beyond, mixed = [], [], []
+        all_beyond, none_beyond = [], []
+        mixed: dict[tuple[tuple[str, ...], tuple[str, ...]], list[str]] = {}
         for v in others:
             flags = {m: _beyond(*sim(ref_rows, v, m), floor[m][0], floor[m][1]) for m in measures}
             if all(flags.values()):
@@ -239,12 +240,9 @@ def summarize(sweep: Sweep, svd_name: str | None = "svd") -> list[str]:
             elif not any(flags.values()):
                 none_beyond.append(_fmt(v))
             else:
-                over = [m for m, f in flags.items() if f]
-                under = [m for m, f in flags.items() if not f]
-                mixed.append(
-                    f"at {_label(param, v)} the change exceeds the noise floor on {_join(over)} "
-                    f"but not on {_join(under)}"
-                )
+                over = tuple(m for m, f in flags.items() if f)
+                under = tuple(m for m, f in flags.items() if not f)
+                mixed.setdefault((over, under), []).append(_fmt(v))
         short = SHORT.get(param, param)
         if all_beyond:
             lines.append(
@@ -256,9 +254,11 @@ def summarize(sweep: Sweep, svd_name: str | None = "svd") -> list[str]:
                 f"{short} = {_join(none_beyond)} stay{'s' if len(none_beyond) == 1 else ''} within the "
                 f"noise floor of {_label(param, ref)} on every measure: indistinguishable from reseeding."
             )
-        if mixed:
-            text = "; ".join(mixed)
-            lines.append(text[0].upper() + text[1:] + ".")
+        for (over, under), vals in mixed.items():
+            lines.append(
+                f"At {SHORT.get(param, param)} = {_join(vals)} the change exceeds the noise floor "
+                f"on {_join(over)} but not on {_join(under)}."
+            )
     else:
         lines.append(
             "With one seed there is no noise floor: rerun with 2 or more seeds before reading "

@@ -115,7 +115,7 @@ def test_sweep_on_the_gpu_branch_equals_the_cpu(no_cupy: None, ratings: es.Ratin
     def sweep(device: str) -> es.Sweep:
         return es.Sweep(
             ratings,
-            es.WALS(factors=6, iterations=4),
+            es.WALS(factors=6, iterations=4, device=device),  # training on the device
             "unobserved_weight",
             [0.0, 0.1, 1.0],
             reference=0.0,
@@ -156,9 +156,10 @@ def test_gpu_wals_equals_the_rust_path(cupy, options: dict) -> None:
 @pytest.mark.gpu
 def test_gpu_sweep_equals_the_cpu(cupy, ratings: es.Ratings) -> None:
     kwargs = dict(seeds=2, measures=("neighbors", "cca", "unitmatch", "cka"), cache_dir=False)
-    model = es.WALS(factors=6, iterations=4)
     values = [0.0, 0.1, 1.0]
-    cpu = es.Sweep(ratings, model, "unobserved_weight", values, device="cpu", **kwargs)
-    gpu = es.Sweep(ratings, model, "unobserved_weight", values, device="gpu", **kwargs)
+    cpu_model = es.WALS(factors=6, iterations=4, device="cpu")
+    gpu_model = es.WALS(factors=6, iterations=4, device="gpu")
+    cpu = es.Sweep(ratings, cpu_model, "unobserved_weight", values, device="cpu", **kwargs)
+    gpu = es.Sweep(ratings, gpu_model, "unobserved_weight", values, device="gpu", **kwargs)
     a, b = gpu.run(progress=False).table, cpu.run(progress=False).table
     np.testing.assert_allclose(a["similarity"], b["similarity"], rtol=1e-3, atol=1e-3)

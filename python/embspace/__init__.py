@@ -16,10 +16,11 @@ from .embeddings import Embeddings, align
 from .ratings import Ratings
 
 if TYPE_CHECKING:
-    from . import datasets, factorization, measures
+    from . import cache, datasets, factorization, gpu, measures, plots, sweeps
     from .factorization import SVD, WALS
     from .measures import compare
     from .neighbors import NeighborTable
+    from .sweeps import Sweep
 
 __all__ = [
     "SVD",
@@ -27,24 +28,34 @@ __all__ = [
     "Embeddings",
     "NeighborTable",
     "Ratings",
+    "Sweep",
     "__version__",
     "align",
+    "cache",
     "compare",
     "datasets",
     "errors",
     "factorization",
+    "gpu",
     "measures",
+    "plots",
+    "sweeps",
 ]
 
 # Submodules and names loaded on first use, so `import embspace` stays fast.
 _LAZY = {
     "datasets": ("embspace.datasets", None),
+    "Sweep": ("embspace.sweeps", "Sweep"),
+    "sweeps": ("embspace.sweeps", None),
+    "cache": ("embspace.cache", None),
+    "plots": ("embspace.plots", None),
     "NeighborTable": ("embspace.neighbors", "NeighborTable"),
     "compare": ("embspace.measures", "compare"),
     "measures": ("embspace.measures", None),
     "WALS": ("embspace.factorization", "WALS"),
     "SVD": ("embspace.factorization", "SVD"),
     "factorization": ("embspace.factorization", None),
+    "gpu": ("embspace.gpu", None),
 }
 
 

@@ -1,0 +1,396 @@
+"""On-disk cache of trained embeddings, so sweeps resume and reruns are free.
+
+One finished training is one file ``<digest>.npz`` in the cache folder. The
+digest is the sha256 of the fields of its :class:`CacheKey`:
+
+- the data fingerprint (:attr:`Ratings.fingerprint`),
+- the estimator's qualified class name,
+- its parameters as sorted JSON, without ``random_state`` (the seed is its own
+  field) and without the parameters that do not change the result
+  (:data:`RESULT_NEUTRAL_PARAMS`: thread counts, progress, verbosity),
+- the seed,
+- the embspace version.
+
+Each file holds *both* the user and the item embeddings of the run (keys and
+float32 vectors) plus a JSON header that echoes the key fields and a sha256 of
+the arrays. The key also names which of the two sides :meth:`EmbeddingCache.get`
+returns (``entities``), but the side is not part of the digest: a sweep over
+users reuses the trainings of a sweep over items.
+
+Files are written atomically (temporary file in the same folder, then
+``os.replace``), so a sweep killed at any moment leaves either a complete entry
+or none. On read, an entry whose header does not match the expected key
+(a foreign file, a digest collision, an entry of another version) or whose
+checksum fails (truncated or corrupted) is reported with a
+:class:`CacheWarning`, deleted, and treated as missing, so the run is trained
+again; it is never returned as valid.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import os
+import tempfile
+import warnings
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .embeddings import Embeddings, _json_default, _jsonable_key, _key_from_json
+from .errors import InvalidParameterError
+
+__all__ = [
+    "ENTITIES",
+    "RESULT_NEUTRAL_PARAMS",
+    "SEED_PARAM",
+    "CacheKey",
+    "CacheWarning",
+    "CachedRun",
+    "EmbeddingCache",
+    "default_cache_folder",
+    "estimator_params",
+    "write_atomic",
+]
+
+_log = logging.getLogger(__name__)
+
+#: The two sides of a factorization a cache entry holds.
+ENTITIES = ("items", "users")
+
+#: Estimator parameters that never change the trained embeddings (embspace
+#: results are identical whatever the thread count), left out of the key.
+RESULT_NEUTRAL_PARAMS = frozenset(
+    {"num_threads", "n_jobs", "threads", "progress", "verbose", "show_progress"}
+)
+
+#: The seed parameter: its own key field, so it is left out of the parameters.
+SEED_PARAM = "random_state"
+
+_FORMAT = "embspace.run-cache/1"
+
+
+class CacheWarning(UserWarning):
+    """A cache entry was unreadable, corrupted or foreign; it was deleted and retrained."""
+
+
+def default_cache_folder() -> Path:
+    """``runs`` in the embspace cache folder, the one datasets are cached in
+    (:func:`embspace.datasets.cache.cache_dir`: ``$EMBSPACE_CACHE_DIR`` when set,
+    else ``$XDG_CACHE_HOME/embspace`` or ``~/.cache/embspace``, ...)."""
+    from .datasets.cache import cache_dir
+
+    return cache_dir() / "runs"
+
+
+def _canonical(value: Any) -> Any:
+    """A JSON-stable form of a parameter value: arrays by shape, dtype and sha256."""
+    if isinstance(value, np.ndarray):
+        data = np.ascontiguousarray(value)
+        return {
+            "ndarray": hashlib.sha256(data.tobytes()).hexdigest(),
+            "shape": list(data.shape),
+            "dtype": str(data.dtype),
+        }
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Mapping):
+        return {str(k): _canonical(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
+    if isinstance(value, (list, tuple)):
+        return [_canonical(v) for v in value]
+    if isinstance(value, float) and not np.isfinite(value):
+        return repr(value)
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    if hasattr(value, "get_params"):
+        return {"class": _qualname(value), "params": estimator_params(value)}
+    # Anything else by its repr: an object whose repr is not stable only misses
+    # the cache, it can never hit a wrong entry.
+    return repr(value)
+
+
+def _qualname(obj: Any) -> str:
+    cls = type(obj)
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def estimator_params(estimator: Any) -> dict[str, Any]:
+    """The estimator's parameters that determine its result, JSON-ready and sorted
+    (``get_params(deep=False)`` minus :data:`RESULT_NEUTRAL_PARAMS` and the seed)."""
+    try:
+        params = estimator.get_params(deep=False)
+    except (AttributeError, TypeError):
+        raise InvalidParameterError(
+            f"{type(estimator).__name__} is not a scikit-learn style estimator (no get_params())"
+        ) from None
+    return {
+        name: _canonical(params[name])
+        for name in sorted(params)
+        if name not in RESULT_NEUTRAL_PARAMS and name != SEED_PARAM
+    }
+
+
+@dataclass(frozen=True)
+class CacheKey:
+    """What identifies one training. :attr:`digest` names its file."""
+
+    fingerprint: str
+    estimator: str
+    params: str
+    seed: int | None
+    version: str
+    entities: str = "items"
+
+    def identity(self) -> dict[str, Any]:
+        """The fields that the digest covers (every field but ``entities``)."""
+        fields = asdict(self)
+        fields.pop("entities")
+        return fields
+
+    @property
+    def digest(self) -> str:
+        """sha256 (hex) of the identity fields as sorted JSON."""
+        blob = json.dumps(self.identity(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+    def for_entities(self, entities: str) -> CacheKey:
+        """The same training, asking for the other side."""
+        _check_entities(entities)
+        return CacheKey(**{**asdict(self), "entities": entities})
+
+
+def _check_entities(entities: str) -> None:
+    if entities not in ENTITIES:
+        raise InvalidParameterError(f"entities must be one of {ENTITIES}, got {entities!r}")
+
+
+def _array_checksum(arrays: Mapping[str, np.ndarray]) -> str:
+    h = hashlib.sha256()
+    for name in sorted(arrays):
+        a = np.ascontiguousarray(arrays[name])
+        h.update(name.encode())
+        h.update(str(a.dtype).encode())
+        h.update(repr(a.shape).encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def _side_arrays(prefix: str, emb: Embeddings) -> dict[str, np.ndarray]:
+    arrays = {
+        f"{prefix}_vectors": emb.vectors,
+        f"{prefix}_keys": np.array(json.dumps([_jsonable_key(k) for k in emb.keys])),
+        f"{prefix}_metadata": np.array(json.dumps(emb.metadata, default=_json_default)),
+    }
+    if emb.ids is not None:
+        ids = np.asarray(emb.ids)
+        if ids.dtype == object:
+            ids = ids.astype(str)
+        arrays[f"{prefix}_ids"] = ids
+    return arrays
+
+
+def write_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically: a temporary file in the same folder,
+    flushed to disk, then renamed over ``path``. A crash leaves the old file or
+    the new one, never a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+@dataclass(frozen=True)
+class CachedRun:
+    """A valid cache entry: both sides, the ``extra`` dict stored with it, its file."""
+
+    users: Embeddings
+    items: Embeddings
+    extra: dict[str, Any]
+    path: Path
+
+    def side(self, entities: str) -> Embeddings:
+        _check_entities(entities)
+        return self.items if entities == "items" else self.users
+
+
+class _BadEntry(Exception):
+    """Internal: why an entry was rejected."""
+
+
+class EmbeddingCache:
+    """Trained embeddings on disk, one file per (data, estimator, params, seed, version).
+
+    Parameters
+    ----------
+    folder : path, optional
+        Where entries live; created on the first write. Default
+        :func:`default_cache_folder`.
+    """
+
+    def __init__(self, folder: str | os.PathLike[str] | None = None) -> None:
+        self.folder = Path(folder).expanduser() if folder is not None else default_cache_folder()
+
+    def __repr__(self) -> str:
+        return f"EmbeddingCache({str(self.folder)!r})"
+
+    # ------------------------------------------------------------------ keys
+    def key(
+        self, ratings: Any, estimator: Any, seed: int | None, entities: str = "items"
+    ) -> CacheKey:
+        """The key of training ``estimator`` with ``random_state=seed`` on
+        ``ratings``; ``entities`` picks the side that :meth:`get` returns.
+
+        An estimator whose own ``random_state`` is an integer other than
+        ``seed`` raises :class:`~embspace.errors.InvalidParameterError` (the
+        entry would describe another training)."""
+        from . import __version__
+
+        _check_entities(entities)
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
+            raise InvalidParameterError(f"seed must be an integer or None, got {seed!r}")
+        own = getattr(estimator, "get_params", lambda **_: {})(deep=False).get(SEED_PARAM)
+        if isinstance(own, (int, np.integer)) and not isinstance(own, bool) and seed != own:
+            raise InvalidParameterError(
+                f"the estimator has random_state={own} but the key asks for seed {seed}"
+            )
+        fingerprint = getattr(ratings, "fingerprint", None)
+        if not isinstance(fingerprint, str):
+            raise InvalidParameterError("ratings must be an embspace Ratings (with a fingerprint)")
+        params = json.dumps(estimator_params(estimator), sort_keys=True, separators=(",", ":"))
+        return CacheKey(
+            fingerprint=fingerprint,
+            estimator=_qualname(estimator),
+            params=params,
+            seed=None if seed is None else int(seed),
+            version=str(__version__),
+            entities=entities,
+        )
+
+    def path(self, key: CacheKey) -> Path:
+        """The file of ``key`` (whether or not it exists)."""
+        return self.folder / f"{key.digest}.npz"
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, CacheKey) and self.path(key).is_file()
+
+    # ------------------------------------------------------------------ read
+    def get(self, key: CacheKey) -> Embeddings | None:
+        """The cached embeddings of ``key.entities``, or None when there is no
+        valid entry (a bad entry is warned about and deleted)."""
+        run = self.lookup(key)
+        return None if run is None else run.side(key.entities)
+
+    def get_pair(self, key: CacheKey) -> tuple[Embeddings, Embeddings] | None:
+        """``(user_embeddings, item_embeddings)`` of ``key``, or None (see :meth:`get`)."""
+        run = self.lookup(key)
+        return None if run is None else (run.users, run.items)
+
+    def lookup(self, key: CacheKey) -> CachedRun | None:
+        """The whole entry of ``key`` (both sides and its ``extra``), or None
+        when there is no valid entry (a bad entry is warned about and deleted)."""
+        path = self.path(key)
+        if not path.is_file():
+            return None
+        try:
+            return self._read(path, key)
+        except _BadEntry as exc:
+            self._reject(path, str(exc))
+            return None
+
+    def _read(self, path: Path, key: CacheKey) -> CachedRun:
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                header = json.loads(str(z["header"]))
+                arrays = {name: z[name] for name in z.files if name != "header"}
+        except Exception as exc:
+            raise _BadEntry(f"unreadable ({type(exc).__name__}: {exc})") from None
+        if not isinstance(header, dict) or header.get("format") != _FORMAT:
+            raise _BadEntry("not an embspace run-cache file")
+        if header.get("key") != key.identity():
+            raise _BadEntry("not the entry of the expected key (a foreign entry)")
+        if header.get("checksum") != _array_checksum(arrays):
+            raise _BadEntry("corrupted (checksum mismatch)")
+        try:
+            sides = []
+            for prefix in ("user", "item"):
+                keys = [_key_from_json(k) for k in json.loads(str(arrays[f"{prefix}_keys"]))]
+                sides.append(
+                    Embeddings(
+                        keys,
+                        arrays[f"{prefix}_vectors"],
+                        ids=arrays.get(f"{prefix}_ids"),
+                        metadata=json.loads(str(arrays[f"{prefix}_metadata"])),
+                    )
+                )
+        except Exception as exc:
+            raise _BadEntry(f"invalid ({type(exc).__name__}: {exc})") from None
+        extra = header.get("extra")
+        return CachedRun(sides[0], sides[1], dict(extra) if isinstance(extra, dict) else {}, path)
+
+    def _reject(self, path: Path, why: str) -> None:
+        message = f"cache entry {path.name} is {why}; deleted, the run will be trained again"
+        _log.warning(message)
+        warnings.warn(message, CacheWarning, stacklevel=4)
+        path.unlink(missing_ok=True)
+
+    # ------------------------------------------------------------------ write
+    def put(
+        self,
+        key: CacheKey,
+        user_embeddings: Embeddings,
+        item_embeddings: Embeddings,
+        *,
+        extra: Mapping[str, Any] | None = None,
+    ) -> Path:
+        """Store one training atomically and return its path. ``extra`` is a
+        JSON-serialisable dict kept in the header (fit time, iterations)."""
+        if not isinstance(user_embeddings, Embeddings) or not isinstance(
+            item_embeddings, Embeddings
+        ):
+            raise InvalidParameterError("put() takes the user and the item Embeddings")
+        arrays = {**_side_arrays("user", user_embeddings), **_side_arrays("item", item_embeddings)}
+        header = {
+            "format": _FORMAT,
+            "key": key.identity(),
+            "checksum": _array_checksum(arrays),
+            "extra": dict(extra or {}),
+        }
+        payload = {**arrays, "header": np.array(json.dumps(header, default=_json_default))}
+        buffer = io.BytesIO()
+        np.savez(buffer, **payload)
+        return write_atomic(self.path(key), buffer.getvalue())
+
+    # ------------------------------------------------------------------ housekeeping
+    def entries(self) -> Iterator[Path]:
+        """The entry files now in the folder (temporary files of unfinished writes excluded)."""
+        if not self.folder.is_dir():
+            return iter(())
+        return iter(sorted(p for p in self.folder.glob("*.npz") if not p.name.startswith(".")))
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self.entries())
+
+    def clear(self) -> int:
+        """Delete every entry and leftover temporary file; returns the number of entries deleted."""
+        n = 0
+        for p in self.entries():
+            p.unlink(missing_ok=True)
+            n += 1
+        if self.folder.is_dir():
+            for tmp in self.folder.glob(".*.tmp"):
+                tmp.unlink(missing_ok=True)
+        return n

@@ -1,0 +1,193 @@
+"""Plots of sweep tables (matplotlib, object API: no pyplot state, safe headless and in threads)."""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from .cache import write_atomic
+from .errors import InvalidParameterError
+
+__all__ = ["MEASURE_LABELS", "plot_sweep", "save_figure", "x_positions"]
+
+#: Panel titles of the known measures.
+MEASURE_LABELS = {
+    "neighbors": "neighbors (mean Jaccard of k-NN sets)",
+    "cca": "CCA (mean canonical correlation)",
+    "unitmatch": "unit match (mean best correlation)",
+    "cka": "linear CKA",
+    "cka_debiased": "debiased CKA",
+    "procrustes": "Procrustes similarity",
+    "svcca": "SVCCA",
+    "pwcca": "PWCCA",
+    "mutual_knn": "mutual k-NN",
+}
+
+_REQUIRED = ("value", "measure", "against", "similarity")
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+
+
+def x_positions(values: Sequence[Any]) -> tuple[np.ndarray, str, list[str]]:
+    """Where to draw each value on the x axis: ``(positions, scale, labels)``.
+
+    Numbers are drawn at their value, on a ``"symlog"`` scale when the positive
+    ones span more than two decades (so 0, 0.01 and 2 are all readable), else
+    ``"linear"``; anything else (strings, None) at 0, 1, 2, ... (``"category"``).
+    """
+    labels = [f"{v:g}" if isinstance(v, float) else str(v) for v in values]
+    if values and all(_is_number(v) for v in values):
+        x = np.asarray(values, dtype=np.float64)
+        positive = np.abs(x[x != 0])
+        wide = positive.size >= 2 and positive.max() / positive.min() > 100
+        return x, ("symlog" if wide else "linear"), labels
+    return np.arange(len(values), dtype=np.float64), "category", labels
+
+
+def plot_sweep(
+    table: pd.DataFrame,
+    *,
+    param: str | None = None,
+    reference: Any = None,
+    against: str | Sequence[str] | None = None,
+    measures: Sequence[str] | None = None,
+    values: Sequence[Any] | None = None,
+    title: str | None = None,
+) -> Figure:
+    """One panel per measure of a sweep table (see :attr:`embspace.Sweep.table`).
+
+    Each panel shows, for each ``against`` group, the mean similarity at each
+    value (error bars: stdev over seeds) and the reference configuration's
+    noise floor as a dashed line with a band of +- one stdev (what re-seeding
+    alone produces). ``values`` fixes the order of the x axis (default: the
+    order in the table).
+    """
+    missing = [c for c in _REQUIRED if c not in table.columns]
+    if missing:
+        raise InvalidParameterError(f"the table lacks column(s) {missing}")
+    if table.empty:
+        raise InvalidParameterError("the table is empty: nothing to plot")
+    param = param or table.attrs.get("param") or "value"
+    if reference is None:
+        reference = table.attrs.get("reference")
+    if against is None:
+        groups = list(dict.fromkeys(table["against"]))
+    else:
+        groups = [against] if isinstance(against, str) else list(against)
+        unknown = [g for g in groups if g not in set(table["against"])]
+        if unknown:
+            raise InvalidParameterError(
+                f"no rows against {unknown}; the table has {sorted(set(table['against']))}"
+            )
+    if measures is None:
+        measures = list(dict.fromkeys(table["measure"]))
+    else:
+        measures = [m for m in measures if m in set(table["measure"])]
+    if values is None:
+        values = list(dict.fromkeys(table["value"]))
+    x_all, scale, labels = x_positions(list(values))
+
+    n = len(measures)
+    ncols = n if n <= 4 else 3
+    nrows = math.ceil(n / ncols)
+    fig = Figure(figsize=(3.6 * ncols + 0.4, 3.2 * nrows + 0.6), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    colors = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
+    ref_label = f"{param}={_fmt(reference)}" if reference is not None else "reference"
+    for i, measure in enumerate(measures):
+        ax = axes[i // ncols][i % ncols]
+        rows = table[table["measure"] == measure]
+        low = 0.0
+        for g, group in enumerate(groups):
+            part = rows[rows["against"] == group]
+            if part.empty:
+                continue
+            idx = [_position(values, v) for v in part["value"]]
+            x = x_all[idx]
+            y = part["similarity"].to_numpy(np.float64)
+            err = part["stdev"].to_numpy(np.float64) if "stdev" in part else np.zeros_like(y)
+            err = np.where(np.isfinite(err), err, 0.0)
+            order = np.argsort(x)
+            label = f"vs {ref_label}" if group == "reference" else f"vs {group}"
+            ax.errorbar(
+                x[order],
+                y[order],
+                yerr=err[order],
+                marker="o",
+                ms=4,
+                capsize=3,
+                color=colors[g % len(colors)],
+                label=label,
+            )
+            low = min(low, float(np.nanmin(y - err)))
+        if "noise_floor" in rows and rows["noise_floor"].notna().any():
+            nf = float(rows["noise_floor"].dropna().iloc[0])
+            sd = (
+                float(rows["noise_floor_stdev"].dropna().iloc[0])
+                if ("noise_floor_stdev" in rows and rows["noise_floor_stdev"].notna().any())
+                else 0.0
+            )
+            ax.axhline(nf, color="0.35", ls="--", lw=1, label=f"noise floor ({ref_label} reseeded)")
+            if sd > 0:
+                ax.axhspan(nf - sd, nf + sd, color="0.5", alpha=0.2, lw=0)
+            low = min(low, nf - sd)
+        else:
+            ax.text(
+                0.02,
+                0.03,
+                "no noise floor (one seed)",
+                transform=ax.transAxes,
+                fontsize=7,
+                color="0.4",
+            )
+        ax.set_title(MEASURE_LABELS.get(measure, measure), fontsize=9)
+        ax.set_xlabel(param)
+        ax.set_ylabel("similarity")
+        ax.set_ylim(min(low - 0.05, 0.0), 1.05)
+        if scale == "symlog":
+            positive = np.abs(x_all[x_all != 0])
+            thresh = float(positive.min())
+            ax.set_xscale("symlog", linthresh=thresh, linscale=0.6)
+            lo = float(x_all.min())
+            left = lo - 0.3 * thresh if lo >= 0 else lo * 1.4
+            ax.set_xlim(left, float(x_all.max()) * 1.4 if x_all.max() > 0 else thresh)
+        if scale in ("symlog", "category") or len(values) <= 8:
+            ax.set_xticks(x_all, labels, fontsize=8, rotation=0 if len(values) <= 6 else 45)
+            ax.minorticks_off()
+        ax.grid(True, alpha=0.3)
+        if i == 0:
+            ax.legend(fontsize=7, loc="lower left")
+    for j in range(n, nrows * ncols):
+        axes[j // ncols][j % ncols].set_visible(False)
+    fig.suptitle(title or f"How the space changes with {param}", fontsize=11)
+    return fig
+
+
+def _position(values: Sequence[Any], v: Any) -> int:
+    for i, w in enumerate(values):
+        if (w == v and isinstance(w, bool) == isinstance(v, bool)) or w is v:
+            return i
+    raise InvalidParameterError(f"value {v!r} is not among {list(values)}")
+
+
+def _fmt(v: Any) -> str:
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def save_figure(fig: Figure, path: str | os.PathLike[str], *, dpi: int = 120) -> Path:
+    """Render ``fig`` as PNG and write it to ``path`` atomically."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    return write_atomic(path, buffer.getvalue())

@@ -1,0 +1,112 @@
+"""Sweep plots: one panel per measure, the noise band, valid PNG files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.image as mpimg
+import numpy as np
+import pandas as pd
+import pytest
+from embspace.errors import InvalidParameterError
+from embspace.plots import plot_sweep, save_figure, x_positions
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _table(
+    measures=("neighbors", "cca", "unitmatch", "cka"), noise=0.8, groups=("reference", "svd")
+):
+    values = [0.0, 0.01, 0.1, 0.5, 1.0, 2.0]
+    rows = []
+    for g in groups:
+        for m in measures:
+            for i, v in enumerate(values):
+                rows.append(
+                    {
+                        "value": v,
+                        "measure": m,
+                        "against": g,
+                        "similarity": 1.0 - 0.1 * i if g == "reference" else 0.5 + 0.05 * i,
+                        "stdev": 0.02,
+                        "noise_floor": noise,
+                        "noise_floor_stdev": 0.03,
+                        "n_pairs": 3,
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def _panels(fig):
+    return [ax for ax in fig.axes if ax.get_visible()]
+
+
+def assert_png(path: Path, min_width: int = 200) -> np.ndarray:
+    data = path.read_bytes()
+    assert data[:8] == PNG_SIGNATURE
+    image = mpimg.imread(path)
+    assert image.ndim == 3 and image.shape[1] >= min_width and image.shape[0] >= 100
+    # not a blank canvas
+    assert float(image[..., :3].std()) > 0.01
+    return image
+
+
+def test_one_panel_per_measure_with_noise_band(tmp_path: Path) -> None:
+    table = _table()
+    fig = plot_sweep(table, param="unobserved_weight", reference=0.0)
+    panels = _panels(fig)
+    assert len(panels) == 4
+    assert [ax.get_title().split()[0].lower() for ax in panels] == [
+        "neighbors",
+        "cca",
+        "unit",
+        "linear",
+    ]
+    for ax in panels:
+        assert ax.get_xlabel() == "unobserved_weight"
+        # two groups: reference and svd, each one line with 6 points
+        lines = [ln for ln in ax.get_lines() if ln.get_marker() == "o"]
+        assert len(lines) == 2
+        np.testing.assert_allclose(sorted(lines[0].get_xdata()), [0, 0.01, 0.1, 0.5, 1, 2])
+        # the noise floor: a horizontal line at 0.8 and a band 0.77..0.83
+        floors = [ln for ln in ax.get_lines() if list(ln.get_ydata()) == [0.8, 0.8]]
+        assert len(floors) == 1
+        bands = [p for p in ax.patches if p.get_extents().height > 0]
+        assert len(bands) == 1
+        assert ax.get_xscale() == "symlog"
+    path = save_figure(fig, tmp_path / "sweep.png")
+    assert_png(path)
+
+
+def test_subset_of_groups_and_many_measures() -> None:
+    measures = ("neighbors", "cca", "unitmatch", "cka", "cka_debiased", "procrustes", "svcca")
+    fig = plot_sweep(_table(measures=measures), against="svd")
+    panels = _panels(fig)
+    assert len(panels) == 7
+    for ax in panels:
+        assert len([ln for ln in ax.get_lines() if ln.get_marker() == "o"]) == 1
+
+
+def test_without_noise_floor_says_so() -> None:
+    fig = plot_sweep(_table(noise=np.nan, groups=("reference",)))
+    for ax in _panels(fig):
+        assert any("no noise floor" in t.get_text() for t in ax.texts)
+        assert ax.patches == [] or all(p.get_extents().height == 0 for p in ax.patches)
+
+
+def test_categorical_and_linear_axes() -> None:
+    x, scale, labels = x_positions(["log", "linear", None])
+    assert scale == "category" and list(x) == [0, 1, 2] and labels == ["log", "linear", "None"]
+    x, scale, _ = x_positions([5, 10, 20])
+    assert scale == "linear" and list(x) == [5, 10, 20]
+    _, scale, _ = x_positions([0, 0.001, 1])
+    assert scale == "symlog"
+
+
+def test_bad_tables() -> None:
+    with pytest.raises(InvalidParameterError, match="lacks"):
+        plot_sweep(pd.DataFrame({"value": [1]}))
+    with pytest.raises(InvalidParameterError, match="empty"):
+        plot_sweep(_table().iloc[:0])
+    with pytest.raises(InvalidParameterError, match="no rows against"):
+        plot_sweep(_table(), against="pca")

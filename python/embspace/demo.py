@@ -59,7 +59,12 @@ SHORT = {"unobserved_weight": "w0"}
 
 @dataclass
 class DemoResult:
-    """What :func:`run_demo` computed and wrote."""
+    """What :func:`run_demo` computed and wrote: the ratings and their
+    ``overview`` (:class:`~embspace.ratings.RatingsSummary`), the step-2 model
+    (a :class:`~embspace.sweeps.TrainedRun`), the queried movies and their
+    neighbor tables, the sweep (with the SVD rows), the summary lines, the
+    files written, timings in seconds, and how many trainings ran or came
+    from the cache."""
 
     dataset: str
     ratings: Any
@@ -71,6 +76,7 @@ class DemoResult:
     summary: list[str]
     files: dict[str, Path]
     timings: dict[str, float] = field(default_factory=dict)
+    overview: Any = None
     trained: int = 0
     cached: int = 0
 
@@ -78,7 +84,7 @@ class DemoResult:
         """JSON-ready: dataset, neighbor tables, sweep (table, results, runs), summary, files, timings."""
         return {
             "dataset": self.dataset,
-            "ratings": self.ratings.summary().to_dict(),
+            "ratings": self.overview.to_dict(),
             "neighbors": {
                 title: frame.to_dict(orient="records") for title, frame in self.neighbors.items()
             },
@@ -441,7 +447,8 @@ def run_demo(
         ratings = load_dataset(name, progress=progress)
         source = data_source(name, before)
     timings["load"] = time.perf_counter() - t
-    say(f"== {name}\n{ratings.summary()}\n  source     {source}\n")
+    overview = ratings.summary()  # once: its histogram sorts every rating
+    say(f"== {name}\n{overview}\n  source     {source}\n")
 
     cache = (
         None
@@ -528,7 +535,7 @@ def run_demo(
     files: dict[str, Path] = {}
     if out is not None:
         t = time.perf_counter()
-        files = _write_outputs(Path(out), sweep, neighbors, summary, ratings, name)
+        files = _write_outputs(Path(out), sweep, neighbors, summary, overview, name)
         timings["files"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t_all
     say("== summary")
@@ -554,6 +561,7 @@ def run_demo(
         summary=summary,
         files=files,
         timings=timings,
+        overview=overview,
         trained=trained,
         cached=cached,
     )
@@ -564,7 +572,7 @@ def _write_outputs(
     sweep: Sweep,
     neighbors: dict[str, pd.DataFrame],
     summary: list[str],
-    ratings: Any,
+    overview: Any,
     name: str,
 ) -> dict[str, Path]:
     from .plots import save_figure
@@ -587,7 +595,7 @@ def _write_outputs(
             out / "neighbors.csv", pd.concat(frames).to_csv(index=False).encode()
         )
     files["summary"] = write_atomic(out / "summary.txt", ("\n".join(summary) + "\n").encode())
-    meta = {"dataset": name, "ratings": ratings.summary().to_dict(), "summary": summary}
+    meta = {"dataset": name, "ratings": overview.to_dict(), "summary": summary}
     files["demo"] = write_atomic(
         out / "demo.json", json.dumps(meta, indent=2, default=_json_default).encode()
     )

@@ -488,6 +488,16 @@ pub fn half_sweep_with(
             gram: &gram,
             base: &base,
             block_rows: block_rows(kp),
+            padded_fixed: None,
+        };
+        let padded_rows = if kp == PAD && k < PAD {
+            Some(pad_rows(fixed, n_fixed, k))
+        } else {
+            None
+        };
+        let sh = Shared {
+            padded_fixed: padded_rows.as_ref().map(|p| p.as_slice()),
+            ..sh
         };
         let bounds = partition(ratings.indptr, kp);
         let mut slices = Vec::with_capacity(bounds.len() - 1);
@@ -497,13 +507,12 @@ pub fn half_sweep_with(
             slices.push((w[0]..w[1], head));
             rest = tail;
         }
-        let br = sh.block_rows;
+        let scratch = PerThread::new(kp, sh.block_rows);
         let parts: Vec<Result<Partial>> = slices
             .into_par_iter()
-            .map_init(
-                || Scratch::new(kp, br),
-                |s, (rows, out)| row::run_chunk(isa, &sh, rows, Factors::Solve(out), s),
-            )
+            .map(|(rows, out)| {
+                scratch.with(|s| row::run_chunk(isa, &sh, rows, Factors::Solve(out), s))
+            })
             .collect();
         let mut loss = sum_partials(parts)?;
         let counts = match params.reg_scaling {
@@ -514,6 +523,59 @@ pub fn half_sweep_with(
             params.regularization * weighted_sq_norm(fixed, k, counts.as_deref());
         Ok(loss)
     })?
+}
+
+/// Rows of 16 `f32` (one 64-byte cache line, aligned), zero padded.
+#[derive(Clone, Copy)]
+#[repr(C, align(64))]
+struct Line([f32; PAD]);
+
+/// `x` (`n x k`, `k < 16`) copied into aligned rows of 16 values.
+struct PaddedRows(Vec<Line>);
+
+impl PaddedRows {
+    fn as_slice(&self) -> &[f32] {
+        // SAFETY: `Line` is `repr(C)` around `[f32; 16]` with no padding
+        // beyond alignment 64 = its size, so the lines are contiguous f32s.
+        unsafe { std::slice::from_raw_parts(self.0.as_ptr() as *const f32, self.0.len() * PAD) }
+    }
+}
+
+fn pad_rows(x: &[f32], n: usize, k: usize) -> PaddedRows {
+    let mut out = vec![Line([0.0; PAD]); n];
+    out.par_chunks_mut(4096)
+        .zip(x.par_chunks(4096 * k))
+        .for_each(|(dst, src)| {
+            for (d, s) in dst.iter_mut().zip(src.chunks_exact(k)) {
+                d.0[..k].copy_from_slice(s);
+            }
+        });
+    PaddedRows(out)
+}
+
+/// One scratch space per thread of the current pool, kept for the whole call
+/// (a row's scratch grows to the longest row it meets; reallocating it for
+/// every rayon job would page-fault it in again each time). Which thread
+/// uses which scratch does not affect any result.
+struct PerThread {
+    slots: Vec<std::sync::Mutex<Scratch>>,
+}
+
+impl PerThread {
+    fn new(kp: usize, block_rows: usize) -> Self {
+        let n = rayon::current_num_threads().max(1);
+        PerThread {
+            slots: (0..n)
+                .map(|_| std::sync::Mutex::new(Scratch::new(kp, block_rows)))
+                .collect(),
+        }
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut Scratch) -> T) -> T {
+        let i = rayon::current_thread_index().unwrap_or(0) % self.slots.len();
+        let mut guard = self.slots[i].lock().unwrap_or_else(|e| e.into_inner());
+        f(&mut guard)
+    }
 }
 
 fn sum_partials(parts: Vec<Result<Partial>>) -> Result<Loss> {
@@ -563,6 +625,7 @@ pub fn loss(
             gram: &gram,
             base: &gram,
             block_rows: block_rows(kp),
+            padded_fixed: None,
         };
         let bounds = partition(ratings.indptr, PAD);
         let parts: Vec<Result<Partial>> = bounds

@@ -59,6 +59,9 @@ pub(crate) struct Shared<'a> {
     pub base: &'a [f64],
     /// Entries per gathered block.
     pub block_rows: usize,
+    /// For k <= 16: the fixed factor copied into rows of 16 values (zero
+    /// padded, 64-byte aligned), so each gathered row is one cache line.
+    pub padded_fixed: Option<&'a [f32]>,
 }
 
 /// Loss terms summed over a chunk of rows (see [`super::Loss`]).
@@ -256,10 +259,18 @@ fn solve_cholesky<K: Kernel>(
     s: &mut Scratch,
 ) -> Result<()> {
     let (k, kp) = (sh.k, sh.kp);
-    let g = Gather {
-        fixed: sh.fixed,
-        k,
-        kp,
+    let g = match sh.padded_fixed {
+        // rows of 16 aligned values: one cache line each
+        Some(p) => Gather {
+            fixed: p,
+            k: kp,
+            kp,
+        },
+        None => Gather {
+            fixed: sh.fixed,
+            k,
+            kp,
+        },
     };
     let si = sh.solved_weights.map_or(1.0, |w| w[i]);
     let w0 = sh.w0 as f32;
@@ -513,23 +524,44 @@ fn row_loss<K: Kernel>(
     if in_block {
         let n = idx.len();
         s.u32[..k].copy_from_slice(u);
+        let mut obs_l = [0.0f64; 8];
+        let mut sq_l = [0.0f64; 8];
         for c0 in (0..n).step_by(sh.block_rows) {
             let c1 = (c0 + sh.block_rows).min(n);
-            K::dots(&s.raw[c0 * kp..c1 * kp], c1 - c0, kp, &s.u32, &mut s.y);
-            for t in c0..c1 {
-                // the block holds sqrt(w_t) v_j; a zero weight leaves no
-                // trace of v_j there, so read it again
-                let p = if s.sw[t] > 0.0 {
-                    s.y[t - c0] as f64 / s.sw[t] as f64
+            let p = &mut s.y[..c1 - c0];
+            K::dots(&s.raw[c0 * kp..c1 * kp], c1 - c0, kp, &s.u32, p);
+            // the block holds sqrt(w_t) v_j: divide the weight out again; a
+            // zero weight leaves no trace of v_j, so read that row again
+            for (t, pt) in p.iter_mut().enumerate() {
+                let sw = s.sw[c0 + t];
+                *pt = if sw > 0.0 {
+                    *pt / sw
                 } else {
-                    let j = idx[t] as usize;
-                    dot_f32::<M<K>>(&sh.fixed[j * k..j * k + k], &s.r[..k])
+                    let j = idx[c0 + t] as usize;
+                    dot_f32::<M<K>>(&sh.fixed[j * k..j * k + k], &s.r[..k]) as f32
                 };
-                let e = vals[t] as f64 - p;
-                observed += s.w[t] as f64 * e * e;
-                sq += p * p;
+            }
+            // eight interleaved f64 sums, in a fixed order
+            let (w, a) = (&s.w[c0..c1], &vals[c0..c1]);
+            let (pc, wc, ac) = (p.chunks_exact(8), w.chunks_exact(8), a.chunks_exact(8));
+            let tail = (pc.remainder(), wc.remainder(), ac.remainder());
+            for ((pt, wt), at) in pc.zip(wc).zip(ac) {
+                for l in 0..8 {
+                    let (p64, e) = (pt[l] as f64, at[l] as f64 - pt[l] as f64);
+                    obs_l[l] += wt[l] as f64 * e * e;
+                    sq_l[l] += p64 * p64;
+                }
+            }
+            for (l, ((&pt, &wt), &at)) in tail.0.iter().zip(tail.1).zip(tail.2).enumerate() {
+                let (p64, e) = (pt as f64, at as f64 - pt as f64);
+                obs_l[l] += wt as f64 * e * e;
+                sq_l[l] += p64 * p64;
             }
         }
+        observed = ((obs_l[0] + obs_l[4]) + (obs_l[2] + obs_l[6]))
+            + ((obs_l[1] + obs_l[5]) + (obs_l[3] + obs_l[7]));
+        sq = ((sq_l[0] + sq_l[4]) + (sq_l[2] + sq_l[6]))
+            + ((sq_l[1] + sq_l[5]) + (sq_l[3] + sq_l[7]));
         return Partial {
             observed,
             unobserved: sh.w0 * (all - sq),

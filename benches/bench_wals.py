@@ -1,0 +1,286 @@
+"""WALS training speed: embspace (exact Cholesky) against implicit's CPU ALS.
+
+On the synthetic ML-20M preset (138,493 users x 26,744 items, 20,000,263
+ratings), 2 threads each (implicit with its BLAS pool at 1 thread, as it
+recommends), k = 10, 64, 128: seconds per iteration (median over the
+iterations run), peak memory, and the ratios implicit / embspace for
+implicit's conjugate-gradient solver (``use_cg=True``, its default, 3 steps)
+and its exact solver (``use_cg=False``). Each run is a separate process, so
+its peak RSS is its own; memory is reported as (peak RSS - RSS before the data
+was loaded) / (ratings CSR in both orientations + both factors). The flop
+rate uses the issue's count per iteration, nnz k^2 + (users + items) k^3 / 3,
+and the count of the arithmetic embspace actually does (2 half-sweeps of
+nnz k (k + 1) multiply-adds, i.e. 2 nnz k (k + 1) flops, plus the Cholesky
+factorisations), both against numpy's sgemm rate (4096^3, 2 threads)
+measured in the same run. Then the reference notebook's setting (k = 10,
+20 iterations) end to end on ml-latest-small. The losses of the two libraries
+differ (implicit fits confidence-weighted preferences), so only speed is
+compared.
+
+    python benches/bench_wals.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+THREADS = 2
+FULL = {
+    "ks": (10, 64, 128),
+    "iters": {"embspace": {10: 5, 64: 4, 128: 3}, "cg": 4, "exact": {10: 4, 64: 3, 128: 2}},
+}
+QUICK = {"ks": (10, 64), "iters": {"embspace": {10: 3, 64: 3}, "cg": 3, "exact": {10: 3, 64: 2}}}
+
+
+# ---------------------------------------------------------------- worker
+
+
+def _rss() -> int:
+    import psutil
+
+    return psutil.Process().memory_info().rss
+
+
+def worker(lib: str, data_path: str, k: int, iterations: int) -> dict[str, Any]:
+    """One training run in this process; prints a JSON result."""
+    import resource
+
+    if lib != "embspace":
+        for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ[var] = "1"
+    import numpy as np
+    import scipy.sparse as sp
+
+    # import the library first, so the baseline holds the code, not the data
+    if lib == "embspace":
+        import embspace as es
+        import embspace.factorization
+    else:
+        from implicit.cpu.als import AlternatingLeastSquares
+        from threadpoolctl import threadpool_limits
+    base = _rss()
+    z = np.load(data_path)
+    shape = tuple(int(x) for x in z["shape"])
+    matrix = sp.csr_matrix((z["data"], z["indices"], z["indptr"]), shape=shape)
+    stamps: list[float] = []
+
+    def callback(iteration: int, elapsed: float, loss: float) -> None:
+        stamps.append(time.perf_counter())
+
+    t0 = time.perf_counter()
+    if lib == "embspace":
+        ratings = es.Ratings.from_csr(matrix)
+        model = es.WALS(factors=k, iterations=iterations, num_threads=THREADS, random_state=0).fit(
+            ratings, callback=callback, progress=False
+        )
+        kernels = es._core.wals_kernels()
+        loss = model.loss_
+    else:
+        with threadpool_limits(limits=1):
+            model = AlternatingLeastSquares(
+                factors=k,
+                regularization=0.07,
+                iterations=iterations,
+                use_cg=(lib == "cg"),
+                num_threads=THREADS,
+                random_state=0,
+            )
+            model.fit(matrix, show_progress=False, callback=callback)
+        kernels = "implicit"
+        loss = None
+    total = time.perf_counter() - t0
+    starts = [t0, *stamps[:-1]]
+    per_iter = [b - a for a, b in zip(starts, stamps, strict=True)]
+    # the first iteration of embspace also builds the transposed CSR and the
+    # starting loss; the median over iterations is what the table reports
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    nnz = matrix.nnz
+    data_bytes = 2 * (nnz * 8 + (shape[0] + shape[1] + 2) * 8) + (shape[0] + shape[1]) * k * 4
+    return {
+        "lib": lib,
+        "k": k,
+        "iterations": iterations,
+        "seconds_per_iteration": float(np.median(per_iter)),
+        "iteration_seconds": per_iter,
+        "fit_seconds": total,
+        "peak_rss": peak,
+        "base_rss": base,
+        "data_bytes": data_bytes,
+        "memory_ratio": (peak - base) / data_bytes,
+        "kernels": kernels,
+        "loss": loss,
+    }
+
+
+def run_worker(lib: str, data_path: str, k: int, iterations: int) -> dict[str, Any]:
+    cmd = [sys.executable, __file__, "--worker", lib, data_path, str(k), str(iterations)]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+# ---------------------------------------------------------------- parent
+
+
+def sgemm_rate() -> float:
+    """numpy float32 matmul rate (GFLOP/s) on 2 BLAS threads, best of 3."""
+    import numpy as np
+    from threadpoolctl import threadpool_limits
+
+    n = 4096
+    rng = np.random.default_rng(0)
+    a = rng.random((n, n), dtype=np.float32)
+    b = rng.random((n, n), dtype=np.float32)
+    best = float("inf")
+    with threadpool_limits(limits=THREADS):
+        a @ b
+        for _ in range(3):
+            t = time.perf_counter()
+            a @ b
+            best = min(best, time.perf_counter() - t)
+    return 2 * n**3 / best / 1e9
+
+
+def flops(nnz: int, n_rows: int, k: int) -> tuple[float, float]:
+    """(the issue's count, embspace's arithmetic) per iteration, in flops."""
+    issue = nnz * k**2 + n_rows * k**3 / 3
+    mine = 2 * nnz * k * (k + 1) + n_rows * k**3 / 3
+    return issue, mine
+
+
+def notebook_setting() -> dict[str, Any] | None:
+    """k = 10 x 20 iterations with the notebook's defaults on ml-latest-small."""
+    import embspace as es
+    from embspace.errors import EmbspaceError
+
+    os.environ.setdefault("EMBSPACE_DATA_DIR", str(HERE.parent.parent / "shared" / "data"))
+    try:
+        t0 = time.perf_counter()
+        ratings = es.datasets.load("ml-latest-small", progress=False)
+    except (EmbspaceError, OSError) as exc:
+        print(f"ml-latest-small unavailable ({exc}); skipping the notebook setting")
+        return None
+    import embspace.factorization
+
+    t1 = time.perf_counter()
+    model = es.WALS(random_state=0, num_threads=THREADS).fit(ratings, progress=False)
+    t2 = time.perf_counter()
+    return {
+        "load_seconds": t1 - t0,
+        "fit_seconds": t2 - t1,
+        "fit_time_": model.fit_time_,
+        "n_ratings": ratings.n_ratings,
+        "loss_first": model.loss_history_[0],
+        "loss_last": model.loss_,
+    }
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, seconds")
+    parser.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        lib, path, k, iters = args.worker
+        print(json.dumps(worker(lib, path, int(k), int(iters))))
+        return 0
+
+    import embspace as es
+    import numpy as np
+
+    plan = QUICK if args.quick else FULL
+    t0 = time.perf_counter()
+    if args.quick:
+        ratings = es.datasets.synthetic(3_000, 1_500, 150_000, seed=0)
+    else:
+        ratings = es.datasets.synthetic(preset="ml-20m", seed=0)
+    print(f"{ratings} generated in {time.perf_counter() - t0:.1f} s", flush=True)
+    gemm = sgemm_rate()
+    print(f"numpy sgemm 4096^3 on {THREADS} threads: {gemm:.0f} GFLOP/s", flush=True)
+    m = ratings.matrix
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "ratings.npz")
+        np.savez(path, indptr=m.indptr, indices=m.indices, data=m.data, shape=np.array(m.shape))
+        rows = []
+        for k in plan["ks"]:
+            runs = {
+                "embspace": run_worker("embspace", path, k, plan["iters"]["embspace"][k]),
+                "cg": run_worker("cg", path, k, plan["iters"]["cg"]),
+                "exact": run_worker("exact", path, k, plan["iters"]["exact"][k]),
+            }
+            ours = runs["embspace"]["seconds_per_iteration"]
+            issue, mine = flops(ratings.n_ratings, ratings.n_users + ratings.n_items, k)
+            row = {
+                "k": k,
+                "embspace s/it": ours,
+                "implicit cg s/it": runs["cg"]["seconds_per_iteration"],
+                "implicit exact s/it": runs["exact"]["seconds_per_iteration"],
+                "cg/embspace": runs["cg"]["seconds_per_iteration"] / ours,
+                "exact/embspace": runs["exact"]["seconds_per_iteration"] / ours,
+                "GFLOP/s (issue count)": issue / ours / 1e9,
+                "GFLOP/s (done)": mine / ours / 1e9,
+                "% of sgemm": 100 * mine / ours / 1e9 / gemm,
+                "mem embspace": runs["embspace"]["memory_ratio"],
+                "mem cg": runs["cg"]["memory_ratio"],
+                "mem exact": runs["exact"]["memory_ratio"],
+                "runs": runs,
+            }
+            rows.append(row)
+            print(
+                f"k={k}: embspace {ours:.3f} s/it, implicit cg "
+                f"{row['implicit cg s/it']:.3f}, exact {row['implicit exact s/it']:.3f}",
+                flush=True,
+            )
+    notebook = notebook_setting()
+    print()
+    from _common import print_table, write_json
+
+    columns = [
+        "k",
+        "embspace s/it",
+        "implicit cg s/it",
+        "implicit exact s/it",
+        "cg/embspace",
+        "exact/embspace",
+        "GFLOP/s (issue count)",
+        "GFLOP/s (done)",
+        "% of sgemm",
+        "mem embspace",
+        "mem cg",
+        "mem exact",
+    ]
+    print_table(rows, columns)
+    print(
+        "\nmem = (peak RSS - RSS before loading) / (CSR both orientations + factors); "
+        f"kernels: {rows[0]['runs']['embspace']['kernels']}; sgemm {gemm:.0f} GFLOP/s"
+    )
+    if notebook:
+        print(
+            f"ml-latest-small, k=10 x 20 iterations (notebook defaults): load "
+            f"{notebook['load_seconds']:.2f} s, fit {notebook['fit_seconds']:.2f} s, "
+            f"loss {notebook['loss_first']:.4g} -> {notebook['loss_last']:.4g}"
+        )
+    path = write_json(
+        "wals_quick" if args.quick else "wals",
+        {
+            "data": str(ratings),
+            "threads": THREADS,
+            "sgemm_gflops": gemm,
+            "rows": rows,
+            "notebook": notebook,
+        },
+    )
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

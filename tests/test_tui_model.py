@@ -1,0 +1,237 @@
+"""The TUI's view model (embspace.tui.model): pure functions, tested without Textual."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from embspace import datasets
+from embspace.errors import InvalidParameterError, UnknownDatasetError
+from embspace.tui import model
+
+# ---------------------------------------------------------------------- parsing
+
+
+def test_parse_values_takes_the_type_of_the_default():
+    assert model.parse_values("0, 0.01 0.1,1", like=0.01) == [0.0, 0.01, 0.1, 1.0]
+    assert all(type(v) is float for v in model.parse_values("0 1 2", like=0.5))
+    ints = model.parse_values("5, 10, 20.0", like=10)
+    assert ints == [5, 10, 20] and all(type(v) is int for v in ints)
+    assert model.parse_values("3;4", like=None) == [3, 4]
+
+
+@pytest.mark.parametrize(
+    ("text", "like", "message"),
+    [
+        ("", 0.1, "at least one"),
+        ("   ,  ", 0.1, "at least one"),
+        ("1, 2, 1.0", 0.1, "twice"),
+        ("2.5", 10, "whole numbers"),
+        ("inf", 0.1, "finite"),
+        ("nan", 0.1, "finite"),
+    ],
+)
+def test_parse_values_rejects_bad_fields(text, like, message):
+    with pytest.raises(InvalidParameterError, match=message):
+        model.parse_values(text, like=like)
+
+
+def test_parse_params_checks_names_and_types():
+    defaults = {"factors": 10, "regularization": 0.07, "solver": "cholesky", "random_state": None}
+    got = model.parse_params("factors=12, regularization=1 solver=cg random_state=3", defaults)
+    assert got == {"factors": 12, "regularization": 1.0, "solver": "cg", "random_state": 3}
+    assert type(got["regularization"]) is float
+    assert model.parse_params("", defaults) == {}
+    with pytest.raises(InvalidParameterError, match="'alpha' is not a parameter; known: factors"):
+        model.parse_params("alpha=1", defaults)
+    with pytest.raises(InvalidParameterError, match="name=value"):
+        model.parse_params("factors", defaults)
+    with pytest.raises(InvalidParameterError, match="name=value"):
+        model.parse_params("factors=", defaults)
+    with pytest.raises(InvalidParameterError, match="whole numbers"):
+        model.parse_params("factors=2.5", defaults)
+
+
+def test_format_value_and_cell():
+    assert model.format_value(0.0) == "0"
+    assert model.format_value(np.float32(0.5)) == "0.5"
+    assert model.format_value(10) == "10"
+    assert model.format_cell(0.87349, 0.95) == "0.873 (floor 0.950)"
+    assert model.format_cell(0.5, float("nan")) == "0.500"
+    assert model.format_cell(0.5, None) == "0.500"
+    assert model.format_cell(float("nan"), 0.9) == "—"
+
+
+# ---------------------------------------------------------------------- results
+
+
+def _table(rows):
+    """A Sweep.table-shaped frame from (value, measure, against, similarity, floor) rows."""
+    frame = pd.DataFrame(rows, columns=["value", "measure", "against", "similarity", "noise_floor"])
+    frame["stdev"] = np.nan
+    frame["noise_floor_stdev"] = np.nan
+    frame["n_pairs"] = 1
+    return frame
+
+
+def test_similarity_grid_rows_are_values_and_cells_fill_as_results_arrive():
+    table = _table(
+        [
+            (0.0, "neighbors", "reference", 1.0, 0.61),
+            (0.0, "cca", "reference", 1.0, 0.97),
+            (0.5, "neighbors", "reference", 0.4321, 0.61),
+            (0.5, "neighbors", "svd", 0.2, 0.61),
+        ]
+    )
+    rows = model.similarity_grid(table, [0.0, 0.5, 2.0], ["neighbors", "cca"], reference=0.0)
+    assert [r.label for r in rows] == ["0 (ref)", "0.5", "2"]
+    assert rows[0].cells == ("1.000 (floor 0.610)", "1.000 (floor 0.970)")
+    assert rows[1].cells == ("0.432 (floor 0.610)", "…")
+    assert rows[2].cells == ("…", "…")
+    assert [r.done for r in rows] == [True, False, False]
+    svd = model.similarity_grid(table, [0.0, 0.5], ["neighbors"], against="svd")
+    assert [r.cells for r in svd] == [("…",), ("0.200 (floor 0.610)",)]
+    # an empty table (nothing finished yet) gives placeholders only
+    empty = model.similarity_grid(table.iloc[:0], [1, 2], ["cka"])
+    assert [r.cells for r in empty] == [("…",), ("…",)]
+
+
+def test_similarity_grid_matches_int_and_float_values():
+    table = _table([(1, "cka", "reference", 0.9, float("nan"))])
+    rows = model.similarity_grid(table, [1.0, 2.0], ["cka"])
+    assert rows[0].cells == ("0.900",)
+
+
+def test_chart_series_positions_and_gaps():
+    table = _table(
+        [
+            (1.0, "neighbors", "reference", 1.0, 0.5),
+            (3.0, "neighbors", "reference", 0.25, 0.5),
+            (1.0, "cka", "reference", 1.0, 0.9),
+        ]
+    )
+    linear = model.chart_series(table, [1.0, 2.0, 3.0], ["neighbors", "cka"])
+    assert not linear.categorical
+    assert linear.x == (1.0, 2.0, 3.0)
+    assert linear.labels == ("1", "2", "3")
+    assert linear.series["neighbors"][0] == 1.0 and linear.series["neighbors"][2] == 0.25
+    assert math.isnan(linear.series["neighbors"][1])
+    assert linear.series["cka"][0] == 1.0 and all(math.isnan(y) for y in linear.series["cka"][1:])
+    # more than two decades: evenly spaced, labelled with the values
+    wide = model.chart_series(table, [0.0, 0.01, 1.0, 3.0], ["neighbors"])
+    assert wide.categorical and wide.x == (0.0, 1.0, 2.0, 3.0)
+    assert wide.labels == ("0", "0.01", "1", "3")
+    assert wide.series["neighbors"][2:] == (1.0, 0.25)
+
+
+# ---------------------------------------------------------------------- neighbors
+
+
+def _neighbors(keys, scores):
+    return pd.DataFrame(
+        {
+            "rank": np.arange(1, len(keys) + 1),
+            "key": keys,
+            "title": [k[0] for k in keys],
+            "score": scores,
+        }
+    )
+
+
+def test_side_by_side_marks_shared_neighbors_and_gives_the_jaccard():
+    keys = [(f"T{i}", "Drama") for i in range(8)]
+    a = _neighbors([keys[1], keys[2], keys[3], keys[4]], [0.9, 0.8, 0.7, 0.6])
+    b = _neighbors([keys[3], keys[5], keys[1], keys[6]], [0.95, 0.85, 0.5, 0.4])
+    got = model.side_by_side(keys[0], a, b)
+    shared = {keys[1], keys[3]}
+    assert got.shared == 2
+    assert got.jaccard == pytest.approx(len(shared) / len(set(a["key"]) | set(b["key"])))
+    assert got.k == 4 and got.title == "T0" and got.genres == "Drama"
+    assert [r.a_title for r in got.rows] == ["T1", "T2", "T3", "T4"]
+    assert [r.a_shared for r in got.rows] == [True, False, True, False]
+    assert [r.b_title for r in got.rows] == ["T3", "T5", "T1", "T6"]
+    assert [r.b_shared for r in got.rows] == [True, False, True, False]
+    assert [r.b_score for r in got.rows] == [0.95, 0.85, 0.5, 0.4]
+    same = model.side_by_side(keys[0], a, a)
+    assert same.jaccard == 1.0 and all(r.a_shared and r.b_shared for r in same.rows)
+
+
+# ---------------------------------------------------------------------- changes
+
+
+def test_changes_table_ranks_lowest_jaccard_first_and_filters():
+    keys = [
+        ("Alien (1979)", "Horror|Sci-Fi"),
+        ("Heat (1995)", "Action|Crime|Thriller"),
+        ("Amélie (2001)", "Comedy|Romance"),
+        ("Blade Runner (1982)", "Action|Sci-Fi|Thriller"),
+        ("Clue (1985)", "Comedy|Crime"),
+    ]
+    jaccard = pd.Series([0.5, 0.1, 0.1, 0.0, 0.9], index=pd.Index(keys, tupleize_cols=False))
+    popularity = dict(zip(keys, [120, 40, 80, 300, 5], strict=True))
+    table = model.changes_table(jaccard, popularity)
+    # lowest Jaccard first; ties (0.1) broken by more ratings first
+    assert list(table["title"]) == [
+        "Blade Runner (1982)",
+        "Amélie (2001)",
+        "Heat (1995)",
+        "Alien (1979)",
+        "Clue (1985)",
+    ]
+    assert list(table["jaccard"]) == sorted(jaccard)
+    assert list(table["n_ratings"]) == [300, 80, 40, 120, 5]
+    assert table.iloc[0]["key"] == keys[3]
+    sci_fi = model.changes_table(jaccard, popularity, genre="Sci-Fi")
+    assert list(sci_fi["title"]) == ["Blade Runner (1982)", "Alien (1979)"]
+    # a genre matches whole names only ("Action" is not "Action|..." prefix matching)
+    assert model.changes_table(jaccard, popularity, genre="Act").empty
+    popular = model.changes_table(jaccard, popularity, min_ratings=50, max_ratings=200)
+    assert list(popular["title"]) == ["Amélie (2001)", "Alien (1979)"]
+    with pytest.raises(InvalidParameterError, match="above"):
+        model.changes_table(jaccard, popularity, min_ratings=10, max_ratings=5)
+    unknown = model.changes_table(jaccard, {})
+    assert (unknown["n_ratings"] == -1).all()
+
+
+def test_genres_of_splits_movielens_genres():
+    keys = [("A", "Drama|Comedy"), ("B", "(no genres listed)"), ("C", ""), 7]
+    assert model.genres_of(keys) == ["(no genres listed)", "Comedy", "Drama"]
+
+
+def test_fold_ignores_accents_and_case():
+    assert model.fold("Amélie") == model.fold("AMELIE") == "amelie"
+    assert model.fold("Ça ira, Straße") == "ca ira, strasse"
+
+
+# ---------------------------------------------------------------------- datasets
+
+
+def test_dataset_choices_show_the_state_of_each_registry_dataset(tmp_path, monkeypatch):
+    monkeypatch.setenv("EMBSPACE_DATA_DIR", str(tmp_path / "empty"))
+    choices = model.dataset_choices()
+    by_id = {c.id: c for c in choices}
+    for name in datasets.REGISTRY:
+        assert by_id[name].needs_download
+        assert "download" in by_id[name].label
+    assert by_id["ml-latest-small"].label == "ml-latest-small (download 978 kB)"
+    assert by_id["ml-20m"].label == "ml-20m (download 198.7 MB)"
+    assert not by_id["synthetic:tiny"].needs_download
+    # an extracted folder in the data dir makes it available without download
+    (tmp_path / "data" / "ml-100k").mkdir(parents=True)
+    monkeypatch.setenv("EMBSPACE_DATA_DIR", str(tmp_path / "data"))
+    by_id = {c.id: c for c in model.dataset_choices()}
+    assert by_id["ml-100k"].label == "ml-100k (on disk)" and not by_id["ml-100k"].needs_download
+    assert by_id["ml-1m"].needs_download
+
+
+def test_load_source_synthetic_and_errors(tmp_path):
+    got = model.load_source("synthetic:tiny")
+    assert got.fingerprint == datasets.synthetic(preset="tiny", seed=0).fingerprint
+    with pytest.raises(InvalidParameterError, match="unknown synthetic preset 'huge'"):
+        model.load_source("synthetic:huge")
+    with pytest.raises(UnknownDatasetError):
+        model.load_source(str(tmp_path / "missing"))
+    line = model.describe_ratings(got)
+    assert f"{got.n_users:,} users" in line and f"{got.n_ratings:,} ratings" in line

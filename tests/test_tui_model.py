@@ -235,3 +235,11 @@ def test_load_source_synthetic_and_errors(tmp_path):
         model.load_source(str(tmp_path / "missing"))
     line = model.describe_ratings(got)
     assert f"{got.n_users:,} users" in line and f"{got.n_ratings:,} ratings" in line
+
+
+def test_parse_values_wants_numbers_for_a_numeric_parameter():
+    with pytest.raises(InvalidParameterError, match="unobserved_weight takes numbers, got 'abc'"):
+        model.parse_values("0, abc", like=0.01, name="unobserved_weight")
+    with pytest.raises(InvalidParameterError, match="takes numbers"):
+        model.parse_params("factors=true", {"factors": 10})
+    assert model.parse_values("cg cholesky", like="cholesky") == ["cg", "cholesky"]

@@ -112,6 +112,8 @@ def _coerce(value: Any, like: Any, name: str) -> Any:
     error), so that labels and cache keys do not depend on how it was typed."""
     if value is None or isinstance(like, bool) or like is None:
         return value
+    if isinstance(like, (int, float, np.integer, np.floating)) and (isinstance(value, (str, bool))):
+        raise InvalidParameterError(f"{name} takes numbers, got {value!r}")
     if (
         isinstance(like, (float, np.floating))
         and isinstance(value, int)

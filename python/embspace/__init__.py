@@ -16,18 +16,23 @@ from .embeddings import Embeddings, align
 from .ratings import Ratings
 
 if TYPE_CHECKING:
-    from . import cache, datasets, plots, sweeps
+    from . import cache, datasets, measures, plots, sweeps
+    from .measures import compare
+    from .neighbors import NeighborTable
     from .sweeps import Sweep
 
 __all__ = [
     "Embeddings",
+    "NeighborTable",
     "Ratings",
     "Sweep",
     "__version__",
     "align",
     "cache",
+    "compare",
     "datasets",
     "errors",
+    "measures",
     "plots",
     "sweeps",
 ]
@@ -39,6 +44,9 @@ _LAZY = {
     "sweeps": ("embspace.sweeps", None),
     "cache": ("embspace.cache", None),
     "plots": ("embspace.plots", None),
+    "NeighborTable": ("embspace.neighbors", "NeighborTable"),
+    "compare": ("embspace.measures", "compare"),
+    "measures": ("embspace.measures", None),
 }
 
 

@@ -20,3 +20,10 @@ def csr_transpose(
     indices: npt.NDArray[np.int32],
     data: npt.NDArray[np.float32],
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int32], npt.NDArray[np.float32]]: ...
+def knn(
+    data: npt.NDArray[np.float32],
+    k: int,
+    metric: str = "cosine",
+    queries: npt.NDArray[np.int64] | None = None,
+    num_threads: int = 0,
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]: ...

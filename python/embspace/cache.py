@@ -33,7 +33,6 @@ import io
 import json
 import logging
 import os
-import sys
 import tempfile
 import warnings
 from collections.abc import Iterator, Mapping
@@ -81,22 +80,12 @@ class CacheWarning(UserWarning):
 
 
 def default_cache_folder() -> Path:
-    """``runs`` in the embspace cache folder: ``$EMBSPACE_CACHE_DIR/runs`` when the
-    variable is set, else ``$XDG_CACHE_HOME/embspace/runs`` or
-    ``~/.cache/embspace/runs`` (``~/Library/Caches/embspace/runs`` on macOS,
-    ``%LOCALAPPDATA%\\embspace\\runs`` on Windows), the folder datasets are cached in."""
-    raw = os.environ.get("EMBSPACE_CACHE_DIR")
-    if raw:
-        base = Path(raw).expanduser()
-    elif sys.platform == "win32" and os.environ.get("LOCALAPPDATA"):
-        base = Path(os.environ["LOCALAPPDATA"]) / "embspace"
-    elif sys.platform == "darwin":
-        base = Path.home() / "Library" / "Caches" / "embspace"
-    else:
-        xdg = os.environ.get("XDG_CACHE_HOME")
-        root = Path(xdg).expanduser() if xdg and Path(xdg).is_absolute() else Path.home() / ".cache"
-        base = root / "embspace"
-    return base / "runs"
+    """``runs`` in the embspace cache folder, the one datasets are cached in
+    (:func:`embspace.datasets.cache.cache_dir`: ``$EMBSPACE_CACHE_DIR`` when set,
+    else ``$XDG_CACHE_HOME/embspace`` or ``~/.cache/embspace``, ...)."""
+    from .datasets.cache import cache_dir
+
+    return cache_dir() / "runs"
 
 
 def _canonical(value: Any) -> Any:

@@ -1,50 +1,818 @@
-"""The ``embspace`` command line."""
+"""The ``embspace`` command line.
+
+Subcommands: ``demo``, ``datasets list|download|info``, ``train``, ``neighbors``,
+``compare``, ``sweep``. Each has ``--help`` with an example. User errors (bad
+arguments, unknown datasets, missing files, any :class:`EmbspaceError`) print a
+single line ``embspace: error: ...`` on stderr and exit with status 2; ``--json``
+prints only JSON on stdout (progress and notes go to stderr).
+
+Datasets are named as :func:`embspace.datasets.load` accepts them (a registry
+name such as ``ml-latest-small`` or a path to a ratings file or folder), or as
+``synthetic:PRESET`` / ``synthetic:key=value,...`` for the synthetic generator
+(:func:`embspace.datasets.synthetic`), e.g. ``synthetic:tiny`` or
+``synthetic:n_users=200,n_items=100,n_ratings=3000,seed=1``.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import math
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NoReturn
 
-from .errors import EmbspaceError
+from .errors import EmbspaceError, InvalidParameterError
 
-__all__ = ["main"]
+__all__ = ["build_parser", "main"]
+
+ESTIMATORS = ("WALS", "SVD")
+DEFAULT_MEASURES = "neighbors,cca,unitmatch,cka"
 
 
+class CliError(InvalidParameterError):
+    """A user error found by the CLI itself (printed as one line, exit 2)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``embspace: error: ... (see: embspace X --help)``."""
+
+    def error(self, message: str) -> NoReturn:
+        hint = f" (see: {self.prog} --help)"
+        self.exit(2, f"embspace: error: {message}{hint}\n")
+
+
+# ---------------------------------------------------------------------- helpers
+def parse_value(text: str) -> Any:
+    """See :func:`embspace.demo.parse_value` (imported lazily: ``--help`` stays fast)."""
+    from .demo import parse_value as parse
+
+    return parse(text)
+
+
+def load_dataset(spec: str) -> Any:
+    """See :func:`embspace.demo.load_dataset`."""
+    from .demo import load_dataset as load
+
+    return load(spec)
+
+
+def _progress(args: argparse.Namespace) -> bool:
+    """Progress bars only when asked for and stderr is a terminal."""
+    return not getattr(args, "quiet", False) and sys.stderr.isatty()
+
+
+def _note(args: argparse.Namespace, message: str) -> None:
+    """A status line on stderr (silenced by --quiet)."""
+    if not getattr(args, "quiet", False):
+        print(message, file=sys.stderr, flush=True)
+
+
+def _print_json(payload: Any) -> None:
+    print(json.dumps(payload, indent=2, default=_json_default, allow_nan=False))
+
+
+def _json_default(x: Any) -> Any:
+    import numpy as np
+
+    if isinstance(x, np.generic):
+        return x.item()
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    if isinstance(x, Path):
+        return str(x)
+    if isinstance(x, tuple):
+        return list(x)
+    return str(x)
+
+
+def _clean(obj: Any) -> Any:
+    """NaN/inf as None, recursively, so the JSON output is strict JSON."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {str(k): _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    try:
+        import numpy as np
+
+        if isinstance(obj, np.floating):
+            return _clean(float(obj))
+        if isinstance(obj, np.generic):
+            return obj.item()
+    except ImportError:  # pragma: no cover
+        pass
+    return obj
+
+
+def _coerce(value: Any, default: Any) -> Any:
+    """An int given where the estimator's default is a float becomes a float
+    (``--values 0,0.1`` means 0.0 and 0.1), so equal settings share cache entries."""
+    if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+def _parse_sets(pairs: Sequence[str] | None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for pair in pairs or []:
+        name, sep, raw = pair.partition("=")
+        if not sep or not name.strip():
+            raise CliError(f"--set takes NAME=VALUE, got {pair!r}")
+        out[name.strip()] = parse_value(raw)
+    return out
+
+
+def _split_list(text: str) -> list[str]:
+    items = [t.strip() for t in text.split(",")]
+    if not all(items):
+        raise CliError(f"empty item in the list {text!r}")
+    return items
+
+
+def make_estimator(
+    name: str,
+    params: dict[str, Any],
+    *,
+    seed: int | None = 0,
+    num_threads: int | None = None,
+    device: str | None = None,
+) -> Any:
+    """A WALS or SVD configured from command-line parameters (validated by name)."""
+    import embspace
+
+    match = {e.lower(): e for e in ESTIMATORS}.get(name.lower())
+    if match is None:
+        raise CliError(f"unknown estimator {name!r}; choose one of {', '.join(ESTIMATORS)}")
+    estimator = getattr(embspace, match)()
+    defaults = estimator.get_params(deep=False)
+    unknown = sorted(set(params) - set(defaults))
+    if unknown:
+        raise CliError(
+            f"{match} has no parameter {', '.join(unknown)}; it has: {', '.join(sorted(defaults))}"
+        )
+    settings = {k: _coerce(v, defaults[k]) for k, v in params.items()}
+    if "random_state" in defaults and "random_state" not in settings:
+        settings["random_state"] = seed
+    if num_threads is not None and "num_threads" in defaults:
+        settings["num_threads"] = num_threads
+    if device is not None and "device" in defaults:
+        settings["device"] = device
+    return estimator.set_params(**settings)
+
+
+def _cache(args: argparse.Namespace) -> Any:
+    from .cache import EmbeddingCache
+
+    if getattr(args, "no_cache", False):
+        return None
+    return EmbeddingCache(getattr(args, "cache_dir", None))
+
+
+def _train(args: argparse.Namespace, ratings: Any) -> Any:
+    """Train the estimator the arguments describe, through the cache."""
+    from .sweeps import fit_cached
+
+    estimator = make_estimator(
+        args.estimator,
+        _parse_sets(args.set),
+        seed=args.seed,
+        num_threads=args.threads,
+        device=args.device,
+    )
+    run = fit_cached(ratings, estimator, cache=_cache(args), progress=_progress(args))
+    how = "loaded from the cache" if run.cached else f"trained in {run.fit_time:.2f} s"
+    _note(args, f"{type(estimator).__name__} on {ratings.name or 'the data'}: {how}")
+    run.estimator = estimator
+    return run
+
+
+def _existing_file(path: str, what: str) -> Path:
+    p = Path(path)
+    if not p.is_file():
+        raise CliError(f"{what} {path} does not exist")
+    return p
+
+
+def _load_embeddings(path: str) -> Any:
+    from .embeddings import Embeddings
+
+    return Embeddings.load(_existing_file(path, "embeddings file"))
+
+
+# ---------------------------------------------------------------------- demo
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from . import datasets
+    from .demo import run_demo
 
-    ratings = datasets.load(args.dataset)
-    print(ratings.summary())
+    echo = None if args.json else print
+    result = run_demo(
+        args.dataset,
+        out=args.out,
+        seeds=args.seeds,
+        quick=args.quick,
+        cache_dir=False if args.no_cache else args.cache_dir,
+        progress=_progress(args),
+        num_threads=args.threads,
+        device=args.device,
+        echo=echo,
+        log=None if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True)),
+    )
+    if args.json:
+        _print_json(_clean(result.to_dict()))
     return 0
 
 
+# ---------------------------------------------------------------------- datasets
+def _dataset_row(name: str) -> dict[str, Any]:
+    """Registry entry and local state of one dataset, as a flat dict."""
+    from dataclasses import asdict
+
+    from . import datasets
+
+    entry = datasets.info(name)
+    status = datasets.locate(name)
+    row = asdict(entry)
+    row["url"] = entry.url
+    row["state"] = status.state
+    row["path"] = None if status.path is None else str(status.path)
+    return row
+
+
+def _cmd_datasets_list(args: argparse.Namespace) -> int:
+    from . import datasets
+
+    rows = [_dataset_row(s.name) for s in datasets.list_datasets()]
+    if args.json:
+        _print_json(_clean(rows))
+        return 0
+    import pandas as pd
+
+    frame = pd.DataFrame(rows)
+    frame["size"] = frame["size"].map(lambda b: f"{b / 1e6:.1f} MB")
+    for col in ("n_ratings", "n_users", "n_items"):
+        frame[col] = frame[col].map(lambda n: "" if n is None or pd.isna(n) else f"{int(n):,}")
+    keep = ["name", "size", "n_ratings", "n_users", "n_items", "state", "description"]
+    print(
+        frame[keep]
+        .rename(columns={"n_ratings": "ratings", "n_users": "users", "n_items": "items"})
+        .to_string(index=False)
+    )
+    return 0
+
+
+def _cmd_datasets_info(args: argparse.Namespace) -> int:
+    info = _dataset_row(args.name)
+    if args.json:
+        _print_json(_clean(info))
+        return 0
+    width = max(map(len, info))
+    for k, v in info.items():
+        text = f"{v:,}" if isinstance(v, int) and not isinstance(v, bool) else str(v)
+        print(f"{k:<{width}}  {text}")
+    return 0
+
+
+def _cmd_datasets_download(args: argparse.Namespace) -> int:
+    from . import datasets
+
+    path = datasets.download(args.name, progress=_progress(args))
+    if args.json:
+        _print_json({"name": args.name, "path": str(path)})
+    else:
+        print(path)
+    return 0
+
+
+# ---------------------------------------------------------------------- train
+def _cmd_train(args: argparse.Namespace) -> int:
+    ratings = load_dataset(args.dataset)
+    run = _train(args, ratings)
+    items_path = run.items.save(args.out)
+    users_path = run.users.save(args.users_out) if args.users_out else None
+    payload = {
+        "dataset": args.dataset,
+        "estimator": type(run.estimator).__name__,
+        "params": run.estimator.get_params(deep=False),
+        "cached": run.cached,
+        "fit_time": run.fit_time,
+        "items": {"path": str(items_path), "n": run.items.n, "d": run.items.d},
+        "users": None
+        if users_path is None
+        else {"path": str(users_path), "n": run.users.n, "d": run.users.d},
+        "loss": run.loss,
+    }
+    if args.json:
+        _print_json(_clean(payload))
+        return 0
+    print(f"item embeddings: {run.items.n:,} x {run.items.d} -> {items_path}")
+    if users_path is not None:
+        print(f"user embeddings: {run.users.n:,} x {run.users.d} -> {users_path}")
+    if run.loss is not None:
+        print(f"final loss: {run.loss:.6g}")
+    return 0
+
+
+# ---------------------------------------------------------------------- neighbors
+def _cmd_neighbors(args: argparse.Namespace) -> int:
+    from . import NeighborTable
+
+    if args.embeddings:
+        emb = _load_embeddings(args.embeddings)
+    else:
+        ratings = load_dataset(args.dataset)
+        emb = _train(args, ratings).side(args.entities)
+    table = NeighborTable(emb, metric=args.metric, num_threads=args.threads, device=args.device)
+    results = []
+    for query in args.query:
+        frame = table.neighbors(_query(query, emb), k=args.k)
+        results.append((query, frame))
+    if args.json:
+        payload = [
+            {"query": q, "neighbors": _clean(f.to_dict(orient="records"))} for q, f in results
+        ]
+        _print_json(payload)
+        return 0
+    for i, (query, frame) in enumerate(results):
+        if i:
+            print()
+        print(f"neighbors of {query!r} ({args.metric}, k={args.k}):")
+        print(_neighbor_text(frame))
+    return 0
+
+
+def _query(text: str, emb: Any) -> Any:
+    """An integer-looking query names a key when the keys are integers (user ids)."""
+    value = parse_value(text)
+    if isinstance(value, int) and not isinstance(value, bool) and value in emb:
+        return value
+    return text
+
+
+def _neighbor_text(frame: Any) -> str:
+    cols = [c for c in ("rank", "title", "key", "score") if c in frame.columns]
+    if "title" in cols and "key" in cols:
+        cols.remove("key")
+    return frame[cols].to_string(index=False, float_format=lambda x: f"{x:.4f}")
+
+
+# ---------------------------------------------------------------------- compare
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from . import compare
+    from .sweeps import _check_measures
+
+    measures = _split_list(args.measures)
+    _check_measures(measures)
+    a = _load_embeddings(args.a)
+    b = _load_embeddings(args.b)
+    result = compare(
+        a,
+        b,
+        measures=measures,
+        k=args.k,
+        metric=args.metric,
+        num_threads=args.threads,
+        device=args.device,
+    )
+    if args.json:
+        payload = result.to_dict() if hasattr(result, "to_dict") else {"scores": result.scores}
+        _print_json(_clean(payload))
+        return 0
+    print(f"{result.n_shared:,} shared entities ({a.n:,} in {args.a}, {b.n:,} in {args.b})")
+    width = max(map(len, result.scores))
+    for name, score in result.scores.items():
+        print(f"  {name:<{width}}  {score:.4f}")
+    return 0
+
+
+# ---------------------------------------------------------------------- sweep
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from .demo import format_sweep_table
+    from .sweeps import Sweep, SweepEvent
+
+    ratings = load_dataset(args.dataset)
+    estimator = make_estimator(
+        args.estimator,
+        _parse_sets(args.set),
+        seed=args.seed,
+        num_threads=args.threads,
+        device=args.device,
+    )
+    defaults = estimator.get_params(deep=False)
+    if args.param not in defaults:
+        raise CliError(
+            f"{type(estimator).__name__} has no parameter {args.param!r}; "
+            f"it has: {', '.join(sorted(defaults))}"
+        )
+    default = defaults[args.param]
+    values = [_coerce(parse_value(v), default) for v in _split_list(args.values)]
+    reference = None if args.reference is None else _coerce(parse_value(args.reference), default)
+    sweep = Sweep(
+        ratings,
+        estimator,
+        args.param,
+        values,
+        reference=reference,
+        seeds=args.seeds,
+        measures=_split_list(args.measures),
+        entities=args.entities,
+        cache_dir=False if args.no_cache else args.cache_dir,
+        k=args.k,
+        device=args.device,
+        num_threads=args.threads,
+    )
+
+    def report(event: SweepEvent) -> None:
+        if event.kind == "run_done":
+            how = "loaded from the cache" if event.cached else f"trained in {event.elapsed:.2f} s"
+            # one flushed line per finished run (scripts and the resume test read them)
+            print(
+                f"run {event.run_index + 1}/{event.n_runs} {args.param}={event.value} "
+                f"seed={event.seed}: {how}",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    sweep.run(callback=None if args.quiet else report, progress=_progress(args))
+    if args.against_svd:
+        from . import SVD
+
+        factors = defaults.get("factors", 10)
+        svd_kwargs: dict[str, Any] = {"factors": factors, "random_state": args.seed}
+        svd = SVD(**svd_kwargs)
+        from .sweeps import fit_cached
+
+        run = fit_cached(ratings, svd, cache=_cache(args))
+        sweep.against(run.side(args.entities), name="svd")
+    paths = sweep.save(args.out) if args.out else {}
+    if args.json:
+        payload = sweep.to_dict()
+        payload["files"] = {k: str(v) for k, v in paths.items()}
+        _print_json(_clean(payload))
+        return 0
+    groups = list(dict.fromkeys(sweep.table["against"]))
+    for i, group in enumerate(groups):
+        if i:
+            print()
+        print(format_sweep_table(sweep, group))
+    if paths:
+        print()
+        for kind, path in paths.items():
+            print(f"{kind:<8} {path}")
+    return 0
+
+
+# ---------------------------------------------------------------------- parser
+def _formatter(prog: str) -> argparse.HelpFormatter:
+    return argparse.RawDescriptionHelpFormatter(prog, max_help_position=32)
+
+
+def _add_common(
+    p: argparse.ArgumentParser, *, compute: bool = True, json_flag: bool = True
+) -> None:
+    g = p.add_argument_group("common options")
+    g.add_argument("-q", "--quiet", action="store_true", help="no progress bars or status lines")
+    if json_flag:
+        g.add_argument("--json", action="store_true", help="print only JSON on stdout")
+    if compute:
+        g.add_argument(
+            "--threads",
+            type=_nonneg_int,
+            default=None,
+            metavar="N",
+            help="worker threads (default: all cores)",
+        )
+        g.add_argument(
+            "--device",
+            choices=("cpu", "gpu", "auto"),
+            default="cpu",
+            help="where to compute (default: cpu)",
+        )
+
+
+def _add_cache(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("cache")
+    g.add_argument(
+        "--cache-dir",
+        default=None,
+        metavar="DIR",
+        help="folder of cached trainings (default: the embspace cache)",
+    )
+    g.add_argument("--no-cache", action="store_true", help="train everything, store nothing")
+
+
+def _add_training(p: argparse.ArgumentParser, estimator_default: str = "WALS") -> None:
+    g = p.add_argument_group("training")
+    g.add_argument(
+        "--dataset",
+        "-d",
+        default="ml-latest-small",
+        metavar="NAME",
+        help="registry name, path, or synthetic:PRESET (default: ml-latest-small)",
+    )
+    g.add_argument(
+        "--estimator",
+        "-e",
+        default=estimator_default,
+        metavar="NAME",
+        help=f"{' or '.join(ESTIMATORS)} (default: {estimator_default})",
+    )
+    g.add_argument(
+        "--set",
+        action="append",
+        metavar="NAME=VALUE",
+        help="an estimator parameter, e.g. --set factors=10 (repeatable)",
+    )
+    g.add_argument("--seed", type=int, default=0, help="random_state of the training (default: 0)")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value
+
+
+def _nonneg_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+    return value
+
+
+def _sub(
+    sub: Any, name: str, help_: str, description: str, example: str
+) -> argparse.ArgumentParser:
+    return sub.add_parser(
+        name,
+        help=help_,
+        description=description,
+        epilog="example:\n  " + example.strip().replace("\n", "\n  "),
+        formatter_class=_formatter,
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    from . import __version__
+
+    parser = _Parser(
         prog="embspace",
-        description="Measure how much an embedding space changes with a hyperparameter.",
+        description="Measure how much an embedding space changes when a hyperparameter changes.",
+        epilog=(
+            "examples:\n"
+            "  embspace demo                        # the reference workflow on ml-latest-small\n"
+            "  embspace sweep --param unobserved_weight --values 0,0.1,1 --seeds 2\n"
+            "run 'embspace COMMAND --help' for the options of a command."
+        ),
+        formatter_class=_formatter,
     )
+    parser.add_argument("--version", action="version", version=f"embspace {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    demo = sub.add_parser(
+
+    # demo
+    p = _sub(
+        sub,
         "demo",
-        help="run the reference workflow on a dataset",
-        description="Load a dataset and print its summary.",
-        epilog="example: embspace demo --dataset ml-latest-small",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "run the reference workflow (train, neighbors, sweep, SVD, plots)",
+        "The reference notebook end to end: WALS (k=10, unobserved weight 0.01) and the\n"
+        "neighbors of 3 random movies; the sweep of the unobserved weight over\n"
+        "0, 0.01, 0.1, 0.5, 1, 2 against weight 0 with the seed noise floor; SVD against\n"
+        "every sweep run. Prints the tables, writes PNG plots, CSV and JSON to --out, and\n"
+        "ends with a summary in words. --quick: one seed and 5 iterations (a smoke run).",
+        "embspace demo --dataset ml-latest-small --out embspace-demo --seeds 3",
     )
-    demo.add_argument("--dataset", default="ml-latest-small", help="registry name or path")
-    demo.set_defaults(func=_cmd_demo)
+    p.add_argument(
+        "--dataset",
+        "-d",
+        default="ml-latest-small",
+        metavar="NAME",
+        help="registry name, path, or synthetic:PRESET (default: ml-latest-small)",
+    )
+    p.add_argument(
+        "--out",
+        "-o",
+        default="embspace-demo",
+        metavar="DIR",
+        help="folder for plots, CSV and JSON (default: ./embspace-demo)",
+    )
+    p.add_argument(
+        "--seeds", type=_positive_int, default=3, help="seeds per sweep value (default: 3)"
+    )
+    p.add_argument(
+        "--quick", action="store_true", help="one seed, 5 iterations: seconds, for a smoke test"
+    )
+    _add_common(p)
+    _add_cache(p)
+    p.set_defaults(func=_cmd_demo)
+
+    # datasets
+    p = _sub(
+        sub,
+        "datasets",
+        "list, describe or download the MovieLens datasets",
+        "The datasets embspace knows by name, their official shapes, and downloads\n"
+        "(size- and sha256-checked, into the cache).",
+        "embspace datasets list\nembspace datasets info ml-latest-small --json\nembspace datasets download ml-100k",
+    )
+    dsub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    q = _sub(
+        dsub,
+        "list",
+        "the registry",
+        "Every dataset of the registry.",
+        "embspace datasets list --json",
+    )
+    _add_common(q, compute=False)
+    q.set_defaults(func=_cmd_datasets_list)
+    q = _sub(
+        dsub,
+        "info",
+        "one dataset in detail",
+        "Shape, size, checksum and where it is cached.",
+        "embspace datasets info ml-latest-small",
+    )
+    q.add_argument("name", help="registry name")
+    _add_common(q, compute=False)
+    q.set_defaults(func=_cmd_datasets_info)
+    q = _sub(
+        dsub,
+        "download",
+        "download and verify a dataset",
+        "Download <name>.zip (from EMBSPACE_MIRROR when set), check size and sha256,\n"
+        "extract safely into the cache; a dataset already present is not downloaded again.",
+        "embspace datasets download ml-100k",
+    )
+    q.add_argument("name", help="registry name")
+    _add_common(q, compute=False)
+    q.set_defaults(func=_cmd_datasets_download)
+
+    # train
+    p = _sub(
+        sub,
+        "train",
+        "train WALS or SVD and save the embeddings",
+        "Train an estimator on a dataset (through the cache: a repeated training is\n"
+        "loaded, not redone) and save the item embeddings (and optionally the user\n"
+        "embeddings) as .npz files that 'neighbors' and 'compare' read.",
+        "embspace train --dataset ml-latest-small --set unobserved_weight=0.1 --out items.npz",
+    )
+    _add_training(p)
+    p.add_argument(
+        "--out",
+        "-o",
+        required=True,
+        metavar="FILE",
+        help="where to save the item embeddings (.npz)",
+    )
+    p.add_argument("--users-out", metavar="FILE", help="where to save the user embeddings (.npz)")
+    _add_common(p)
+    _add_cache(p)
+    p.set_defaults(func=_cmd_train)
+
+    # neighbors
+    p = _sub(
+        sub,
+        "neighbors",
+        "nearest neighbors of entities (movies by title)",
+        "The k nearest neighbors of each query in an embeddings file, or in embeddings\n"
+        "trained on a dataset (cached). A query is a title (accent- and case-insensitive)\n"
+        "or a key; an unknown title suggests close ones.",
+        'embspace neighbors "They Live (1988)" "Toy Story" -k 5\n'
+        'embspace neighbors --embeddings items.npz "Heat (1995)" --json',
+    )
+    p.add_argument("query", nargs="+", help="titles or keys")
+    p.add_argument("--embeddings", metavar="FILE", help="an embeddings .npz (instead of training)")
+    p.add_argument("-k", type=_positive_int, default=10, help="neighbors per query (default: 10)")
+    p.add_argument(
+        "--metric",
+        choices=("cosine", "euclidean", "dot"),
+        default="cosine",
+        help="(default: cosine)",
+    )
+    p.add_argument(
+        "--entities",
+        choices=("items", "users"),
+        default="items",
+        help="which side of a training (default: items)",
+    )
+    _add_training(p)
+    _add_common(p)
+    _add_cache(p)
+    p.set_defaults(func=_cmd_neighbors)
+
+    # compare
+    p = _sub(
+        sub,
+        "compare",
+        "compare two embeddings files",
+        "Similarity of two embeddings of the same entities (aligned on shared keys) under\n"
+        "the chosen measures.",
+        "embspace compare a.npz b.npz --measures neighbors,cca,unitmatch,cka --json",
+    )
+    p.add_argument("a", help="embeddings .npz")
+    p.add_argument("b", help="embeddings .npz")
+    p.add_argument(
+        "--measures",
+        "-m",
+        default=DEFAULT_MEASURES,
+        metavar="LIST",
+        help=f"comma-separated (default: {DEFAULT_MEASURES})",
+    )
+    p.add_argument(
+        "-k", type=_positive_int, default=10, help="neighbors for neighbor measures (default: 10)"
+    )
+    p.add_argument(
+        "--metric",
+        choices=("cosine", "euclidean", "dot"),
+        default="cosine",
+        help="(default: cosine)",
+    )
+    _add_common(p)
+    p.set_defaults(func=_cmd_compare)
+
+    # sweep
+    p = _sub(
+        sub,
+        "sweep",
+        "sweep one hyperparameter against a reference value",
+        "Train the estimator at each value of --param (other parameters as --set), with\n"
+        "--seeds seeds each, and compare every run with the reference run of the same\n"
+        "seed; the noise floor is the similarity between seeds of the reference. Finished\n"
+        "runs are cached: an interrupted sweep resumes where it stopped. One line per\n"
+        "finished run goes to stderr.",
+        "embspace sweep --dataset ml-latest-small --param unobserved_weight \\\n"
+        "    --values 0,0.01,0.1,0.5,1,2 --reference 0 --seeds 3 --against-svd --out results",
+    )
+    _add_training(p)
+    p.add_argument("--param", "-p", required=True, metavar="NAME", help="the parameter to vary")
+    p.add_argument("--values", required=True, metavar="LIST", help="comma-separated values")
+    p.add_argument(
+        "--reference", metavar="VALUE", help="the value compared against (default: the first value)"
+    )
+    p.add_argument("--seeds", type=_positive_int, default=1, help="seeds per value (default: 1)")
+    p.add_argument(
+        "--measures",
+        "-m",
+        default=DEFAULT_MEASURES,
+        metavar="LIST",
+        help=f"comma-separated (default: {DEFAULT_MEASURES})",
+    )
+    p.add_argument(
+        "-k", type=_positive_int, default=10, help="neighbors for neighbor measures (default: 10)"
+    )
+    p.add_argument(
+        "--entities", choices=("items", "users"), default="items", help="(default: items)"
+    )
+    p.add_argument(
+        "--against-svd",
+        action="store_true",
+        help="also compare every run with an SVD of the same factors",
+    )
+    p.add_argument("--out", "-o", metavar="DIR", help="write CSV, JSON and PNG here")
+    _add_common(p)
+    _add_cache(p)
+    p.set_defaults(func=_cmd_sweep)
     return parser
 
 
+def _one_line(exc: BaseException) -> str:
+    message = " ".join(str(exc).split()) or type(exc).__name__
+    extra = getattr(exc, "suggestions", None) or getattr(exc, "candidates", None)
+    if extra:
+        label = "did you mean" if getattr(exc, "suggestions", None) else "candidates"
+        shown = [str(x) for x in extra[:5]]
+        if not all(s in message for s in shown):
+            message += f" ({label}: {'; '.join(shown)})"
+    return message
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    func: Callable[[argparse.Namespace], int] = args.func
     try:
-        return int(args.func(args))
+        return int(func(args))
     except EmbspaceError as exc:
-        print(f"embspace: error: {exc}", file=sys.stderr)
+        print(f"embspace: error: {_one_line(exc)}", file=sys.stderr)
+        return 2
+    except (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError) as exc:
+        what = f"{exc.strerror}: {exc.filename}" if exc.filename else str(exc)
+        print(f"embspace: error: {what}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("embspace: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # the reader went away (| head): leave quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0

@@ -17,6 +17,7 @@ __all__ = [
     "DownloadError",
     "DuplicateEntryError",
     "EmbspaceError",
+    "EmbspaceWarning",
     "EntityNotFoundError",
     "IndexOutOfRangeError",
     "InvalidParameterError",
@@ -32,6 +33,11 @@ __all__ = [
 
 class EmbspaceError(Exception):
     """Base class of every error raised by embspace on bad input."""
+
+
+class EmbspaceWarning(UserWarning):
+    """A result is computed but deserves attention (n <= d for CCA, rank-deficient
+    inputs, fewer shared keys than entities, ...)."""
 
 
 class _MessageKeyError(KeyError):

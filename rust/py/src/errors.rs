@@ -14,15 +14,17 @@ pub fn to_py(err: Error) -> PyErr {
         Error::IndexOutOfRange(m) => ("IndexOutOfRangeError", m),
         Error::Numerical(m) => ("NumericalError", m),
     };
-    Python::attach(|py| match py
-        .import("embspace.errors")
-        .and_then(|module| module.getattr(name))
-    {
-        Ok(class) => match class.call1((msg.clone(),)) {
-            Ok(instance) => PyErr::from_value(instance),
-            Err(e) => e,
-        },
-        Err(_) => pyo3::exceptions::PyValueError::new_err(msg),
+    Python::attach(|py| {
+        match py
+            .import("embspace.errors")
+            .and_then(|module| module.getattr(name))
+        {
+            Ok(class) => match class.call1((msg.clone(),)) {
+                Ok(instance) => PyErr::from_value(instance),
+                Err(e) => e,
+            },
+            Err(_) => pyo3::exceptions::PyValueError::new_err(msg),
+        }
     })
 }
 

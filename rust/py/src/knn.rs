@@ -1,7 +1,70 @@
 //! Bindings of `embspace_core::knn`.
 
+use numpy::{PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2};
 use pyo3::prelude::*;
 
-pub fn register(_m: &Bound<'_, PyModule>) -> PyResult<()> {
+use crate::convert::{slice1, slice2};
+use crate::errors::{to_py, IntoPyResult};
+use embspace_core::knn::{knn as core_knn, Metric};
+use embspace_core::Error;
+
+type KnnArrays<'py> = (Bound<'py, PyArray2<f32>>, Bound<'py, PyArray2<i64>>);
+
+/// Exact k nearest neighbors of the rows `queries` (int64 row indices; all rows
+/// when None) of `data` (n x d float32, C-contiguous), each query excluded by
+/// index. `metric` is cosine, euclidean or dot (distance = negative inner
+/// product). Returns (distances float32, indices int64), n_queries x k, each
+/// row sorted by (distance, index). `num_threads = 0` uses every core.
+#[pyfunction]
+#[pyo3(signature = (data, k, metric = "cosine", queries = None, num_threads = 0))]
+fn knn<'py>(
+    py: Python<'py>,
+    data: PyReadonlyArray2<'py, f32>,
+    k: i64,
+    metric: &str,
+    queries: Option<PyReadonlyArray1<'py, i64>>,
+    num_threads: i64,
+) -> PyResult<KnnArrays<'py>> {
+    let metric = Metric::parse(metric).py()?;
+    let (x, n, d) = slice2(&data, "data")?;
+    if k < 0 {
+        return Err(to_py(Error::InvalidParameter(format!(
+            "k must be at least 1, got {k}"
+        ))));
+    }
+    if num_threads < 0 {
+        return Err(to_py(Error::InvalidParameter(format!(
+            "num_threads must be >= 0 (0 = all cores), got {num_threads}"
+        ))));
+    }
+    let qs: Option<Vec<usize>> = match &queries {
+        None => None,
+        Some(a) => {
+            let q = slice1(a, "queries")?;
+            if let Some((pos, &bad)) = q
+                .iter()
+                .enumerate()
+                .find(|(_, &v)| v < 0 || v as u64 >= n as u64)
+            {
+                return Err(to_py(Error::IndexOutOfRange(format!(
+                    "query index {bad} at position {pos} is outside [0, {n})"
+                ))));
+            }
+            Some(q.iter().map(|&v| v as usize).collect())
+        }
+    };
+    let (k, threads) = (k as usize, num_threads as usize);
+    let nq = qs.as_ref().map_or(n, Vec::len);
+    let (dist, idx) = py
+        .detach(|| core_knn(x, n, d, qs.as_deref(), k, metric, threads))
+        .py()?;
+    Ok((
+        PyArray1::from_vec(py, dist).reshape([nq, k])?,
+        PyArray1::from_vec(py, idx).reshape([nq, k])?,
+    ))
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(knn, m)?)?;
     Ok(())
 }

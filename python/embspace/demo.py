@@ -1,0 +1,572 @@
+"""The reference workflow end to end, as ``embspace demo`` runs it.
+
+:func:`run_demo` reproduces the reference notebook on a dataset (default
+ml-latest-small):
+
+1. load the ratings;
+2. train WALS with 10 factors and unobserved weight 0.01 (the reference
+   notebook's other defaults: 20 iterations, regularization 0.07, "log" column
+   weights) and print the neighbors of 3 movies drawn at random (seeded) among
+   those with at least 20 ratings;
+3. sweep the unobserved weight over 0, 0.01, 0.1, 0.5, 1, 2 against weight 0
+   with the measures neighbors, cca, unitmatch and cka, ``seeds`` seeds per
+   value, and the noise floor (weight 0 against itself with other seeds);
+4. train SVD with 10 factors and compare every sweep run with it;
+5. print the tables, write PNG plots, CSV and JSON into ``out``, and close
+   with a summary in words computed from the numbers.
+
+Trainings go through the embeddings cache, so a second demo is fast and the
+WALS of step 2 is reused by the sweep.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .cache import EmbeddingCache, write_atomic
+from .embeddings import _json_default
+from .errors import InvalidParameterError
+from .sweeps import Sweep, SweepEvent, fit_cached
+
+__all__ = [
+    "DEMO_VALUES",
+    "DemoResult",
+    "format_neighbors",
+    "format_sweep_table",
+    "load_dataset",
+    "parse_value",
+    "pick_movies",
+    "run_demo",
+    "summarize",
+]
+
+#: The unobserved weights of the reference notebook's sweep.
+DEMO_VALUES = (0.0, 0.01, 0.1, 0.5, 1.0, 2.0)
+DEMO_MEASURES = ("neighbors", "cca", "unitmatch", "cka")
+PARAM = "unobserved_weight"
+SHORT = {"unobserved_weight": "w0"}
+
+
+@dataclass
+class DemoResult:
+    """What :func:`run_demo` computed and wrote."""
+
+    dataset: str
+    ratings: Any
+    model: Any
+    queries: list[Any]
+    neighbors: dict[str, pd.DataFrame]
+    sweep: Sweep
+    svd_table: pd.DataFrame
+    summary: list[str]
+    files: dict[str, Path]
+    timings: dict[str, float] = field(default_factory=dict)
+    trained: int = 0
+    cached: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: dataset, neighbor tables, sweep (table, results, runs), summary, files, timings."""
+        return {
+            "dataset": self.dataset,
+            "ratings": self.ratings.summary().to_dict(),
+            "neighbors": {
+                title: frame.to_dict(orient="records") for title, frame in self.neighbors.items()
+            },
+            "sweep": self.sweep.to_dict(),
+            "summary": self.summary,
+            "files": {k: str(v) for k, v in self.files.items()},
+            "timings": self.timings,
+            "trainings": {"trained": self.trained, "from_cache": self.cached},
+        }
+
+
+# ---------------------------------------------------------------------- formatting
+def _fmt(v: Any) -> str:
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def _label(param: str, value: Any) -> str:
+    return f"{SHORT.get(param, param)}={_fmt(value)}"
+
+
+def _cell(mean: float, sd: float, with_sd: bool) -> str:
+    if not math.isfinite(mean):
+        return "n/a"
+    if with_sd and math.isfinite(sd):
+        return f"{mean:.3f} ± {sd:.3f}"
+    return f"{mean:.3f}"
+
+
+def format_sweep_table(sweep: Sweep, against: str = "reference") -> str:
+    """A value x measure text table of one ``against`` group, mean ± stdev over
+    seeds, with the noise floor as its last row."""
+    table = sweep.table
+    rows = table[table["against"] == against]
+    with_sd = len(sweep.seeds) > 1
+    what = _label(sweep.param, sweep.reference) if against == "reference" else against
+    n = len(sweep.seeds)
+    head = f"similarity to {what}"
+    head += f" (mean ± stdev over {n} seeds)" if with_sd else " (one seed)"
+    measures = [m for m in sweep.measures if m in set(rows["measure"])]
+    lines: dict[str, list[str]] = {}
+    for value in sweep.values:
+        part = rows[rows["value"].map(lambda v, value=value: _eq(v, value))]
+        if part.empty:
+            continue
+        cells = []
+        for m in measures:
+            r = part[part["measure"] == m]
+            cells.append(
+                _cell(float(r["similarity"].iloc[0]), float(r["stdev"].iloc[0]), with_sd)
+                if len(r)
+                else ""
+            )
+        lines[_fmt(value)] = cells
+    floor = sweep.noise_floor
+    label = f"noise floor ({_label(sweep.param, sweep.reference)} reseeded)"
+    if n > 1:
+        lines[label] = [_cell(floor[m][0], floor[m][1], floor[m][2] > 1) for m in measures]
+    else:
+        lines[label] = ["n/a (1 seed)" for _ in measures]
+    return head + "\n" + _text_table([sweep.param, *measures], [[k, *v] for k, v in lines.items()])
+
+
+def _text_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Plain columns: the first left-aligned, the others right-aligned."""
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+
+    def line(cells: Sequence[str]) -> str:
+        first = f"{cells[0]!s:<{widths[0]}}"
+        rest = [f"{c!s:>{w}}" for c, w in zip(cells[1:], widths[1:], strict=True)]
+        return "  ".join([first, *rest]).rstrip()
+
+    return "\n".join([line(header), *(line(r) for r in rows)])
+
+
+def format_neighbors(frame: pd.DataFrame) -> str:
+    """rank, title, genres (when the keys carry them) and score of a neighbors frame."""
+    out = pd.DataFrame({"rank": frame["rank"]})
+    if "title" in frame.columns:
+        out["title"] = frame["title"]
+    else:
+        out["key"] = frame["key"].astype(str)
+    if (
+        "key" in frame.columns
+        and frame["key"].map(lambda k: isinstance(k, tuple) and len(k) > 1).all()
+    ):
+        out["genres"] = frame["key"].map(lambda k: k[1])
+    out["score"] = frame["score"].map(lambda s: f"{s:.3f}")
+    return out.to_string(index=False)
+
+
+def _eq(a: Any, b: Any) -> bool:
+    try:
+        return bool(a == b) and isinstance(a, bool) == isinstance(b, bool)
+    except Exception:
+        return False
+
+
+# ---------------------------------------------------------------------- words
+def _beyond(sim: float, sd: float, nf: float, nf_sd: float) -> bool:
+    """A change is beyond the noise floor when the mean similarity is lower than
+    the floor by more than the larger of the two stdevs."""
+    spread = max(sd if math.isfinite(sd) else 0.0, nf_sd if math.isfinite(nf_sd) else 0.0)
+    return sim < nf - spread
+
+
+def _join(words: Sequence[str]) -> str:
+    words = list(words)
+    if len(words) <= 1:
+        return "".join(words)
+    return ", ".join(words[:-1]) + " and " + words[-1]
+
+
+def _monotone(ys: Sequence[float]) -> int:
+    """+1 when non-decreasing (and not flat), -1 when non-increasing, else 0."""
+    d = np.diff(np.asarray(ys, dtype=np.float64))
+    if d.size == 0 or np.allclose(d, 0):
+        return 0
+    if (d >= -1e-9).all():
+        return 1
+    if (d <= 1e-9).all():
+        return -1
+    return 0
+
+
+def summarize(sweep: Sweep, svd_name: str | None = "svd") -> list[str]:
+    """The closing summary in words, every statement computed from the tables."""
+    param, ref = sweep.param, sweep.reference
+    table = sweep.table
+    measures = list(sweep.measures)
+    lines: list[str] = []
+    floor = sweep.noise_floor
+    others = [v for v in sweep.values if not _eq(v, ref)]
+    ref_rows = table[table["against"] == "reference"]
+
+    def sim(rows: pd.DataFrame, value: Any, m: str) -> tuple[float, float]:
+        r = rows[(rows["measure"] == m) & rows["value"].map(lambda v: _eq(v, value))]
+        return (
+            (float(r["similarity"].iloc[0]), float(r["stdev"].iloc[0]))
+            if len(r)
+            else (math.nan, math.nan)
+        )
+
+    has_floor = len(sweep.seeds) > 1 and all(math.isfinite(floor[m][0]) for m in measures)
+    if has_floor:
+        parts = [f"{m} {floor[m][0]:.3f}" for m in measures]
+        n_pairs = floor[measures[0]][2]
+        lines.append(
+            f"Reseeding {_label(param, ref)} alone gives similarities of {_join(parts)} "
+            f"(mean over {n_pairs} seed pair{'s' if n_pairs != 1 else ''}): a weight whose "
+            f"similarity to {_label(param, ref)} is not below these has changed the space no "
+            "more than a new seed does."
+        )
+        all_beyond, none_beyond, mixed = [], [], []
+        for v in others:
+            flags = {m: _beyond(*sim(ref_rows, v, m), floor[m][0], floor[m][1]) for m in measures}
+            if all(flags.values()):
+                all_beyond.append(_fmt(v))
+            elif not any(flags.values()):
+                none_beyond.append(_fmt(v))
+            else:
+                over = [m for m, f in flags.items() if f]
+                under = [m for m, f in flags.items() if not f]
+                mixed.append(
+                    f"at {_label(param, v)} the change exceeds the noise floor on {_join(over)} "
+                    f"but not on {_join(under)}"
+                )
+        short = SHORT.get(param, param)
+        if all_beyond:
+            lines.append(
+                f"Against {_label(param, ref)}, {short} = {_join(all_beyond)} "
+                f"change{'s' if len(all_beyond) == 1 else ''} the space by more than the noise floor on every measure."
+            )
+        if none_beyond:
+            lines.append(
+                f"{short} = {_join(none_beyond)} stay{'s' if len(none_beyond) == 1 else ''} within the "
+                f"noise floor of {_label(param, ref)} on every measure: indistinguishable from reseeding."
+            )
+        if mixed:
+            text = "; ".join(mixed)
+            lines.append(text[0].upper() + text[1:] + ".")
+    else:
+        lines.append(
+            "With one seed there is no noise floor: rerun with 2 or more seeds before reading "
+            "small differences."
+        )
+
+    if others:
+        lows = {m: min(others, key=lambda v, m=m: sim(ref_rows, v, m)[0]) for m in measures}
+        values = set(map(_fmt, lows.values()))
+        if len(values) == 1:
+            v = next(iter(lows.values()))
+            parts = [f"{m} {sim(ref_rows, v, m)[0]:.3f}" for m in measures]
+            lines.append(
+                f"The largest change from {_label(param, ref)} is at {_label(param, v)} on every measure ({_join(parts)})."
+            )
+        else:
+            parts = [
+                f"{m} at {_label(param, v)} ({sim(ref_rows, v, m)[0]:.3f})" for m, v in lows.items()
+            ]
+            lines.append(f"The largest change from {_label(param, ref)} is: {_join(parts)}.")
+        numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in sweep.values)
+        if numeric:
+            order = sorted(sweep.values)
+            falling = [
+                m for m in measures if _monotone([sim(ref_rows, v, m)[0] for v in order]) < 0
+            ]
+            if falling == measures:
+                lines.append(
+                    f"Similarity to {_label(param, ref)} falls steadily as {param} grows, on every measure."
+                )
+            elif falling:
+                lines.append(
+                    f"Similarity to {_label(param, ref)} falls steadily as {param} grows on {_join(falling)}."
+                )
+
+    if svd_name and svd_name in set(table["against"]):
+        svd_rows = table[table["against"] == svd_name]
+        best = {m: max(sweep.values, key=lambda v, m=m: sim(svd_rows, v, m)[0]) for m in measures}
+        worst = {m: min(sweep.values, key=lambda v, m=m: sim(svd_rows, v, m)[0]) for m in measures}
+        name = svd_name.upper() if svd_name == "svd" else svd_name
+        if len(set(map(_fmt, best.values()))) == 1:
+            v = next(iter(best.values()))
+            parts = [f"{m} {sim(svd_rows, v, m)[0]:.3f}" for m in measures]
+            lines.append(
+                f"The spaces closest to {name} are at {_label(param, v)} on every measure ({_join(parts)})."
+            )
+        else:
+            parts = [
+                f"{m} at {_label(param, v)} ({sim(svd_rows, v, m)[0]:.3f})" for m, v in best.items()
+            ]
+            counts = pd.Series([_fmt(v) for v in best.values()]).value_counts()
+            lines.append(
+                f"Closest to {name}: {_join(parts)}; {SHORT.get(param, param)}={counts.index[0]} "
+                f"wins on {counts.iloc[0]} of {len(measures)} measures."
+            )
+        if len(set(map(_fmt, worst.values()))) == 1:
+            v = next(iter(worst.values()))
+            lines.append(f"The farthest from {name} is {_label(param, v)} on every measure.")
+        numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in sweep.values)
+        if numeric:
+            order = sorted(sweep.values)
+            rising = [m for m in measures if _monotone([sim(svd_rows, v, m)[0] for v in order]) > 0]
+            if rising == measures:
+                lines.append(f"Similarity to {name} rises steadily with {param} on every measure.")
+            elif rising:
+                lines.append(
+                    f"Similarity to {name} rises steadily with {param} on {_join(rising)}."
+                )
+    return lines
+
+
+# ---------------------------------------------------------------------- datasets
+def parse_value(text: str) -> Any:
+    """A command-line value: JSON (``10``, ``0.01``, ``true``, ``null``,
+    ``"text"``, ``[1, 2]``), ``none``/``true``/``false`` in any case, else the text."""
+    lowered = text.strip().lower()
+    if lowered in ("none", "null"):
+        return None
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def load_dataset(spec: str) -> Any:
+    """Ratings for a dataset spec: a registry name, a path, or ``synthetic:...``."""
+    from . import datasets
+
+    if spec.startswith("synthetic:"):
+        body = spec.split(":", 1)[1]
+        kwargs: dict[str, Any] = {}
+        for part in filter(None, (p.strip() for p in body.split(","))):
+            name, sep, raw = part.partition("=")
+            if sep:
+                kwargs[name.strip()] = parse_value(raw)
+            elif "preset" not in kwargs:
+                kwargs["preset"] = name
+            else:
+                raise InvalidParameterError(f"bad synthetic dataset spec {spec!r}")
+        try:
+            return datasets.synthetic(**kwargs)
+        except TypeError as exc:
+            raise InvalidParameterError(f"bad synthetic dataset spec {spec!r}: {exc}") from None
+    return datasets.load(spec)
+
+
+# ---------------------------------------------------------------------- the workflow
+def pick_movies(ratings: Any, n: int = 3, seed: int = 0, min_ratings: int = 20) -> list[Any]:
+    """``n`` item keys drawn at random (``seed``) among the items with at least
+    ``min_ratings`` ratings (all items when fewer than ``n`` qualify)."""
+    counts = ratings.items["n_ratings"].to_numpy()
+    pool = np.flatnonzero(counts >= min_ratings)
+    if pool.size < n:
+        pool = np.arange(ratings.n_items)
+    rng = np.random.default_rng(seed)
+    chosen = rng.choice(pool, size=min(n, pool.size), replace=False)
+    keys = ratings.item_keys
+    return [keys[i] for i in sorted(chosen, key=lambda i: -counts[i])]
+
+
+def run_demo(
+    dataset: Any = "ml-latest-small",
+    *,
+    out: str | Path | None = "embspace-demo",
+    seeds: int = 3,
+    quick: bool = False,
+    cache_dir: str | Path | bool | None = None,
+    progress: bool = True,
+    num_threads: int | None = None,
+    device: str = "cpu",
+    echo: Callable[[str], Any] | None = print,
+    log: Callable[[str], Any] | None = None,
+    n_movies: int = 3,
+    movie_seed: int = 0,
+    iterations: int | None = None,
+) -> DemoResult:
+    """Run the reference workflow (see the module docstring) and return its results.
+
+    ``dataset`` is a registry name, a path, a ``synthetic:`` spec (as the CLI
+    takes them) or a :class:`~embspace.Ratings`. ``echo`` receives the printed
+    sections (None: silent); ``log`` one line per finished training (None:
+    silent). ``quick`` uses one seed and 5 iterations. ``out=None`` writes no files.
+    """
+    import embspace as es
+
+    say = echo or (lambda text: None)
+    note = log or (lambda text: None)
+    timings: dict[str, float] = {}
+    t_all = time.perf_counter()
+    if quick:
+        seeds, iterations = 1, iterations or 5
+    n_iter = iterations or 20
+
+    t = time.perf_counter()
+    if isinstance(dataset, es.Ratings):
+        ratings, name = dataset, dataset.name or "ratings"
+    else:
+        ratings, name = load_dataset(str(dataset)), str(dataset)
+    timings["load"] = time.perf_counter() - t
+    say(f"== {name}\n{ratings.summary()}\n")
+
+    cache = (
+        None
+        if cache_dir is False
+        else EmbeddingCache(None if cache_dir in (None, True) else cache_dir)
+    )
+    base = es.WALS(factors=10, unobserved_weight=0.01, iterations=n_iter, random_state=0)
+    if num_threads is not None:
+        base.set_params(num_threads=num_threads)
+    if "device" in base.get_params():
+        base.set_params(device=device)
+    trained = cached = 0
+
+    # 2. one model and the neighbors of three movies
+    t = time.perf_counter()
+    first = fit_cached(ratings, base, cache=cache, progress=progress)
+    trained, cached = trained + (not first.cached), cached + first.cached
+    note(
+        f"WALS {_label(PARAM, 0.01)} seed=0: "
+        + ("loaded from the cache" if first.cached else f"trained in {first.fit_time:.2f} s")
+    )
+    timings["train"] = time.perf_counter() - t
+    t = time.perf_counter()
+    table = es.NeighborTable(first.items, metric="cosine", num_threads=num_threads, device=device)
+    queries = pick_movies(ratings, n_movies, movie_seed)
+    neighbors: dict[str, pd.DataFrame] = {}
+    say(
+        f"== WALS factors=10 {_label(PARAM, 0.01)}, {n_iter} iterations: neighbors of {len(queries)} random movies"
+    )
+    for key in queries:
+        frame = table.neighbors(key, k=10)
+        title = key[0] if isinstance(key, tuple) else str(key)
+        neighbors[title] = frame
+        say(f"\n{title}" + (f"  [{key[1]}]" if isinstance(key, tuple) and len(key) > 1 else ""))
+        say(format_neighbors(frame))
+    say("")
+    timings["neighbors"] = time.perf_counter() - t
+
+    # 3. the sweep against weight 0
+    t = time.perf_counter()
+    sweep = Sweep(
+        ratings,
+        base,
+        PARAM,
+        list(DEMO_VALUES),
+        reference=0.0,
+        seeds=seeds,
+        measures=DEMO_MEASURES,
+        cache_dir=False if cache is None else cache.folder,
+        device=device,
+        num_threads=num_threads,
+    )
+
+    def on_event(event: SweepEvent) -> None:
+        if event.kind == "run_done":
+            how = "loaded from the cache" if event.cached else f"trained in {event.elapsed:.2f} s"
+            note(
+                f"run {event.run_index + 1}/{event.n_runs} {_label(PARAM, event.value)} seed={event.seed}: {how}"
+            )
+
+    sweep.run(callback=on_event, progress=progress)
+    timings["sweep"] = time.perf_counter() - t
+    for r in sweep.runs:
+        trained, cached = trained + (not r.cached), cached + r.cached
+
+    # 4. SVD against every sweep run
+    t = time.perf_counter()
+    svd = fit_cached(ratings, es.SVD(factors=10, random_state=0), cache=cache)
+    trained, cached = trained + (not svd.cached), cached + svd.cached
+    note(
+        "SVD factors=10: "
+        + ("loaded from the cache" if svd.cached else f"trained in {svd.fit_time:.2f} s")
+    )
+    svd_table = sweep.against(svd.items, name="svd")
+    timings["svd"] = time.perf_counter() - t
+
+    say(format_sweep_table(sweep, "reference"))
+    say("")
+    say(format_sweep_table(sweep, "svd"))
+    say("")
+
+    # 5. files and the summary
+    summary = summarize(sweep, "svd")
+    files: dict[str, Path] = {}
+    if out is not None:
+        t = time.perf_counter()
+        files = _write_outputs(Path(out), sweep, neighbors, summary, ratings, name)
+        timings["files"] = time.perf_counter() - t
+    timings["total"] = time.perf_counter() - t_all
+    say("== summary")
+    for line in summary:
+        say(f"- {line}")
+    if files:
+        say(
+            f"\nwrote {len(files)} files to {Path(out)}/: "
+            + ", ".join(sorted(p.name for p in files.values()))
+        )
+    say(
+        f"{trained} trainings, {cached} from the cache; {timings['total']:.1f} s in all "
+        f"(sweep {timings['sweep']:.1f} s)."
+    )
+    return DemoResult(
+        dataset=name,
+        ratings=ratings,
+        model=first,
+        queries=queries,
+        neighbors=neighbors,
+        sweep=sweep,
+        svd_table=svd_table,
+        summary=summary,
+        files=files,
+        timings=timings,
+        trained=trained,
+        cached=cached,
+    )
+
+
+def _write_outputs(
+    out: Path,
+    sweep: Sweep,
+    neighbors: dict[str, pd.DataFrame],
+    summary: list[str],
+    ratings: Any,
+    name: str,
+) -> dict[str, Path]:
+    from .plots import save_figure
+
+    out.mkdir(parents=True, exist_ok=True)
+    files = {f"sweep_{k}": v for k, v in sweep.save(out).items()}
+    files["plot_reference"] = save_figure(
+        sweep.plot(against="reference"), out / "sweep_vs_reference.png"
+    )
+    files["plot_svd"] = save_figure(sweep.plot(against="svd"), out / "sweep_vs_svd.png")
+    frames = []
+    for title, frame in neighbors.items():
+        f = frame.copy()
+        f.insert(0, "query", title)
+        if "key" in f.columns:
+            f["key"] = f["key"].map(str)
+        frames.append(f)
+    if frames:
+        files["neighbors"] = write_atomic(
+            out / "neighbors.csv", pd.concat(frames).to_csv(index=False).encode()
+        )
+    files["summary"] = write_atomic(out / "summary.txt", ("\n".join(summary) + "\n").encode())
+    meta = {"dataset": name, "ratings": ratings.summary().to_dict(), "summary": summary}
+    files["demo"] = write_atomic(
+        out / "demo.json", json.dumps(meta, indent=2, default=_json_default).encode()
+    )
+    return files

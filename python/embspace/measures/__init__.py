@@ -1,0 +1,74 @@
+"""Measures of how similar two embeddings of the same entities are.
+
+Each measure is a plain function ``measure(A, B, **options) -> MeasureResult`` of
+two aligned matrices (row i of A and of B embed the same entity), registered by
+name in :data:`MEASURES`; :func:`compare` aligns two
+:class:`~embspace.Embeddings` by key and runs several at once.
+
+========================= =========== ==============================================
+name                      range       invariant to
+========================= =========== ==============================================
+``neighbors`` (Jaccard@k) [0, 1]      what keeps neighbor order (cosine: rotation, scale)
+``mutual_knn``            [0, 1]      as neighbors
+``overlap_curve``         [0, 1]      as neighbors
+``cca``                   [0, 1]      translation, any invertible linear map
+``svcca``                 [0, 1]      translation, rotation, isotropic scaling
+``pwcca``                 [0, 1]      translation, rotation, isotropic scaling
+``cka``                   [0, 1]      translation, rotation, isotropic scaling
+``cka_debiased``          <= 1        translation, rotation, isotropic scaling
+``procrustes``            [0, 1]      translation, rotation, isotropic scaling
+``unitmatch``             [-1, 1]     translation, per-unit scaling, unit permutation
+========================= =========== ==============================================
+
+Dense measures are written against an array module ``xp`` (numpy or CuPy) and
+compute in float64; neighbor measures use the exact Rust k-NN.
+"""
+
+from __future__ import annotations
+
+from ._base import MEASURES, Measure, MeasureResult, get_measure, register_measure
+from .canonical import canonical_correlations, cca, pwcca, svcca
+from .comparison import DEFAULT_MEASURES, Comparison, bootstrap_interval, compare
+from .kernel_alignment import cka, cka_debiased
+from .neighborhood import mutual_knn, neighbors, overlap_curve
+from .shape import procrustes
+from .units import unit_correlations, unitmatch
+
+__all__ = [
+    "DEFAULT_MEASURES",
+    "MEASURES",
+    "Comparison",
+    "Measure",
+    "MeasureResult",
+    "bootstrap_interval",
+    "canonical_correlations",
+    "cca",
+    "cka",
+    "cka_debiased",
+    "compare",
+    "get_measure",
+    "mutual_knn",
+    "neighbors",
+    "overlap_curve",
+    "procrustes",
+    "pwcca",
+    "register_measure",
+    "svcca",
+    "unit_correlations",
+    "unitmatch",
+]
+
+for _name, _fn, _family, _equal_d in (
+    ("neighbors", neighbors, "neighbors", False),
+    ("mutual_knn", mutual_knn, "neighbors", False),
+    ("overlap_curve", overlap_curve, "neighbors", False),
+    ("cca", cca, "dense", False),
+    ("svcca", svcca, "dense", False),
+    ("pwcca", pwcca, "dense", False),
+    ("cka", cka, "dense", False),
+    ("cka_debiased", cka_debiased, "dense", False),
+    ("procrustes", procrustes, "dense", True),
+    ("unitmatch", unitmatch, "dense", True),
+):
+    register_measure(_name, _fn, family=_family, needs_equal_d=_equal_d)
+del _name, _fn, _family, _equal_d

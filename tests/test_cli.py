@@ -1,0 +1,297 @@
+"""The command line end to end, through subprocesses: exit codes, outputs, files, --json, errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import embspace as es
+import numpy as np
+import pytest
+from embspace import Embeddings
+from embspace.cli import build_parser, main
+
+TINY = "synthetic:tiny"
+SUBCOMMANDS = [
+    ["demo"],
+    ["datasets"],
+    ["datasets", "list"],
+    ["datasets", "info"],
+    ["datasets", "download"],
+    ["train"],
+    ["neighbors"],
+    ["compare"],
+    ["sweep"],
+]
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None):
+    """``python -m embspace ARGS`` in a subprocess (stdin closed, not a TTY)."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "embspace", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        timeout=600,
+    )
+
+
+def assert_one_line_error(done: subprocess.CompletedProcess, *fragments: str) -> str:
+    assert done.returncode == 2, (done.returncode, done.stdout, done.stderr)
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("embspace: error: "), lines[0]
+    assert "Traceback" not in done.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    assert done.stdout == ""
+    return lines[0]
+
+
+# ---------------------------------------------------------------------- help and parsing
+@pytest.mark.parametrize("words", SUBCOMMANDS, ids=" ".join)
+def test_every_subcommand_has_help_with_an_example(words, capsys) -> None:
+    with pytest.raises(SystemExit) as stop:
+        main([*words, "--help"])
+    assert stop.value.code == 0
+    out = capsys.readouterr().out
+    assert "example" in out and f"embspace {words[0]}" in out.split("example", 1)[1]
+
+
+def test_no_tui_subcommand() -> None:
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    assert set(sub.choices) == {"demo", "datasets", "train", "neighbors", "compare", "sweep"}
+
+
+def test_help_and_version_through_a_subprocess() -> None:
+    done = run_cli("--help")
+    assert done.returncode == 0 and "sweep" in done.stdout and "example" in done.stdout
+    done = run_cli("--version")
+    assert done.returncode == 0 and done.stdout.strip() == f"embspace {es.__version__}"
+
+
+@pytest.mark.parametrize(
+    ("args", "fragments"),
+    [
+        (["sweep", "--values", "0,1"], ["required", "--param"]),
+        (["train", "--out", "x.npz", "--bogus"], ["unrecognized arguments: --bogus"]),
+        (["demo", "--seeds", "0"], ["--seeds", ">= 1"]),
+        (["frobnicate"], ["invalid choice"]),
+        ([], ["required"]),
+    ],
+)
+def test_bad_arguments_are_one_line_errors(args, fragments) -> None:
+    assert_one_line_error(run_cli(*args), *fragments)
+
+
+def test_user_errors_are_one_line(tmp_path: Path) -> None:
+    assert_one_line_error(
+        run_cli("train", "--dataset", "no-such-dataset", "--out", str(tmp_path / "x.npz")),
+        "unknown dataset",
+        "no-such-dataset",
+    )
+    assert_one_line_error(run_cli("datasets", "info", "ml-2b"), "unknown dataset")
+    missing = tmp_path / "missing.npz"
+    assert_one_line_error(run_cli("compare", str(missing), str(missing)), "does not exist")
+    assert_one_line_error(
+        run_cli("train", "-d", TINY, "--set", "bogus=1", "--out", str(tmp_path / "x.npz")),
+        "WALS has no parameter bogus",
+    )
+    assert_one_line_error(
+        run_cli("train", "-d", TINY, "-e", "PCA", "--out", str(tmp_path / "x.npz")),
+        "unknown estimator",
+    )
+    assert_one_line_error(
+        run_cli("train", "-d", TINY, "--set", "factors=-3", "--out", str(tmp_path / "x.npz")),
+        "factors",
+    )
+    assert_one_line_error(
+        run_cli(
+            "sweep",
+            "-d",
+            TINY,
+            "--param",
+            "unobserved_weight",
+            "--values",
+            "0,1",
+            "--reference",
+            "5",
+        ),
+        "reference 5.0 is not among",
+    )
+    not_embeddings = tmp_path / "junk.npz"
+    not_embeddings.write_bytes(b"junk")
+    assert_one_line_error(run_cli("compare", str(not_embeddings), str(not_embeddings)), "junk.npz")
+    assert not (tmp_path / "x.npz").exists()
+
+
+# ---------------------------------------------------------------------- datasets
+def test_datasets_list_and_info(data_dir: Path) -> None:
+    env = {"EMBSPACE_DATA_DIR": str(data_dir)}
+    done = run_cli("datasets", "list", "--json", env=env)
+    assert done.returncode == 0, done.stderr
+    rows = json.loads(done.stdout)
+    names = [r["name"] for r in rows]
+    assert names[:1] == ["ml-latest-small"] and {"ml-100k", "ml-1m", "ml-20m"} <= set(names)
+    small = rows[0]
+    assert small["state"] == "data dir" and small["n_ratings"] == 100_836
+    done = run_cli("datasets", "info", "ml-latest-small", env=env)
+    assert done.returncode == 0 and "978,202" in done.stdout
+    assert "696d65a3dfceac7c45750ad32df2c259311949efec81f0f144fdfb91ebc9e436" in done.stdout
+    done = run_cli("datasets", "download", "ml-latest-small", "--json", env=env)
+    assert done.returncode == 0, done.stderr
+    assert Path(json.loads(done.stdout)["path"]).is_dir()
+    done = run_cli("datasets", "list", env=env)
+    assert done.returncode == 0 and "ml-latest-small" in done.stdout and "data dir" in done.stdout
+
+
+def test_download_without_network_is_a_one_line_error() -> None:
+    # conftest points EMBSPACE_MIRROR at an unreachable address
+    done = run_cli("datasets", "download", "ml-100k", env={"EMBSPACE_DATA_DIR": ""})
+    assert_one_line_error(done)
+
+
+# ---------------------------------------------------------------------- train, neighbors, compare
+def test_train_neighbors_compare_on_tiny(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    items_a, users_a, items_b = tmp_path / "a.npz", tmp_path / "a-users.npz", tmp_path / "b.npz"
+    common = ["-d", TINY, "--set", "factors=6", "--set", "iterations=5", "--cache-dir", str(cache)]
+    done = run_cli("train", *common, "--out", str(items_a), "--users-out", str(users_a), "--json")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["cached"] is False and report["items"]["n"] == 300 and report["items"]["d"] == 6
+    assert report["params"]["factors"] == 6 and report["params"]["random_state"] == 0
+    tiny = es.datasets.synthetic(preset="tiny")
+    a = Embeddings.load(items_a)
+    assert a.keys == tiny.item_keys and a.vectors.shape == (300, 6)
+    assert Embeddings.load(users_a).keys == tiny.user_keys
+    # the same training again comes from the cache and gives the same file content
+    done = run_cli("train", *common, "--out", str(tmp_path / "again.npz"), "--json")
+    assert json.loads(done.stdout)["cached"] is True
+    np.testing.assert_array_equal(Embeddings.load(tmp_path / "again.npz").vectors, a.vectors)
+    # the Python API gives the same embeddings
+    own = es.WALS(factors=6, iterations=5, random_state=0).fit(tiny)
+    np.testing.assert_array_equal(own.item_embeddings_.vectors, a.vectors)
+
+    done = run_cli(
+        "train", *common, "--set", "unobserved_weight=1", "--out", str(items_b), "--quiet"
+    )
+    assert done.returncode == 0 and done.stderr == "" and "item embeddings: 300 x 6" in done.stdout
+
+    # neighbors of a title, from the file
+    title = a.keys[5][0]
+    done = run_cli("neighbors", "--embeddings", str(items_a), title, "-k", "4", "--json")
+    assert done.returncode == 0, done.stderr
+    (answer,) = json.loads(done.stdout)
+    assert answer["query"] == title and len(answer["neighbors"]) == 4
+    expected = es.NeighborTable(a).neighbors(a.keys[5], k=4)
+    assert [n["title"] for n in answer["neighbors"]] == list(expected["title"])
+    done = run_cli("neighbors", "--embeddings", str(items_a), title, "-k", "3")
+    assert done.returncode == 0 and title[:10] in done.stdout
+    assert_one_line_error(
+        run_cli("neighbors", "--embeddings", str(items_a), "zzzz qqqq xxxx"), "zzzz qqqq xxxx"
+    )
+
+    # compare: a file with itself scores 1, two weights score what compare() says
+    done = run_cli("compare", str(items_a), str(items_a), "--json")
+    assert done.returncode == 0, done.stderr
+    same = json.loads(done.stdout)
+    for m in ("neighbors", "cca", "unitmatch", "cka"):
+        assert same["scores"][m] == pytest.approx(1.0, abs=1e-5)
+    done = run_cli("compare", str(items_a), str(items_b), "--measures", "neighbors,cka", "--json")
+    scores = json.loads(done.stdout)["scores"]
+    b = Embeddings.load(items_b)
+    reference = es.compare(a, b, measures=["neighbors", "cka"]).scores
+    assert set(scores) == {"neighbors", "cka"}
+    for m in scores:
+        assert scores[m] == pytest.approx(reference[m], abs=1e-9)
+    done = run_cli("compare", str(items_a), str(items_b))
+    assert done.returncode == 0 and "300 shared entities" in done.stdout and "cka" in done.stdout
+    assert_one_line_error(
+        run_cli("compare", str(items_a), str(items_b), "--measures", "nope"), "unknown measure"
+    )
+
+
+# ---------------------------------------------------------------------- sweep
+def test_sweep_on_tiny_writes_files_and_json(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    done = run_cli(
+        "sweep",
+        "-d",
+        TINY,
+        "--set",
+        "factors=6",
+        "--set",
+        "iterations=5",
+        "--param",
+        "unobserved_weight",
+        "--values",
+        "0,0.1,1",
+        "--seeds",
+        "2",
+        "--against-svd",
+        "--out",
+        str(out),
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--json",
+    )
+    assert done.returncode == 0, done.stderr
+    payload = json.loads(done.stdout)
+    assert payload["param"] == "unobserved_weight" and payload["values"] == [0.0, 0.1, 1.0]
+    assert payload["reference"] == 0.0 and payload["seeds"] == [0, 1]
+    table = payload["table"]
+    assert {r["against"] for r in table} == {"reference", "svd"}
+    assert len(table) == 2 * 3 * 4
+    ref = [r for r in table if r["against"] == "reference" and r["value"] == 0.0]
+    assert all(r["similarity"] == pytest.approx(1.0, abs=1e-5) for r in ref)
+    assert all(r["noise_floor"] < 1.0 for r in table)
+    assert len(payload["runs"]) == 6
+    # one line per finished run on stderr
+    lines = [ln for ln in done.stderr.splitlines() if ln.startswith("run ")]
+    assert len(lines) == 6 and all("trained in" in ln for ln in lines)
+    files = payload["files"]
+    assert {Path(p).name for p in files.values()} == {
+        "sweep_unobserved_weight_table.csv",
+        "sweep_unobserved_weight_results.csv",
+        "sweep_unobserved_weight.json",
+        "sweep_unobserved_weight.png",
+    }
+    assert Path(files["png"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # the text output: a table per group, from the cache this time
+    done = run_cli(
+        "sweep", "-d", TINY, "--set", "factors=6", "--set", "iterations=5",
+        "--param", "unobserved_weight", "--values", "0,0.1,1", "--seeds", "2",
+        "--cache-dir", str(tmp_path / "cache"),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "similarity to w0=0 (mean ± stdev over 2 seeds)" in done.stdout
+    assert "noise floor" in done.stdout
+    assert sum("loaded from the cache" in ln for ln in done.stderr.splitlines()) == 6
+
+
+# ---------------------------------------------------------------------- the real data
+def test_neighbors_on_ml_latest_small(data_dir: Path, tmp_path: Path) -> None:
+    env = {"EMBSPACE_DATA_DIR": str(data_dir)}
+    done = run_cli(
+        "neighbors", "They Live", "toy story (1995)", "-k", "3", "--json",
+        "--cache-dir", str(tmp_path), env=env,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    answers = json.loads(done.stdout)
+    assert [a["query"] for a in answers] == ["They Live", "toy story (1995)"]
+    assert all(len(a["neighbors"]) == 3 for a in answers)
+    titles = [n["title"] for a in answers for n in a["neighbors"]]
+    assert "They Live (1988)" not in titles[:3] and "Toy Story (1995)" not in titles[3:]
+    # an unknown title is one line (the training comes from the cache this time)
+    done = run_cli(
+        "neighbors", "Zzyzx Qwerty (2099)", "--quiet", "--cache-dir", str(tmp_path), env=env
+    )
+    assert_one_line_error(done, "Zzyzx Qwerty (2099)")

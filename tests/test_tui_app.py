@@ -387,17 +387,18 @@ def test_help_screen_and_command_palette():
     run(app, scenario)
 
 
-def test_run_entry_point_needs_textual_only_when_called(monkeypatch):
-    import embspace.tui as tui
+def test_cli_tui_subcommand_starts_the_app(monkeypatch):
+    from embspace import cli
 
     started: list[tuple[str | None, object]] = []
 
-    def fake_run(self: EmbspaceApp) -> None:
+    def fake_run(self: EmbspaceApp) -> None:  # the terminal is not ours in a test
         started.append((self._initial, self._initial_ratings))
 
     monkeypatch.setattr(EmbspaceApp, "run", fake_run)
-    tui.run(dataset="ml-latest-small")
-    assert started == [("ml-latest-small", None)]
+    assert cli.main(["tui", "--dataset", "synthetic:tiny"]) == 0
+    assert cli.main(["tui"]) == 0
+    assert started == [("synthetic:tiny", None), (None, None)]
 
 
 def test_app_accepts_ratings_in_memory(tiny):

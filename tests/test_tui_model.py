@@ -200,9 +200,24 @@ def test_genres_of_splits_movielens_genres():
     assert model.genres_of(keys) == ["(no genres listed)", "Comedy", "Drama"]
 
 
-def test_fold_ignores_accents_and_case():
-    assert model.fold("Amélie") == model.fold("AMELIE") == "amelie"
-    assert model.fold("Ça ira, Straße") == "ca ira, strasse"
+def test_search_entities_and_completion_ignore_accents_and_case():
+    keys = [
+        ("Amélie (2001)", "Comedy|Romance"),
+        ("American Beauty (1999)", "Drama"),
+        ("Godfather, The (1972)", "Crime|Drama"),
+        ("Heat (1995)", "Action"),
+    ]
+    titles = [k[0] for k in keys]
+    hits = model.search_entities(keys, "AMELIE", limit=3)
+    assert hits[0] == (keys[0], "Amélie (2001)  Comedy|Romance")
+    assert model.search_entities(keys, "godfather", limit=1)[0][0] == keys[2]
+    assert model.search_entities(keys, "   ", limit=5) == []
+    # the completion extends what was typed, whatever its accents and case
+    assert model.complete_title(titles, "amel") == "Amélie (2001)"
+    assert model.complete_title(titles, "AMER") == "American Beauty (1999)"
+    # "father" is inside a title but does not start one: no completion
+    assert model.complete_title(titles, "father") is None
+    assert model.complete_title(titles, "") is None
 
 
 # ---------------------------------------------------------------------- datasets
@@ -229,7 +244,7 @@ def test_dataset_choices_show_the_state_of_each_registry_dataset(tmp_path, monke
 def test_load_source_synthetic_and_errors(tmp_path):
     got = model.load_source("synthetic:tiny")
     assert got.fingerprint == datasets.synthetic(preset="tiny", seed=0).fingerprint
-    with pytest.raises(InvalidParameterError, match="unknown synthetic preset 'huge'"):
+    with pytest.raises(InvalidParameterError, match="unknown preset 'huge'"):
         model.load_source("synthetic:huge")
     with pytest.raises(UnknownDatasetError):
         model.load_source(str(tmp_path / "missing"))

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import math
 import threading
-import unicodedata
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,7 +47,6 @@ __all__ = [
     "default_pair",
     "describe_ratings",
     "estimator_defaults",
-    "fold",
     "format_cell",
     "format_value",
     "genres_of",
@@ -234,18 +232,16 @@ def dataset_choices() -> list[DatasetChoice]:
 
 
 def load_source(source: str) -> Any:
-    """Load a dataset id: ``"synthetic:<preset>"`` generates the preset with
-    seed 0; anything else goes to :func:`embspace.datasets.load` (a registry
-    name, downloaded and checked if needed, or a local folder or zip)."""
+    """Load a dataset as the CLI's ``--dataset`` names it: ``synthetic:PRESET``
+    or ``synthetic:key=value,...`` (see :func:`embspace.demo.load_dataset`),
+    else :func:`embspace.datasets.load` (a registry name, downloaded and
+    checked if needed, or a local folder, zip or table)."""
     from .. import datasets
+    from ..demo import load_dataset
 
     source = source.strip()
     if source.startswith(SYNTHETIC_PREFIX):
-        preset = source[len(SYNTHETIC_PREFIX) :]
-        if preset not in datasets.PRESETS:
-            known = ", ".join(datasets.PRESETS)
-            raise InvalidParameterError(f"unknown synthetic preset {preset!r}; known: {known}")
-        return datasets.synthetic(preset=preset, seed=0)
+        return load_dataset(source)
     return datasets.load(source, progress=False)
 
 
@@ -521,13 +517,6 @@ def default_pair(
     return (a.id, svd.id if svd is not None else None)
 
 
-def fold(text: str) -> str:
-    """Accent- and case-insensitive form of ``text`` (NFKD, combining marks
-    dropped, casefolded), as the title search compares titles."""
-    decomposed = unicodedata.normalize("NFKD", str(text))
-    return "".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold()
-
-
 def _title(key: Hashable) -> str:
     return str(key[0]) if isinstance(key, tuple) and key else str(key)
 
@@ -732,7 +721,8 @@ def search_entities(
 
     titles = [_title(k) for k in keys]
     out = []
-    for index in _hit_indices(search_titles(titles, query, limit=limit), titles):
+    for hit in search_titles(titles, query, limit=limit):
+        index = hit.index
         key = keys[index]
         genres = _genres(key)
         out.append((key, f"{titles[index]}  {genres}" if genres else titles[index]))
@@ -741,31 +731,14 @@ def search_entities(
 
 def complete_title(titles: Sequence[str], typed: str) -> str | None:
     """The completion an input box shows: the best title (in
-    :func:`embspace.search.search_titles` order) whose accent- and
-    case-folded form starts with what was typed, else None."""
-    if not typed.strip():
+    :func:`embspace.search.search_titles` order) whose normalised form
+    (accents and case ignored) starts with what was typed, else None."""
+    from ..search import normalize, search_titles
+
+    start = normalize(typed)
+    if not start:
         return None
-    from ..search import search_titles
-
-    start = fold(typed)
-    for hit in _hit_titles(search_titles(titles, typed, limit=20), titles):
-        if fold(hit).startswith(start):
-            return hit
+    for hit in search_titles(titles, typed, limit=20):
+        if normalize(hit.title).startswith(start):
+            return hit.title
     return None
-
-
-def _hit_titles(hits: Any, titles: Sequence[str]) -> list[str]:
-    """Titles of :func:`search_titles` hits, whatever their shape (an index,
-    a title, or a tuple/record starting with one of them)."""
-    out = []
-    for hit in hits:
-        item = hit
-        if isinstance(hit, tuple):
-            item = hit[0]
-        elif hasattr(hit, "index") and not isinstance(hit, (int, np.integer, str)):
-            item = hit.index
-        if isinstance(item, (int, np.integer)):
-            out.append(titles[int(item)])
-        else:
-            out.append(str(item))
-    return out

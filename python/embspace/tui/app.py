@@ -7,6 +7,7 @@ from collections.abc import Hashable
 from pathlib import Path
 from typing import Any, ClassVar
 
+from rich.text import Text
 from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
@@ -130,7 +131,9 @@ class EmbspaceApp(App[None]):
     # ------------------------------------------------------------------ errors
     def report_error(self, exc: BaseException, title: str = "Error") -> None:
         """Show an error as a notification; the app keeps running."""
-        self.notify(str(exc) or type(exc).__name__, title=title, severity="error", timeout=10)
+        self.notify(
+            str(exc) or type(exc).__name__, title=title, severity="error", timeout=10, markup=False
+        )
 
     # ------------------------------------------------------------------ datasets
     def _refresh_dataset_choices(self, selected: str | None = None) -> None:
@@ -139,9 +142,9 @@ class EmbspaceApp(App[None]):
         except Exception as exc:
             self._datasets = []
             self.report_error(exc, "Datasets")
-        options = [(c.label, c.id) for c in self._datasets]
+        options = [(Text(c.label), c.id) for c in self._datasets]
         if selected and selected not in {c.id for c in self._datasets}:
-            options.append((f"path: {selected}", selected))
+            options.append((Text(f"path: {selected}"), selected))
         self.sweep_pane.set_dataset_choices(options, selected)
 
     def _choice(self, source: str) -> DatasetChoice | None:
@@ -189,6 +192,7 @@ class EmbspaceApp(App[None]):
             if self.ratings is None:
                 raise LookupError("no dataset is loaded: choose one on the Sweep screen")
             return self.ratings
+        self.call_from_thread(self.sweep_pane.show_dataset_status, f"loading {source}…")
         ratings = self._load(source)
         self.call_from_thread(self._dataset_loaded, ratings, source)
         return ratings
@@ -202,13 +206,21 @@ class EmbspaceApp(App[None]):
         with self._lock:
             self._pairs.clear()
             self._svd.clear()
+        sweep = self.sweep
+        if sweep is not None and sweep.ratings is not ratings:
+            # the models of a sweep on other data cannot be looked up by these titles
+            self.choices = []
+            self.model_a = self.model_b = None
+            self._sync_bars()
+            self.changes_pane.invalidate()
+            self._models_changed()
         self.sweep_pane.show_dataset_status(describe_ratings(ratings))
         self.neighbors_pane.set_titles(
             [str(k[0]) if isinstance(k, tuple) else str(k) for k in ratings.item_keys]
         )
         self.changes_pane.set_genres(genres_of(ratings.item_keys))
         self._refresh_dataset_choices(source)
-        self.notify(describe_ratings(ratings), title="Dataset loaded")
+        self.notify(describe_ratings(ratings), title="Dataset loaded", markup=False)
 
     def _source(self) -> str | None:
         path = self.query_one("#dataset-path", Input).value.strip()
@@ -223,10 +235,14 @@ class EmbspaceApp(App[None]):
             self._pairs.clear()
         self.model_a = self.model_b = None
         self._models_chosen = False
+        self.changes_pane.invalidate()
         self.runs_changed(sweep)
+        self._models_changed()
 
     def runs_changed(self, sweep: Any) -> None:
         """Runs finished: offer them as models A and B."""
+        if sweep.ratings is not self.ratings:
+            return
         self.choices = model_choices(sweep)
         ids = {c.id for c in self.choices}
         changed = False
@@ -338,7 +354,9 @@ class EmbspaceApp(App[None]):
     def action_run_sweep(self) -> None:
         pane = self.sweep_pane
         if pane.running:
-            self.notify("a sweep is already running (ctrl+g cancels it)", severity="warning")
+            self.notify(
+                "a sweep is already running (ctrl+g cancels it)", severity="warning", markup=False
+            )
             return
         try:
             spec = pane.read_spec()
@@ -347,7 +365,7 @@ class EmbspaceApp(App[None]):
             return
         source = self._source()
         if source is None and self.ratings is None:
-            self.notify("choose a dataset first", severity="error")
+            self.notify("choose a dataset first", severity="error", markup=False)
             return
         self._switch_to("sweep")
         vs_svd = bool(self.query_one("#vs-svd").value)  # type: ignore[attr-defined]
@@ -359,23 +377,27 @@ class EmbspaceApp(App[None]):
 
     def action_cancel_sweep(self) -> None:
         if not self.sweep_pane.cancel():
-            self.notify("no sweep is running", severity="warning")
+            self.notify("no sweep is running", severity="warning", markup=False)
 
     def action_load(self) -> None:
         source = self._source()
         if source is None:
-            self.notify("choose a dataset or type a path", severity="error")
+            self.notify("choose a dataset or type a path", severity="error", markup=False)
             return
         self.load_dataset(source, download=True)
 
     def action_export(self) -> None:
         sweep = self.sweep
         if sweep is None or not len(sweep.runs):
-            self.notify("nothing to export yet: run a sweep first", severity="warning")
+            self.notify(
+                "nothing to export yet: run a sweep first", severity="warning", markup=False
+            )
             return
         if self.sweep_pane.running:
             self.notify(
-                "wait for the sweep to finish (or cancel it) before exporting", severity="warning"
+                "wait for the sweep to finish (or cancel it) before exporting",
+                severity="warning",
+                markup=False,
             )
             return
         name = (self.dataset_id or "ratings").replace("/", "_").replace(":", "_").strip(

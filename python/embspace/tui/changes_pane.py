@@ -64,7 +64,7 @@ class ChangesPane(Vertical):
             yield Input("", placeholder="any", id="min-ratings", type="integer", compact=True)
             yield Label("≤", classes="bar-label")
             yield Input("", placeholder="any", id="max-ratings", type="integer", compact=True)
-        yield Static("", id="changes-status")
+        yield Static("", markup=False, id="changes-status")
         yield DataTable(id="changes-table", cursor_type="row", zebra_stripes=True)
 
     def on_mount(self) -> None:
@@ -92,6 +92,13 @@ class ChangesPane(Vertical):
         self.embspace_app.swap_models()
 
     # ------------------------------------------------------------------ compute
+    def invalidate(self) -> None:
+        """Forget the computed ranking (a new sweep reuses the model ids)."""
+        self._request = None
+        self._jaccard = None
+        self.rows = None
+        self.query_one("#changes-table", DataTable).clear(columns=True)
+
     def refresh_view(self) -> None:
         """Models or k changed: recompute the per-entity Jaccard."""
         app = self.embspace_app

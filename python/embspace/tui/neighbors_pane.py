@@ -59,7 +59,7 @@ class NeighborsPane(Vertical):
             suggester=self.suggester,
         )
         yield OptionList(id="hits")
-        yield Static("", id="entity")
+        yield Static("", markup=False, id="entity")
         yield DataTable(id="side", cursor_type="row", zebra_stripes=True)
 
     def on_mount(self) -> None:
@@ -101,11 +101,11 @@ class NeighborsPane(Vertical):
     def _submitted(self, event: Input.Submitted) -> None:
         ratings = self.embspace_app.ratings
         if ratings is None:
-            self.app.notify("load a dataset first (Sweep screen)", severity="warning")
+            self.app.notify("load a dataset first (Sweep screen)", severity="warning", markup=False)
             return
         hits = search_entities(ratings.item_keys, event.value, limit=1)
         if not hits:
-            self.app.notify(f"no title matches {event.value!r}", severity="warning")
+            self.app.notify(f"no title matches {event.value!r}", severity="warning", markup=False)
             return
         self.show_entity(hits[0][0])
         self.query_one("#side", DataTable).focus()

@@ -130,7 +130,7 @@ class ExportScreen(ModalScreen["Path | None"]):
     def _submit(self) -> None:
         text = self.query_one("#export-folder", Input).value.strip()
         if not text:
-            self.notify("give a folder", severity="error")
+            self.notify("give a folder", severity="error", markup=False)
             return
         self.dismiss(Path(text).expanduser())
 

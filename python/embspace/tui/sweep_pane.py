@@ -142,7 +142,7 @@ class SweepPane(Vertical):
                     yield Input(
                         placeholder="folder or .zip, Enter loads", id="dataset-path", compact=True
                     )
-                yield Static("no dataset loaded", id="dataset-status")
+                yield Static("no dataset loaded", markup=False, id="dataset-status")
                 with Horizontal(classes="field"):
                     yield Label("Estimator")
                     yield Select[str](
@@ -188,15 +188,15 @@ class SweepPane(Vertical):
                     )
                     yield Button("Export ^s", id="export", compact=True, disabled=True)
             with Vertical(id="sweep-results"):
-                yield Static("set up a sweep and press ctrl+r", id="sweep-status")
+                yield Static("set up a sweep and press ctrl+r", markup=False, id="sweep-status")
                 with Horizontal(classes="bar-row"):
                     yield Label("runs", classes="bar-name")
                     yield ProgressBar(total=1, show_eta=False, id="runs-bar")
-                    yield Label("", id="runs-label", classes="bar-text")
+                    yield Label("", markup=False, id="runs-label", classes="bar-text")
                 with Horizontal(classes="bar-row"):
                     yield Label("training", classes="bar-name")
                     yield ProgressBar(total=1, show_eta=False, id="train-bar")
-                    yield Label("", id="train-label", classes="bar-text")
+                    yield Label("", markup=False, id="train-label", classes="bar-text")
                 yield Tabs(Tab("vs reference", id="group-reference"), id="groups")
                 yield DataTable(id="grid", cursor_type="row", zebra_stripes=True)
                 yield PlotextPlot(id="chart")
@@ -210,7 +210,7 @@ class SweepPane(Vertical):
         self._draw_chart()
 
     # ------------------------------------------------------------------ dataset
-    def set_dataset_choices(self, choices: list[tuple[str, str]], selected: str | None) -> None:
+    def set_dataset_choices(self, choices: list[tuple[Text, str]], selected: str | None) -> None:
         select = self.query_one("#dataset", Select)
         with self.prevent(Select.Changed):
             select.set_options(choices)
@@ -358,9 +358,10 @@ class SweepPane(Vertical):
         self.query_one("#runs-label", Label).update(f"0/{sweep.n_runs}")
         self.query_one("#train-bar", ProgressBar).update(total=None, progress=0)
         self.query_one("#train-label", Label).update("")
+        name = getattr(sweep.ratings, "name", None) or "ratings"
         self.query_one("#sweep-status", Static).update(
             f"{type(sweep.estimator).__name__} {sweep.param} over "
-            f"{', '.join(format_value(v) for v in sweep.values)}; "
+            f"{', '.join(format_value(v) for v in sweep.values)} on {name}; "
             f"reference {format_value(sweep.reference)}, {len(sweep.seeds)} seed(s)"
         )
         self.refresh_results()
@@ -401,13 +402,16 @@ class SweepPane(Vertical):
             self.refresh_results()
 
     def _log_run(self, sweep: Any, event: Any) -> None:
-        what = f"{event.run_index + 1}/{event.n_runs} {sweep.param}={format_value(event.value)} seed {event.seed}"
+        what = (
+            f"{event.run_index + 1}/{event.n_runs} {sweep.param}={format_value(event.value)} "
+            f"seed {event.seed}"
+        )
         if event.cached:
             line = f"{what}: cached"
         else:
-            iters = f"{event.n_iterations} iterations, " if event.n_iterations else ""
-            loss = f"loss {event.loss:.5g}, " if event.loss is not None else ""
-            line = f"{what}: trained, {iters}{loss}{event.elapsed:.2f} s"
+            iters = f", {event.n_iterations} iterations" if event.n_iterations else ""
+            loss = f", loss {event.loss:.5g}" if event.loss is not None else ""
+            line = f"{what}: trained{iters}{loss}"
         self.query_one("#runs-log", Log).write_line(line)
 
     def on_sweep_stopped(self, message: SweepStopped) -> None:
@@ -421,8 +425,12 @@ class SweepPane(Vertical):
         if message.status == "done":
             cached = sum(1 for r in sweep.runs if r.cached)
             status.update(f"done: {n_runs} runs ({cached} cached)")
+            took = sum(r.elapsed for r in sweep.runs)
             self.app.notify(
-                f"sweep finished: {n_runs} runs, {cached} from the cache", title="Sweep"
+                f"sweep finished: {n_runs} runs ({cached} from the cache), "
+                f"{took:.1f} s of training and loading",
+                title="Sweep",
+                markup=False,
             )
         elif message.status == "cancelled":
             status.update(f"cancelled after {n_done} of {n_runs} runs (finished runs are cached)")
@@ -430,10 +438,13 @@ class SweepPane(Vertical):
                 f"sweep cancelled after {n_done} of {n_runs} runs",
                 title="Sweep",
                 severity="warning",
+                markup=False,
             )
         else:
             status.update(f"failed: {message.error}")
-            self.app.notify(str(message.error), title="Sweep failed", severity="error", timeout=10)
+            self.app.notify(
+                str(message.error), title="Sweep failed", severity="error", timeout=10, markup=False
+            )
         self._reset_groups()
         self.refresh_results()
         if sweep is not None:

@@ -118,7 +118,9 @@ class ModelBar(Horizontal):
         event.stop()
         k = self._k()
         if k is None:
-            self.app.notify("k must be a whole number of at least 1", severity="error")
+            self.app.notify(
+                "k must be a whole number of at least 1", severity="error", markup=False
+            )
             return
         self.post_message(
             self.Changed(self, self._selected(self.select_a), self._selected(self.select_b), k)

@@ -348,6 +348,24 @@ def test_changes_ranks_by_jaccard_filters_and_opens_an_entity(tiny):
         assert len(rows) > 0 and all(counts[k] >= 30 for k in rows["key"])
         assert list(rows["jaccard"]) == sorted(rows["jaccard"])
 
+        # B = SVD on the Changes screen: the Neighbors screen follows, the ranking is recomputed
+        app.query_one("#ch-models .model-b", Select).value = "svd"
+        await settle(pilot)
+        assert app.query_one("#nb-models .model-b", Select).value == "svd"
+        svd = embspace.SVD(factors=8, random_state=0).fit(tiny).item_embeddings_
+        vs_svd = embspace.compare(a, svd, measures=("neighbors",), k=10).per_entity["neighbors"]
+        rows = app.changes_pane.rows
+        assert dict(zip(rows["key"], rows["jaccard"], strict=True)) == {
+            k: v for k, v in vs_svd.items() if k in set(rows["key"])
+        }
+        assert list(rows["jaccard"]) == sorted(rows["jaccard"])
+        app.query_one("#ch-models .model-b", Select).value = "run:1:0"
+        await settle(pilot)
+        rows = app.changes_pane.rows
+        assert dict(zip(rows["key"], rows["jaccard"], strict=True)) == {
+            k: v for k, v in jaccard.items() if k in set(rows["key"])
+        }
+
         table.focus()
         await pilot.press("down", "enter")
         await settle(pilot)

@@ -13,10 +13,9 @@ pytest.importorskip("textual")
 pytest.importorskip("textual_plotext")
 pytest.importorskip("pytest_textual_snapshot")
 
+from embspace.tui.app import EmbspaceApp
 from textual.pilot import Pilot
 from textual.widgets import Input, Select
-
-from embspace.tui.app import EmbspaceApp
 
 SIZE = (120, 40)
 

@@ -159,9 +159,9 @@ class EmbspaceApp(App[None]):
                 f"{choice.id} is not downloaded yet: ctrl+l (or running the sweep) downloads it"
             )
             return
-        self.load_dataset(source, download=True)
+        self.load_dataset(source)
 
-    def load_dataset(self, source: str, *, download: bool = True) -> None:
+    def load_dataset(self, source: str) -> None:
         """Load ``source`` in a thread worker; errors become notifications."""
         self.sweep_pane.show_dataset_status(f"loading {source}…")
         self._load_worker(source)
@@ -384,7 +384,7 @@ class EmbspaceApp(App[None]):
         if source is None:
             self.notify("choose a dataset or type a path", severity="error", markup=False)
             return
-        self.load_dataset(source, download=True)
+        self.load_dataset(source)
 
     def action_export(self) -> None:
         sweep = self.sweep

@@ -27,7 +27,7 @@ from textual.widgets import (
 )
 from textual_plotext import PlotextPlot
 
-from ..errors import EmbspaceError
+from ..errors import InvalidParameterError
 from .model import (
     ESTIMATORS,
     SweepSpec,
@@ -119,7 +119,6 @@ class SweepPane(Vertical):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self._sweep: Any = None
-        self._spec: SweepSpec | None = None
         self._cancel = threading.Event()
         self._group = "reference"
         self._grid_shape: tuple[int, str] | None = None
@@ -228,7 +227,7 @@ class SweepPane(Vertical):
     @on(Input.Submitted, "#dataset-path")
     def _path_given(self, event: Input.Submitted) -> None:
         if event.value.strip():
-            self.embspace_app.load_dataset(event.value.strip(), download=True)
+            self.embspace_app.load_dataset(event.value.strip())
 
     # ------------------------------------------------------------------ form
     @on(Select.Changed, "#estimator")
@@ -249,7 +248,7 @@ class SweepPane(Vertical):
         try:
             k = int(k_text)
         except ValueError:
-            raise EmbspaceError(f"k must be a whole number, got {k_text!r}") from None
+            raise InvalidParameterError(f"k must be a whole number, got {k_text!r}") from None
         return SweepSpec.from_form(
             estimator=str(self.query_one("#estimator", Select).value),
             params=self.query_one("#params", Input).value,
@@ -286,7 +285,6 @@ class SweepPane(Vertical):
         """Run ``spec`` on the app's dataset (loading ``source`` first when it
         is not loaded yet) in a thread worker."""
         self._cancel.clear()
-        self._spec = spec
         self.show_form(False)
         self._set_running(True)
         self.query_one("#runs-log", Log).clear()
@@ -422,6 +420,8 @@ class SweepPane(Vertical):
         sweep = message.sweep
         n_done = 0 if sweep is None else len(sweep.runs)
         n_runs = 0 if sweep is None else sweep.n_runs
+        if sweep is not None:
+            self.query_one("#runs-label", Label).update(f"{n_done}/{n_runs}")
         if message.status == "done":
             cached = sum(1 for r in sweep.runs if r.cached)
             status.update(f"done: {n_runs} runs ({cached} cached)")

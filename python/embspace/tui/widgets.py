@@ -52,7 +52,7 @@ class ModelBar(Horizontal):
 
     def __init__(self, *, id: str | None = None, k: int = 10) -> None:
         super().__init__(id=id, classes="model-bar")
-        self._k = k
+        self._initial_k = k
         self._options: list[tuple[str, str]] = []
 
     def compose(self) -> ComposeResult:
@@ -61,7 +61,9 @@ class ModelBar(Horizontal):
         yield Label("B", classes="bar-label")
         yield Select[str]([], prompt="model B", compact=True, classes="model-b")
         yield Label("k", classes="bar-label")
-        yield Input(str(self._k), compact=True, type="integer", classes="model-k", max_length=4)
+        yield Input(
+            str(self._initial_k), compact=True, type="integer", classes="model-k", max_length=4
+        )
 
     @property
     def select_a(self) -> Select[str]:
@@ -99,7 +101,7 @@ class ModelBar(Horizontal):
         value = select.value
         return None if value is Select.NULL else str(value)
 
-    def _k(self) -> int | None:
+    def _typed_k(self) -> int | None:
         try:
             k = int(self.k_input.value)
         except ValueError:
@@ -108,7 +110,7 @@ class ModelBar(Horizontal):
 
     def on_select_changed(self, event: Select.Changed) -> None:
         event.stop()
-        k = self._k()
+        k = self._typed_k()
         if k is not None:
             self.post_message(
                 self.Changed(self, self._selected(self.select_a), self._selected(self.select_b), k)
@@ -116,7 +118,7 @@ class ModelBar(Horizontal):
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
-        k = self._k()
+        k = self._typed_k()
         if k is None:
             self.app.notify(
                 "k must be a whole number of at least 1", severity="error", markup=False

@@ -147,6 +147,34 @@ def test_sweep_fills_the_table_and_chart_then_reruns_from_the_cache(tiny):
     run(app, scenario)
 
 
+def test_sweep_against_svd_adds_a_group_to_the_table(tiny):
+    app = EmbspaceApp("synthetic:tiny")
+    expected = reference_sweep(tiny, values=(0.0, 1.0), seeds=1)
+    svd = embspace.SVD(factors=8, random_state=0).fit(tiny)
+    against = expected.against(svd.item_embeddings_, name="svd")
+
+    async def scenario(pilot: Pilot) -> None:
+        fill_form(app, values="0, 1", seeds="1")
+        app.query_one("#vs-svd").value = True
+        await pilot.press("ctrl+r")
+        await settle(pilot)
+        tabs = app.query_one("#groups")
+        assert tabs.query("#group-svd")
+        tabs.active = "group-svd"
+        await settle(pilot)
+        grid = app.query_one("#grid", DataTable)
+        assert "SVD" in str(grid.border_title)
+        for value, label in ((0.0, "0 (ref)"), (1.0, "1")):
+            for measure in MEASURES:
+                row = against[(against["value"] == value) & (against["measure"] == measure)]
+                assert cell(grid, label, measure) == f"{row['similarity'].iloc[0]:.3f}"
+        tabs.active = "group-reference"
+        await settle(pilot)
+        assert cell(grid, "0 (ref)", "cka").startswith("1.000")
+
+    run(app, scenario)
+
+
 def test_cancel_stops_a_running_sweep_and_keeps_its_finished_runs(tiny):
     app = EmbspaceApp("synthetic:tiny")
 

@@ -86,7 +86,13 @@ class EmbspaceApp(App[None]):
         self.choices: list[ModelChoice] = []
         self._models_chosen = False  # the user picked A/B: keep them as runs finish
         self._datasets: list[DatasetChoice] = []
-        self._lock = threading.RLock()
+        # Three locks, each guarding one cache. The main thread only ever takes
+        # _pairs_lock, and only for dict updates: loading (a download, maybe)
+        # and fitting an SVD hold theirs for long, in worker threads only.
+        self._load_lock = threading.Lock()
+        self._svd_lock = threading.Lock()
+        self._pairs_lock = threading.Lock()
+        self._sweep: Any = None
         self._loaded: dict[str, Any] = {}
         self._pairs: dict[tuple[str, str], ModelPair] = {}
         self._svd: dict[tuple[str, int], Any] = {}
@@ -117,8 +123,9 @@ class EmbspaceApp(App[None]):
 
     @property
     def sweep(self) -> Any:
-        """The current (running, finished or cancelled) sweep, or None."""
-        return self.sweep_pane.sweep
+        """The current (running, finished or cancelled) sweep, or None (a
+        plain attribute: worker threads read it)."""
+        return self._sweep
 
     def on_mount(self) -> None:
         self._refresh_dataset_choices(self._initial)
@@ -176,7 +183,7 @@ class EmbspaceApp(App[None]):
         self.call_from_thread(self._dataset_loaded, ratings, source)
 
     def _load(self, source: str) -> Any:
-        with self._lock:
+        with self._load_lock:
             if source not in self._loaded:
                 self._loaded[source] = load_source(source)
             return self._loaded[source]
@@ -203,9 +210,8 @@ class EmbspaceApp(App[None]):
         self.ratings = ratings
         self.dataset_id = source
         self.popularity = popularity_of(ratings)
-        with self._lock:
+        with self._pairs_lock:
             self._pairs.clear()
-            self._svd.clear()
         sweep = self.sweep
         if sweep is not None and sweep.ratings is not ratings:
             # the models of a sweep on other data cannot be looked up by these titles
@@ -231,7 +237,8 @@ class EmbspaceApp(App[None]):
 
     # ------------------------------------------------------------------ models
     def sweep_started(self, sweep: Any) -> None:
-        with self._lock:
+        self._sweep = sweep
+        with self._pairs_lock:
             self._pairs.clear()
         self.model_a = self.model_b = None
         self._models_chosen = False
@@ -275,7 +282,7 @@ class EmbspaceApp(App[None]):
 
         factors = svd_factors(sweep)
         key = (sweep.ratings.fingerprint, factors)
-        with self._lock:
+        with self._svd_lock:
             if key not in self._svd:
                 model = SVD(factors=factors, random_state=0).fit(sweep.ratings, progress=False)
                 self._svd[key] = model.item_embeddings_
@@ -283,11 +290,11 @@ class EmbspaceApp(App[None]):
 
     def model_pair(self, a: str, b: str) -> ModelPair:
         """Models ``a`` and ``b`` aligned, with their neighbor tables (kept)."""
-        with self._lock:
+        with self._pairs_lock:
             pair = self._pairs.get((a, b))
         if pair is None:
             pair = ModelPair(self.embeddings_of(a), self.embeddings_of(b))
-            with self._lock:
+            with self._pairs_lock:
                 pair = self._pairs.setdefault((a, b), pair)
         return pair
 

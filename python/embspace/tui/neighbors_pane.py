@@ -38,6 +38,7 @@ class NeighborsPane(Vertical):
         Binding("plus,equals_sign", "k_up", "k+1"),
         Binding("minus", "k_down", "k-1"),
         Binding("ctrl+t", "swap", "Swap A/B"),
+        Binding("down", "focus_hits", "Matches", show=False),
     ]
 
     def __init__(self, *, id: str | None = None) -> None:
@@ -75,6 +76,12 @@ class NeighborsPane(Vertical):
 
     def action_focus_search(self) -> None:
         self.query_one("#search", Input).focus()
+
+    def action_focus_hits(self) -> None:
+        """Down in the search box goes to the list of matches."""
+        hits = self.query_one("#hits", OptionList)
+        if hits.option_count:
+            hits.focus()
 
     @on(Input.Changed, "#search")
     def _typed(self, event: Input.Changed) -> None:

@@ -55,6 +55,8 @@ FORM_SWEEP = {
 }
 #: The measures of the reference notebook, checked by default.
 DEFAULT_MEASURES = ("neighbors", "cca", "unitmatch", "cka")
+#: Colors of the chart's series (and of their noise-floor lines), by measure order.
+CHART_COLORS = ("cyan", "magenta", "green", "orange", "red", "blue", "yellow", "white")
 #: Width of a similarity cell: "0.873 (floor 0.950)".
 CELL_WIDTH = 19
 
@@ -523,15 +525,28 @@ class SweepPane(Vertical):
             chart.refresh()
             return
         series = chart_series(sweep.table, sweep.values, list(sweep.measures), against=self._group)
-        for measure, ys in series.series.items():
+        floors = sweep.noise_floor
+        for i, (measure, ys) in enumerate(series.series.items()):
+            color = CHART_COLORS[i % len(CHART_COLORS)]
+            floor = floors.get(measure, (float("nan"),))[0]
+            if not math.isnan(floor):
+                plt.hline(floor, color=color)
             pts = [(x, y) for x, y in zip(series.x, ys, strict=True) if not math.isnan(y)]
             if pts:
-                plt.plot([p[0] for p in pts], [p[1] for p in pts], label=measure, marker="braille")
+                plt.plot(
+                    [p[0] for p in pts],
+                    [p[1] for p in pts],
+                    label=measure,
+                    marker="braille",
+                    color=color,
+                )
         plt.xticks(list(series.x), list(series.labels))
         if len(series.x) > 1:
             plt.xlim(min(series.x), max(series.x))
         plt.xlabel(sweep.param)
         plt.ylabel("similarity")
+        if any(not math.isnan(f[0]) for f in floors.values()):
+            plt.title("horizontal lines: noise floor (the reference between seeds)")
         finite = [y for ys in series.series.values() for y in ys if not math.isnan(y)]
         plt.ylim(min([0.0, *finite]), 1.02)
         chart.refresh()

@@ -218,6 +218,11 @@ def test_search_entities_and_completion_ignore_accents_and_case():
     # "father" is inside a title but does not start one: no completion
     assert model.complete_title(titles, "father") is None
     assert model.complete_title(titles, "") is None
+    # the shortest of several completions, the first among equals
+    index = model.TitleIndex(["Toy Story 2 (1999)", "Toy Story (1995)", "Toys (1992)", "Toyz"])
+    assert index.complete("toy st") == "Toy Story (1995)"
+    assert index.complete("TOY") == "Toyz"
+    assert index.complete("toys") == "Toys (1992)"
 
 
 # ---------------------------------------------------------------------- datasets

@@ -40,6 +40,7 @@ __all__ = [
     "NeighborRow",
     "SideBySide",
     "SweepSpec",
+    "TitleIndex",
     "changes_table",
     "chart_series",
     "complete_title",
@@ -729,16 +730,33 @@ def search_entities(
     return out
 
 
-def complete_title(titles: Sequence[str], typed: str) -> str | None:
-    """The completion an input box shows: the best title (in
-    :func:`embspace.search.search_titles` order) whose normalised form
-    (accents and case ignored) starts with what was typed, else None."""
-    from ..search import normalize, search_titles
+class TitleIndex:
+    """Titles with their normalised forms (:func:`embspace.search.normalize`:
+    accents and case ignored), computed once, for completing a title as it is
+    typed: a few milliseconds per keystroke over MovieLens' ten thousand."""
 
-    start = normalize(typed)
-    if not start:
-        return None
-    for hit in search_titles(titles, typed, limit=20):
-        if normalize(hit.title).startswith(start):
-            return hit.title
-    return None
+    def __init__(self, titles: Sequence[str]) -> None:
+        from ..search import normalize
+
+        self.titles = [str(t) for t in titles]
+        self._normalized = [normalize(t) for t in self.titles]
+
+    def complete(self, typed: str) -> str | None:
+        """The shortest title whose normalised form starts with the
+        normalised ``typed`` (ties: the first), else None."""
+        from ..search import normalize
+
+        start = normalize(typed)
+        if not start:
+            return None
+        best: int | None = None
+        for i, norm in enumerate(self._normalized):
+            if norm.startswith(start) and (best is None or len(norm) < len(self._normalized[best])):
+                best = i
+        return None if best is None else self.titles[best]
+
+
+def complete_title(titles: Sequence[str], typed: str) -> str | None:
+    """:meth:`TitleIndex.complete` over ``titles`` (build a
+    :class:`TitleIndex` once to complete many times)."""
+    return TitleIndex(titles).complete(typed)

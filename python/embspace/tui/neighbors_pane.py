@@ -13,6 +13,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.widgets import DataTable, Input, OptionList, Static
 from textual.widgets.option_list import Option
+from textual.worker import get_current_worker
 
 from .model import SHARED_MARK, SideBySide, search_entities
 from .widgets import ModelBar, TitleSuggester
@@ -45,6 +46,7 @@ class NeighborsPane(Vertical):
         super().__init__(id=id)
         self._key: Hashable | None = None
         self._hits: list[Hashable] = []
+        self._hits_query: str | None = None
         self.shown: SideBySide | None = None
         self.suggester = TitleSuggester()
 
@@ -73,6 +75,7 @@ class NeighborsPane(Vertical):
         self.suggester.set_titles(titles)
         self.query_one("#hits", OptionList).clear_options()
         self._hits = []
+        self._hits_query = None
 
     def action_focus_search(self) -> None:
         self.query_one("#search", Input).focus()
@@ -88,34 +91,42 @@ class NeighborsPane(Vertical):
         self._search(event.value)
 
     @work(thread=True, exclusive=True, group="search", exit_on_error=False)
-    def _search(self, query: str) -> None:
+    def _search(self, query: str, open_best: bool = False) -> None:
+        """Rank the titles against ``query`` off the event loop (a tenth of a
+        second over MovieLens), then list them, or open the best one."""
         ratings = self.embspace_app.ratings
-        if ratings is None or not query.strip():
-            self.app.call_from_thread(self._show_hits, [])
+        hits = [] if ratings is None else search_entities(ratings.item_keys, query, limit=N_HITS)
+        if get_current_worker().is_cancelled:  # a newer keystroke replaced this search
             return
-        hits = search_entities(ratings.item_keys, query, limit=N_HITS)
-        self.app.call_from_thread(self._show_hits, hits)
+        self.app.call_from_thread(self._show_hits, query, hits)
+        if open_best:
+            self.app.call_from_thread(self._open_best, query)
 
-    def _show_hits(self, hits: list[tuple[Hashable, str]]) -> None:
+    def _show_hits(self, query: str, hits: list[tuple[Hashable, str]]) -> None:
         options = self.query_one("#hits", OptionList)
         options.clear_options()
         self._hits = [key for key, _ in hits]
+        self._hits_query = query
         options.add_options([Option(Text(label), id=str(i)) for i, (_, label) in enumerate(hits)])
         if hits:
             options.highlighted = 0
 
+    def _open_best(self, query: str) -> None:
+        if not self._hits:
+            self.app.notify(f"no title matches {query!r}", severity="warning", markup=False)
+            return
+        self.show_entity(self._hits[0])
+        self.query_one("#side", DataTable).focus()
+
     @on(Input.Submitted, "#search")
     def _submitted(self, event: Input.Submitted) -> None:
-        ratings = self.embspace_app.ratings
-        if ratings is None:
+        if self.embspace_app.ratings is None:
             self.app.notify("load a dataset first (Sweep screen)", severity="warning", markup=False)
             return
-        hits = search_entities(ratings.item_keys, event.value, limit=1)
-        if not hits:
-            self.app.notify(f"no title matches {event.value!r}", severity="warning", markup=False)
-            return
-        self.show_entity(hits[0][0])
-        self.query_one("#side", DataTable).focus()
+        if self._hits_query == event.value:
+            self._open_best(event.value)
+        else:  # the matches of this text are not listed yet
+            self._search(event.value, open_best=True)
 
     @on(OptionList.OptionSelected, "#hits")
     def _picked(self, event: OptionList.OptionSelected) -> None:

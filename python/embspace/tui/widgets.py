@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 
 from textual.app import ComposeResult
@@ -10,28 +11,27 @@ from textual.message import Message
 from textual.suggester import Suggester
 from textual.widgets import Input, Label, Select
 
-from .model import ModelChoice, complete_title
+from .model import ModelChoice, TitleIndex
 
 __all__ = ["ModelBar", "TitleSuggester"]
 
 
 class TitleSuggester(Suggester):
-    """Completes a typed title with the best matching one (accent- and
-    case-insensitive), through :func:`embspace.tui.model.complete_title`."""
+    """Completes a typed title with the shortest title starting with it
+    (accents and case ignored), through :class:`embspace.tui.model.TitleIndex`;
+    the work runs in a thread so typing never waits for it."""
 
     def __init__(self, titles: Sequence[str] = ()) -> None:
         super().__init__(use_cache=True, case_sensitive=True)
-        self._titles: list[str] = list(titles)
+        self._index = TitleIndex(titles)
 
     def set_titles(self, titles: Sequence[str]) -> None:
-        self._titles = list(titles)
+        self._index = TitleIndex(titles)
         if self.cache is not None:
             self.cache.clear()
 
     async def get_suggestion(self, value: str) -> str | None:
-        if not self._titles:
-            return None
-        return complete_title(self._titles, value)
+        return await asyncio.to_thread(self._index.complete, value)
 
 
 class ModelBar(Horizontal):

@@ -36,3 +36,24 @@ def _isolated_cache(
     """Every test gets its own empty cache folder and never reaches the network."""
     monkeypatch.setenv("EMBSPACE_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
     monkeypatch.setenv("EMBSPACE_MIRROR", "http://127.0.0.1:9/unreachable")
+
+
+@pytest.fixture(scope="session")
+def ml_small(data_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+    """The real ml-latest-small as :class:`embspace.Ratings`, loaded through
+    ``EMBSPACE_DATA_DIR`` (shared by the whole session: do not modify it)."""
+    from embspace import datasets
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("EMBSPACE_DATA_DIR", str(data_dir))
+        mp.setenv("EMBSPACE_CACHE_DIR", str(tmp_path_factory.mktemp("ml_small_cache")))
+        return datasets.load("ml-latest-small", progress=False)
+
+
+@pytest.fixture(scope="session")
+def tiny():
+    """Synthetic MovieLens-shaped ratings, preset "tiny" (200 users x 300 items,
+    10,000 ratings), seed 0 (shared by the whole session: do not modify it)."""
+    from embspace import datasets
+
+    return datasets.synthetic(preset="tiny", seed=0)

@@ -7,6 +7,8 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import embspace as es
 import numpy as np
@@ -42,7 +44,17 @@ def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = No
     )
 
 
-def assert_one_line_error(done: subprocess.CompletedProcess, *fragments: str) -> str:
+def run_main(capsys: pytest.CaptureFixture[str], *args: str) -> SimpleNamespace:
+    """``embspace ARGS`` in this process (``main()``), for the cheap checks."""
+    try:
+        code = main(list(args))
+    except SystemExit as stop:
+        code = stop.code
+    captured = capsys.readouterr()
+    return SimpleNamespace(returncode=code, stdout=captured.out, stderr=captured.err)
+
+
+def assert_one_line_error(done: Any, *fragments: str) -> str:
     assert done.returncode == 2, (done.returncode, done.stdout, done.stderr)
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr
@@ -87,33 +99,41 @@ def test_help_and_version_through_a_subprocess() -> None:
         ([], ["required"]),
     ],
 )
-def test_bad_arguments_are_one_line_errors(args, fragments) -> None:
-    assert_one_line_error(run_cli(*args), *fragments)
+def test_bad_arguments_are_one_line_errors(args, fragments, capsys) -> None:
+    assert_one_line_error(run_main(capsys, *args), *fragments)
 
 
-def test_user_errors_are_one_line(tmp_path: Path) -> None:
+def test_a_bad_argument_through_a_subprocess() -> None:
+    assert_one_line_error(run_cli("sweep", "--param", "x"), "required", "--values")
+
+
+def test_user_errors_are_one_line(tmp_path: Path, capsys) -> None:
+    # through a subprocess: no traceback reaches the terminal
     assert_one_line_error(
         run_cli("train", "--dataset", "no-such-dataset", "--out", str(tmp_path / "x.npz")),
         "unknown dataset",
         "no-such-dataset",
     )
-    assert_one_line_error(run_cli("datasets", "info", "ml-2b"), "unknown dataset")
+    assert_one_line_error(run_main(capsys, "datasets", "info", "ml-2b"), "unknown dataset")
     missing = tmp_path / "missing.npz"
-    assert_one_line_error(run_cli("compare", str(missing), str(missing)), "does not exist")
+    assert_one_line_error(run_main(capsys, "compare", str(missing), str(missing)), "does not exist")
+    out = str(tmp_path / "x.npz")
     assert_one_line_error(
-        run_cli("train", "-d", TINY, "--set", "bogus=1", "--out", str(tmp_path / "x.npz")),
+        run_main(capsys, "train", "-d", TINY, "--set", "bogus=1", "--out", out),
         "WALS has no parameter bogus",
     )
     assert_one_line_error(
-        run_cli("train", "-d", TINY, "-e", "PCA", "--out", str(tmp_path / "x.npz")),
-        "unknown estimator",
+        run_main(capsys, "train", "-d", TINY, "-e", "PCA", "--out", out), "unknown estimator"
     )
     assert_one_line_error(
-        run_cli("train", "-d", TINY, "--set", "factors=-3", "--out", str(tmp_path / "x.npz")),
-        "factors",
+        run_main(capsys, "train", "-d", TINY, "--set", "factors=-3", "--out", out), "factors"
     )
     assert_one_line_error(
-        run_cli(
+        run_main(capsys, "train", "-d", "synthetic:tiny,bogus=1", "--out", out), "synthetic"
+    )
+    assert_one_line_error(
+        run_main(
+            capsys,
             "sweep",
             "-d",
             TINY,
@@ -126,9 +146,15 @@ def test_user_errors_are_one_line(tmp_path: Path) -> None:
         ),
         "reference 5.0 is not among",
     )
+    assert_one_line_error(
+        run_main(capsys, "sweep", "-d", TINY, "--param", "nope", "--values", "0,1"),
+        "WALS has no parameter 'nope'",
+    )
     not_embeddings = tmp_path / "junk.npz"
     not_embeddings.write_bytes(b"junk")
-    assert_one_line_error(run_cli("compare", str(not_embeddings), str(not_embeddings)), "junk.npz")
+    assert_one_line_error(
+        run_main(capsys, "compare", str(not_embeddings), str(not_embeddings)), "junk.npz"
+    )
     assert not (tmp_path / "x.npz").exists()
 
 
@@ -159,7 +185,7 @@ def test_download_without_network_is_a_one_line_error() -> None:
 
 
 # ---------------------------------------------------------------------- train, neighbors, compare
-def test_train_neighbors_compare_on_tiny(tmp_path: Path) -> None:
+def test_train_neighbors_compare_on_tiny(tmp_path: Path, capsys) -> None:
     cache = tmp_path / "cache"
     items_a, users_a, items_b = tmp_path / "a.npz", tmp_path / "a-users.npz", tmp_path / "b.npz"
     common = ["-d", TINY, "--set", "factors=6", "--set", "iterations=5", "--cache-dir", str(cache)]
@@ -193,10 +219,12 @@ def test_train_neighbors_compare_on_tiny(tmp_path: Path) -> None:
     assert answer["query"] == title and len(answer["neighbors"]) == 4
     expected = es.NeighborTable(a).neighbors(a.keys[5], k=4)
     assert [n["title"] for n in answer["neighbors"]] == list(expected["title"])
-    done = run_cli("neighbors", "--embeddings", str(items_a), title, "-k", "3")
-    assert done.returncode == 0 and title[:10] in done.stdout
+    done = run_main(capsys, "neighbors", "--embeddings", str(items_a), title, "-k", "3")
+    assert done.returncode == 0 and title in done.stdout
+    assert done.stdout.count("\n") == 5  # heading, column names, 3 rows
     assert_one_line_error(
-        run_cli("neighbors", "--embeddings", str(items_a), "zzzz qqqq xxxx"), "zzzz qqqq xxxx"
+        run_main(capsys, "neighbors", "--embeddings", str(items_a), "zzzz qqqq xxxx"),
+        "zzzz qqqq xxxx",
     )
 
     # compare: a file with itself scores 1, two weights score what compare() says
@@ -212,10 +240,11 @@ def test_train_neighbors_compare_on_tiny(tmp_path: Path) -> None:
     assert set(scores) == {"neighbors", "cka"}
     for m in scores:
         assert scores[m] == pytest.approx(reference[m], abs=1e-9)
-    done = run_cli("compare", str(items_a), str(items_b))
+    done = run_main(capsys, "compare", str(items_a), str(items_b))
     assert done.returncode == 0 and "300 shared entities" in done.stdout and "cka" in done.stdout
     assert_one_line_error(
-        run_cli("compare", str(items_a), str(items_b), "--measures", "nope"), "unknown measure"
+        run_main(capsys, "compare", str(items_a), str(items_b), "--measures", "nope"),
+        "unknown measure",
     )
 
 

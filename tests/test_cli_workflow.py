@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import embspace as es
 import pandas as pd
 import pytest
 from embspace.demo import DEMO_VALUES, pick_movies, run_demo, summarize
-from test_cli import run_cli
 from test_plots import assert_png
 
 MEASURES = ["neighbors", "cca", "unitmatch", "cka"]
@@ -157,30 +155,3 @@ def test_pick_movies_is_seeded_and_prefers_rated_movies() -> None:
     counts = dict(zip(ratings.item_keys, ratings.items["n_ratings"], strict=True))
     assert all(counts[k] >= 20 for k in a)
     assert pick_movies(ratings, 3, seed=5) != a
-
-
-def test_demo_command_on_ml_latest_small(data_dir: Path, tmp_path: Path) -> None:
-    """The command itself on the real data (--quick: one seed, 5 iterations)."""
-    out = tmp_path / "demo-out"
-    env = {"EMBSPACE_DATA_DIR": str(data_dir)}
-    done = run_cli(
-        "demo", "--quick", "--out", str(out), "--cache-dir", str(tmp_path / "c"), env=env
-    )
-    assert done.returncode == 0, done.stderr
-    text = done.stdout
-    assert "100,836" in text and "610" in text
-    assert "neighbors of 3 random movies" in text
-    assert "similarity to w0=0 (one seed)" in text and "similarity to svd (one seed)" in text
-    assert "With one seed there is no noise floor" in text
-    assert "closest to SVD" in text or "Closest to SVD" in text
-    assert (out / "sweep_unobserved_weight.png").is_file() and (out / "neighbors.csv").is_file()
-    # --json: only JSON on stdout, and the second run comes from the cache
-    done = run_cli(
-        "demo", "--quick", "--json", "--out", str(out), "--cache-dir", str(tmp_path / "c"), env=env
-    )
-    assert done.returncode == 0, done.stderr
-    payload = json.loads(done.stdout)
-    assert payload["dataset"] == "ml-latest-small"
-    assert payload["trainings"] == {"trained": 0, "from_cache": 8}
-    assert len(payload["sweep"]["table"]) == 2 * 6 * 4
-    assert payload["ratings"]["n_ratings"] == 100_836

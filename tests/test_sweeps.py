@@ -22,12 +22,6 @@ def _wals(**kw):
     return es.WALS(**params)
 
 
-@pytest.fixture(scope="module")
-def tiny():
-    """The synthetic "tiny" ratings (200 users x 300 items), shared by this module."""
-    return es.datasets.synthetic(preset="tiny", seed=0)
-
-
 @pytest.fixture
 def fit_counter(monkeypatch: pytest.MonkeyPatch) -> list[tuple[float, int]]:
     """Records (unobserved_weight, random_state) of every real WALS training."""
@@ -120,6 +114,23 @@ def test_noise_floor_is_every_pair_of_reference_seeds(swept: Sweep) -> None:
         assert swept.noise_floor[m][1] == pytest.approx(np.std(sims, ddof=1), abs=1e-9)
         # two seeds of the same configuration do not give the same space
         assert floor.iloc[0] < 1.0 - 1e-4
+
+
+def test_comparison_of_one_run(swept: Sweep) -> None:
+    """The full Comparison behind a results row: same scores, per-entity values, bootstrap."""
+    results = swept.results
+    row = results[(results["value"] == 1.0) & (results["seed"] == 2)]
+    comp = swept.comparison(1.0, seed=2)
+    for m in MEASURES:
+        expected = row[(row["against"] == "reference") & (row["measure"] == m)]["similarity"]
+        assert comp.scores[m] == pytest.approx(float(expected.iloc[0]), abs=1e-12)
+    per_entity = comp.per_entity["neighbors"]
+    assert len(per_entity) == 300 and per_entity.mean() == pytest.approx(comp.scores["neighbors"])
+    intervals = comp.bootstrap(n_boot=200)
+    neighbors = intervals[intervals["measure"] == "neighbors"].iloc[0]
+    assert neighbors["low"] <= comp.scores["neighbors"] <= neighbors["high"]
+    with pytest.raises(InvalidParameterError, match="against must be one of"):
+        swept.comparison(1.0, against="pca")
 
 
 def test_one_seed_has_no_noise_floor(tiny) -> None:

@@ -16,12 +16,15 @@ from .embeddings import Embeddings, align
 from .ratings import Ratings
 
 if TYPE_CHECKING:
-    from . import cache, datasets, measures, plots, sweeps
+    from . import cache, datasets, factorization, measures, plots, sweeps
+    from .factorization import SVD, WALS
     from .measures import compare
     from .neighbors import NeighborTable
     from .sweeps import Sweep
 
 __all__ = [
+    "SVD",
+    "WALS",
     "Embeddings",
     "NeighborTable",
     "Ratings",
@@ -32,6 +35,7 @@ __all__ = [
     "compare",
     "datasets",
     "errors",
+    "factorization",
     "measures",
     "plots",
     "sweeps",
@@ -47,6 +51,9 @@ _LAZY = {
     "NeighborTable": ("embspace.neighbors", "NeighborTable"),
     "compare": ("embspace.measures", "compare"),
     "measures": ("embspace.measures", None),
+    "WALS": ("embspace.factorization", "WALS"),
+    "SVD": ("embspace.factorization", "SVD"),
+    "factorization": ("embspace.factorization", None),
 }
 
 

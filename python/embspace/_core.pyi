@@ -27,3 +27,39 @@ def knn(
     queries: npt.NDArray[np.int64] | None = None,
     num_threads: int = 0,
 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]: ...
+def wals_half_sweep(
+    indptr: npt.NDArray[np.int64],
+    indices: npt.NDArray[np.int32],
+    data: npt.NDArray[np.float32],
+    n_cols: int,
+    fixed: npt.NDArray[np.float32],
+    solve_into: npt.NDArray[np.float32],
+    *,
+    unobserved_weight: float,
+    regularization: float,
+    solved_weights: npt.NDArray[np.float32] | None = None,
+    fixed_weights: npt.NDArray[np.float32] | None = None,
+    solver: str = "cholesky",
+    cg_steps: int = 3,
+    reg_scaling: str = "none",
+    num_threads: int = 0,
+) -> tuple[float, float, float]: ...
+def wals_loss(
+    indptr: npt.NDArray[np.int64],
+    indices: npt.NDArray[np.int32],
+    data: npt.NDArray[np.float32],
+    n_cols: int,
+    row_factors: npt.NDArray[np.float32],
+    col_factors: npt.NDArray[np.float32],
+    *,
+    unobserved_weight: float,
+    regularization: float,
+    row_weights: npt.NDArray[np.float32] | None = None,
+    col_weights: npt.NDArray[np.float32] | None = None,
+    reg_scaling: str = "none",
+    num_threads: int = 0,
+) -> tuple[float, float, float]: ...
+def wals_gramian(
+    factors: npt.NDArray[np.float32], num_threads: int = 0
+) -> npt.NDArray[np.float64]: ...
+def wals_kernels() -> str: ...

@@ -52,11 +52,11 @@ def parse_value(text: str) -> Any:
     return parse(text)
 
 
-def load_dataset(spec: str) -> Any:
-    """See :func:`embspace.demo.load_dataset`."""
+def load_dataset(spec: str, args: argparse.Namespace | None = None) -> Any:
+    """See :func:`embspace.demo.load_dataset` (progress bars as the arguments say)."""
     from .demo import load_dataset as load
 
-    return load(spec)
+    return load(spec, progress=args is None or _progress(args))
 
 
 def _progress(args: argparse.Namespace) -> bool:
@@ -81,10 +81,6 @@ def _json_default(x: Any) -> Any:
         return x.item()
     if isinstance(x, np.ndarray):
         return x.tolist()
-    if isinstance(x, Path):
-        return str(x)
-    if isinstance(x, tuple):
-        return list(x)
     return str(x)
 
 
@@ -96,15 +92,10 @@ def _clean(obj: Any) -> Any:
         return {str(k): _clean(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [_clean(v) for v in obj]
-    try:
-        import numpy as np
+    import numpy as np
 
-        if isinstance(obj, np.floating):
-            return _clean(float(obj))
-        if isinstance(obj, np.generic):
-            return obj.item()
-    except ImportError:  # pragma: no cover
-        pass
+    if isinstance(obj, np.generic):
+        return _clean(obj.item())
     return obj
 
 
@@ -288,7 +279,7 @@ def _cmd_datasets_download(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------- train
 def _cmd_train(args: argparse.Namespace) -> int:
-    ratings = load_dataset(args.dataset)
+    ratings = load_dataset(args.dataset, args)
     run = _train(args, ratings)
     items_path = run.items.save(args.out)
     users_path = run.users.save(args.users_out) if args.users_out else None
@@ -322,7 +313,7 @@ def _cmd_neighbors(args: argparse.Namespace) -> int:
     if args.embeddings:
         emb = _load_embeddings(args.embeddings)
     else:
-        ratings = load_dataset(args.dataset)
+        ratings = load_dataset(args.dataset, args)
         emb = _train(args, ratings).side(args.entities)
     table = NeighborTable(emb, metric=args.metric, num_threads=args.threads, device=args.device)
     results = []
@@ -392,7 +383,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     from .demo import format_sweep_table
     from .sweeps import Sweep, SweepEvent
 
-    ratings = load_dataset(args.dataset)
+    ratings = load_dataset(args.dataset, args)
     estimator = make_estimator(
         args.estimator,
         _parse_sets(args.set),

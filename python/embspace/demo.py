@@ -40,6 +40,7 @@ from .sweeps import Sweep, SweepEvent, fit_cached
 __all__ = [
     "DEMO_VALUES",
     "DemoResult",
+    "data_source",
     "format_neighbors",
     "format_sweep_table",
     "load_dataset",
@@ -344,8 +345,26 @@ def parse_value(text: str) -> Any:
         return text
 
 
-def load_dataset(spec: str) -> Any:
-    """Ratings for a dataset spec: a registry name, a path, or ``synthetic:...``."""
+def data_source(name: str, before: Any) -> str:
+    """Where dataset ``name`` was read from, given its
+    :func:`~embspace.datasets.locate` status before loading (None: not a
+    registry name, so a path or a synthetic spec)."""
+    from .datasets.cache import cached_folder
+
+    if before is None:
+        return name
+    if before.path is None:
+        return f"downloaded, verified and extracted into {cached_folder(name)}"
+    if before.state == "data dir" and before.path.is_dir():
+        return f"{before.path} (EMBSPACE_DATA_DIR, read in place)"
+    if before.state == "data dir":
+        return f"{before.path} (EMBSPACE_DATA_DIR, verified, extracted into the cache)"
+    return f"{before.path} (cache)"
+
+
+def load_dataset(spec: str, *, progress: bool = True) -> Any:
+    """Ratings for a dataset spec: a registry name, a path, or ``synthetic:...``
+    (``progress``: bars for a download or an extraction)."""
     from . import datasets
 
     if spec.startswith("synthetic:"):
@@ -363,7 +382,7 @@ def load_dataset(spec: str) -> Any:
             return datasets.synthetic(**kwargs)
         except TypeError as exc:
             raise InvalidParameterError(f"bad synthetic dataset spec {spec!r}: {exc}") from None
-    return datasets.load(spec)
+    return datasets.load(spec, progress=progress)
 
 
 # ---------------------------------------------------------------------- the workflow
@@ -415,11 +434,14 @@ def run_demo(
 
     t = time.perf_counter()
     if isinstance(dataset, es.Ratings):
-        ratings, name = dataset, dataset.name or "ratings"
+        ratings, name, source = dataset, dataset.name or "ratings", "given in Python"
     else:
-        ratings, name = load_dataset(str(dataset)), str(dataset)
+        name = str(dataset)
+        before = es.datasets.locate(name) if name in es.datasets.REGISTRY else None
+        ratings = load_dataset(name, progress=progress)
+        source = data_source(name, before)
     timings["load"] = time.perf_counter() - t
-    say(f"== {name}\n{ratings.summary()}\n")
+    say(f"== {name}\n{ratings.summary()}\n  source     {source}\n")
 
     cache = (
         None

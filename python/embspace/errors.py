@@ -17,7 +17,6 @@ __all__ = [
     "DownloadError",
     "DuplicateEntryError",
     "EmbspaceError",
-    "EmbspaceWarning",
     "EntityNotFoundError",
     "IndexOutOfRangeError",
     "InvalidParameterError",
@@ -37,7 +36,8 @@ class EmbspaceError(Exception):
 
 class EmbspaceWarning(UserWarning):
     """A result is computed but deserves attention (n <= d for CCA, rank-deficient
-    inputs, fewer shared keys than entities, ...)."""
+    inputs, fewer shared keys than entities, ...). A warning, not an error: it is
+    importable from here but not listed in ``__all__``, which lists the errors."""
 
 
 class _MessageKeyError(KeyError):

@@ -96,7 +96,9 @@ def knn(
 
     Returns ``(distances, indices)``: float32 and int64 arrays of shape
     (n_queries, k), each row sorted by (distance, index); ``queries`` are row
-    indices (all rows when None), each excluded from its own neighbors.
+    indices (all rows when None), each excluded from its own neighbors. The
+    input is used as float32 (as :class:`~embspace.Embeddings` stores it); the
+    neighbors are those of a float64 brute force on those values.
     """
     if metric not in METRICS:
         raise InvalidParameterError(f"metric must be one of {METRICS}, got {metric!r}")
@@ -115,6 +117,8 @@ def knn(
         q = np.ascontiguousarray(q, dtype=np.int64)
     resolved = resolve_device(device)
     backend = _BACKENDS.get(resolved)
+    if backend is None and device == "auto":
+        backend = _BACKENDS["cpu"]  # "auto" means the best available, and the CPU always is
     if backend is None:
         raise DeviceUnavailableError(f"no k-NN backend is available for device {resolved!r}")
     return backend(x, k, metric, q, _threads(num_threads))
@@ -173,7 +177,8 @@ class NeighborTable:
         """``(distances, indices)`` of the k nearest neighbors, shape (n_queries, k).
 
         ``queries`` are row indices (all rows when None). Full tables are cached:
-        a later call with a smaller or equal k returns slices of the cached one.
+        a later call with a smaller or equal k returns (read-only) slices of the
+        cached one.
         """
         k = _check_k(k, self.n)
         if queries is None:
@@ -181,6 +186,8 @@ class NeighborTable:
                 d, i = self._table
                 return d[:, :k], i[:, :k]
             table = self._run(k, None)
+            for a in table:
+                a.setflags(write=False)  # the cache is shared: hand out read-only arrays
             self._table = table
             return table
         if self._table is not None and self._table[0].shape[1] >= k:

@@ -280,8 +280,8 @@ class Sweep:
     metric : str
         Neighbor metric (``"cosine"``, ``"euclidean"``, ``"dot"``).
     device : ``"cpu"``, ``"gpu"`` or ``"auto"``
-        Where comparisons run; also set on the estimator when it has a
-        ``device`` parameter.
+        Where the comparisons run. Training runs where the estimator's own
+        ``device`` parameter says (``WALS(device="gpu")``).
     num_threads : int, optional
         Threads for training (when the estimator has ``num_threads``) and for
         the comparisons. Results do not depend on it.
@@ -387,6 +387,7 @@ class Sweep:
         self._runs: dict[tuple[int, int], RunRecord] = {}
         self._pairs: list[_Pair] = []
         self._external: dict[str, Embeddings] = {}
+        self._knn: dict[int, tuple[Embeddings, np.ndarray]] = {}
         self._finished = False
 
     # ------------------------------------------------------------------ plan
@@ -414,8 +415,6 @@ class Sweep:
 
         params = self.estimator.get_params(deep=False)
         overrides: dict[str, Any] = {self.param: value, "random_state": seed}
-        if "device" in params:
-            overrides["device"] = self.device
         if "num_threads" in params and self.num_threads is not None:
             overrides["num_threads"] = self.num_threads
         if "random_state" not in params:
@@ -577,18 +576,50 @@ class Sweep:
 
     # ------------------------------------------------------------------ comparisons
     def _compare(self, a: Embeddings, b: Embeddings) -> dict[str, float]:
-        from .measures import compare
+        """The scores of every measure for one pair of runs.
 
-        result = compare(
-            a,
-            b,
-            measures=self.measures,
-            k=self.k,
-            metric=self.metric,
-            num_threads=self.num_threads,
-            device=self.device,
-        )
-        return {name: float(result.scores[name]) for name in self.measures}
+        Embeddings of the same keys in the same order (all runs of a sweep, and
+        an SVD of the same ratings) share one k-NN table per run across all its
+        comparisons; the neighbor measures read it and only the dense measures
+        go through :func:`embspace.compare`. Any other pair is passed to
+        :func:`embspace.compare` whole (it aligns the keys). The scores are the
+        same either way."""
+        from .measures import MEASURES, compare
+
+        neighbor = [m for m in self.measures if MEASURES[m].family == "neighbors"]
+        dense = [m for m in self.measures if m not in neighbor]
+        options = {"k": self.k, "metric": self.metric, "num_threads": self.num_threads}
+        if not neighbor or a.keys != b.keys:
+            result = compare(a, b, measures=self.measures, device=self.device, **options)
+            return {name: float(result.scores[name]) for name in self.measures}
+        scores: dict[str, float] = {}
+        tables = (self._knn_indices(a), self._knn_indices(b))
+        for name in neighbor:
+            measure = MEASURES[name].function
+            res = measure(a.vectors, b.vectors, **options, device=self.device, tables=tables)
+            scores[name] = float(res.score)
+        if dense:
+            result = compare(a, b, measures=dense, device=self.device, **options)
+            scores.update({name: float(result.scores[name]) for name in dense})
+        return {name: scores[name] for name in self.measures}
+
+    def _knn_indices(self, emb: Embeddings) -> np.ndarray:
+        """The k-NN indices (n x k) of ``emb``, computed once per embeddings."""
+        from .neighbors import knn
+
+        entry = self._knn.get(id(emb))
+        if entry is None or entry[0] is not emb:
+            indices = knn(
+                emb.vectors,
+                self.k,
+                metric=self.metric,
+                num_threads=self.num_threads,
+                device=self.device,
+            )[1]
+            entry = (emb, indices)
+            with self._lock:
+                self._knn[id(emb)] = entry
+        return entry[1]
 
     def _comparisons_for(self, vi: int, seed: int) -> list[_Pair]:
         """Every comparison that the run (vi, seed) completes."""
@@ -797,6 +828,37 @@ class Sweep:
             raise NotFittedError(
                 f"the run {self.param}={_format_value(value)} seed={seed} has not finished: call run()"
             ) from None
+
+    def comparison(
+        self, value: Any, seed: int | None = None, against: str = REFERENCE, **options: Any
+    ) -> Any:
+        """The full :class:`~embspace.measures.Comparison` of one run (``value``,
+        ``seed``; default the first seed) with the reference run of the same
+        seed, or with the embeddings given to :meth:`against` under the name
+        ``against``: per-entity values (which entities changed neighborhoods
+        most), details, and bootstrap intervals over entities
+        (``.bootstrap()``). ``options`` go to :func:`embspace.compare`."""
+        from .measures import compare
+
+        run = self.embeddings(value, seed)
+        # the same order as the table's comparisons (unitmatch is not symmetric)
+        if against == REFERENCE:
+            a, b = self.embeddings(self.reference, seed), run
+        elif against in self._external:
+            a, b = run, self._external[against]
+        else:
+            known = [REFERENCE, *self._external]
+            raise InvalidParameterError(f"against must be one of {known}, got {against!r}")
+        return compare(
+            a,
+            b,
+            measures=self.measures,
+            k=self.k,
+            metric=self.metric,
+            num_threads=self.num_threads,
+            device=self.device,
+            **options,
+        )
 
     # ------------------------------------------------------------------ output
     def plot(self, against: str | Sequence[str] | None = None) -> Any:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal, overload
 
 import numpy as np
 import pandas as pd
@@ -125,6 +126,42 @@ class PlantedModel:
     noise: float
 
 
+@overload
+def synthetic(
+    n_users: int | None = None,
+    n_items: int | None = None,
+    n_ratings: int | None = None,
+    *,
+    preset: str | None = None,
+    rank: int = 10,
+    noise: float = 0.5,
+    seed: int = 0,
+    min_user_ratings: int = 20,
+    popularity_exponent: float = 1.2,
+    activity_exponent: float = 1.8,
+    max_user_fraction: float = 0.5,
+    half_star_fraction: float | None = None,
+    name: str | None = None,
+    return_model: Literal[False] = False,
+) -> Ratings: ...
+@overload
+def synthetic(
+    n_users: int | None = None,
+    n_items: int | None = None,
+    n_ratings: int | None = None,
+    *,
+    preset: str | None = None,
+    rank: int = 10,
+    noise: float = 0.5,
+    seed: int = 0,
+    min_user_ratings: int = 20,
+    popularity_exponent: float = 1.2,
+    activity_exponent: float = 1.8,
+    max_user_fraction: float = 0.5,
+    half_star_fraction: float | None = None,
+    name: str | None = None,
+    return_model: Literal[True],
+) -> tuple[Ratings, PlantedModel]: ...
 def synthetic(
     n_users: int | None = None,
     n_items: int | None = None,
@@ -374,8 +411,13 @@ class _AliasTable:
 
     def draw(self, rng: np.random.Generator, size: int) -> np.ndarray:
         """``size`` independent indices (int64)."""
-        idx = rng.integers(0, self.prob.size, size)
-        return np.where(rng.random(size) < self.prob[idx], idx, self.alias[idx])
+        # One uniform per draw: its integer part picks the column, its
+        # fractional part (38+ bits left for up to 2**15 columns) the side.
+        x = rng.random(size) * self.prob.size
+        idx = x.astype(np.int64)
+        np.minimum(idx, self.prob.size - 1, out=idx)
+        x -= idx
+        return np.where(x < self.prob[idx], idx, self.alias[idx])
 
 
 def _in_sorted(keys: np.ndarray, sorted_sets: list[np.ndarray]) -> np.ndarray:
@@ -399,6 +441,11 @@ def _in_sorted(keys: np.ndarray, sorted_sets: list[np.ndarray]) -> np.ndarray:
     return found
 
 
+# Users rating more than 1/_HEAVY_SHARE of the items are sampled exactly (cost:
+# the whole catalogue per user); the others by rounds of draws with replacement.
+_HEAVY_SHARE = 8
+
+
 def _sample_pairs(
     rng: np.random.Generator, counts: np.ndarray, popularity: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -413,12 +460,12 @@ def _sample_pairs(
     owners = np.searchsorted(np.cumsum(counts), slots, side="right")
     first = np.sort(owners.astype(np.int64) * n_items + rng.permutation(n_items))
     need = counts - np.bincount(owners, minlength=n_users)
-    held: list[np.ndarray] = [first]
+    held: list[np.ndarray] = [first]  # sorted key arrays of the pairs taken so far
 
     # 2. Heavy users (many items relative to the catalogue) exactly, by
     #    Efraimidis-Spirakis keys over the whole catalogue, in row chunks.
-    heavy = np.flatnonzero((counts * 8 > n_items) & (need > 0))
-    held.extend(_sample_exact(rng, heavy, need[heavy], popularity, held))
+    heavy = np.flatnonzero((counts * _HEAVY_SHARE > n_items) & (need > 0))
+    exact = _sample_exact(rng, heavy, need[heavy], popularity, held)
     need[heavy] = 0
 
     # 3. The others: draw the missing number with replacement, keep the new
@@ -429,8 +476,9 @@ def _sample_pairs(
         if active.size == 0:
             break
         factor = 1 if round_ == 0 else min(2**round_, 32)
-        users = np.repeat(active.astype(np.int64), need[active] * factor)
-        keys = np.sort(users * n_items + table.draw(rng, users.size))
+        keys = np.repeat(active.astype(np.int64) * n_items, need[active] * factor)
+        keys += table.draw(rng, keys.size)
+        keys.sort()
         fresh = np.empty(keys.size, dtype=bool)
         fresh[0] = True
         np.not_equal(keys[1:], keys[:-1], out=fresh[1:])
@@ -447,8 +495,9 @@ def _sample_pairs(
     rest = np.flatnonzero(need > 0)
     if rest.size:  # what the rounds left (very rare): exactly, like heavy users
         held.extend(_sample_exact(rng, rest, need[rest], popularity, held))
-    keys = np.concatenate(held)
-    return keys // n_items, keys % n_items
+    # (the rounds never draw for heavy users, so their pairs join only now)
+    rows, ranks = np.divmod(np.concatenate(held + exact), n_items)
+    return rows, ranks
 
 
 def _sample_exact(
@@ -469,10 +518,15 @@ def _sample_exact(
         keys = rng.standard_exponential((block.size, n_items)) / popularity
         flat = (block[:, None] * n_items + np.arange(n_items)).ravel()
         keys.ravel()[_in_sorted(flat, held)] = np.inf
-        order = np.argsort(keys, axis=1, kind="stable")
-        take = np.arange(n_items) < want[:, None]
-        chosen = np.repeat(block, want) * n_items + order[take]
-        out.append(np.sort(chosen))
+        parts = []
+        for row, (user, k) in enumerate(zip(block, want, strict=True)):
+            if k <= 0:
+                continue
+            picked = np.argpartition(keys[row], k - 1)[:k] if k < n_items else np.arange(n_items)
+            picked.sort()
+            parts.append(user * n_items + picked)
+        if parts:
+            out.append(np.concatenate(parts))  # sorted: users ascend, items ascend per user
     return out
 
 
@@ -549,19 +603,23 @@ def _planted_model(
 def _rate(
     rng: np.random.Generator, model: PlantedModel, rows: np.ndarray, cols: np.ndarray
 ) -> np.ndarray:
-    """Rounded ratings (float32) of the pairs, in chunks to bound memory."""
+    """Rounded ratings (float32) of the pairs, in chunks to bound memory.
+
+    Half-star users round to the nearest 0.5 in [0.5, 5], the others to the
+    nearest whole star in [1, 5]."""
     out = np.empty(rows.size, dtype=np.float32)
     step = 1 << 21
     for lo in range(0, rows.size, step):
         u, i = rows[lo : lo + step], cols[lo : lo + step]
-        score = (
-            model.mean
-            + model.user_bias[u]
-            + model.item_bias[i]
-            + np.einsum("ij,ij->i", model.user_factors[u], model.item_factors[i])
-            + model.noise * rng.standard_normal(u.size, dtype=np.float32)
-        )
-        half = np.clip(np.round(score * 2.0) / 2.0, 0.5, 5.0)
-        whole = np.clip(np.round(score), 1.0, 5.0)
-        out[lo : lo + step] = np.where(model.half_star_users[u], half, whole)
+        score = np.einsum("ij,ij->i", model.user_factors[u], model.item_factors[i])
+        score += model.user_bias[u]
+        score += model.item_bias[i]
+        score += np.float32(model.mean)
+        score += np.float32(model.noise) * rng.standard_normal(u.size, dtype=np.float32)
+        steps = np.where(model.half_star_users[u], np.float32(2.0), np.float32(1.0))
+        score *= steps
+        np.round(score, out=score)
+        score /= steps  # the nearest half or whole star
+        np.clip(score, 1.0 / steps, np.float32(5.0), out=score)
+        out[lo : lo + step] = score
     return out

@@ -152,8 +152,8 @@ def read_table(
     """Read a delimited text file (optionally .gz/.bz2/.xz) or a parquet file.
 
     ``sep`` defaults to the first of tab, ``::``, comma, semicolon, ``|``
-    found in the first line (else runs of whitespace). A first line made of
-    numbers only is data, not a header. Text is UTF-8, falling back to
+    found in the first line (else runs of whitespace). A first line with a
+    number in any field is data, not a header. Text is UTF-8, falling back to
     latin-1 when it does not decode (or ``encoding`` as given).
 
     Returns ``(frame, has_header)``; without a header columns are 0, 1, 2, ...
@@ -176,7 +176,7 @@ def read_table(
         line = _first_line(path, enc)
         delimiter = sep if sep is not None else _sniff_separator(line)
         fields = re.split(r"\s+", line.strip()) if delimiter == r"\s+" else line.split(delimiter)
-        has_header = not all(_NUMBER.match(f) for f in fields)
+        has_header = not any(_NUMBER.match(f) for f in fields)  # names are never numbers
         try:
             frame = _read_delimited(path, delimiter, enc, has_header)
         except UnicodeDecodeError as exc:

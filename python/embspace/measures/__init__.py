@@ -18,6 +18,7 @@ name                      range       invariant to
 ``cka_debiased``          <= 1        translation, rotation, isotropic scaling
 ``procrustes``            [0, 1]      translation, rotation, isotropic scaling
 ``unitmatch``             [-1, 1]     translation, per-unit scaling, unit permutation
+``rsa`` (on a sample)     [-1, 1]     rotation, scaling (cosine distance order)
 ========================= =========== ==============================================
 
 Dense measures are written against an array module ``xp`` (numpy or CuPy) and
@@ -31,6 +32,7 @@ from .canonical import canonical_correlations, cca, pwcca, svcca
 from .comparison import DEFAULT_MEASURES, Comparison, bootstrap_interval, compare
 from .kernel_alignment import cka, cka_debiased
 from .neighborhood import mutual_knn, neighbors, overlap_curve
+from .rsa import rsa
 from .shape import procrustes
 from .units import unit_correlations, unitmatch
 
@@ -53,6 +55,7 @@ __all__ = [
     "procrustes",
     "pwcca",
     "register_measure",
+    "rsa",
     "svcca",
     "unit_correlations",
     "unitmatch",
@@ -69,6 +72,7 @@ for _name, _fn, _family, _equal_d in (
     ("cka_debiased", cka_debiased, "dense", False),
     ("procrustes", procrustes, "dense", True),
     ("unitmatch", unitmatch, "dense", True),
+    ("rsa", rsa, "dense", False),
 ):
     register_measure(_name, _fn, family=_family, needs_equal_d=_equal_d)
 del _name, _fn, _family, _equal_d

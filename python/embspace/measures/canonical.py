@@ -62,15 +62,19 @@ def cca(A: Any, B: Any, *, xp: ModuleType = np) -> MeasureResult:
 
 
 def _kept_components(s: Any, threshold: float) -> int:
+    # the fewest leading directions whose share of the variance exceeds the
+    # threshold (scikit-learn's PCA(n_components=threshold) rule)
     energy = np.cumsum(np.asarray(floats(s)) ** 2)
-    total = energy[-1]
-    return int(np.searchsorted(energy, threshold * total - 1e-12 * total) + 1)
+    ratio = energy / energy[-1]
+    return int(min(np.searchsorted(ratio, threshold, side="right") + 1, len(ratio)))
 
 
 def svcca(A: Any, B: Any, *, threshold: float = 0.99, xp: ModuleType = np) -> MeasureResult:
     """SVCCA (Raghu et al. 2017): CCA after keeping, on each side, the top
     singular directions that explain ``threshold`` (default 99%) of the variance.
 
+    Kept on each side: the fewest leading directions whose share of the variance
+    exceeds ``threshold`` (scikit-learn's ``PCA(n_components=threshold)`` rule).
     Score: mean canonical correlation of the two reduced spaces; details hold the
     correlations and the dimensions kept. Range [0, 1].
 
@@ -116,9 +120,10 @@ def pwcca(A: Any, B: Any, *, xp: ModuleType = np) -> MeasureResult:
     normalised to sum 1; score ``sum_i alpha_i rho_i``. Range [0, 1]. Not
     symmetric: A is the side whose structure sets the weights.
 
-    Invariances: translation, rotation and isotropic scaling of either side,
-    column permutation and sign flips; invertible linear maps of B (not of A,
-    whose columns set the weights).
+    Invariances: translation and isotropic scaling of either side; column
+    permutation and sign flips of A; any invertible linear map of B. Not
+    invariant to rotations of A (the weights sum absolute values over A's
+    columns).
 
     Cost: as :func:`cca`, plus O(n d_a r) for the weights.
     """

@@ -248,22 +248,28 @@ def compare(
         opts.update(per_measure[s.name])
         return opts
 
-    neighbor_specs = [s for s in specs if s.family == "neighbors"]
-    tables = None
-    if neighbor_specs:
-        need = max(
-            int(options_for(s).get("max_k") or options_for(s).get("k", k)) for s in neighbor_specs
+    # one k-NN table per side and metric, with as many neighbors as the most
+    # demanding neighbor measure needs, shared by all of them
+    need: dict[str, int] = {}
+    for s in specs:
+        if s.family == "neighbors":
+            opts = options_for(s)
+            m = opts.get("metric", metric)
+            need[m] = max(need.get(m, 0), int(opts.get("max_k") or opts.get("k", k)))
+    tables = {
+        m: neighbor_tables(
+            aa.vectors, bb.vectors, kk, metric=m, num_threads=num_threads, device=device
         )
-        tables = neighbor_tables(
-            aa.vectors, bb.vectors, need, metric=metric, num_threads=num_threads, device=device
-        )
+        for m, kk in need.items()
+    }
     xp = array_module(device)
     dense_a = dense_b = None
     results: dict[str, MeasureResult] = {}
     for s in specs:
         opts = options_for(s)
         if s.family == "neighbors":
-            opts = {"k": k, "metric": metric, **opts, "tables": tables}
+            opts = {"k": k, "metric": metric, **opts}
+            opts["tables"] = tables[opts["metric"]]
             results[s.name] = s.function(aa.vectors, bb.vectors, **opts)
         else:
             if dense_a is None:

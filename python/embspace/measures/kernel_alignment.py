@@ -33,8 +33,8 @@ def cka(A: Any, B: Any, *, xp: ModuleType = np) -> MeasureResult:
     A, B = as_pair(A, B, xp, min_n=2, name="cka")
     Ac, Bc = centered(A), centered(B)
     cross = _frob2(Bc.T @ Ac)
-    na = float(xp.sqrt(_frob2(Ac.T @ Ac)))
-    nb = float(xp.sqrt(_frob2(Bc.T @ Bc)))
+    na = float(np.sqrt(_frob2(Ac.T @ Ac)))
+    nb = float(np.sqrt(_frob2(Bc.T @ Bc)))
     if na == 0.0 or nb == 0.0:
         raise NumericalError("cka: a side has no variance (every row is the same)")
     return MeasureResult("cka", cross / (na * nb), {"hsic": cross, "norm_a": na, "norm_b": nb})

@@ -116,7 +116,9 @@ def mutual_knn(
     the overlap fractions. Range [0, 1]. Related to Jaccard by
     ``J = m / (2 - m)``, but linear in the number of shared neighbors.
 
-    Invariances and cost: as :func:`neighbors`.
+    Invariances: as :func:`neighbors`.
+
+    Cost: as :func:`neighbors`.
     """
     ia, ib = neighbor_tables(
         A,

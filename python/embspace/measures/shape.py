@@ -18,7 +18,7 @@ def procrustes(A: Any, B: Any, *, xp: ModuleType = np) -> MeasureResult:
     """Orthogonal Procrustes similarity of the centred, unit-Frobenius-norm A and B.
 
     Score: ``max_R tr(R^T A^T B)`` over orthogonal R, which is the nuclear norm
-    of ``A^T B`` (the sum of its singular values), in [0, 1]; 1 when B is a
+    of ``A^T B`` (the sum of its singular values). Range [0, 1]; 1 when B is a
     rotated, scaled, translated copy of A. Details give the angular shape
     distance ``arccos(score)`` in [0, pi/2] (a metric) and the Procrustes
     distance ``sqrt(2 - 2 score)`` in [0, sqrt 2].

@@ -18,6 +18,10 @@ def unit_correlations(A: Any, B: Any, xp: ModuleType = np) -> np.ndarray:
     """The d_a x d_b Pearson correlations between the columns of A and of B
     (a constant column correlates 0 with everything, with a warning)."""
     A, B = as_pair(A, B, xp, min_n=2, name="unitmatch")
+    return _correlations(A, B, xp)
+
+
+def _correlations(A: Any, B: Any, xp: ModuleType) -> np.ndarray:
     Ac, Bc = centered(A), centered(B)
     na = xp.sqrt((Ac * Ac).sum(axis=0))
     nb = xp.sqrt((Bc * Bc).sum(axis=0))
@@ -55,8 +59,8 @@ def unitmatch(
     Cost: O(n d^2) time for the correlations, O(d^3) for the assignment.
     Needs the same d on both sides.
     """
-    as_pair(A, B, xp, equal_d=True, min_n=2, name="unitmatch")
-    C = unit_correlations(A, B, xp)
+    A, B = as_pair(A, B, xp, equal_d=True, min_n=2, name="unitmatch")
+    C = _correlations(A, B, xp)
     target = np.abs(C) if absolute else C
     if replacement:
         matches = np.argmax(target, axis=1)

@@ -462,7 +462,13 @@ impl Exact<'_> {
         &self.data[i * self.d..(i + 1) * self.d]
     }
 
+    /// The key of candidate `j` for query `q`; `+ 0.0` turns `-0.0` into
+    /// `+0.0`, so the total order used for sorting sees equal zeros as equal.
     fn key(&self, q: usize, j: usize) -> f64 {
+        self.raw_key(q, j) + 0.0
+    }
+
+    fn raw_key(&self, q: usize, j: usize) -> f64 {
         let (a, b) = (self.row(q), self.row(j));
         match self.metric {
             Metric::Cosine => {
@@ -784,6 +790,14 @@ mod tests {
         ));
         assert!(Metric::parse("manhattan").is_err());
         assert_eq!(Metric::parse("dot").unwrap(), Metric::Dot);
+    }
+
+    #[test]
+    fn signed_zeros_tie() {
+        // dot products +0.0 and -0.0 are equal: ties go to the lower index
+        let data = [1.0, 0.0, 0.0, 1.0, -0.0, -0.0, 0.0, 2.0];
+        let (_, idx) = knn(&data, 4, 2, Some(&[0]), 3, Metric::Dot, 1).unwrap();
+        assert_eq!(idx, vec![1, 2, 3]);
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! each failure onto a typed Python exception.
 
 pub mod csr;
+pub mod dense;
 pub mod error;
 pub mod knn;
 pub mod parallel;

@@ -1,1 +1,646 @@
-//! Weighted alternating least squares (filled in by the WALS work).
+//! Weighted alternating least squares with TensorFlow `WALSModel` semantics.
+//!
+//! Ratings `A` (n_rows x n_cols, observed set `O`), factors `U` (n_rows x k)
+//! and `V` (n_cols x k). The weight of an observed entry is `w0 + R_i C_j`,
+//! of an unobserved one `w0`. The loss is
+//!
+//! ```text
+//! sum_{(i,j) in O} (w0 + R_i C_j) (A_ij - u_i . v_j)^2
+//!   + w0 sum_{(i,j) not in O} (u_i . v_j)^2 + lambda (|U|^2 + |V|^2)
+//! ```
+//!
+//! and a half-sweep minimises it exactly over one factor with the other
+//! fixed: for each row `i`, with `G = V^T V` computed once,
+//!
+//! ```text
+//! (w0 G + sum_{j in O_i} R_i C_j v_j v_j^T + lambda_i I) u_i = sum_{j in O_i} (w0 + R_i C_j) A_ij v_j
+//! ```
+//!
+//! The column half-sweep is the same call on the transposed ratings with the
+//! roles of the factors and of the weights swapped. `lambda_i` is `lambda`,
+//! or `lambda * |O_i|` with [`RegScaling::Count`] (the Spark / Rendle style).
+//!
+//! Storage is `f32`. Each row's normal matrix is accumulated by a blocked
+//! kernel in `f32` over blocks of at most a few thousand entries, and the
+//! block sums are added in `f64`; the system is assembled and solved by
+//! Cholesky in `f64`. Rows are processed in chunks that depend only on the
+//! data, and every reduction (the Gramian, the loss) sums per-chunk `f64`
+//! partials in chunk order, so results are bit-identical for any number of
+//! threads (on a given instruction set, see [`Isa`]).
+//!
+//! A row with no observed entry gets the zero vector: it minimises `w0 u^T G
+//! u + lambda_i |u|^2`, and is its minimum-norm minimiser when that form is
+//! singular (`w0 = 0` and `lambda_i = 0`). A non-empty row whose system is
+//! singular (only possible with `lambda = 0`) is an [`Error::Numerical`].
+
+mod kernel;
+mod row;
+
+use rayon::prelude::*;
+
+pub use kernel::Isa;
+use kernel::{padded, PAD};
+use row::{Factors, Partial, Scratch, Shared};
+
+use crate::csr::Csr;
+use crate::error::{Error, Result};
+use crate::parallel::with_threads;
+
+/// Largest number of factors accepted (the per-thread scratch grows as k^2).
+pub const MAX_FACTORS: usize = 1024;
+
+/// A borrowed CSR matrix (scipy layout) of ratings.
+///
+/// [`CsrView::new`] checks the structure (lengths, monotone `indptr`) in
+/// `O(n_rows)`; column indices and values are checked as each row is read
+/// (in range, finite). Columns are expected sorted without repeats (as
+/// [`Csr`] and `embspace.Ratings` guarantee); a repeated column would count
+/// as two observations.
+#[derive(Debug, Clone, Copy)]
+pub struct CsrView<'a> {
+    pub n_rows: usize,
+    pub n_cols: usize,
+    pub indptr: &'a [i64],
+    pub indices: &'a [i32],
+    pub data: &'a [f32],
+}
+
+impl<'a> CsrView<'a> {
+    /// Check the structure and wrap the three arrays.
+    pub fn new(
+        n_rows: usize,
+        n_cols: usize,
+        indptr: &'a [i64],
+        indices: &'a [i32],
+        data: &'a [f32],
+    ) -> Result<Self> {
+        if indptr.len() != n_rows + 1 {
+            return Err(Error::ShapeMismatch(format!(
+                "indptr has length {} but the matrix has {n_rows} rows",
+                indptr.len()
+            )));
+        }
+        if indices.len() != data.len() {
+            return Err(Error::ShapeMismatch(format!(
+                "indices ({}) and data ({}) differ in length",
+                indices.len(),
+                data.len()
+            )));
+        }
+        if n_cols > i32::MAX as usize {
+            return Err(Error::InvalidParameter(format!(
+                "{n_cols} columns exceed the supported maximum {}",
+                i32::MAX
+            )));
+        }
+        if indptr[0] != 0 || indptr[n_rows] as u64 != data.len() as u64 {
+            return Err(Error::ShapeMismatch(
+                "indptr must start at 0 and end at the number of stored values".into(),
+            ));
+        }
+        if let Some(i) = indptr.windows(2).position(|w| w[1] < w[0]) {
+            return Err(Error::ShapeMismatch(format!("indptr decreases at row {i}")));
+        }
+        Ok(CsrView {
+            n_rows,
+            n_cols,
+            indptr,
+            indices,
+            data,
+        })
+    }
+
+    /// A view of an owned [`Csr`] (whose invariants already hold).
+    pub fn from_csr(m: &'a Csr) -> Self {
+        CsrView {
+            n_rows: m.n_rows,
+            n_cols: m.n_cols,
+            indptr: &m.indptr,
+            indices: &m.indices,
+            data: &m.data,
+        }
+    }
+
+    /// Number of stored values.
+    pub fn nnz(&self) -> usize {
+        self.data.len()
+    }
+
+    /// Column indices and values of row `i`.
+    #[inline]
+    pub fn row(&self, i: usize) -> (&'a [i32], &'a [f32]) {
+        let (a, b) = (self.indptr[i] as usize, self.indptr[i + 1] as usize);
+        (&self.indices[a..b], &self.data[a..b])
+    }
+}
+
+/// How each row's system is solved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Solver {
+    /// Form the normal equations and solve them exactly by Cholesky.
+    Cholesky,
+    /// `steps` iterations of conjugate gradient, warm-started from the
+    /// current factor, without forming the normal matrix (each step costs
+    /// `2 k |O_i| + k^2`). Approximate; the loss still never increases.
+    ConjugateGradient { steps: usize },
+}
+
+impl Solver {
+    /// `"cholesky"` or `"cg"` (with `steps >= 1` iterations).
+    pub fn parse(name: &str, steps: usize) -> Result<Self> {
+        match name {
+            "cholesky" => Ok(Solver::Cholesky),
+            "cg" if steps >= 1 => Ok(Solver::ConjugateGradient { steps }),
+            "cg" => Err(Error::InvalidParameter(
+                "the conjugate-gradient solver needs cg_steps >= 1".into(),
+            )),
+            other => Err(Error::InvalidParameter(format!(
+                "unknown solver {other:?}: expected \"cholesky\" or \"cg\""
+            ))),
+        }
+    }
+}
+
+/// How the regularisation of a row depends on its number of ratings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegScaling {
+    /// `lambda` for every row (TensorFlow WALS).
+    None,
+    /// `lambda * |O_i|` (Spark ALS, Rendle): the loss term is
+    /// `lambda (sum_i |O_i| |u_i|^2 + sum_j |O_j| |v_j|^2)`.
+    Count,
+}
+
+impl RegScaling {
+    /// `"none"` or `"count"`.
+    pub fn parse(name: &str) -> Result<Self> {
+        match name {
+            "none" => Ok(RegScaling::None),
+            "count" => Ok(RegScaling::Count),
+            other => Err(Error::InvalidParameter(format!(
+                "unknown regularization scaling {other:?}: expected \"none\" or \"count\""
+            ))),
+        }
+    }
+}
+
+/// Parameters of one half-sweep.
+#[derive(Debug, Clone, Copy)]
+pub struct HalfSweepParams<'a> {
+    /// Number of factors.
+    pub k: usize,
+    /// `w0`, the weight of every unobserved entry (>= 0).
+    pub unobserved_weight: f64,
+    /// `lambda` (>= 0).
+    pub regularization: f64,
+    /// Weights of the rows being solved (`R` in the row half-sweep, `C` in
+    /// the column half-sweep); `None` means all ones.
+    pub solved_weights: Option<&'a [f32]>,
+    /// Weights of the fixed side (`C` in the row half-sweep).
+    pub fixed_weights: Option<&'a [f32]>,
+    pub solver: Solver,
+    pub reg_scaling: RegScaling,
+}
+
+/// Parameters of a loss evaluation (`ratings` by rows, `U` rows, `V` columns).
+#[derive(Debug, Clone, Copy)]
+pub struct LossParams<'a> {
+    pub k: usize,
+    pub unobserved_weight: f64,
+    pub regularization: f64,
+    pub row_weights: Option<&'a [f32]>,
+    pub col_weights: Option<&'a [f32]>,
+    pub reg_scaling: RegScaling,
+}
+
+/// The training loss, by term.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Loss {
+    /// `sum_{(i,j) in O} (w0 + R_i C_j) (A_ij - u_i . v_j)^2`.
+    pub observed: f64,
+    /// `w0 sum_{(i,j) not in O} (u_i . v_j)^2`, computed as
+    /// `w0 (tr(U^T U V^T V) - sum_{(i,j) in O} (u_i . v_j)^2)`.
+    pub unobserved: f64,
+    /// `lambda (|U|^2 + |V|^2)` (count-weighted with [`RegScaling::Count`]).
+    pub regularization: f64,
+}
+
+impl Loss {
+    /// The sum of the three terms.
+    pub fn total(&self) -> f64 {
+        self.observed + self.unobserved + self.regularization
+    }
+}
+
+/// Entries per gathered block. For k > 16 the block is 32 KiB, so the
+/// register tiles stream it from L1 (at k = 128, a 64 KiB block runs the
+/// product about 35% slower); for k <= 16 the product is cheap next to the
+/// gather, and a larger block (128 KiB) keeps more rows whole for the loss.
+fn block_rows(kp: usize) -> usize {
+    if kp == PAD {
+        2048
+    } else {
+        ((1usize << 13) / kp).max(16)
+    }
+}
+
+fn check_k(k: usize) -> Result<()> {
+    if k == 0 || k > MAX_FACTORS {
+        return Err(Error::InvalidParameter(format!(
+            "the number of factors must be in [1, {MAX_FACTORS}], got {k}"
+        )));
+    }
+    Ok(())
+}
+
+fn check_scalar(name: &str, v: f64) -> Result<()> {
+    if !v.is_finite() {
+        return Err(Error::NonFinite(format!("{name} must be finite, got {v}")));
+    }
+    if v < 0.0 {
+        return Err(Error::InvalidParameter(format!(
+            "{name} must be >= 0, got {v}"
+        )));
+    }
+    Ok(())
+}
+
+fn check_weights(name: &str, w: Option<&[f32]>, n: usize) -> Result<()> {
+    let Some(w) = w else { return Ok(()) };
+    if w.len() != n {
+        return Err(Error::ShapeMismatch(format!(
+            "{name} has {} values for {n} rows",
+            w.len()
+        )));
+    }
+    if let Some(p) = w.iter().position(|v| !v.is_finite()) {
+        return Err(Error::NonFinite(format!(
+            "{name}[{p}] = {} is not finite",
+            w[p]
+        )));
+    }
+    if let Some(p) = w.iter().position(|&v| v < 0.0) {
+        return Err(Error::InvalidParameter(format!(
+            "{name}[{p}] = {} is negative",
+            w[p]
+        )));
+    }
+    Ok(())
+}
+
+fn check_factor(name: &str, x: &[f32], n: usize, k: usize) -> Result<()> {
+    if x.len() != n * k {
+        return Err(Error::ShapeMismatch(format!(
+            "{name} has {} values, expected {n} x {k} = {}",
+            x.len(),
+            n * k
+        )));
+    }
+    let bad = x
+        .par_chunks(1 << 16)
+        .enumerate()
+        .filter_map(|(c, xs)| {
+            xs.iter()
+                .position(|v| !v.is_finite())
+                .map(|p| c * (1 << 16) + p)
+        })
+        .min();
+    if let Some(p) = bad {
+        return Err(Error::NonFinite(format!(
+            "{name} holds a non-finite value at row {}, column {}",
+            p / k,
+            p % k
+        )));
+    }
+    Ok(())
+}
+
+fn resolve_isa(isa: Isa) -> Result<Isa> {
+    if isa.available() {
+        Ok(isa)
+    } else {
+        Err(Error::InvalidParameter(format!(
+            "this CPU cannot run the {} kernels",
+            isa.name()
+        )))
+    }
+}
+
+/// Row boundaries of the work chunks: about 1024 chunks of similar cost
+/// (entries x k^2 plus the solve), a function of the data and `k` only.
+fn partition(indptr: &[i64], kp: usize) -> Vec<usize> {
+    let n = indptr.len() - 1;
+    let kp = kp as u64;
+    let cost = |i: usize| (indptr[i + 1] - indptr[i]) as u64 * kp * kp / 2 + kp * kp * kp / 6 + 256;
+    let total: u64 = (0..n).map(cost).sum();
+    let target = (total / 1024).max(1 << 18);
+    let mut bounds = vec![0];
+    let mut acc = 0u64;
+    for i in 0..n {
+        acc += cost(i);
+        if acc >= target {
+            bounds.push(i + 1);
+            acc = 0;
+        }
+    }
+    if *bounds.last().expect("starts with 0") != n {
+        bounds.push(n);
+    }
+    bounds
+}
+
+/// `X^T X` of `x` (`n x k`) as a `kp x kp` full symmetric `f64` matrix with
+/// zero padding: exact products summed in `f64`, over fixed chunks of rows
+/// whose partial sums are added in order.
+fn gram_padded(isa: Isa, x: &[f32], n: usize, k: usize) -> Vec<f64> {
+    let kp = padded(k);
+    let rows_per_chunk = n.div_ceil(64).max(1024);
+    let chunks: Vec<(usize, usize)> = (0..n)
+        .step_by(rows_per_chunk)
+        .map(|a| (a, (a + rows_per_chunk).min(n)))
+        .collect();
+    let partials: Vec<Vec<f64>> = chunks
+        .par_iter()
+        .map(|&(a, b)| {
+            let mut g = vec![0.0f64; kp * kp];
+            row::run_gram(isa, x, k, kp, a..b, &mut g);
+            g
+        })
+        .collect();
+    let mut g = vec![0.0f64; kp * kp];
+    for p in &partials {
+        for (d, v) in g.iter_mut().zip(p) {
+            *d += v;
+        }
+    }
+    // Keep the upper triangle and mirror it.
+    for a in 0..kp {
+        for b in 0..a {
+            g[a * kp + b] = g[b * kp + a];
+        }
+    }
+    g
+}
+
+/// `sum_j m_j |x_j|^2` over the rows of `x`, with `m_j = 1` or `counts[j]`.
+fn weighted_sq_norm(x: &[f32], k: usize, counts: Option<&[u32]>) -> f64 {
+    const ROWS: usize = 4096;
+    let partials: Vec<f64> = x
+        .par_chunks(ROWS * k)
+        .enumerate()
+        .map(|(c, rows)| {
+            rows.chunks_exact(k)
+                .enumerate()
+                .map(|(r, v)| {
+                    let m = counts.map_or(1.0, |cnt| cnt[c * ROWS + r] as f64);
+                    m * v.iter().map(|&a| a as f64 * a as f64).sum::<f64>()
+                })
+                .sum::<f64>()
+        })
+        .collect();
+    partials.iter().sum()
+}
+
+/// How many stored values each column of `r` has.
+fn column_counts(r: &CsrView<'_>) -> Result<Vec<u32>> {
+    let mut counts = vec![0u32; r.n_cols];
+    for &j in r.indices {
+        let slot = counts.get_mut(j as usize).ok_or_else(|| {
+            Error::IndexOutOfRange(format!("column index {j} is outside [0, {})", r.n_cols))
+        })?;
+        *slot += 1;
+    }
+    Ok(counts)
+}
+
+/// Minimise the loss over the rows of `solve_into` (`ratings.n_rows x k`)
+/// with `fixed` (`ratings.n_cols x k`) held fixed, in place, and return the
+/// loss at the new point. `num_threads = 0` uses every core.
+///
+/// With [`Solver::ConjugateGradient`] the current content of `solve_into` is
+/// the starting point (it must be finite); with [`Solver::Cholesky`] it is
+/// ignored. On error the content of `solve_into` is unspecified.
+pub fn half_sweep(
+    ratings: CsrView<'_>,
+    fixed: &[f32],
+    solve_into: &mut [f32],
+    params: &HalfSweepParams<'_>,
+    num_threads: usize,
+) -> Result<Loss> {
+    half_sweep_with(
+        ratings,
+        fixed,
+        solve_into,
+        params,
+        num_threads,
+        Isa::detect(),
+    )
+}
+
+/// [`half_sweep`] on a chosen instruction set (for tests and benchmarks).
+pub fn half_sweep_with(
+    ratings: CsrView<'_>,
+    fixed: &[f32],
+    solve_into: &mut [f32],
+    params: &HalfSweepParams<'_>,
+    num_threads: usize,
+    isa: Isa,
+) -> Result<Loss> {
+    let isa = resolve_isa(isa)?;
+    let k = params.k;
+    check_k(k)?;
+    check_scalar("unobserved_weight", params.unobserved_weight)?;
+    check_scalar("regularization", params.regularization)?;
+    if let Solver::ConjugateGradient { steps: 0 } = params.solver {
+        return Err(Error::InvalidParameter(
+            "the conjugate-gradient solver needs at least one step".into(),
+        ));
+    }
+    let (n_solve, n_fixed) = (ratings.n_rows, ratings.n_cols);
+    check_weights("solved_weights", params.solved_weights, n_solve)?;
+    check_weights("fixed_weights", params.fixed_weights, n_fixed)?;
+    if solve_into.len() != n_solve * k {
+        return Err(Error::ShapeMismatch(format!(
+            "the factor to solve has {} values, expected {n_solve} x {k} = {}",
+            solve_into.len(),
+            n_solve * k
+        )));
+    }
+    with_threads(num_threads, || {
+        check_factor("the fixed factor", fixed, n_fixed, k)?;
+        if matches!(params.solver, Solver::ConjugateGradient { .. }) {
+            check_factor("the starting factor", solve_into, n_solve, k)?;
+        }
+        let kp = padded(k);
+        let gram = gram_padded(isa, fixed, n_fixed, k);
+        let base: Vec<f64> = gram.iter().map(|g| g * params.unobserved_weight).collect();
+        let sh = Shared {
+            ratings,
+            fixed,
+            k,
+            kp,
+            w0: params.unobserved_weight,
+            lambda: params.regularization,
+            solved_weights: params.solved_weights,
+            fixed_weights: params.fixed_weights,
+            solver: params.solver,
+            reg_scaling: params.reg_scaling,
+            gram: &gram,
+            base: &base,
+            block_rows: block_rows(kp),
+        };
+        let bounds = partition(ratings.indptr, kp);
+        let mut slices = Vec::with_capacity(bounds.len() - 1);
+        let mut rest: &mut [f32] = solve_into;
+        for w in bounds.windows(2) {
+            let (head, tail) = rest.split_at_mut((w[1] - w[0]) * k);
+            slices.push((w[0]..w[1], head));
+            rest = tail;
+        }
+        let br = sh.block_rows;
+        let parts: Vec<Result<Partial>> = slices
+            .into_par_iter()
+            .map_init(
+                || Scratch::new(kp, br),
+                |s, (rows, out)| row::run_chunk(isa, &sh, rows, Factors::Solve(out), s),
+            )
+            .collect();
+        let mut loss = sum_partials(parts)?;
+        let counts = match params.reg_scaling {
+            RegScaling::None => None,
+            RegScaling::Count => Some(column_counts(&ratings)?),
+        };
+        loss.regularization +=
+            params.regularization * weighted_sq_norm(fixed, k, counts.as_deref());
+        Ok(loss)
+    })?
+}
+
+fn sum_partials(parts: Vec<Result<Partial>>) -> Result<Loss> {
+    let mut loss = Loss::default();
+    for p in parts {
+        let p = p?;
+        loss.observed += p.observed;
+        loss.unobserved += p.unobserved;
+        loss.regularization += p.regularization;
+    }
+    Ok(loss)
+}
+
+/// The training loss of `row_factors` (`ratings.n_rows x k`) and
+/// `col_factors` (`ratings.n_cols x k`), with `ratings` by rows.
+pub fn loss(
+    ratings: CsrView<'_>,
+    row_factors: &[f32],
+    col_factors: &[f32],
+    params: &LossParams<'_>,
+    num_threads: usize,
+) -> Result<Loss> {
+    let isa = Isa::detect();
+    let k = params.k;
+    check_k(k)?;
+    check_scalar("unobserved_weight", params.unobserved_weight)?;
+    check_scalar("regularization", params.regularization)?;
+    let (n_rows, n_cols) = (ratings.n_rows, ratings.n_cols);
+    check_weights("row_weights", params.row_weights, n_rows)?;
+    check_weights("col_weights", params.col_weights, n_cols)?;
+    with_threads(num_threads, || {
+        check_factor("row_factors", row_factors, n_rows, k)?;
+        check_factor("col_factors", col_factors, n_cols, k)?;
+        let kp = padded(k);
+        let gram = gram_padded(isa, col_factors, n_cols, k);
+        let sh = Shared {
+            ratings,
+            fixed: col_factors,
+            k,
+            kp,
+            w0: params.unobserved_weight,
+            lambda: params.regularization,
+            solved_weights: params.row_weights,
+            fixed_weights: params.col_weights,
+            solver: Solver::Cholesky,
+            reg_scaling: params.reg_scaling,
+            gram: &gram,
+            base: &gram,
+            block_rows: block_rows(kp),
+        };
+        let bounds = partition(ratings.indptr, PAD);
+        let parts: Vec<Result<Partial>> = bounds
+            .par_windows(2)
+            .map_init(
+                || Scratch::new(kp, 1),
+                |s, w| {
+                    let x = &row_factors[w[0] * k..w[1] * k];
+                    row::run_chunk(isa, &sh, w[0]..w[1], Factors::Loss(x), s)
+                },
+            )
+            .collect();
+        let mut loss = sum_partials(parts)?;
+        let counts = match params.reg_scaling {
+            RegScaling::None => None,
+            RegScaling::Count => Some(column_counts(&ratings)?),
+        };
+        loss.regularization +=
+            params.regularization * weighted_sq_norm(col_factors, k, counts.as_deref());
+        Ok(loss)
+    })?
+}
+
+/// `X^T X` of `x` (`n x k`, row-major) as a full `k x k` row-major matrix,
+/// summed in a fixed order (the same for any number of threads).
+pub fn gramian(x: &[f32], k: usize, num_threads: usize) -> Result<Vec<f64>> {
+    check_k(k)?;
+    if !x.len().is_multiple_of(k) {
+        return Err(Error::ShapeMismatch(format!(
+            "{} values do not form rows of {k}",
+            x.len()
+        )));
+    }
+    let n = x.len() / k;
+    let isa = Isa::detect();
+    with_threads(num_threads, || {
+        check_factor("factors", x, n, k)?;
+        let kp = padded(k);
+        let g = gram_padded(isa, x, n, k);
+        let mut out = vec![0.0; k * k];
+        for a in 0..k {
+            out[a * k..a * k + k].copy_from_slice(&g[a * kp..a * kp + k]);
+        }
+        Ok(out)
+    })?
+}
+
+/// Internals exposed for the criterion benchmarks; not a stable API.
+#[doc(hidden)]
+pub mod bench {
+    use super::kernel::{self, Block, Kernel};
+    use super::Isa;
+
+    /// `k` rounded up to the block width.
+    pub fn padded(k: usize) -> usize {
+        kernel::padded(k)
+    }
+
+    /// `out += block^T block` on the upper tile cover (`out` is `kp x kp`),
+    /// for a block of `nb` rows of `kp` values (zero padded), with the
+    /// kernel of `isa` (AVX-512 or portable).
+    pub fn block_gram(isa: Isa, block: &[f32], nb: usize, k: usize, out: &mut [f64]) {
+        let kp = kernel::padded(k);
+        let blk = Block {
+            raw: block,
+            wtd: block,
+            nb,
+            k,
+            kp,
+            prefetch: &[],
+        };
+        match isa {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 if isa.available() => kernel::Avx512Kernel::syrk(&blk, out, None),
+            _ => kernel::PortableKernel::syrk(&blk, out, None),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

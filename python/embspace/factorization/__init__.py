@@ -1,0 +1,28 @@
+"""Matrix factorisations that turn ratings into embeddings.
+
+- :class:`WALS`: weighted alternating least squares with TensorFlow
+  ``WALSModel`` semantics (the reference notebook's model), on the Rust core;
+- :class:`SVD`: truncated SVD of the rating matrix (scipy ``svds``).
+
+Both follow scikit-learn's conventions (``get_params``/``set_params``,
+``fit`` returns the estimator, fitted attributes end in ``_``) and expose
+``user_embeddings_`` and ``item_embeddings_`` as :class:`~embspace.Embeddings`.
+"""
+
+from __future__ import annotations
+
+from .svd import SVD
+from .wals import WALS, LossTerms, WalsBackend, WalsProblem, initial_factors, loss_terms
+from .weights import col_weights, row_weights
+
+__all__ = [
+    "SVD",
+    "WALS",
+    "LossTerms",
+    "WalsBackend",
+    "WalsProblem",
+    "col_weights",
+    "initial_factors",
+    "loss_terms",
+    "row_weights",
+]

@@ -1,0 +1,823 @@
+//! The inner kernels of a WALS half-sweep: gathering the observed rows of the
+//! fixed factor into a contiguous block, and the blocked symmetric product
+//! `M += Wtd^T Raw` (the normal matrix of one row) folded into `f64`.
+//!
+//! Blocks are row-major with `kp` columns (`k` rounded up to a multiple of
+//! 16, the padding held at zero), so every vector load is whole. The product
+//! is computed on the upper triangle in tiles of 8 rows by 16 to 48 columns
+//! held in registers (16-column granularity: the 16 x 16 diagonal blocks are
+//! computed whole), summed in `f32` over the block and added into the `f64`
+//! normal matrix once per tile. Each tile sum runs over the block's rows in
+//! order, so the result does not depend on threads.
+//!
+//! Three instruction sets: AVX-512 (intrinsics), AVX2 + FMA and a portable
+//! version (the same plain Rust, compiled for the respective target
+//! features). They round differently; a given machine always takes the same
+//! one (see [`Isa::detect`]).
+
+use crate::dense::{Fused, MulAdd, Unfused};
+
+/// Width of the column padding of the blocks.
+pub const PAD: usize = 16;
+
+/// `k` rounded up to a multiple of [`PAD`].
+pub fn padded(k: usize) -> usize {
+    k.div_ceil(PAD) * PAD
+}
+
+/// The instruction set the WALS kernels run with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isa {
+    /// AVX-512F (16 `f32` lanes, 32 registers), with FMA.
+    Avx512,
+    /// AVX2 with FMA (8 lanes), plain Rust vectorised by the compiler.
+    Avx2,
+    /// No assumption beyond the baseline target.
+    Portable,
+}
+
+impl Isa {
+    /// The widest instruction set this CPU supports.
+    pub fn detect() -> Isa {
+        if Isa::Avx512.available() {
+            Isa::Avx512
+        } else if Isa::Avx2.available() {
+            Isa::Avx2
+        } else {
+            Isa::Portable
+        }
+    }
+
+    /// Whether this CPU can run `self`.
+    pub fn available(self) -> bool {
+        match self {
+            Isa::Portable => true,
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => {
+                std::arch::is_x86_feature_detected!("avx512f")
+                    && std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("fma")
+            }
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => {
+                std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("fma")
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            _ => false,
+        }
+    }
+
+    /// Lower-case name (`avx512`, `avx2`, `portable`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Isa::Avx512 => "avx512",
+            Isa::Avx2 => "avx2",
+            Isa::Portable => "portable",
+        }
+    }
+}
+
+/// The operations a row solver needs from an instruction set. Implementations
+/// are zero-sized; the row solver is instantiated once per implementation
+/// inside a function compiled with the matching target features.
+pub(crate) trait Kernel {
+    /// How the generic code multiplies and adds.
+    type Arith: MulAdd;
+
+    /// For each entry `t` (fixed row `j = idx[t]`): `g[t] = sw[t] v_j` (rows
+    /// of `kp` values; columns `k..kp` are left or written zero) and `rhs +=
+    /// y[t] v_j`. Indices must be in range (checked by the caller).
+    fn gather(g: &Gather<'_>, e: &Entries<'_>, out: &mut Gathered<'_>);
+
+    /// `p[t] = raw[t] . u` for `t < nb` (`u` has `kp` values, zero padded).
+    fn dots(raw: &[f32], nb: usize, kp: usize, u: &[f32], p: &mut [f32]);
+
+    /// `out[a][b] = base[a][b] + sum_t wtd[t][a] raw[t][b]` (or `out +=` when
+    /// `base` is `None`) over the tile cover of the upper triangle: rows
+    /// `a < k'` and columns from `a` rounded down to a multiple of 16 up to
+    /// `kp`, where `k'` is `k` when `kp == 16` and `kp` otherwise. `out` and
+    /// `base` are `kp x kp` row-major.
+    fn syrk(blk: &Block<'_>, out: &mut [f64], base: Option<&[f64]>);
+
+    /// [`crate::dense::cholesky_upper`] of the leading `n x n` block of `a`
+    /// (leading dimension `ld`). Requires `ld >= n` rounded up to a multiple
+    /// of 8 and, in each of the first `n` rows, zeros in the columns from `n`
+    /// to that multiple.
+    fn cholesky(a: &mut [f64], n: usize, ld: usize, min_pivot: &[f64]) -> Result<(), usize> {
+        crate::dense::cholesky_upper::<Self::Arith>(a, n, ld, min_pivot)
+    }
+}
+
+/// The fixed factor a gather reads from.
+pub(crate) struct Gather<'a> {
+    /// `n_fixed x k`, row-major.
+    pub fixed: &'a [f32],
+    pub k: usize,
+    pub kp: usize,
+}
+
+/// The entries of one row (a block of them): fixed rows `idx`, the square
+/// roots `sw` of their weights in the normal matrix, and their coefficients
+/// `y` in the right-hand side.
+pub(crate) struct Entries<'a> {
+    pub idx: &'a [i32],
+    pub sw: &'a [f32],
+    pub y: &'a [f32],
+}
+
+/// Where a gather writes: the block (`idx.len() x kp`) and the right-hand
+/// side (`kp` values, accumulated).
+pub(crate) struct Gathered<'a> {
+    pub g: &'a mut [f32],
+    pub rhs: &'a mut [f32],
+}
+
+impl Gathered<'_> {
+    fn check(&self, g: &Gather<'_>, e: &Entries<'_>) {
+        let n = e.idx.len();
+        assert!(e.sw.len() == n && e.y.len() == n && self.rhs.len() >= g.kp);
+        assert!(self.g.len() >= n * g.kp);
+        assert!(g.kp == padded(g.k) && g.fixed.len().is_multiple_of(g.k));
+    }
+}
+
+/// A gathered block of `nb` rows.
+pub(crate) struct Block<'a> {
+    pub raw: &'a [f32],
+    pub wtd: &'a [f32],
+    pub nb: usize,
+    pub k: usize,
+    pub kp: usize,
+    /// Addresses of cache lines to prefetch (into L2) while the block is
+    /// multiplied: the rows of the next gather, so that its random reads
+    /// overlap with this block's arithmetic.
+    pub prefetch: &'a [usize],
+}
+
+impl Block<'_> {
+    fn check(&self, out: &[f64], base: Option<&[f64]>) {
+        assert!(self.kp.is_multiple_of(PAD) && self.k <= self.kp && self.k > 0);
+        assert!(self.raw.len() >= self.nb * self.kp && self.wtd.len() >= self.nb * self.kp);
+        assert!(out.len() >= self.kp * self.kp);
+        if let Some(b) = base {
+            assert!(b.len() >= self.kp * self.kp);
+        }
+    }
+}
+
+// ---------------------------------------------------------------- portable
+
+/// Plain Rust kernels, generic over the multiply-add; vectorised by the
+/// compiler for whatever target features the calling function enables.
+pub(crate) struct Plain<M>(std::marker::PhantomData<M>);
+
+/// Portable kernel on the baseline target (separate multiply and add).
+pub(crate) type PortableKernel = Plain<Unfused>;
+/// The same plain Rust compiled with AVX2 + FMA.
+pub(crate) type Avx2Kernel = Plain<Fused>;
+
+impl<M: MulAdd> Kernel for Plain<M> {
+    type Arith = M;
+
+    #[inline(always)]
+    fn gather(g: &Gather<'_>, e: &Entries<'_>, out: &mut Gathered<'_>) {
+        out.check(g, e);
+        let (k, kp) = (g.k, g.kp);
+        let rhs = &mut out.rhs[..k];
+        for (t, ((&j, &sw), &y)) in e.idx.iter().zip(e.sw).zip(e.y).enumerate() {
+            let j = j as usize;
+            let src = &g.fixed[j * k..j * k + k];
+            for (d, s) in out.g[t * kp..t * kp + k].iter_mut().zip(src) {
+                *d = sw * *s;
+            }
+            for (r, s) in rhs.iter_mut().zip(src) {
+                *r = M::mul_add32(y, *s, *r);
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn dots(raw: &[f32], nb: usize, kp: usize, u: &[f32], p: &mut [f32]) {
+        let u = &u[..kp];
+        for (t, pt) in p[..nb].iter_mut().enumerate() {
+            let row = &raw[t * kp..t * kp + kp];
+            let mut acc = [0.0f32; PAD];
+            for (rc, uc) in row.chunks_exact(PAD).zip(u.chunks_exact(PAD)) {
+                for l in 0..PAD {
+                    acc[l] = M::mul_add32(rc[l], uc[l], acc[l]);
+                }
+            }
+            *pt = tree16(&acc);
+        }
+    }
+
+    #[inline(always)]
+    fn syrk(blk: &Block<'_>, out: &mut [f64], base: Option<&[f64]>) {
+        blk.check(out, base);
+        let kp = blk.kp;
+        let rows = if kp == PAD { blk.k } else { kp };
+        let mut a0 = 0;
+        while a0 < rows {
+            let mr = (rows - a0).min(4);
+            let mut b0 = a0 & !(PAD - 1);
+            while b0 < kp {
+                match mr {
+                    4 => plain_tile::<M, 4>(blk, a0, b0, out, base),
+                    3 => plain_tile::<M, 3>(blk, a0, b0, out, base),
+                    2 => plain_tile::<M, 2>(blk, a0, b0, out, base),
+                    _ => plain_tile::<M, 1>(blk, a0, b0, out, base),
+                }
+                b0 += PAD;
+            }
+            a0 += mr;
+        }
+    }
+}
+
+/// The sum of 16 values in a fixed pairwise order.
+#[inline(always)]
+fn tree16(a: &[f32; PAD]) -> f32 {
+    let mut h = [0.0f32; 8];
+    for l in 0..8 {
+        h[l] = a[l] + a[l + 8];
+    }
+    let q = [h[0] + h[4], h[1] + h[5], h[2] + h[6], h[3] + h[7]];
+    (q[0] + q[2]) + (q[1] + q[3])
+}
+
+/// One tile: rows `a0..a0+MR`, columns `b0..b0+16`.
+#[inline(always)]
+fn plain_tile<M: MulAdd, const MR: usize>(
+    blk: &Block<'_>,
+    a0: usize,
+    b0: usize,
+    out: &mut [f64],
+    base: Option<&[f64]>,
+) {
+    let kp = blk.kp;
+    let mut acc = [[0.0f32; PAD]; MR];
+    for t in 0..blk.nb {
+        let r: &[f32; PAD] = blk.raw[t * kp + b0..t * kp + b0 + PAD]
+            .try_into()
+            .expect("a whole vector");
+        let w = &blk.wtd[t * kp + a0..t * kp + a0 + MR];
+        for (row, &x) in acc.iter_mut().zip(w) {
+            for l in 0..PAD {
+                row[l] = M::mul_add32(x, r[l], row[l]);
+            }
+        }
+    }
+    for (i, row) in acc.iter().enumerate() {
+        let off = (a0 + i) * kp + b0;
+        let src: [f64; PAD] = match base {
+            Some(b) => b[off..off + PAD].try_into().expect("a whole vector"),
+            None => out[off..off + PAD].try_into().expect("a whole vector"),
+        };
+        for l in 0..PAD {
+            out[off + l] = src[l] + row[l] as f64;
+        }
+    }
+}
+
+// ---------------------------------------------------------------- AVX-512
+
+/// AVX-512 kernels written with intrinsics (register tiles of 8 x 48).
+#[cfg(target_arch = "x86_64")]
+pub(crate) struct Avx512Kernel;
+
+#[cfg(target_arch = "x86_64")]
+impl Kernel for Avx512Kernel {
+    type Arith = Fused;
+
+    #[inline(always)]
+    fn gather(g: &Gather<'_>, e: &Entries<'_>, out: &mut Gathered<'_>) {
+        out.check(g, e);
+        // SAFETY: this kernel is only used after `Isa::Avx512.available()`;
+        // the block sizes are checked above and every index was checked
+        // against the number of rows of `fixed` by the caller.
+        unsafe {
+            match g.kp / PAD {
+                1 => avx512::gather::<1>(g, e, out),
+                2 => avx512::gather::<2>(g, e, out),
+                3 => avx512::gather::<3>(g, e, out),
+                4 => avx512::gather::<4>(g, e, out),
+                5 => avx512::gather::<5>(g, e, out),
+                6 => avx512::gather::<6>(g, e, out),
+                7 => avx512::gather::<7>(g, e, out),
+                8 => avx512::gather::<8>(g, e, out),
+                _ => {
+                    // wide rows: the right-hand side lives in memory
+                    Plain::<Fused>::gather(g, e, out)
+                }
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn cholesky(a: &mut [f64], n: usize, ld: usize, min_pivot: &[f64]) -> Result<(), usize> {
+        let n8 = n.div_ceil(8) * 8;
+        assert!(ld >= n8 && min_pivot.len() >= n && (n == 0 || a.len() >= (n - 1) * ld + n8));
+        // SAFETY: as for `gather`; sizes checked above.
+        unsafe { avx512::cholesky(a, n, ld, min_pivot) }
+    }
+
+    #[inline(always)]
+    fn dots(raw: &[f32], nb: usize, kp: usize, u: &[f32], p: &mut [f32]) {
+        assert!(raw.len() >= nb * kp && u.len() >= kp && p.len() >= nb && kp.is_multiple_of(PAD));
+        // SAFETY: as for `gather`; sizes checked above.
+        unsafe { avx512::dots(raw, nb, kp, u, p) }
+    }
+
+    #[inline(always)]
+    fn syrk(blk: &Block<'_>, out: &mut [f64], base: Option<&[f64]>) {
+        blk.check(out, base);
+        // SAFETY: as for `gather`; the sizes are checked by `blk.check`.
+        unsafe { avx512::syrk(blk, out, base) }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use super::{Block, Entries, Gather, Gathered, PAD};
+    use std::arch::x86_64::*;
+
+    /// How many rows ahead the gather prefetches.
+    /// How many entries ahead the gather prefetches into L1 ...
+    const PREFETCH_L1: usize = 8;
+    /// ... and into L2.
+    const PREFETCH_L2: usize = 40;
+
+    #[inline(always)]
+    unsafe fn prefetch_row<const HINT: i32>(fixed: *const f32, k: usize, j: usize) {
+        let start = fixed.add(j * k) as *const i8;
+        let bytes = k * 4;
+        let mut off = 0;
+        while off < bytes {
+            _mm_prefetch::<HINT>(start.add(off));
+            off += 64;
+        }
+        _mm_prefetch::<HINT>(start.add(bytes - 1));
+    }
+
+    /// The fused gather with `CH = kp / 16` right-hand-side accumulators
+    /// held in registers.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn gather<const CH: usize>(
+        g: &Gather<'_>,
+        e: &Entries<'_>,
+        out: &mut Gathered<'_>,
+    ) {
+        let (k, kp) = (g.k, g.kp);
+        let fixed = g.fixed.as_ptr();
+        let tail = k - (CH - 1) * PAD;
+        let tail_mask: __mmask16 = if tail == PAD {
+            0xFFFF
+        } else {
+            ((1u32 << tail) - 1) as u16
+        };
+        let gp = out.g.as_mut_ptr();
+        let idx = e.idx;
+        let n = idx.len();
+        let mut rhs = [_mm512_setzero_ps(); CH];
+        for &j in &idx[..n.min(PREFETCH_L2)] {
+            prefetch_row::<_MM_HINT_T1>(fixed, k, j as usize);
+        }
+        for &j in &idx[..n.min(PREFETCH_L1)] {
+            prefetch_row::<_MM_HINT_T0>(fixed, k, j as usize);
+        }
+        for t in 0..n {
+            if t + PREFETCH_L2 < n {
+                prefetch_row::<_MM_HINT_T1>(fixed, k, *idx.get_unchecked(t + PREFETCH_L2) as usize);
+            }
+            if t + PREFETCH_L1 < n {
+                prefetch_row::<_MM_HINT_T0>(fixed, k, *idx.get_unchecked(t + PREFETCH_L1) as usize);
+            }
+            let j = *idx.get_unchecked(t) as usize;
+            let y = _mm512_set1_ps(*e.y.get_unchecked(t));
+            let ws = _mm512_set1_ps(*e.sw.get_unchecked(t));
+            let src = fixed.add(j * k);
+            for (c, r) in rhs.iter_mut().enumerate() {
+                let m = if c + 1 == CH { tail_mask } else { 0xFFFF };
+                let v = _mm512_maskz_loadu_ps(m, src.add(PAD * c));
+                _mm512_storeu_ps(gp.add(t * kp + PAD * c), _mm512_mul_ps(v, ws));
+                *r = _mm512_fmadd_ps(y, v, *r);
+            }
+        }
+        let rh = out.rhs.as_mut_ptr();
+        for (c, r) in rhs.iter().enumerate() {
+            _mm512_storeu_ps(
+                rh.add(PAD * c),
+                _mm512_add_ps(_mm512_loadu_ps(rh.add(PAD * c)), *r),
+            );
+        }
+    }
+
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn dots(raw: &[f32], nb: usize, kp: usize, u: &[f32], p: &mut [f32]) {
+        let (r, up) = (raw.as_ptr(), u.as_ptr());
+        let chunks = kp / PAD;
+        for t in 0..nb {
+            let mut acc = _mm512_mul_ps(_mm512_loadu_ps(r.add(t * kp)), _mm512_loadu_ps(up));
+            for c in 1..chunks {
+                acc = _mm512_fmadd_ps(
+                    _mm512_loadu_ps(r.add(t * kp + PAD * c)),
+                    _mm512_loadu_ps(up.add(PAD * c)),
+                    acc,
+                );
+            }
+            *p.get_unchecked_mut(t) = _mm512_reduce_add_ps(acc);
+        }
+    }
+
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn syrk(blk: &Block<'_>, out: &mut [f64], base: Option<&[f64]>) {
+        let kp = blk.kp;
+        let o = out.as_mut_ptr();
+        let b = base.map_or(std::ptr::null(), |b| b.as_ptr());
+        let mut pf = blk.prefetch.as_ptr();
+        let pf_end = pf.add(blk.prefetch.len());
+        if kp == PAD {
+            // One tile of k rows by 16 columns covers the whole matrix.
+            macro_rules! small {
+                ($($mr:literal)*) => {
+                    match blk.k {
+                        $($mr => tile::<$mr, 1>(blk, 0, 0, o, b, &mut pf, pf_end),)*
+                        _ => unreachable!("k <= 16 when kp == 16"),
+                    }
+                };
+            }
+            small!(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16);
+            return;
+        }
+        let mut a0 = 0;
+        while a0 < kp {
+            let mut b0 = a0 & !(PAD - 1);
+            let mut q = (kp - b0) / PAD;
+            while q > 0 {
+                // groups of 3, 2 or 1 vectors: 24, 16 or 8 accumulators
+                let nv = match q {
+                    1 => 1,
+                    2 | 4 => 2,
+                    _ => 3,
+                };
+                match nv {
+                    1 => tile::<8, 1>(blk, a0, b0, o, b, &mut pf, pf_end),
+                    2 => tile::<8, 2>(blk, a0, b0, o, b, &mut pf, pf_end),
+                    _ => tile::<8, 3>(blk, a0, b0, o, b, &mut pf, pf_end),
+                }
+                b0 += PAD * nv;
+                q -= nv;
+            }
+            a0 += 8;
+        }
+    }
+
+    /// Blocked right-looking Cholesky in `f64` with panels of 8 rows: the
+    /// 8 x 8 diagonal block unblocked, the panel's row strips by a triangular
+    /// solve held in registers, the trailing rows by register tiles of up to
+    /// 4 rows x 24 columns (eight multiply-adds per element loaded).
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn cholesky(
+        a: &mut [f64],
+        n: usize,
+        ld: usize,
+        min_pivot: &[f64],
+    ) -> Result<(), usize> {
+        let n8 = n.div_ceil(8) * 8;
+        let p = a.as_mut_ptr();
+        let mut j0 = 0;
+        while j0 < n {
+            let pw = (n - j0).min(8);
+            for q in 0..pw {
+                let j = j0 + q;
+                let d = *p.add(j * ld + j);
+                if !d.is_finite() || d <= min_pivot[j] {
+                    return Err(j);
+                }
+                let s = d.sqrt();
+                *p.add(j * ld + j) = s;
+                let inv = 1.0 / s;
+                for c in j + 1..j0 + pw {
+                    *p.add(j * ld + c) *= inv;
+                }
+                for r in q + 1..pw {
+                    let i = j0 + r;
+                    let f = *p.add(j * ld + i);
+                    for c in i..j0 + pw {
+                        *p.add(i * ld + c) -= f * *p.add(j * ld + c);
+                    }
+                }
+            }
+            let rest = j0 + pw;
+            if rest >= n {
+                break;
+            }
+            // pw == 8 here. Row strips of the panel: U12 = U11^-T A12.
+            let mut c0 = rest;
+            while c0 < n8 {
+                let mut x = [_mm512_setzero_pd(); 8];
+                for (q, xq) in x.iter_mut().enumerate() {
+                    *xq = _mm512_loadu_pd(p.add((j0 + q) * ld + c0));
+                }
+                for q in 0..8 {
+                    let j = j0 + q;
+                    let mut v = x[q];
+                    for (r, xr) in x.iter().enumerate().take(q) {
+                        v = _mm512_fnmadd_pd(_mm512_set1_pd(*p.add((j0 + r) * ld + j)), *xr, v);
+                    }
+                    x[q] = _mm512_mul_pd(v, _mm512_set1_pd(1.0 / *p.add(j * ld + j)));
+                }
+                for (q, xq) in x.iter().enumerate() {
+                    _mm512_storeu_pd(p.add((j0 + q) * ld + c0), *xq);
+                }
+                c0 += 8;
+            }
+            // Trailing rows: A22 -= U12^T U12 on the upper tile cover.
+            let mut a0 = rest;
+            while a0 < n {
+                let mr = (n - a0).min(4);
+                let mut b0 = a0 & !7;
+                let mut q = (n8 - b0) / 8;
+                while q > 0 {
+                    let nv = match q {
+                        1 => 1,
+                        2 | 4 => 2,
+                        _ => 3,
+                    };
+                    macro_rules! go {
+                        ($($m:literal $v:literal),*) => {
+                            match (mr, nv) {
+                                $(($m, $v) => chol_tile::<$m, $v>(p, ld, j0, a0, b0),)*
+                                _ => unreachable!(),
+                            }
+                        };
+                    }
+                    go!(1 1, 1 2, 1 3, 2 1, 2 2, 2 3, 3 1, 3 2, 3 3, 4 1, 4 2, 4 3);
+                    b0 += 8 * nv;
+                    q -= nv;
+                }
+                a0 += mr;
+            }
+            j0 += 8;
+        }
+        Ok(())
+    }
+
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn chol_tile<const MR: usize, const NV: usize>(
+        p: *mut f64,
+        ld: usize,
+        j0: usize,
+        a0: usize,
+        b0: usize,
+    ) {
+        let mut acc = [[_mm512_setzero_pd(); NV]; MR];
+        for (r, row) in acc.iter_mut().enumerate() {
+            for (v, x) in row.iter_mut().enumerate() {
+                *x = _mm512_loadu_pd(p.add((a0 + r) * ld + b0 + 8 * v));
+            }
+        }
+        for q in 0..8 {
+            let u = p.add((j0 + q) * ld);
+            let mut bv = [_mm512_setzero_pd(); NV];
+            for (v, x) in bv.iter_mut().enumerate() {
+                *x = _mm512_loadu_pd(u.add(b0 + 8 * v));
+            }
+            for (r, row) in acc.iter_mut().enumerate() {
+                let x = _mm512_set1_pd(*u.add(a0 + r));
+                for (y, b) in row.iter_mut().zip(&bv) {
+                    *y = _mm512_fnmadd_pd(x, *b, *y);
+                }
+            }
+        }
+        for (r, row) in acc.iter().enumerate() {
+            for (v, x) in row.iter().enumerate() {
+                _mm512_storeu_pd(p.add((a0 + r) * ld + b0 + 8 * v), *x);
+            }
+        }
+    }
+
+    /// Rows `a0..a0+MR` by columns `b0..b0+16 NV`, accumulated over the
+    /// block in registers, then added to `base` (or `out`) in `f64`.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn tile<const MR: usize, const NV: usize>(
+        blk: &Block<'_>,
+        a0: usize,
+        b0: usize,
+        out: *mut f64,
+        base: *const f64,
+        pf: &mut *const usize,
+        pf_end: *const usize,
+    ) {
+        let kp = blk.kp;
+        let mut acc = [[_mm512_setzero_ps(); NV]; MR];
+        let mut rp = blk.raw.as_ptr().add(b0);
+        let mut wp = blk.wtd.as_ptr().add(a0);
+        for _ in 0..blk.nb {
+            if *pf < pf_end {
+                _mm_prefetch::<_MM_HINT_T1>(**pf as *const i8);
+                *pf = pf.add(1);
+            }
+            let mut bv = [_mm512_setzero_ps(); NV];
+            for (v, x) in bv.iter_mut().enumerate() {
+                *x = _mm512_loadu_ps(rp.add(PAD * v));
+            }
+            for (r, row) in acc.iter_mut().enumerate() {
+                let x = _mm512_set1_ps(*wp.add(r));
+                for (a, y) in row.iter_mut().zip(&bv) {
+                    *a = _mm512_fmadd_ps(x, *y, *a);
+                }
+            }
+            rp = rp.add(kp);
+            wp = wp.add(kp);
+        }
+        for (r, row) in acc.iter().enumerate() {
+            for (v, a) in row.iter().enumerate() {
+                let off = (a0 + r) * kp + b0 + PAD * v;
+                let lo = _mm512_cvtps_pd(_mm512_castps512_ps256(*a));
+                let hi = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(
+                    _mm512_castps_pd(*a),
+                )));
+                let src = if base.is_null() {
+                    out.add(off) as *const f64
+                } else {
+                    base.add(off)
+                };
+                _mm512_storeu_pd(out.add(off), _mm512_add_pd(_mm512_loadu_pd(src), lo));
+                _mm512_storeu_pd(
+                    out.add(off + 8),
+                    _mm512_add_pd(_mm512_loadu_pd(src.add(8)), hi),
+                );
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    /// Check a kernel against a naive f64 product on the covered entries.
+    fn check_kernel<K: Kernel>(k: usize, nb: usize, seed: u64) {
+        let kp = padded(k);
+        let n_fixed = 37;
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let fixed: Vec<f32> = (0..n_fixed * k)
+            .map(|_| rng.random_range(-1.0..1.0))
+            .collect();
+        let idx: Vec<i32> = (0..nb)
+            .map(|_| rng.random_range(0..n_fixed as i32))
+            .collect();
+        let sw: Vec<f32> = (0..nb).map(|_| rng.random_range(0.0..2.0)).collect();
+        let y: Vec<f32> = (0..nb).map(|_| rng.random_range(-3.0..3.0)).collect();
+        let mut raw = vec![0.0f32; nb * kp];
+        let mut rhs = vec![1.0f32; kp];
+        let g = Gather {
+            fixed: &fixed,
+            k,
+            kp,
+        };
+        let e = Entries {
+            idx: &idx,
+            sw: &sw,
+            y: &y,
+        };
+        let mut out = Gathered {
+            g: &mut raw,
+            rhs: &mut rhs,
+        };
+        K::gather(&g, &e, &mut out);
+        let mut want_rhs = vec![1.0f64; kp];
+        for t in 0..nb {
+            let j = idx[t] as usize;
+            for a in 0..kp {
+                let v = if a < k { fixed[j * k + a] } else { 0.0 };
+                assert_eq!(raw[t * kp + a], sw[t] * v);
+                want_rhs[a] += y[t] as f64 * v as f64;
+            }
+        }
+        for a in 0..kp {
+            assert!((rhs[a] as f64 - want_rhs[a]).abs() < 1e-4 * (1.0 + want_rhs[a].abs()));
+        }
+        let u: Vec<f32> = (0..kp)
+            .map(|a| if a < k { a as f32 * 0.1 - 0.3 } else { 0.0 })
+            .collect();
+        let mut p = vec![0.0f32; nb];
+        K::dots(&raw, nb, kp, &u, &mut p);
+        for t in 0..nb {
+            let want: f64 = (0..kp).map(|a| raw[t * kp + a] as f64 * u[a] as f64).sum();
+            assert!((p[t] as f64 - want).abs() < 1e-5 * (1.0 + want.abs()));
+        }
+        let base: Vec<f64> = (0..kp * kp).map(|i| i as f64 * 0.25).collect();
+        let mut out = vec![f64::NAN; kp * kp];
+        let lines: Vec<usize> = fixed
+            .iter()
+            .step_by(16)
+            .map(|x| x as *const f32 as usize)
+            .collect();
+        let blk = Block {
+            raw: &raw,
+            wtd: &raw,
+            nb,
+            k,
+            kp,
+            prefetch: &lines,
+        };
+        K::syrk(&blk, &mut out, Some(&base));
+        // a second pass accumulates on top (`base = None`)
+        K::syrk(&blk, &mut out, None);
+        for a in 0..k {
+            for b in a..k {
+                let want: f64 = (0..nb)
+                    .map(|t| {
+                        let j = idx[t] as usize;
+                        (sw[t] * fixed[j * k + a]) as f64 * (sw[t] * fixed[j * k + b]) as f64
+                    })
+                    .sum::<f64>()
+                    * 2.0
+                    + base[a * kp + b];
+                let got = out[a * kp + b];
+                assert!(
+                    (got - want).abs() < 1e-4 * (1.0 + want.abs()),
+                    "k={k} nb={nb} ({a},{b}): {got} vs {want}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn portable_kernel_matches_naive_product() {
+        for k in [1, 3, 10, 16, 17, 40, 64, 100] {
+            check_kernel::<PortableKernel>(k, 23, k as u64);
+            check_kernel::<Avx2Kernel>(k, 9, k as u64 + 1);
+        }
+    }
+
+    #[test]
+    fn avx512_kernel_matches_naive_product() {
+        #[cfg(target_arch = "x86_64")]
+        if Isa::Avx512.available() {
+            for k in [1, 3, 10, 16, 17, 33, 40, 64, 100, 128, 200] {
+                for nb in [1, 5, 64] {
+                    check_kernel::<Avx512Kernel>(k, nb, k as u64 * 1000 + nb as u64);
+                }
+            }
+        }
+    }
+
+    fn check_cholesky<K: Kernel>() {
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        for n in [1, 2, 7, 8, 9, 15, 16, 17, 24, 33, 64, 100, 128] {
+            let ld = padded(n);
+            let m = n + 5;
+            let b: Vec<f64> = (0..m * n).map(|_| rng.random_range(-1.0..1.0)).collect();
+            let mut a = vec![0.0; n * ld];
+            for i in 0..n {
+                for j in 0..n {
+                    a[i * ld + j] = (0..m).map(|t| b[t * n + i] * b[t * n + j]).sum::<f64>();
+                }
+                a[i * ld + i] += 0.1;
+            }
+            let orig = a.clone();
+            K::cholesky(&mut a, n, ld, &vec![0.0; n]).unwrap();
+            for i in 0..n {
+                for j in i..n {
+                    let v: f64 = (0..=i).map(|p| a[p * ld + i] * a[p * ld + j]).sum();
+                    let want = orig[i * ld + j];
+                    assert!(
+                        (v - want).abs() < 1e-10 * (1.0 + want.abs()),
+                        "n={n} ({i},{j})"
+                    );
+                }
+            }
+            // an indefinite matrix fails at the right pivot
+            let mut bad = orig.clone();
+            bad[(n - 1) * ld + n - 1] = -1.0;
+            assert_eq!(K::cholesky(&mut bad, n, ld, &vec![0.0; n]), Err(n - 1));
+        }
+    }
+
+    #[test]
+    fn cholesky_kernels_factor_spd_matrices() {
+        check_cholesky::<PortableKernel>();
+        #[cfg(target_arch = "x86_64")]
+        if Isa::Avx512.available() {
+            check_cholesky::<Avx512Kernel>();
+        }
+    }
+
+    #[test]
+    fn padding_and_isa_names() {
+        assert_eq!(padded(1), 16);
+        assert_eq!(padded(16), 16);
+        assert_eq!(padded(17), 32);
+        assert!(Isa::Portable.available());
+        assert!(Isa::detect().available());
+        assert_eq!(Isa::Avx2.name(), "avx2");
+    }
+}

@@ -1,0 +1,668 @@
+//! Solving one chunk of rows of a half-sweep, and the per-row loss terms.
+//!
+//! Everything here is `#[inline(always)]` and generic over a [`Kernel`], and
+//! is instantiated by the entry points at the bottom inside functions
+//! compiled for the kernel's target features (AVX-512, AVX2 + FMA, or the
+//! baseline), so the plain loops vectorise for the instruction set in use.
+
+use std::ops::Range;
+
+use super::kernel::{Block, Entries, Gather, Gathered, Isa, Kernel, PortableKernel, PAD};
+use super::{CsrView, RegScaling, Solver};
+use crate::dense::{cholesky_solve, dot, dot_f32, mat_vec, quad_form, MulAdd};
+use crate::error::{Error, Result};
+
+/// With zero regularisation, a pivot below this fraction of its diagonal
+/// entry means the row's system is numerically singular: the normal matrix is
+/// summed in `f32`, so smaller pivots are rounding noise.
+pub(crate) const SINGULAR_RTOL: f64 = 64.0 * f32::EPSILON as f64;
+
+/// Rows up to this many values (`|O_i| * kp`, 16 MiB of f32) are kept whole in
+/// the scratch while they are solved, so the loss pass reads them back in
+/// order; longer rows read the fixed factor again.
+const WHOLE_ROW_VALUES: usize = 1 << 22;
+
+/// The cache lines (64-byte aligned addresses) of the rows `idx` of `fixed`.
+#[inline(always)]
+fn line_addresses(fixed: &[f32], k: usize, idx: &[i32], out: &mut Vec<usize>) {
+    out.clear();
+    let base = fixed.as_ptr() as usize;
+    for &j in idx {
+        let start = base + j as usize * k * 4;
+        let end = start + k * 4;
+        let mut line = start & !63;
+        while line < end {
+            out.push(line);
+            line += 64;
+        }
+    }
+}
+
+/// Row-independent data of one half-sweep (or of one loss evaluation).
+pub(crate) struct Shared<'a> {
+    pub ratings: CsrView<'a>,
+    /// `n_fixed x k`.
+    pub fixed: &'a [f32],
+    pub k: usize,
+    pub kp: usize,
+    pub w0: f64,
+    pub lambda: f64,
+    /// Weights of the rows being solved (`R_i` for rows, `C_j` for columns).
+    pub solved_weights: Option<&'a [f32]>,
+    /// Weights of the fixed side.
+    pub fixed_weights: Option<&'a [f32]>,
+    pub solver: Solver,
+    pub reg_scaling: RegScaling,
+    /// `V^T V` of the fixed factor: `kp x kp`, full, zero padding.
+    pub gram: &'a [f64],
+    /// `w0 * gram`: the start of every row's normal matrix.
+    pub base: &'a [f64],
+    /// Entries per gathered block.
+    pub block_rows: usize,
+}
+
+/// Loss terms summed over a chunk of rows (see [`super::Loss`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Partial {
+    pub observed: f64,
+    pub unobserved: f64,
+    pub regularization: f64,
+}
+
+/// Per-thread scratch space, allocated once and reused for every row.
+pub(crate) struct Scratch {
+    raw: Vec<f32>,
+    sw: Vec<f32>,
+    w: Vec<f32>,
+    y: Vec<f32>,
+    rhs32: Vec<f32>,
+    u32: Vec<f32>,
+    a: Vec<f64>,
+    lines: Vec<usize>,
+    min_pivot: Vec<f64>,
+    rhs: Vec<f64>,
+    x: Vec<f64>,
+    r: Vec<f64>,
+    p: Vec<f64>,
+    ap: Vec<f64>,
+}
+
+impl Scratch {
+    /// Room for `n` gathered entries (grows, never shrinks; new padding is
+    /// zero, and gathers never write nonzero padding).
+    fn reserve(&mut self, n: usize, kp: usize) {
+        if self.raw.len() < n * kp {
+            self.raw.resize(n * kp, 0.0);
+        }
+        if self.sw.len() < n {
+            self.sw.resize(n, 0.0);
+            self.w.resize(n, 0.0);
+        }
+    }
+
+    pub fn new(kp: usize, block_rows: usize) -> Scratch {
+        Scratch {
+            raw: vec![0.0; block_rows * kp],
+            sw: vec![0.0; block_rows],
+            w: vec![0.0; block_rows],
+            y: vec![0.0; block_rows],
+            rhs32: vec![0.0; kp],
+            u32: vec![0.0; kp],
+            a: vec![0.0; kp * kp],
+            lines: Vec::with_capacity(block_rows * (kp / 16 + 1)),
+            min_pivot: vec![0.0; kp],
+            rhs: vec![0.0; kp],
+            x: vec![0.0; kp],
+            r: vec![0.0; kp],
+            p: vec![0.0; kp],
+            ap: vec![0.0; kp],
+        }
+    }
+}
+
+/// The factors of a chunk's rows (`rows.len() x k`): solved and written
+/// (then their loss terms added), or only read for their loss terms.
+pub(crate) enum Factors<'a> {
+    Solve(&'a mut [f32]),
+    Loss(&'a [f32]),
+}
+
+/// The regularisation of row `i` with `n` observed entries.
+#[inline(always)]
+fn row_lambda(sh: &Shared<'_>, n: usize) -> f64 {
+    match sh.reg_scaling {
+        RegScaling::None => sh.lambda,
+        RegScaling::Count => sh.lambda * n as f64,
+    }
+}
+
+/// Check the entries of one row: columns in range, finite values.
+#[inline(always)]
+fn check_row(sh: &Shared<'_>, row: usize, idx: &[i32], vals: &[f32]) -> Result<()> {
+    let n_cols = sh.ratings.n_cols as u32;
+    let bad_index = idx.iter().fold(false, |acc, &j| acc | (j as u32 >= n_cols));
+    if bad_index {
+        let j = idx
+            .iter()
+            .find(|&&j| j as u32 >= n_cols)
+            .copied()
+            .unwrap_or(-1);
+        return Err(Error::IndexOutOfRange(format!(
+            "column index {j} in row {row} is outside [0, {})",
+            sh.ratings.n_cols
+        )));
+    }
+    let finite = vals.iter().fold(true, |acc, v| acc & v.is_finite());
+    if !finite {
+        return Err(Error::NonFinite(format!(
+            "row {row} holds a rating that is not finite"
+        )));
+    }
+    Ok(())
+}
+
+/// Solve (or evaluate) the rows `rows`; `out` holds their factors
+/// (`rows.len() x k`).
+#[inline(always)]
+pub(crate) fn chunk<K: Kernel>(
+    sh: &Shared<'_>,
+    rows: Range<usize>,
+    out: Factors<'_>,
+    s: &mut Scratch,
+) -> Result<Partial> {
+    let k = sh.k;
+    let mut part = Partial::default();
+    let rows_end = rows.end;
+    let out = match out {
+        Factors::Solve(out) => out,
+        Factors::Loss(x) => {
+            for (local, i) in rows.enumerate() {
+                let (idx, vals) = sh.ratings.row(i);
+                check_row(sh, i, idx, vals)?;
+                let lam = row_lambda(sh, idx.len());
+                let t = row_loss::<K>(
+                    sh,
+                    i,
+                    idx,
+                    vals,
+                    lam,
+                    &x[local * k..local * k + k],
+                    s,
+                    false,
+                );
+                part.observed += t.observed;
+                part.unobserved += t.unobserved;
+                part.regularization += t.regularization;
+            }
+            return Ok(part);
+        }
+    };
+    for (local, i) in rows.enumerate() {
+        let (idx, vals) = sh.ratings.row(i);
+        let u = &mut out[local * k..local * k + k];
+        check_row(sh, i, idx, vals)?;
+        let lam = row_lambda(sh, idx.len());
+        if idx.is_empty() {
+            // The minimiser of w0 u^T G u + lam |u|^2 (and the minimum-norm
+            // solution when that quadratic is singular).
+            u.fill(0.0);
+            continue;
+        }
+        match sh.solver {
+            Solver::Cholesky => {
+                let next = if i + 1 < rows_end {
+                    sh.ratings.row(i + 1).0
+                } else {
+                    &[]
+                };
+                solve_cholesky::<K>(sh, i, idx, vals, lam, next, s)?
+            }
+            Solver::ConjugateGradient { steps } => {
+                solve_cg::<K>(sh, i, idx, vals, lam, steps, u, s)
+            }
+        }
+        let x = &s.x[..k];
+        if x.iter()
+            .any(|v| !v.is_finite() || v.abs() > f32::MAX as f64)
+        {
+            return Err(Error::Numerical(format!(
+                "the solution for row {i} is not finite in float32 (ratings or weights too large?)"
+            )));
+        }
+        for (d, &v) in u.iter_mut().zip(x) {
+            *d = v as f32;
+        }
+        let in_block = sh.solver == Solver::Cholesky && idx.len() * sh.kp <= WHOLE_ROW_VALUES;
+        let t = row_loss::<K>(sh, i, idx, vals, lam, u, s, in_block);
+        part.observed += t.observed;
+        part.unobserved += t.unobserved;
+        part.regularization += t.regularization;
+    }
+    Ok(part)
+}
+
+/// Normal equations by blocked accumulation, then Cholesky; the solution is
+/// left in `s.x[..k]`. When the row fits in one block, the block (and the
+/// observed weights) stay in `s` for the loss pass.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn solve_cholesky<K: Kernel>(
+    sh: &Shared<'_>,
+    i: usize,
+    idx: &[i32],
+    vals: &[f32],
+    lam: f64,
+    next: &[i32],
+    s: &mut Scratch,
+) -> Result<()> {
+    let (k, kp) = (sh.k, sh.kp);
+    let g = Gather {
+        fixed: sh.fixed,
+        k,
+        kp,
+    };
+    let si = sh.solved_weights.map_or(1.0, |w| w[i]);
+    let w0 = sh.w0 as f32;
+    s.rhs[..kp].fill(0.0);
+    // Blocks go one after the other when the whole row fits, else all at 0.
+    let whole = idx.len() * kp <= WHOLE_ROW_VALUES;
+    s.reserve(if whole { idx.len() } else { sh.block_rows }, kp);
+    let mut first = true;
+    for start in (0..idx.len()).step_by(sh.block_rows) {
+        let end = (start + sh.block_rows).min(idx.len());
+        let nb = end - start;
+        let (bi, bv) = (&idx[start..end], &vals[start..end]);
+        let at = if whole { start } else { 0 };
+        // per entry: w_t = s_i f_j, W_t = w0 + w_t (kept for the loss),
+        // sqrt(w_t) (the block holds sqrt(w_t) v_j) and W_t a_t
+        let (sw, w) = (&mut s.sw[at..at + nb], &mut s.w[at..at + nb]);
+        match sh.fixed_weights {
+            Some(f) => {
+                for (d, &j) in sw.iter_mut().zip(bi) {
+                    *d = si * f[j as usize];
+                }
+            }
+            None => sw.fill(si),
+        }
+        let per_entry = sw.iter_mut().zip(w.iter_mut()).zip(&mut s.y[..nb]);
+        for (((sw, w), y), &a) in per_entry.zip(bv) {
+            *w = w0 + *sw;
+            *y = *w * a;
+            *sw = sw.sqrt();
+        }
+        let e = Entries {
+            idx: bi,
+            sw: &s.sw[at..at + nb],
+            y: &s.y[..nb],
+        };
+        s.rhs32[..kp].fill(0.0);
+        let mut out = Gathered {
+            g: &mut s.raw[at * kp..(at + nb) * kp],
+            rhs: &mut s.rhs32,
+        };
+        K::gather(&g, &e, &mut out);
+        // The rows of the next gather (this row's next block or the next
+        // row), prefetched during the product when it is long enough to hide
+        // them (k > 16).
+        let upcoming = if kp == PAD {
+            &[]
+        } else if end < idx.len() {
+            &idx[end..(end + sh.block_rows).min(idx.len())]
+        } else {
+            &next[..next.len().min(sh.block_rows)]
+        };
+        line_addresses(sh.fixed, k, upcoming, &mut s.lines);
+        let blk = Block {
+            raw: &s.raw[at * kp..(at + nb) * kp],
+            wtd: &s.raw[at * kp..(at + nb) * kp],
+            nb,
+            k,
+            kp,
+            prefetch: &s.lines,
+        };
+        K::syrk(&blk, &mut s.a, if first { Some(sh.base) } else { None });
+        first = false;
+        for (r, &a) in s.rhs[..kp].iter_mut().zip(&s.rhs32[..kp]) {
+            *r += a as f64;
+        }
+    }
+    for d in 0..k {
+        s.a[d * kp + d] += lam;
+        s.min_pivot[d] = if lam > 0.0 {
+            0.0
+        } else {
+            SINGULAR_RTOL * s.a[d * kp + d]
+        };
+    }
+    if K::cholesky(&mut s.a, k, kp, &s.min_pivot).is_err() {
+        // The f32 block sums can lose positive definiteness when the row's
+        // normal matrix is huge next to lambda: redo this row exactly in f64.
+        assemble_exact::<K::Arith>(sh, i, idx, vals, lam, s);
+        K::cholesky(&mut s.a, k, kp, &s.min_pivot).map_err(|j| {
+            Error::Numerical(format!(
+                "the normal equations of row {i} ({} ratings) are singular at pivot {j}: \
+                 use regularization > 0 (or unobserved_weight > 0)",
+                idx.len()
+            ))
+        })?;
+    }
+    s.x[..kp].copy_from_slice(&s.rhs[..kp]);
+    cholesky_solve::<K::Arith>(&s.a, k, kp, &mut s.x);
+    Ok(())
+}
+
+/// The normal matrix and right-hand side of row `i` with exact products
+/// summed in `f64` (the slow path), into `s.a`, `s.rhs` and `s.min_pivot`.
+#[inline(always)]
+fn assemble_exact<M: MulAdd>(
+    sh: &Shared<'_>,
+    i: usize,
+    idx: &[i32],
+    vals: &[f32],
+    lam: f64,
+    s: &mut Scratch,
+) {
+    let (k, kp) = (sh.k, sh.kp);
+    s.a[..kp * kp].copy_from_slice(&sh.base[..kp * kp]);
+    s.rhs[..kp].fill(0.0);
+    let si = sh.solved_weights.map_or(1.0, |w| w[i]) as f64;
+    let v64 = &mut s.p[..k];
+    for (&j, &a_t) in idx.iter().zip(vals) {
+        let j = j as usize;
+        for (d, &x) in v64.iter_mut().zip(&sh.fixed[j * k..j * k + k]) {
+            *d = x as f64;
+        }
+        let wt = si * sh.fixed_weights.map_or(1.0, |f| f[j]) as f64;
+        let y = (sh.w0 + wt) * a_t as f64;
+        for a in 0..k {
+            let c = wt * v64[a];
+            let row = &mut s.a[a * kp..a * kp + k];
+            for b in a..k {
+                row[b] = M::mul_add(c, v64[b], row[b]);
+            }
+            s.rhs[a] = M::mul_add(y, v64[a], s.rhs[a]);
+        }
+    }
+    for d in 0..k {
+        s.a[d * kp + d] += lam;
+        s.min_pivot[d] = if lam > 0.0 {
+            0.0
+        } else {
+            SINGULAR_RTOL * s.a[d * kp + d]
+        };
+    }
+}
+
+/// `ap = (w0 G + lam I + sum_t w_t v_t v_t^T) p`, reading the fixed rows
+/// directly; with `rhs`, also `rhs = sum_t y_t v_t`.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn apply<M: MulAdd>(
+    sh: &Shared<'_>,
+    i: usize,
+    idx: &[i32],
+    vals: &[f32],
+    lam: f64,
+    p: &[f64],
+    ap: &mut [f64],
+    mut rhs: Option<&mut [f64]>,
+) {
+    let k = sh.k;
+    let kp = sh.kp;
+    mat_vec::<M>(sh.gram, k, kp, p, ap);
+    for (a, &v) in ap[..k].iter_mut().zip(&p[..k]) {
+        *a = *a * sh.w0 + lam * v;
+    }
+    let si = sh.solved_weights.map_or(1.0, |s| s[i]) as f64;
+    for (&j, &a_t) in idx.iter().zip(vals) {
+        let v = &sh.fixed[j as usize * k..j as usize * k + k];
+        let wt = si * sh.fixed_weights.map_or(1.0, |f| f[j as usize]) as f64;
+        let q = wt * dot_f32::<M>(v, p);
+        for (a, &x) in ap[..k].iter_mut().zip(v) {
+            *a = M::mul_add(q, x as f64, *a);
+        }
+        if let Some(r) = rhs.as_deref_mut() {
+            let yt = (sh.w0 + wt) * a_t as f64;
+            for (a, &x) in r[..k].iter_mut().zip(v) {
+                *a = M::mul_add(yt, x as f64, *a);
+            }
+        }
+    }
+}
+
+/// Warm-started conjugate gradient on the normal equations of row `i`,
+/// without forming them; the solution is left in `s.x[..k]`.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn solve_cg<K: Kernel>(
+    sh: &Shared<'_>,
+    i: usize,
+    idx: &[i32],
+    vals: &[f32],
+    lam: f64,
+    steps: usize,
+    start: &[f32],
+    s: &mut Scratch,
+) {
+    type M<K> = <K as Kernel>::Arith;
+    let k = sh.k;
+    for (x, &u) in s.x[..k].iter_mut().zip(start) {
+        *x = u as f64;
+    }
+    s.rhs[..k].fill(0.0);
+    apply::<M<K>>(sh, i, idx, vals, lam, &s.x, &mut s.ap, Some(&mut s.rhs));
+    for d in 0..k {
+        s.r[d] = s.rhs[d] - s.ap[d];
+        s.p[d] = s.r[d];
+    }
+    let mut rs = dot::<M<K>>(&s.r[..k], &s.r[..k]);
+    for _ in 0..steps {
+        if rs.is_nan() || rs <= 0.0 {
+            break;
+        }
+        apply::<M<K>>(sh, i, idx, vals, lam, &s.p, &mut s.ap, None);
+        let pap = dot::<M<K>>(&s.p[..k], &s.ap[..k]);
+        if !pap.is_finite() || pap <= 0.0 {
+            break;
+        }
+        let alpha = rs / pap;
+        for d in 0..k {
+            s.x[d] = <M<K> as MulAdd>::mul_add(alpha, s.p[d], s.x[d]);
+            s.r[d] = <M<K> as MulAdd>::mul_add(-alpha, s.ap[d], s.r[d]);
+        }
+        let rs_new = dot::<M<K>>(&s.r[..k], &s.r[..k]);
+        let beta = rs_new / rs;
+        for d in 0..k {
+            s.p[d] = <M<K> as MulAdd>::mul_add(beta, s.p[d], s.r[d]);
+        }
+        rs = rs_new;
+    }
+}
+
+/// The loss terms of row `i` with factor `u`: observed `sum_t W_t (a_t -
+/// p_t)^2`, unobserved `w0 (u^T G u - sum_t p_t^2)` and `lam |u|^2`, with
+/// `p_t = u . v_j`. With `in_block`, the row's entries are the gathered rows
+/// in `s` (`sqrt(w_t) v_j` and `W_t`) and `p_t` is a float32 dot product;
+/// otherwise the fixed rows are read again and `p_t` is computed in `f64`.
+/// The sums are in `f64` either way.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn row_loss<K: Kernel>(
+    sh: &Shared<'_>,
+    i: usize,
+    idx: &[i32],
+    vals: &[f32],
+    lam: f64,
+    u: &[f32],
+    s: &mut Scratch,
+    in_block: bool,
+) -> Partial {
+    type M<K> = <K as Kernel>::Arith;
+    let (k, kp) = (sh.k, sh.kp);
+    let ud = &mut s.r[..k];
+    for (d, &v) in ud.iter_mut().zip(u) {
+        *d = v as f64;
+    }
+    let norm2 = dot::<M<K>>(ud, ud);
+    if norm2 == 0.0 && idx.is_empty() {
+        return Partial::default();
+    }
+    let all = quad_form::<M<K>>(sh.gram, k, kp, ud);
+    let mut observed = 0.0;
+    let mut sq = 0.0;
+    if in_block {
+        let n = idx.len();
+        s.u32[..k].copy_from_slice(u);
+        for c0 in (0..n).step_by(sh.block_rows) {
+            let c1 = (c0 + sh.block_rows).min(n);
+            K::dots(&s.raw[c0 * kp..c1 * kp], c1 - c0, kp, &s.u32, &mut s.y);
+            for t in c0..c1 {
+                // the block holds sqrt(w_t) v_j; a zero weight leaves no
+                // trace of v_j there, so read it again
+                let p = if s.sw[t] > 0.0 {
+                    s.y[t - c0] as f64 / s.sw[t] as f64
+                } else {
+                    let j = idx[t] as usize;
+                    dot_f32::<M<K>>(&sh.fixed[j * k..j * k + k], &s.r[..k])
+                };
+                let e = vals[t] as f64 - p;
+                observed += s.w[t] as f64 * e * e;
+                sq += p * p;
+            }
+        }
+        return Partial {
+            observed,
+            unobserved: sh.w0 * (all - sq),
+            regularization: lam * norm2,
+        };
+    }
+    let ud = &s.r[..k];
+    let si = sh.solved_weights.map_or(1.0, |s| s[i]) as f64;
+    for (&j, &a) in idx.iter().zip(vals) {
+        let v = &sh.fixed[j as usize * k..j as usize * k + k];
+        let p = dot_f32::<M<K>>(v, ud);
+        let wt = sh.w0 + si * sh.fixed_weights.map_or(1.0, |f| f[j as usize]) as f64;
+        let e = a as f64 - p;
+        observed += wt * e * e;
+        sq += p * p;
+    }
+    Partial {
+        observed,
+        unobserved: sh.w0 * (all - sq),
+        regularization: lam * norm2,
+    }
+}
+
+// ---------------------------------------------------------------- entry points
+
+/// Run [`chunk`] with the kernel of `isa` (which must be available).
+pub(crate) fn run_chunk(
+    isa: Isa,
+    sh: &Shared<'_>,
+    rows: Range<usize>,
+    out: Factors<'_>,
+    s: &mut Scratch,
+) -> Result<Partial> {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `isa` was checked with `Isa::available` by the caller.
+        Isa::Avx512 => unsafe { chunk_avx512(sh, rows, out, s) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above.
+        Isa::Avx2 => unsafe { chunk_avx2(sh, rows, out, s) },
+        _ => chunk::<PortableKernel>(sh, rows, out, s),
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn chunk_avx512(
+    sh: &Shared<'_>,
+    rows: Range<usize>,
+    out: Factors<'_>,
+    s: &mut Scratch,
+) -> Result<Partial> {
+    chunk::<super::kernel::Avx512Kernel>(sh, rows, out, s)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn chunk_avx2(
+    sh: &Shared<'_>,
+    rows: Range<usize>,
+    out: Factors<'_>,
+    s: &mut Scratch,
+) -> Result<Partial> {
+    chunk::<super::kernel::Avx2Kernel>(sh, rows, out, s)
+}
+
+/// `g += X^T X` over rows `rows` of `x` (`n x k`), in `f64` (exact
+/// products), on the upper triangle of the `kp x kp` matrix `g` (columns from
+/// each row's diagonal rounded down to a multiple of 8; the rest is left
+/// alone). Four rows at a time, in row order.
+pub(crate) fn run_gram(
+    isa: Isa,
+    x: &[f32],
+    k: usize,
+    kp: usize,
+    rows: Range<usize>,
+    g: &mut [f64],
+) {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `isa` was checked with `Isa::available` by the caller.
+        Isa::Avx512 => unsafe { gram_avx512(x, k, kp, rows, g) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above.
+        Isa::Avx2 => unsafe { gram_avx2(x, k, kp, rows, g) },
+        _ => gram::<crate::dense::Unfused>(x, k, kp, rows, g),
+    }
+}
+
+#[inline(always)]
+fn gram<M: MulAdd>(x: &[f32], k: usize, kp: usize, rows: Range<usize>, g: &mut [f64]) {
+    assert!(g.len() >= kp * kp && kp >= k && x.len() >= rows.end * k);
+    let mut t = vec![0.0f64; 4 * kp];
+    let mut i = rows.start;
+    while i < rows.end {
+        let nr = (rows.end - i).min(4);
+        t.fill(0.0);
+        for r in 0..nr {
+            for (d, &v) in t[r * kp..r * kp + k]
+                .iter_mut()
+                .zip(&x[(i + r) * k..(i + r) * k + k])
+            {
+                *d = v as f64;
+            }
+        }
+        let (t0, rest) = t.split_at(kp);
+        let (t1, rest) = rest.split_at(kp);
+        let (t2, t3) = rest.split_at(kp);
+        for a in 0..k {
+            let (c0, c1, c2, c3) = (t0[a], t1[a], t2[a], t3[a]);
+            let start = a & !7;
+            let row = &mut g[a * kp..a * kp + kp];
+            for b in start..kp {
+                let mut v = row[b];
+                v = M::mul_add(c0, t0[b], v);
+                v = M::mul_add(c1, t1[b], v);
+                v = M::mul_add(c2, t2[b], v);
+                v = M::mul_add(c3, t3[b], v);
+                row[b] = v;
+            }
+        }
+        i += nr;
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn gram_avx512(x: &[f32], k: usize, kp: usize, rows: Range<usize>, g: &mut [f64]) {
+    gram::<crate::dense::Fused>(x, k, kp, rows, g)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn gram_avx2(x: &[f32], k: usize, kp: usize, rows: Range<usize>, g: &mut [f64]) {
+    gram::<crate::dense::Fused>(x, k, kp, rows, g)
+}

@@ -1,0 +1,560 @@
+//! Tests of the WALS half-sweep against a naive `f64` reference.
+
+use super::*;
+use crate::csr::Duplicates;
+use crate::dense::solve_spd;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, StandardNormal};
+
+/// A random sparse ratings matrix with values in 1..=5 (density `p`), with
+/// the rows in `empty_rows` and columns in `empty_cols` left empty.
+fn ratings(
+    n: usize,
+    m: usize,
+    p: f64,
+    seed: u64,
+    empty_rows: &[usize],
+    empty_cols: &[usize],
+) -> Csr {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let (mut r, mut c, mut v) = (vec![], vec![], vec![]);
+    for i in 0..n {
+        for j in 0..m {
+            if empty_rows.contains(&i) || empty_cols.contains(&j) {
+                continue;
+            }
+            if rng.random_bool(p) {
+                r.push(i as i64);
+                c.push(j as i64);
+                v.push(rng.random_range(1..=5) as f32);
+            }
+        }
+    }
+    Csr::from_coo(n, m, &r, &c, &v, Duplicates::Error).unwrap()
+}
+
+fn normal(n: usize, scale: f32, seed: u64) -> Vec<f32> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    (0..n)
+        .map(|_| {
+            let z: f64 = StandardNormal.sample(&mut rng);
+            scale * z as f32
+        })
+        .collect()
+}
+
+fn weights(n: usize, seed: u64) -> Vec<f32> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    (0..n).map(|_| rng.random_range(0.1..3.0)).collect()
+}
+
+/// The exact minimiser of every row's system, in f64.
+fn reference_sweep(r: &Csr, fixed: &[f32], k: usize, p: &HalfSweepParams<'_>) -> Vec<f64> {
+    let m = r.n_cols;
+    let mut g = vec![0.0; k * k];
+    for j in 0..m {
+        for a in 0..k {
+            for b in 0..k {
+                g[a * k + b] += fixed[j * k + a] as f64 * fixed[j * k + b] as f64;
+            }
+        }
+    }
+    let mut out = vec![0.0; r.n_rows * k];
+    for i in 0..r.n_rows {
+        let (idx, vals) = r.row(i);
+        if idx.is_empty() {
+            continue;
+        }
+        let si = p.solved_weights.map_or(1.0, |s| s[i] as f64);
+        let lam = match p.reg_scaling {
+            RegScaling::None => p.regularization,
+            RegScaling::Count => p.regularization * idx.len() as f64,
+        };
+        let mut a: Vec<f64> = g.iter().map(|x| x * p.unobserved_weight).collect();
+        let mut b = vec![0.0; k];
+        for (&j, &v) in idx.iter().zip(vals) {
+            let j = j as usize;
+            let w = si * p.fixed_weights.map_or(1.0, |f| f[j] as f64);
+            for x in 0..k {
+                let vx = fixed[j * k + x] as f64;
+                b[x] += (p.unobserved_weight + w) * v as f64 * vx;
+                for y in 0..k {
+                    a[x * k + y] += w * vx * fixed[j * k + y] as f64;
+                }
+            }
+        }
+        for d in 0..k {
+            a[d * k + d] += lam;
+        }
+        let x = solve_spd(&a, k, &b).unwrap();
+        out[i * k..i * k + k].copy_from_slice(&x);
+    }
+    out
+}
+
+/// The loss, by its definition (dense sum over every cell), in f64.
+fn reference_loss(r: &Csr, u: &[f32], v: &[f32], k: usize, p: &LossParams<'_>) -> f64 {
+    let t = r.transpose();
+    let mut total = 0.0;
+    for i in 0..r.n_rows {
+        let (idx, vals) = r.row(i);
+        for j in 0..r.n_cols {
+            let pred: f64 = (0..k)
+                .map(|a| u[i * k + a] as f64 * v[j * k + a] as f64)
+                .sum();
+            match idx.iter().position(|&c| c as usize == j) {
+                Some(pos) => {
+                    let w = p.unobserved_weight
+                        + p.row_weights.map_or(1.0, |w| w[i] as f64)
+                            * p.col_weights.map_or(1.0, |w| w[j] as f64);
+                    total += w * (vals[pos] as f64 - pred).powi(2);
+                }
+                None => total += p.unobserved_weight * pred * pred,
+            }
+        }
+    }
+    let count = p.reg_scaling == RegScaling::Count;
+    let sq = |x: &[f32], i: usize| -> f64 {
+        x[i * k..i * k + k]
+            .iter()
+            .map(|&a| (a as f64).powi(2))
+            .sum::<f64>()
+    };
+    let reg_u: f64 = (0..r.n_rows)
+        .map(|i| sq(u, i) * if count { r.row(i).0.len() as f64 } else { 1.0 })
+        .sum();
+    let reg_v: f64 = (0..r.n_cols)
+        .map(|j| sq(v, j) * if count { t.row(j).0.len() as f64 } else { 1.0 })
+        .sum();
+    total + p.regularization * (reg_u + reg_v)
+}
+
+fn isas() -> Vec<Isa> {
+    [Isa::Avx512, Isa::Avx2, Isa::Portable]
+        .into_iter()
+        .filter(|i| i.available())
+        .collect()
+}
+
+fn max_rel_err(got: &[f32], want: &[f64]) -> f64 {
+    let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs())).max(1e-12);
+    got.iter()
+        .zip(want)
+        .map(|(g, w)| (*g as f64 - w).abs() / scale)
+        .fold(0.0, f64::max)
+}
+
+#[test]
+fn half_sweep_matches_reference_for_every_option() {
+    let (n, m) = (40, 23);
+    let r = ratings(n, m, 0.3, 1, &[5], &[7]);
+    let rw = weights(n, 2);
+    let cw = weights(m, 3);
+    for k in [1, 3, 10, 16, 20] {
+        let fixed = normal(m * k, 0.5, 10 + k as u64);
+        for (solved_w, fixed_w) in [
+            (None, None),
+            (Some(&rw[..]), Some(&cw[..])),
+            (None, Some(&cw[..])),
+        ] {
+            for scaling in [RegScaling::None, RegScaling::Count] {
+                for (w0, lam) in [(0.01, 0.07), (0.0, 0.1), (2.0, 0.5), (0.3, 0.0)] {
+                    if lam == 0.0 && k > 10 {
+                        // 23 fixed rows in more than 10 dimensions without
+                        // regularisation: condition numbers beyond 1e4, where
+                        // f32 accumulation limits agreement to about 1e-4.
+                        continue;
+                    }
+                    let p = HalfSweepParams {
+                        k,
+                        unobserved_weight: w0,
+                        regularization: lam,
+                        solved_weights: solved_w,
+                        fixed_weights: fixed_w,
+                        solver: Solver::Cholesky,
+                        reg_scaling: scaling,
+                    };
+                    let want = reference_sweep(&r, &fixed, k, &p);
+                    for isa in isas() {
+                        let mut got = vec![f32::NAN; n * k];
+                        let loss =
+                            half_sweep_with(CsrView::from_csr(&r), &fixed, &mut got, &p, 2, isa)
+                                .unwrap();
+                        let err = max_rel_err(&got, &want);
+                        assert!(
+                            err < 2e-5,
+                            "k={k} w0={w0} lam={lam} {scaling:?} {isa:?}: {err}"
+                        );
+                        assert!(got[5 * k..6 * k].iter().all(|&v| v == 0.0), "empty row");
+                        // the returned loss is the loss at the new point
+                        let lp = LossParams {
+                            k,
+                            unobserved_weight: w0,
+                            regularization: lam,
+                            row_weights: solved_w,
+                            col_weights: fixed_w,
+                            reg_scaling: scaling,
+                        };
+                        let exact = reference_loss(&r, &got, &fixed, k, &lp);
+                        assert!(
+                            (loss.total() - exact).abs() < 1e-7 * exact.max(1.0),
+                            "k={k} w0={w0} lam={lam} {scaling:?} {isa:?} {solved_w:?}: {loss:?} vs {exact}"
+                        );
+                        let again =
+                            super::loss(CsrView::from_csr(&r), &got, &fixed, &lp, 1).unwrap();
+                        assert!((again.total() - exact).abs() < 1e-7 * exact.max(1.0));
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn larger_k_uses_every_tile_shape() {
+    // k = 40, 64, 100, 128 exercise 8 x {1,2,3} tiles; rows longer than one block.
+    let (n, m) = (12, 700);
+    let r = ratings(n, m, 0.9, 4, &[], &[]);
+    for k in [40, 64, 100, 128] {
+        let fixed = normal(m * k, 0.2, k as u64);
+        let cw = weights(m, 5);
+        let p = HalfSweepParams {
+            k,
+            unobserved_weight: 0.05,
+            regularization: 0.07,
+            solved_weights: None,
+            fixed_weights: Some(&cw),
+            solver: Solver::Cholesky,
+            reg_scaling: RegScaling::None,
+        };
+        let want = reference_sweep(&r, &fixed, k, &p);
+        for isa in isas() {
+            let mut got = vec![0.0f32; n * k];
+            half_sweep_with(CsrView::from_csr(&r), &fixed, &mut got, &p, 2, isa).unwrap();
+            let err = max_rel_err(&got, &want);
+            assert!(err < 2e-5, "k={k} {isa:?}: {err}");
+        }
+    }
+}
+
+#[test]
+fn bit_identical_for_any_thread_count() {
+    let (n, m) = (300, 120);
+    let r = ratings(n, m, 0.2, 6, &[], &[]);
+    let t = r.transpose();
+    for solver in [Solver::Cholesky, Solver::ConjugateGradient { steps: 3 }] {
+        let k = 24;
+        let mut runs = vec![];
+        for threads in [1, 2, 4] {
+            let mut u = normal(n * k, 0.3, 1);
+            let mut v = normal(m * k, 0.3, 2);
+            let mut losses = vec![];
+            for _ in 0..3 {
+                let p = HalfSweepParams {
+                    k,
+                    unobserved_weight: 0.1,
+                    regularization: 0.07,
+                    solved_weights: None,
+                    fixed_weights: None,
+                    solver,
+                    reg_scaling: RegScaling::None,
+                };
+                losses.push(half_sweep(CsrView::from_csr(&r), &v, &mut u, &p, threads).unwrap());
+                losses.push(half_sweep(CsrView::from_csr(&t), &u, &mut v, &p, threads).unwrap());
+            }
+            runs.push((u, v, losses));
+        }
+        for run in &runs[1..] {
+            assert_eq!(run.0, runs[0].0);
+            assert_eq!(run.1, runs[0].1);
+            assert_eq!(run.2, runs[0].2);
+        }
+    }
+}
+
+#[test]
+fn loss_never_increases_and_cg_approaches_cholesky() {
+    let (n, m) = (80, 60);
+    let r = ratings(n, m, 0.25, 8, &[3], &[4]);
+    let t = r.transpose();
+    let k = 8;
+    let cw: Vec<f32> = (0..m)
+        .map(|j| ((t.row(j).0.len().max(1)) as f32).powf(-0.08))
+        .collect();
+    for solver in [Solver::Cholesky, Solver::ConjugateGradient { steps: 2 }] {
+        let mut u = normal(n * k, 1.0, 3);
+        let mut v = normal(m * k, 1.0, 4);
+        let p_rows = HalfSweepParams {
+            k,
+            unobserved_weight: 0.1,
+            regularization: 0.07,
+            solved_weights: None,
+            fixed_weights: Some(&cw),
+            solver,
+            reg_scaling: RegScaling::None,
+        };
+        let p_cols = HalfSweepParams {
+            solved_weights: Some(&cw),
+            fixed_weights: None,
+            ..p_rows
+        };
+        let lp = LossParams {
+            k,
+            unobserved_weight: 0.1,
+            regularization: 0.07,
+            row_weights: None,
+            col_weights: Some(&cw),
+            reg_scaling: RegScaling::None,
+        };
+        let mut last = loss(CsrView::from_csr(&r), &u, &v, &lp, 1).unwrap().total();
+        for _ in 0..15 {
+            let a = half_sweep(CsrView::from_csr(&r), &v, &mut u, &p_rows, 2)
+                .unwrap()
+                .total();
+            assert!(a <= last * (1.0 + 1e-12), "{solver:?}: {a} > {last}");
+            let b = half_sweep(CsrView::from_csr(&t), &u, &mut v, &p_cols, 2)
+                .unwrap()
+                .total();
+            assert!(b <= a * (1.0 + 1e-12), "{solver:?}: {b} > {a}");
+            last = b;
+        }
+    }
+}
+
+#[test]
+fn precision_on_an_ill_conditioned_row() {
+    // One row with 5000 ratings and fixed factors whose columns span four
+    // orders of magnitude: the normal matrix has a condition number near 1e8.
+    // f32 accumulation in blocks with f64 block sums and an f64 Cholesky keep
+    // the solution within 1e-5 of the f64 reference.
+    let (m, k) = (5000, 32);
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let mut fixed = normal(m * k, 1.0, 12);
+    for j in 0..m {
+        for a in 0..k {
+            fixed[j * k + a] *= 10f32.powf(-2.0 + 4.0 * a as f32 / (k - 1) as f32);
+        }
+    }
+    let vals: Vec<f32> = (0..m).map(|_| rng.random_range(1..=5) as f32).collect();
+    let cols: Vec<i64> = (0..m as i64).collect();
+    let r = Csr::from_coo(1, m, &vec![0; m], &cols, &vals, Duplicates::Error).unwrap();
+    let p = HalfSweepParams {
+        k,
+        unobserved_weight: 0.0,
+        regularization: 1e-3,
+        solved_weights: None,
+        fixed_weights: None,
+        solver: Solver::Cholesky,
+        reg_scaling: RegScaling::None,
+    };
+    let want = reference_sweep(&r, &fixed, k, &p);
+    for isa in isas() {
+        let mut got = vec![0.0f32; k];
+        half_sweep_with(CsrView::from_csr(&r), &fixed, &mut got, &p, 1, isa).unwrap();
+        let err = max_rel_err(&got, &want);
+        assert!(err < 1e-5, "{isa:?}: {err}");
+    }
+}
+
+#[test]
+fn edge_cases() {
+    let (n, m) = (10, 6);
+    let r = ratings(n, m, 0.6, 9, &[2], &[1]);
+    let k = 3;
+    let fixed = normal(m * k, 1.0, 1);
+    let base = HalfSweepParams {
+        k,
+        unobserved_weight: 0.0,
+        regularization: 0.0,
+        solved_weights: None,
+        fixed_weights: None,
+        solver: Solver::Cholesky,
+        reg_scaling: RegScaling::None,
+    };
+    // w0 = 0 and lambda = 0: the empty row is 0, the full-rank rows are the
+    // unregularised least-squares solutions; a row with fewer ratings than
+    // factors is singular.
+    let dense = ratings(n, m, 1.0, 9, &[2], &[]);
+    let want = reference_sweep(&dense, &fixed, k, &base);
+    let mut got = vec![1.0f32; n * k];
+    half_sweep(CsrView::from_csr(&dense), &fixed, &mut got, &base, 1).unwrap();
+    assert!(max_rel_err(&got, &want) < 1e-5);
+    assert!(got[2 * k..3 * k].iter().all(|&v| v == 0.0));
+    let one = Csr::from_coo(1, m, &[0], &[0], &[3.0], Duplicates::Error).unwrap();
+    let mut u = vec![0.0f32; k];
+    let err = half_sweep(CsrView::from_csr(&one), &fixed, &mut u, &base, 1).unwrap_err();
+    assert!(
+        matches!(err, Error::Numerical(ref s) if s.contains("row 0")),
+        "{err}"
+    );
+    // CG on the same singular system stays finite
+    let cg = HalfSweepParams {
+        solver: Solver::ConjugateGradient { steps: 5 },
+        ..base
+    };
+    half_sweep(CsrView::from_csr(&one), &fixed, &mut u, &cg, 1).unwrap();
+    assert!(u.iter().all(|v| v.is_finite()));
+    // a large w0 still solves exactly
+    let big = HalfSweepParams {
+        unobserved_weight: 1e3,
+        regularization: 0.07,
+        ..base
+    };
+    let want = reference_sweep(&r, &fixed, k, &big);
+    half_sweep(CsrView::from_csr(&r), &fixed, &mut got, &big, 1).unwrap();
+    assert!(max_rel_err(&got, &want) < 1e-5);
+}
+
+#[test]
+fn bad_input_is_a_typed_error() {
+    let r = ratings(5, 4, 0.8, 1, &[], &[]);
+    let k = 2;
+    let fixed = normal(4 * k, 1.0, 1);
+    let mut u = vec![0.0f32; 5 * k];
+    let p = HalfSweepParams {
+        k,
+        unobserved_weight: 0.1,
+        regularization: 0.1,
+        solved_weights: None,
+        fixed_weights: None,
+        solver: Solver::Cholesky,
+        reg_scaling: RegScaling::None,
+    };
+    let view = CsrView::from_csr(&r);
+    let run =
+        |p: &HalfSweepParams<'_>, fixed: &[f32], u: &mut [f32]| half_sweep(view, fixed, u, p, 1);
+    let nan = [f32::NAN; 4];
+    let neg = [1.0, -1.0, 1.0, 1.0];
+    assert!(matches!(
+        run(
+            &HalfSweepParams {
+                fixed_weights: Some(&nan),
+                ..p
+            },
+            &fixed,
+            &mut u
+        ),
+        Err(Error::NonFinite(_))
+    ));
+    assert!(matches!(
+        run(
+            &HalfSweepParams {
+                fixed_weights: Some(&neg),
+                ..p
+            },
+            &fixed,
+            &mut u
+        ),
+        Err(Error::InvalidParameter(_))
+    ));
+    assert!(matches!(
+        run(
+            &HalfSweepParams {
+                solved_weights: Some(&neg),
+                ..p
+            },
+            &fixed,
+            &mut u
+        ),
+        Err(Error::ShapeMismatch(_))
+    ));
+    assert!(matches!(
+        run(
+            &HalfSweepParams {
+                unobserved_weight: -1.0,
+                ..p
+            },
+            &fixed,
+            &mut u
+        ),
+        Err(Error::InvalidParameter(_))
+    ));
+    assert!(matches!(
+        run(
+            &HalfSweepParams {
+                regularization: f64::NAN,
+                ..p
+            },
+            &fixed,
+            &mut u
+        ),
+        Err(Error::NonFinite(_))
+    ));
+    assert!(matches!(
+        run(&HalfSweepParams { k: 0, ..p }, &fixed, &mut u),
+        Err(Error::InvalidParameter(_))
+    ));
+    assert!(matches!(
+        run(
+            &HalfSweepParams {
+                solver: Solver::ConjugateGradient { steps: 0 },
+                ..p
+            },
+            &fixed,
+            &mut u
+        ),
+        Err(Error::InvalidParameter(_))
+    ));
+    assert!(matches!(
+        run(&p, &fixed[1..], &mut u),
+        Err(Error::ShapeMismatch(_))
+    ));
+    let mut bad_fixed = fixed.clone();
+    bad_fixed[3] = f32::INFINITY;
+    assert!(matches!(
+        run(&p, &bad_fixed, &mut u),
+        Err(Error::NonFinite(_))
+    ));
+    // out-of-range column and NaN rating in a hand-built view
+    let indices = [0, 9];
+    let data = [1.0, 2.0];
+    let v = CsrView::new(1, 4, &[0, 2], &indices, &data).unwrap();
+    let mut u1 = vec![0.0f32; k];
+    assert!(matches!(
+        half_sweep(v, &fixed, &mut u1, &p, 1),
+        Err(Error::IndexOutOfRange(_))
+    ));
+    let data = [1.0, f32::NAN];
+    let indices = [0, 1];
+    let v = CsrView::new(1, 4, &[0, 2], &indices, &data).unwrap();
+    assert!(matches!(
+        half_sweep(v, &fixed, &mut u1, &p, 1),
+        Err(Error::NonFinite(_))
+    ));
+    assert!(CsrView::new(1, 4, &[0, 3], &indices, &data).is_err());
+    assert!(CsrView::new(2, 4, &[0, 2, 1], &indices, &data).is_err());
+    assert!(matches!(
+        Solver::parse("lu", 1),
+        Err(Error::InvalidParameter(_))
+    ));
+    assert!(matches!(
+        RegScaling::parse("log"),
+        Err(Error::InvalidParameter(_))
+    ));
+    assert_eq!(
+        Solver::parse("cg", 3).unwrap(),
+        Solver::ConjugateGradient { steps: 3 }
+    );
+}
+
+#[test]
+fn gramian_matches_naive_and_is_thread_independent() {
+    for k in [1, 7, 16, 33] {
+        let n = 3000;
+        let x = normal(n * k, 1.0, k as u64);
+        let g1 = gramian(&x, k, 1).unwrap();
+        let g3 = gramian(&x, k, 3).unwrap();
+        assert_eq!(g1, g3);
+        for a in 0..k {
+            for b in 0..k {
+                let want: f64 = (0..n)
+                    .map(|i| x[i * k + a] as f64 * x[i * k + b] as f64)
+                    .sum();
+                assert!((g1[a * k + b] - want).abs() < 1e-4 * (1.0 + want.abs()));
+                assert_eq!(g1[a * k + b], g1[b * k + a]);
+            }
+        }
+    }
+    assert!(gramian(&[1.0; 5], 2, 1).is_err());
+}

@@ -1,0 +1,251 @@
+"""The download path end to end against a local HTTP server (127.0.0.1, port 0)."""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import io
+import stat
+import threading
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from embspace import datasets
+from embspace.datasets import fetch
+from embspace.datasets.registry import DatasetInfo
+from embspace.errors import ChecksumError, DownloadError, UnsafeArchiveError
+
+
+class _Server:
+    """Serves ``files`` (path -> bytes); ``truncate`` paths announce the full
+    length but send half and close; counts requests per path."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, bytes] = {}
+        self.truncate: set[str] = set()
+        self.hits: dict[str, int] = {}
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                server.hits[self.path] = server.hits.get(self.path, 0) + 1
+                body = server.files.get(self.path)
+                if body is None:
+                    self.send_error(404)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", "application/zip")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if self.path in server.truncate:
+                    self.wfile.write(body[: len(body) // 2])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/mirror"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture
+def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[_Server]:
+    srv = _Server()
+    monkeypatch.setenv("EMBSPACE_MIRROR", srv.url + "/")
+    monkeypatch.delenv("EMBSPACE_DATA_DIR", raising=False)
+    try:
+        yield srv
+    finally:
+        srv.close()
+
+
+@pytest.fixture(scope="module")
+def real_zip(data_dir: Path) -> bytes:
+    path = data_dir / "ml-latest-small.zip"
+    if not path.is_file():
+        pytest.skip("ml-latest-small.zip not in the data folder")
+    return path.read_bytes()
+
+
+def _files(folder: Path) -> list[Path]:
+    return sorted(folder.rglob("*")) if folder.exists() else []
+
+
+def test_download_verify_cache_and_reuse(server, real_zip):
+    server.files["/mirror/ml-latest-small.zip"] = real_zip
+    cache = datasets.cache.cache_dir()
+    assert datasets.locate("ml-latest-small").state == "not downloaded"
+    ratings = datasets.load("ml-latest-small", progress=False)
+    assert (ratings.n_ratings, ratings.n_users, ratings.n_items) == (100_836, 610, 9_724)
+    assert server.hits == {"/mirror/ml-latest-small.zip": 1}
+    # Only the extracted folder is left in the cache: no temporary files.
+    assert [p.name for p in cache.iterdir()] == ["ml-latest-small"]
+    with zipfile.ZipFile(io.BytesIO(real_zip)) as zf:
+        expected = {Path(n).name: zf.read(n) for n in zf.namelist() if not n.endswith("/")}
+    got = {p.name: p.read_bytes() for p in (cache / "ml-latest-small").iterdir()}
+    assert got == expected
+    assert datasets.locate("ml-latest-small").state == "cached"
+    again = datasets.load("ml-latest-small", progress=False)
+    assert server.hits == {"/mirror/ml-latest-small.zip": 1}  # not downloaded again
+    assert again.fingerprint == ratings.fingerprint
+    assert datasets.download("ml-latest-small") == cache / "ml-latest-small"
+    assert server.hits == {"/mirror/ml-latest-small.zip": 1}
+
+
+def test_download_with_a_progress_bar(server, real_zip, capsys):
+    server.files["/mirror/ml-latest-small.zip"] = real_zip
+    folder = datasets.download("ml-latest-small", progress=True)
+    assert (folder / "ratings.csv").is_file()
+    assert "ml-latest-small.zip" in capsys.readouterr().err
+
+
+def test_corrupted_zip_is_refused_and_nothing_is_kept(server, real_zip):
+    blob = bytearray(real_zip)
+    blob[1000] ^= 0x01  # same size, different bytes
+    server.files["/mirror/ml-latest-small.zip"] = bytes(blob)
+    with pytest.raises(ChecksumError, match="sha256"):
+        datasets.load("ml-latest-small", progress=False)
+    assert _files(datasets.cache.cache_dir()) == []
+
+
+def test_wrong_size_is_refused(server, real_zip):
+    server.files["/mirror/ml-latest-small.zip"] = real_zip + b"\0" * 10
+    with pytest.raises(ChecksumError, match="bytes"):
+        datasets.load("ml-latest-small", progress=False)
+    assert _files(datasets.cache.cache_dir()) == []
+
+
+def test_truncated_transfer_leaves_nothing(server, real_zip):
+    path = "/mirror/ml-latest-small.zip"
+    server.files[path] = real_zip
+    server.truncate.add(path)
+    with pytest.raises(DownloadError, match=r"cut short|failed after"):
+        datasets.load("ml-latest-small", progress=False)
+    assert _files(datasets.cache.cache_dir()) == []
+    # The next attempt, with a whole transfer, succeeds.
+    server.truncate.clear()
+    assert datasets.load("ml-latest-small", progress=False).n_ratings == 100_836
+
+
+def test_interrupted_download_leaves_nothing(server, real_zip, monkeypatch):
+    server.files["/mirror/ml-latest-small.zip"] = real_zip
+    real_tqdm = fetch.tqdm
+
+    class InterruptingBar(real_tqdm):  # Ctrl-C after the first chunk has been written
+        def update(self, n=1):
+            super().update(n)
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(fetch, "tqdm", InterruptingBar)
+    with pytest.raises(KeyboardInterrupt):
+        datasets.load("ml-latest-small", progress=False)
+    assert _files(datasets.cache.cache_dir()) == []
+
+
+def test_download_file_leaves_nothing_beside_its_target(server, tmp_path):
+    body = bytes(range(256)) * 64
+    digest = hashlib.sha256(body).hexdigest()
+    server.files["/mirror/blob"] = body
+    target = tmp_path / "out" / "blob.bin"
+    url = server.url + "/blob"
+    with pytest.raises(ChecksumError, match="sha256"):
+        fetch.download_file(url, target, size=len(body), sha256="0" * 64, progress=False)
+    assert _files(tmp_path / "out") == []
+    server.truncate.add("/mirror/blob")
+    with pytest.raises(DownloadError, match="cut short"):
+        fetch.download_file(url, target, size=len(body), sha256=digest, progress=False)
+    assert _files(tmp_path / "out") == []
+    server.truncate.clear()
+    assert fetch.download_file(url, target, size=len(body), sha256=digest, progress=False) == target
+    assert target.read_bytes() == body
+    assert _files(tmp_path / "out") == [target]
+    fetch.verify_file(target, len(body), digest)
+    with pytest.raises(ChecksumError, match="bytes"):
+        fetch.verify_file(target, len(body) + 1, digest)
+
+
+def test_http_error_and_unreachable_host(server, monkeypatch):
+    with pytest.raises(DownloadError, match="404"):
+        datasets.download("ml-100k", progress=False)
+    assert _files(datasets.cache.cache_dir()) == []
+    monkeypatch.setenv("EMBSPACE_MIRROR", "http://127.0.0.1:9/unreachable")
+    with pytest.raises(DownloadError, match="cannot download"):
+        datasets.download("ml-100k", progress=False)
+    assert _files(datasets.cache.cache_dir()) == []
+
+
+# --------------------------------------------------------------- unsafe archives
+def _zip(members: list[tuple[zipfile.ZipInfo | str, bytes]]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for info, data in members:
+            zf.writestr(info, data)
+    return buf.getvalue()
+
+
+def _serve_as_dataset(server: _Server, monkeypatch: pytest.MonkeyPatch, name: str, blob: bytes):
+    """Register ``name`` with the blob's true size and sha256, so only the
+    archive's safety decides."""
+    entry = DatasetInfo(name, len(blob), hashlib.sha256(blob).hexdigest(), "test archive")
+    monkeypatch.setitem(datasets.REGISTRY, name, entry)
+    server.files[f"/mirror/{name}.zip"] = blob
+
+
+def _symlink_member(name: str, target: str) -> tuple[zipfile.ZipInfo, bytes]:
+    info = zipfile.ZipInfo(name)
+    info.create_system = 3  # unix
+    info.external_attr = (stat.S_IFLNK | 0o777) << 16
+    return info, target.encode()
+
+
+def _ratings_csv() -> bytes:
+    return b"userId,movieId,rating,timestamp\n1,1,4.0,0\n"
+
+
+@pytest.mark.parametrize("kind", ["dotdot", "absolute", "symlink", "bomb"])
+def test_unsafe_archives_are_refused(server, monkeypatch, tmp_path, kind):
+    outside = tmp_path / "outside.txt"
+    members: list[tuple[zipfile.ZipInfo | str, bytes]] = [("evil/ratings.csv", _ratings_csv())]
+    if kind == "dotdot":
+        members.append(("evil/../../outside.txt", b"escaped"))
+    elif kind == "absolute":
+        members.append((str(outside), b"escaped"))
+    elif kind == "symlink":
+        members.append(_symlink_member("evil/movies.csv", str(outside)))
+    else:
+        members.append(("evil/movies.csv", b"\0" * (64 << 20)))  # 64 MiB of zeros, ~64 KiB packed
+    blob = _zip(members)
+    if kind == "absolute":
+        assert str(outside) in zipfile.ZipFile(io.BytesIO(blob)).namelist()
+    _serve_as_dataset(server, monkeypatch, "evil", blob)
+    with pytest.raises(UnsafeArchiveError):
+        datasets.load("evil", progress=False)
+    assert server.hits == {"/mirror/evil.zip": 1}  # downloaded and verified, then refused
+    assert _files(datasets.cache.cache_dir()) == []
+    assert not outside.exists()
+    assert not (datasets.cache.cache_dir().parent / "outside.txt").exists()
+
+
+def test_a_safe_custom_archive_loads(server, monkeypatch):
+    blob = _zip(
+        [
+            ("good/ratings.csv", b"userId,movieId,rating,timestamp\n1,1,4.0,0\n2,1,3.5,0\n"),
+            ("good/movies.csv", b'movieId,title,genres\n1,"Foo, The (2001)",Drama\n'),
+        ]
+    )
+    _serve_as_dataset(server, monkeypatch, "good", blob)
+    ratings = datasets.load("good", progress=False)
+    assert ratings.item_keys == [("Foo, The (2001)", "Drama")]
+    assert [p.name for p in datasets.cache.cache_dir().iterdir()] == ["good"]

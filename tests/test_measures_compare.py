@@ -1,0 +1,167 @@
+"""compare(): alignment on keys, option routing, the result object, errors."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import embspace as es
+import numpy as np
+import pytest
+from embspace import measures as M
+from embspace.errors import (
+    EmbspaceWarning,
+    InvalidParameterError,
+    NonFiniteError,
+    NoSharedKeysError,
+    ShapeMismatchError,
+)
+
+
+def _pair(n: int = 400, d: int = 5, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    A = rng.standard_normal((n, d)).astype(np.float32)
+    B = (A @ rng.standard_normal((d, d)) + 0.5 * rng.standard_normal((n, d))).astype(np.float32)
+    return A, B
+
+
+def test_compare_aligns_on_shared_keys() -> None:
+    A, B = _pair()
+    a = es.Embeddings([f"m{i}" for i in range(400)], A)
+    # b: a different order, 30 entities missing, 5 extra ones
+    rng = np.random.default_rng(1)
+    order = rng.permutation(400)[:370]
+    extra = rng.standard_normal((5, 5)).astype(np.float32)
+    b = es.Embeddings(
+        [f"m{i}" for i in order] + [f"x{i}" for i in range(5)], np.vstack([B[order], extra])
+    )
+    with pytest.warns(EmbspaceWarning, match="370 shared"):
+        c = es.compare(a, b, measures=list(M.MEASURES), k=7, max_k=9)
+    kept = np.sort(order)  # a's order
+    assert c.n_shared == 370 and c.n_a == 400 and c.n_b == 375
+    assert c.keys == [f"m{i}" for i in kept]
+    A2, B2 = A[kept], B[kept]
+    assert c.scores["neighbors"] == M.neighbors(A2, B2, k=7).score
+    assert c.scores["mutual_knn"] == M.mutual_knn(A2, B2, k=7).score
+    assert c.scores["overlap_curve"] == M.overlap_curve(A2, B2, max_k=9).score
+    for name in ("cca", "svcca", "pwcca", "cka", "cka_debiased", "procrustes", "unitmatch"):
+        assert c.scores[name] == pytest.approx(
+            M.get_measure(name).function(A2, B2).score, abs=1e-12
+        ), name
+    assert c.details["cca"]["correlations"] == M.cca(A2, B2).details["correlations"]
+    frame = c.per_entity
+    assert list(frame.columns) == ["neighbors", "mutual_knn", "overlap_curve"]
+    assert list(frame.index) == c.keys
+    np.testing.assert_array_equal(frame["neighbors"], M.neighbors(A2, B2, k=7).per_entity)
+
+
+def test_identical_keys_do_not_warn_and_defaults_run() -> None:
+    A, B = _pair(seed=2)
+    a, b = es.Embeddings(list(range(400)), A), es.Embeddings(list(range(400)), B)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        c = es.compare(a, b)
+    assert list(c.scores) == ["neighbors", "cca", "unitmatch", "cka"]
+    assert c["cca"] == c.scores["cca"]
+    # plain arrays whose rows already correspond work the same way
+    assert es.compare(A, B).scores == c.scores
+
+
+def test_options_reach_the_right_measures() -> None:
+    A, B = _pair(seed=3)
+    c = es.compare(
+        A, B, measures=["unitmatch", "svcca"], unitmatch={"absolute": True, "replacement": False}
+    )
+    assert c.scores["unitmatch"] == M.unitmatch(A, B, absolute=True, replacement=False).score
+    c2 = es.compare(A, B, measures=["unitmatch", "svcca"], threshold=0.9, replacement=False)
+    assert c2.scores["svcca"] == M.svcca(A, B, threshold=0.9).score
+    assert c2.scores["unitmatch"] == M.unitmatch(A, B, replacement=False).score
+    c3 = es.compare(
+        A, B, measures=["neighbors", "mutual_knn"], neighbors={"metric": "euclidean", "k": 4}
+    )
+    assert c3.scores["neighbors"] == M.neighbors(A, B, k=4, metric="euclidean").score
+    assert c3.scores["mutual_knn"] == M.mutual_knn(A, B, k=10, metric="cosine").score
+    with pytest.raises(InvalidParameterError, match="no requested measure takes"):
+        es.compare(A, B, measures=["cca"], threshold=0.9)
+    with pytest.raises(InvalidParameterError, match="takes no option"):
+        es.compare(A, B, measures=["cca"], cca={"absolute": True})
+    with pytest.raises(InvalidParameterError, match="unknown measure"):
+        es.compare(A, B, measures=["cca", "nope"])
+    with pytest.raises(InvalidParameterError):
+        es.compare(A, B, measures=[])
+    with pytest.raises(InvalidParameterError):
+        es.compare(A, B, measures=["cca", "cca"])
+
+
+def test_errors_no_shared_keys_dimension_and_non_finite() -> None:
+    A, B = _pair(seed=4)
+    a = es.Embeddings([f"a{i}" for i in range(400)], A)
+    b = es.Embeddings([f"b{i}" for i in range(400)], B)
+    with pytest.raises(NoSharedKeysError):
+        es.compare(a, b)
+    narrow = es.Embeddings([f"a{i}" for i in range(400)], B[:, :3])
+    with pytest.raises(ShapeMismatchError, match="unitmatch"):
+        es.compare(a, narrow)
+    ok = es.compare(a, narrow, measures=["cca", "cka", "neighbors"])  # these allow different d
+    assert 0 < ok.scores["cca"] <= 1
+    bad = B.copy()
+    bad[0, 0] = np.nan
+    with pytest.raises(NonFiniteError):
+        es.compare(A, bad)
+    with pytest.raises(NonFiniteError):
+        M.neighbors(A, bad)
+
+
+def test_result_object_repr_dict_frame_bootstrap() -> None:
+    A, B = _pair(seed=5)
+    c = es.compare(A, B, measures=["neighbors", "cca", "unitmatch", "cka", "overlap_curve"])
+    text = repr(c)
+    for name in ("neighbors", "cca", "unitmatch", "cka", "400 shared"):
+        assert name in text
+    d = c.to_dict()
+    assert json.loads(json.dumps(d)) == d
+    assert d["scores"] == c.scores and d["n_shared"] == 400
+    frame = c.to_frame()
+    assert frame["measure"].tolist() == list(c.scores)
+    assert (
+        frame.loc[frame.measure == "neighbors", "stdev"].item() == c.details["neighbors"]["stdev"]
+    )
+    boot = c.bootstrap(n_boot=300, random_state=7)
+    assert boot["measure"].tolist() == ["neighbors", "overlap_curve"]
+    assert (boot["low"] <= boot["score"]).all() and (boot["score"] <= boot["high"]).all()
+    again = c.bootstrap(n_boot=300, random_state=7)
+    assert boot.equals(again)
+    # the interval of the mean shrinks like 1/sqrt(n): compare with the normal approximation
+    per = c.per_entity["neighbors"].to_numpy()
+    half = (boot["high"][0] - boot["low"][0]) / 2
+    assert half == pytest.approx(1.96 * per.std() / np.sqrt(per.size), rel=0.25)
+
+
+def test_registry() -> None:
+    assert {
+        "neighbors",
+        "cca",
+        "unitmatch",
+        "cka",
+        "cka_debiased",
+        "procrustes",
+        "svcca",
+        "pwcca",
+        "mutual_knn",
+        "overlap_curve",
+    } <= set(M.MEASURES)
+    with pytest.raises(InvalidParameterError):
+        M.register_measure("cca", M.cca)
+
+    def first_column_corr(A, B, *, xp=np):
+        """Correlation of the first columns. Range [-1, 1]. Invariances: none. Cost: O(n)."""
+        return M.MeasureResult("first", float(np.corrcoef(A[:, 0], B[:, 0])[0, 1]))
+
+    try:
+        M.register_measure("first", first_column_corr)
+        A, B = _pair(seed=6)
+        c = es.compare(A, B, measures=["first"])
+        assert c.scores["first"] == pytest.approx(np.corrcoef(A[:, 0], B[:, 0])[0, 1])
+        assert M.get_measure("first").description.startswith("Correlation of the first")
+    finally:
+        M.MEASURES.pop("first", None)

@@ -1,0 +1,62 @@
+"""SVD embeddings against numpy's dense SVD."""
+
+from __future__ import annotations
+
+import embspace as es
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from embspace.errors import InvalidParameterError, NotFittedError
+
+
+def ratings(n: int, m: int, density: float, seed: int) -> sp.csr_matrix:
+    rng = np.random.default_rng(seed)
+    dense = np.where(rng.random((n, m)) < density, rng.integers(1, 6, (n, m)), 0)
+    return sp.csr_matrix(dense.astype(np.float32))
+
+
+def normalise(u: np.ndarray, s: np.ndarray, vt: np.ndarray):
+    """Descending order and the sign rule of embspace (largest |v| entry positive)."""
+    order = np.argsort(-s)
+    u, s, vt = u[:, order], s[order], vt[order]
+    sign = np.sign(vt[np.arange(len(s)), np.argmax(np.abs(vt), axis=1)])
+    return u * sign, s, vt * sign[:, None]
+
+
+@pytest.mark.parametrize(("shape", "k"), [((40, 25), 5), ((30, 60), 8), ((50, 12), 11)])
+def test_matches_dense_svd(shape: tuple[int, int], k: int) -> None:
+    a = ratings(*shape, 0.3, seed=k)
+    model = es.SVD(factors=k, random_state=0).fit(a)
+    u, s, vt = np.linalg.svd(a.toarray().astype(np.float64), full_matrices=False)
+    u, s, vt = normalise(u[:, :k], s[:k], vt[:k])
+    np.testing.assert_allclose(model.singular_values_, s, rtol=1e-8)
+    assert np.all(np.diff(model.singular_values_) <= 0)
+    np.testing.assert_allclose(model.user_factors_, u * np.sqrt(s), atol=1e-5)
+    np.testing.assert_allclose(model.item_factors_, vt.T * np.sqrt(s), atol=1e-5)
+    # the embeddings reproduce the rank-k approximation
+    approx = model.user_factors_.astype(np.float64) @ model.item_factors_.T
+    np.testing.assert_allclose(approx, (u * s) @ vt, atol=1e-4)
+
+
+def test_deterministic_and_keyed_like_the_ratings() -> None:
+    a = ratings(60, 40, 0.2, seed=1)
+    r = es.Ratings.from_csr(a, item_ids=[f"i{j}" for j in range(40)])
+    m1 = es.SVD(factors=6, random_state=3).fit(r)
+    m2 = es.SVD(factors=6, random_state=3).fit(r)
+    assert np.array_equal(m1.item_factors_, m2.item_factors_)
+    assert np.array_equal(m1.singular_values_, m2.singular_values_)
+    assert m1.item_embeddings_.keys == r.item_keys and m1.user_embeddings_.keys == r.user_keys
+    meta = m1.item_embeddings_.metadata
+    assert meta["estimator"] == "SVD" and meta["seed"] == 3 and meta["data"] == r.fingerprint
+    assert m1.get_params() == {"factors": 6, "random_state": 3}
+
+
+def test_bad_factors_and_input() -> None:
+    a = ratings(10, 6, 0.5, seed=2)
+    for k in (6, 7, 0):
+        with pytest.raises(InvalidParameterError):
+            es.SVD(factors=k).fit(a)
+    with pytest.raises(InvalidParameterError):
+        es.SVD(factors=2).fit(a.toarray())
+    with pytest.raises(NotFittedError):
+        _ = es.SVD().singular_values_

@@ -18,6 +18,7 @@ import embspace
 from embspace.tui.app import EmbspaceApp
 from embspace.tui.screens import ExportScreen, HelpScreen
 from rich.console import Console
+from textual import events
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, Log, OptionList, Select, Static, TabbedContent
 
@@ -32,8 +33,11 @@ def run(app: EmbspaceApp, scenario: Callable[[Pilot], Awaitable[None]]) -> None:
 
     async def main() -> None:
         async with app.run_test(size=SIZE) as pilot:
-            await settle(pilot)
-            await scenario(pilot)
+            try:
+                await settle(pilot)
+                await scenario(pilot)
+            finally:  # a failed check must not leave a training running to its end
+                app.sweep_pane.cancel()
 
     asyncio.run(main())
 
@@ -59,6 +63,19 @@ async def until(pilot: Pilot, condition: Callable[[], bool], what: str) -> None:
             return
         await pilot.pause(0.01)
     raise AssertionError(f"never happened: {what}")
+
+
+async def send_keys(pilot: Pilot, *keys: tuple[str, str | None]) -> None:
+    """Deliver ``(key, character)`` events the way the terminal driver does,
+    then let the app handle them. (``Pilot.press`` also waits for the whole
+    process to go idle after every key, which never happens while a training
+    thread computes, so it would only measure its own one-second timeout.)"""
+    app = pilot.app
+    for key, char in keys:
+        event = events.Key(key, char)
+        event.set_sender(app)
+        app.post_message(event)
+    await pilot.pause(0.01)
 
 
 def fill_form(
@@ -189,7 +206,7 @@ def test_cancel_stops_a_running_sweep_and_keeps_its_finished_runs(tiny):
             "iterations of the second run",
         )
         assert pane.running
-        await pilot.press("ctrl+g")
+        await send_keys(pilot, ("ctrl+g", None))
         await settle(pilot)
         sweep = app.sweep
         assert not pane.running and not sweep.finished
@@ -215,19 +232,27 @@ def test_keys_are_handled_while_a_training_runs():
         await pilot.press("ctrl+r")
         await until(pilot, lambda: app.query_one("#train-bar").progress >= 1, "the first iteration")
         sweep = app.sweep
-        before = app.query_one("#train-bar").progress
-        await pilot.press("2")
-        await pilot.press("slash", "t", "h", "e")
-        await pilot.pause()
+        await send_keys(pilot, ("2", "2"))
+        await send_keys(pilot, ("slash", "/"))
+        search = app.query_one("#search", Input)
+        await until(pilot, lambda: search.has_focus, "the search box takes the focus")
+        await send_keys(pilot, ("t", "t"), ("h", "h"), ("e", "e"))
         # the keys took effect while the first training was still going
         assert app.query_one("#tabs", TabbedContent).active == "neighbors"
         assert app.query_one("#search", Input).value == "the"
         assert app.sweep_pane.running and len(sweep.runs) == 0
-        assert app.query_one("#train-bar").progress < 500
-        await pilot.press("escape", "1")
+        progress = app.query_one("#train-bar").progress
+        assert progress < 500
+        await send_keys(pilot, ("escape", None))
+        await until(pilot, lambda: not search.has_focus, "escape leaves the search box")
+        await send_keys(pilot, ("1", "1"))
         assert app.query_one("#tabs", TabbedContent).active == "sweep"
-        assert app.query_one("#train-bar").progress >= before
-        await pilot.press("ctrl+g")
+        # and the training went on meanwhile: iterations keep arriving
+        await until(
+            pilot, lambda: app.query_one("#train-bar").progress > progress, "more iterations"
+        )
+        assert app.sweep_pane.running and len(sweep.runs) == 0
+        await send_keys(pilot, ("ctrl+g", None))
         await settle(pilot)
         assert not app.sweep_pane.running and len(sweep.runs) == 0
 

@@ -284,7 +284,7 @@ class EmbspaceApp(App[None]):
         key = (sweep.ratings.fingerprint, factors)
         with self._svd_lock:
             if key not in self._svd:
-                model = SVD(factors=factors, random_state=0).fit(sweep.ratings, progress=False)
+                model = SVD(factors=factors, random_state=0).fit(sweep.ratings)
                 self._svd[key] = model.item_embeddings_
             return self._svd[key]
 
@@ -344,7 +344,7 @@ class EmbspaceApp(App[None]):
         keys keep working; ``/`` goes to the search box)."""
         if name in SCREENS_IDS:
             self._switch_to(name)
-            self.call_after_refresh(self.query_one(MAIN_WIDGET[name]).focus)
+            self.query_one(MAIN_WIDGET[name]).focus()
 
     def _switch_to(self, name: str) -> None:
         # Drop the focus first: a focused widget that gets hidden hands its

@@ -184,7 +184,7 @@ def sweepable_params(name: str) -> list[str]:
     for param, default in estimator_defaults(name).items():
         if param in NOT_SWEPT or isinstance(default, bool):
             continue
-        if isinstance(default, (int, float, np.integer, np.floating)) or default is None:
+        if isinstance(default, (int, float, np.integer, np.floating)):
             out.append(param)
     return out
 

@@ -165,11 +165,15 @@ class ChangesPane(Vertical):
         self.rows = rows
         table = self.query_one("#changes-table", DataTable)
         table.clear(columns=True)
-        table.add_column("#", key="rank")
-        table.add_column("Jaccard", key="jaccard")
-        table.add_column("title", key="title")
-        table.add_column("genres", key="genres")
-        table.add_column("ratings", key="ratings")
+        # long titles are cut so that genres and ratings stay in view
+        width = table.size.width or 110
+        genres_width = 28
+        title_width = max(24, width - genres_width - 5 - 7 - 7 - 14)
+        table.add_column("#", key="rank", width=5)
+        table.add_column("Jaccard", key="jaccard", width=7)
+        table.add_column("title", key="title", width=title_width)
+        table.add_column("genres", key="genres", width=genres_width)
+        table.add_column("ratings", key="ratings", width=7)
         shown = rows.head(MAX_ROWS)
         for i, row in enumerate(shown.itertuples(index=False)):
             table.add_row(

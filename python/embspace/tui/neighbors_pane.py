@@ -196,11 +196,13 @@ class NeighborsPane(Vertical):
         self.query_one("#entity", Static).update(head)
         table = self.query_one("#side", DataTable)
         table.clear(columns=True)
-        table.add_column("#", key="rank")
-        table.add_column(f"A: {label_a}", key="a")
-        table.add_column("score", key="a_score")
-        table.add_column(f"B: {label_b}", key="b")
-        table.add_column("score", key="b_score")
+        # two title columns sharing the width left by the rank and score columns
+        title_width = max(20, (table.size.width - 34) // 2) if table.size.width else 40
+        table.add_column("#", key="rank", width=3)
+        table.add_column(f"A: {label_a}", key="a", width=title_width)
+        table.add_column("score", key="a_score", width=6)
+        table.add_column(f"B: {label_b}", key="b", width=title_width)
+        table.add_column("score", key="b_score", width=6)
         for row in result.rows:
             table.add_row(
                 str(row.rank),

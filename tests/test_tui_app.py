@@ -225,33 +225,39 @@ def test_cancel_stops_a_running_sweep_and_keeps_its_finished_runs(tiny):
 
 
 def test_keys_are_handled_while_a_training_runs():
+    """Switch screens and type while WALS trains in its worker thread: every
+    key takes effect while that first training is still running."""
     app = EmbspaceApp("synthetic:ml-latest-small")
 
     async def scenario(pilot: Pilot) -> None:
         fill_form(app, params="factors=32, iterations=500", values="0, 1", seeds="1")
         await pilot.press("ctrl+r")
-        await until(pilot, lambda: app.query_one("#train-bar").progress >= 1, "the first iteration")
+        bar = app.query_one("#train-bar")
+        await until(pilot, lambda: bar.progress >= 1, "the first iteration")
         sweep = app.sweep
-        await send_keys(pilot, ("2", "2"))
-        await send_keys(pilot, ("slash", "/"))
+        tabs = app.query_one("#tabs", TabbedContent)
         search = app.query_one("#search", Input)
-        await until(pilot, lambda: search.has_focus, "the search box takes the focus")
+
+        def still_training() -> bool:
+            return app.sweep_pane.running and len(sweep.runs) == 0 and bar.progress < 500
+
+        await send_keys(pilot, ("2", "2"))
+        await until(pilot, lambda: tabs.active == "neighbors", "2 shows the Neighbors screen")
+        assert still_training()
+        await send_keys(pilot, ("slash", "/"))
+        await until(pilot, lambda: search.has_focus, "/ focuses the search box")
+        assert still_training()
         await send_keys(pilot, ("t", "t"), ("h", "h"), ("e", "e"))
-        # the keys took effect while the first training was still going
-        assert app.query_one("#tabs", TabbedContent).active == "neighbors"
-        assert app.query_one("#search", Input).value == "the"
-        assert app.sweep_pane.running and len(sweep.runs) == 0
-        progress = app.query_one("#train-bar").progress
-        assert progress < 500
+        await until(pilot, lambda: search.value == "the", "the letters are typed")
+        assert still_training()
+        progress = bar.progress
         await send_keys(pilot, ("escape", None))
         await until(pilot, lambda: not search.has_focus, "escape leaves the search box")
         await send_keys(pilot, ("1", "1"))
-        assert app.query_one("#tabs", TabbedContent).active == "sweep"
+        await until(pilot, lambda: tabs.active == "sweep", "1 shows the Sweep screen")
         # and the training went on meanwhile: iterations keep arriving
-        await until(
-            pilot, lambda: app.query_one("#train-bar").progress > progress, "more iterations"
-        )
-        assert app.sweep_pane.running and len(sweep.runs) == 0
+        await until(pilot, lambda: bar.progress > progress, "more iterations")
+        assert still_training()
         await send_keys(pilot, ("ctrl+g", None))
         await settle(pilot)
         assert not app.sweep_pane.running and len(sweep.runs) == 0

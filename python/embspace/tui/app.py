@@ -331,7 +331,7 @@ class EmbspaceApp(App[None]):
         """Show ``key`` in the Neighbors screen."""
         self._switch_to("neighbors")
         self.neighbors_pane.show_entity(key)
-        self.query_one("#side").focus()
+        self._focus_now("#side")
 
     @on(TabbedContent.TabActivated, "#tabs")
     def _tab_shown(self, event: TabbedContent.TabActivated) -> None:
@@ -344,7 +344,13 @@ class EmbspaceApp(App[None]):
         keys keep working; ``/`` goes to the search box)."""
         if name in SCREENS_IDS:
             self._switch_to(name)
-            self.query_one(MAIN_WIDGET[name]).focus()
+            self._focus_now(MAIN_WIDGET[name])
+
+    def _focus_now(self, selector: str) -> None:
+        """Focus at once (``Widget.focus`` waits a turn of the event loop, and
+        a key pressed meanwhile could switch screens under it)."""
+        widget = self.query_one(selector)
+        widget.screen.set_focus(widget)
 
     def _switch_to(self, name: str) -> None:
         # Drop the focus first: a focused widget that gets hidden hands its
@@ -356,7 +362,7 @@ class EmbspaceApp(App[None]):
         """Leave a text field so the one-letter keys work again."""
         if isinstance(self.focused, Input):
             tabs = self.query_one("#tabs", TabbedContent)
-            self.query_one(MAIN_WIDGET[tabs.active]).focus()
+            self._focus_now(MAIN_WIDGET[tabs.active])
 
     def action_run_sweep(self) -> None:
         pane = self.sweep_pane

@@ -283,6 +283,17 @@ def test_bad_input_is_reported_and_the_app_keeps_running(tmp_path):
         errors = [n for n in notifications(app) if n.severity == "error"]
         assert "no-such-folder" in errors[-1].message
         assert app.is_running and app.ratings is not None
+        # a failed download (the tests' mirror is unreachable) is a notification too
+        path.value = ""
+        app.query_one("#dataset", Select).value = "ml-1m"
+        await settle(pilot)
+        status = str(app.query_one("#dataset-status", Static).content)
+        assert "not downloaded yet" in status  # choosing it does not start a download
+        await pilot.press("ctrl+l")
+        await settle(pilot)
+        errors = [n for n in notifications(app) if n.severity == "error"]
+        assert errors[-1].title == "Loading ml-1m"
+        assert app.is_running and app.ratings.name == "synthetic-tiny"
 
     run(app, scenario)
 

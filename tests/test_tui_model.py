@@ -263,3 +263,150 @@ def test_parse_values_wants_numbers_for_a_numeric_parameter():
     with pytest.raises(InvalidParameterError, match="takes numbers"):
         model.parse_params("factors=true", {"factors": 10})
     assert model.parse_values("cg cholesky", like="cholesky") == ["cg", "cholesky"]
+
+
+# ---------------------------------------------------------------------- sweep spec, models
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return datasets.synthetic(preset="tiny", seed=0)
+
+
+@pytest.fixture(scope="module")
+def small_sweep(tiny):
+    import embspace
+
+    return embspace.Sweep(
+        tiny,
+        embspace.WALS(factors=4, iterations=2),
+        param="unobserved_weight",
+        values=[0.0, 1.0],
+        seeds=2,
+        measures=("neighbors",),
+        cache_dir=False,
+    ).run(progress=False)
+
+
+def test_sweepable_params_are_the_numeric_model_parameters():
+    wals = model.sweepable_params("WALS")
+    assert {"unobserved_weight", "factors", "regularization", "iterations"} <= set(wals)
+    assert not {"random_state", "num_threads", "device", "solver", "row_weights"} & set(wals)
+    assert model.sweepable_params("SVD") == ["factors"]
+    with pytest.raises(InvalidParameterError, match="estimator must be one of"):
+        model.estimator_defaults("ALS")
+
+
+def test_sweep_spec_from_the_form(tiny):
+    spec = model.SweepSpec.from_form(
+        estimator="WALS",
+        params="factors=6, iterations=3, unobserved_weight=0.5",
+        param="unobserved_weight",
+        values="0, 0.1 1",
+        reference="",
+        seeds="2",
+        measures=["neighbors", "cka"],
+        k=5,
+    )
+    assert spec.values == (0.0, 0.1, 1.0) and spec.reference == 0.0
+    # the swept parameter is set per run, not fixed
+    assert dict(spec.params) == {"factors": 6, "iterations": 3}
+    sweep = spec.make_sweep(tiny, cache_dir=False)
+    assert sweep.values == [0.0, 0.1, 1.0] and sweep.seeds == [0, 1] and sweep.k == 5
+    assert sweep.measures == ("neighbors", "cka")
+    params = sweep.estimator.get_params()
+    assert params["factors"] == 6 and params["iterations"] == 3
+    ref = model.SweepSpec.from_form(
+        estimator="SVD",
+        params="",
+        param="factors",
+        values="5 10",
+        reference="10",
+        seeds="1",
+        measures=["cca"],
+    )
+    assert ref.reference == 10 and type(ref.reference) is int
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"reference": "3"}, "reference 3 is not among the values"),
+        ({"reference": "0 1"}, "single reference"),
+        ({"seeds": "0"}, "at least 1"),
+        ({"seeds": "two"}, "whole number"),
+        ({"measures": []}, "at least one measure"),
+        ({"param": "alpha"}, "no parameter 'alpha'"),
+        ({"param": "random_state"}, "cannot be swept"),
+        ({"params": "factors=ten"}, "takes numbers"),
+        ({"values": ""}, "at least one"),
+    ],
+)
+def test_sweep_spec_rejects_bad_fields(fields, message):
+    form = {
+        "estimator": "WALS",
+        "params": "factors=4",
+        "param": "unobserved_weight",
+        "values": "0, 1",
+        "reference": "0",
+        "seeds": "1",
+        "measures": ["neighbors"],
+    }
+    form.update(fields)
+    with pytest.raises(InvalidParameterError, match=message):
+        model.SweepSpec.from_form(**form)
+
+
+def test_model_choices_and_default_pair(small_sweep):
+    choices = model.model_choices(small_sweep)
+    assert [c.id for c in choices] == ["run:0:0", "run:0:1", "run:1:0", "run:1:1", "svd"]
+    assert choices[0].label == "unobserved_weight=0 seed 0 (ref)"
+    assert choices[3].label == "unobserved_weight=1 seed 1"
+    assert (choices[2].value, choices[2].seed) == (1.0, 0) and choices[-1].svd
+    assert model.default_pair(choices, small_sweep) == ("run:0:0", "run:1:0")
+    # only the reference finished: B is the SVD
+    only_ref = [c for c in choices if c.value in (None, 0.0)]
+    assert model.default_pair(only_ref, small_sweep) == ("run:0:0", "svd")
+    assert model.default_pair([choices[-1]], small_sweep) == (None, None)
+    assert [c.id for c in model.model_choices(None)] == ["svd"]
+
+
+def test_model_pair_matches_neighbor_table_and_compare(small_sweep):
+    import embspace
+
+    a, b = small_sweep.embeddings(0.0), small_sweep.embeddings(1.0, seed=1)
+    pair = model.ModelPair(a, b)
+    key = a.keys[11]
+    got = pair.side_by_side(key, 5)
+    want_a = embspace.NeighborTable(a).neighbors(key, k=5)
+    want_b = embspace.NeighborTable(b).neighbors(key, k=5)
+    assert [r.a_title for r in got.rows] == list(want_a["title"])
+    assert [r.b_title for r in got.rows] == list(want_b["title"])
+    per_entity = embspace.compare(a, b, measures=("neighbors",), k=5).per_entity["neighbors"]
+    assert got.jaccard == pytest.approx(per_entity.loc[[key]].iloc[0])
+    jaccard = pair.jaccard(5)
+    assert list(jaccard.index) == list(a.keys)
+    np.testing.assert_allclose(jaccard.to_numpy(), per_entity.to_numpy())
+    assert pair.jaccard(5) is jaccard  # kept
+    with pytest.raises(InvalidParameterError, match="k must be between 1 and"):
+        pair.side_by_side(key, a.n)
+    # models over different entities are compared on the shared ones, in A's order
+    partial = model.ModelPair(a, b.subset(b.keys[5:]))
+    assert partial.keys == [k for k in a.keys if k in set(b.keys[5:])]
+
+
+def test_svd_factors_and_popularity(small_sweep, tiny):
+    assert model.svd_factors(small_sweep) == 4
+    spec = model.SweepSpec.from_form(
+        estimator="SVD",
+        params="",
+        param="factors",
+        values="3 6",
+        reference="6",
+        seeds="1",
+        measures=["cca"],
+    )
+    assert model.svd_factors(spec.make_sweep(tiny, cache_dir=False)) == 6
+    pop = model.popularity_of(tiny)
+    counts = np.diff(tiny.matrix.tocsc().indptr)
+    assert [pop[k] for k in tiny.item_keys] == counts.tolist()

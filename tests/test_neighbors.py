@@ -111,8 +111,10 @@ def test_constructor_validates(movies: es.Embeddings) -> None:
 def test_backends_are_pluggable(movies: es.Embeddings, monkeypatch: pytest.MonkeyPatch) -> None:
     from embspace import neighbors
 
-    monkeypatch.setattr(neighbors, "_BACKENDS", dict(neighbors._BACKENDS))
-    monkeypatch.setattr(neighbors, "resolve_device", lambda device: device)
+    backends = dict(neighbors._BACKENDS)
+    backends.pop("gpu")  # without its GPU backend, device="gpu" has nothing to run on
+    monkeypatch.setattr(neighbors, "_BACKENDS", backends)
+    monkeypatch.setattr(neighbors, "module_for", lambda device: (device, np))
     with pytest.raises(DeviceUnavailableError):
         es.NeighborTable(movies, device="gpu").knn(3)
     calls = []

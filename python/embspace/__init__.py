@@ -16,7 +16,7 @@ from .embeddings import Embeddings, align
 from .ratings import Ratings
 
 if TYPE_CHECKING:
-    from . import cache, datasets, factorization, measures, plots, sweeps
+    from . import cache, datasets, factorization, gpu, measures, plots, sweeps
     from .factorization import SVD, WALS
     from .measures import compare
     from .neighbors import NeighborTable
@@ -36,6 +36,7 @@ __all__ = [
     "datasets",
     "errors",
     "factorization",
+    "gpu",
     "measures",
     "plots",
     "sweeps",
@@ -54,6 +55,7 @@ _LAZY = {
     "WALS": ("embspace.factorization", "WALS"),
     "SVD": ("embspace.factorization", "SVD"),
     "factorization": ("embspace.factorization", None),
+    "gpu": ("embspace.gpu", None),
 }
 
 

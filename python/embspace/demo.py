@@ -59,7 +59,12 @@ SHORT = {"unobserved_weight": "w0"}
 
 @dataclass
 class DemoResult:
-    """What :func:`run_demo` computed and wrote."""
+    """What :func:`run_demo` computed and wrote: the ratings and their
+    ``overview`` (:class:`~embspace.ratings.RatingsSummary`), the step-2 model
+    (a :class:`~embspace.sweeps.TrainedRun`), the queried movies and their
+    neighbor tables, the sweep (with the SVD rows), the summary lines, the
+    files written, timings in seconds, and how many trainings ran or came
+    from the cache."""
 
     dataset: str
     ratings: Any
@@ -71,6 +76,7 @@ class DemoResult:
     summary: list[str]
     files: dict[str, Path]
     timings: dict[str, float] = field(default_factory=dict)
+    overview: Any = None
     trained: int = 0
     cached: int = 0
 
@@ -78,7 +84,7 @@ class DemoResult:
         """JSON-ready: dataset, neighbor tables, sweep (table, results, runs), summary, files, timings."""
         return {
             "dataset": self.dataset,
-            "ratings": self.ratings.summary().to_dict(),
+            "ratings": self.overview.to_dict(),
             "neighbors": {
                 title: frame.to_dict(orient="records") for title, frame in self.neighbors.items()
             },
@@ -231,7 +237,8 @@ def summarize(sweep: Sweep, svd_name: str | None = "svd") -> list[str]:
             f"similarity to {_label(param, ref)} is not below these has changed the space no "
             "more than a new seed does."
         )
-        all_beyond, none_beyond, mixed = [], [], []
+        all_beyond, none_beyond = [], []
+        mixed: dict[tuple[tuple[str, ...], tuple[str, ...]], list[str]] = {}
         for v in others:
             flags = {m: _beyond(*sim(ref_rows, v, m), floor[m][0], floor[m][1]) for m in measures}
             if all(flags.values()):
@@ -239,12 +246,9 @@ def summarize(sweep: Sweep, svd_name: str | None = "svd") -> list[str]:
             elif not any(flags.values()):
                 none_beyond.append(_fmt(v))
             else:
-                over = [m for m, f in flags.items() if f]
-                under = [m for m, f in flags.items() if not f]
-                mixed.append(
-                    f"at {_label(param, v)} the change exceeds the noise floor on {_join(over)} "
-                    f"but not on {_join(under)}"
-                )
+                over = tuple(m for m, f in flags.items() if f)
+                under = tuple(m for m, f in flags.items() if not f)
+                mixed.setdefault((over, under), []).append(_fmt(v))
         short = SHORT.get(param, param)
         if all_beyond:
             lines.append(
@@ -256,9 +260,11 @@ def summarize(sweep: Sweep, svd_name: str | None = "svd") -> list[str]:
                 f"{short} = {_join(none_beyond)} stay{'s' if len(none_beyond) == 1 else ''} within the "
                 f"noise floor of {_label(param, ref)} on every measure: indistinguishable from reseeding."
             )
-        if mixed:
-            text = "; ".join(mixed)
-            lines.append(text[0].upper() + text[1:] + ".")
+        for (over, under), vals in mixed.items():
+            lines.append(
+                f"At {SHORT.get(param, param)} = {_join(vals)} the change exceeds the noise floor "
+                f"on {_join(over)} but not on {_join(under)}."
+            )
     else:
         lines.append(
             "With one seed there is no noise floor: rerun with 2 or more seeds before reading "
@@ -441,7 +447,8 @@ def run_demo(
         ratings = load_dataset(name, progress=progress)
         source = data_source(name, before)
     timings["load"] = time.perf_counter() - t
-    say(f"== {name}\n{ratings.summary()}\n  source     {source}\n")
+    overview = ratings.summary()  # once: its histogram sorts every rating
+    say(f"== {name}\n{overview}\n  source     {source}\n")
 
     cache = (
         None
@@ -528,7 +535,7 @@ def run_demo(
     files: dict[str, Path] = {}
     if out is not None:
         t = time.perf_counter()
-        files = _write_outputs(Path(out), sweep, neighbors, summary, ratings, name)
+        files = _write_outputs(Path(out), sweep, neighbors, summary, overview, name)
         timings["files"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t_all
     say("== summary")
@@ -554,6 +561,7 @@ def run_demo(
         summary=summary,
         files=files,
         timings=timings,
+        overview=overview,
         trained=trained,
         cached=cached,
     )
@@ -564,7 +572,7 @@ def _write_outputs(
     sweep: Sweep,
     neighbors: dict[str, pd.DataFrame],
     summary: list[str],
-    ratings: Any,
+    overview: Any,
     name: str,
 ) -> dict[str, Path]:
     from .plots import save_figure
@@ -587,7 +595,7 @@ def _write_outputs(
             out / "neighbors.csv", pd.concat(frames).to_csv(index=False).encode()
         )
     files["summary"] = write_atomic(out / "summary.txt", ("\n".join(summary) + "\n").encode())
-    meta = {"dataset": name, "ratings": ratings.summary().to_dict(), "summary": summary}
+    meta = {"dataset": name, "ratings": overview.to_dict(), "summary": summary}
     files["demo"] = write_atomic(
         out / "demo.json", json.dumps(meta, indent=2, default=_json_default).encode()
     )

@@ -2,7 +2,8 @@
 
 The k-NN itself is computed by a backend per device: the Rust core on the CPU
 (``embspace._core.knn``; see ``rust/core/src/knn.rs`` for the algorithm and its
-exactness guarantee). A backend is a function ``(vectors, k, metric, queries,
+exactness guarantee), the array-module search of :mod:`embspace.gpu.knn_xp` on a
+GPU (the same answer, by blocked products on CuPy). A backend is a function ``(vectors, k, metric, queries,
 num_threads) -> (distances, indices)`` registered with
 :func:`register_knn_backend`, so another device plugs in without touching
 :class:`NeighborTable`.
@@ -31,9 +32,9 @@ import numpy as np
 import pandas as pd
 
 from . import _core
-from .backend import resolve_device
 from .embeddings import Embeddings
 from .errors import DeviceUnavailableError, EntityNotFoundError, InvalidParameterError
+from .gpu.device import module_for
 from .search import match_title
 
 __all__ = ["METRICS", "KnnBackend", "NeighborTable", "knn", "register_knn_backend"]
@@ -51,7 +52,15 @@ def _cpu_knn(
     return _core.knn(vectors, k, metric, queries, num_threads)
 
 
-_BACKENDS: dict[str, KnnBackend] = {"cpu": _cpu_knn}
+def _gpu_knn(
+    vectors: np.ndarray, k: int, metric: str, queries: np.ndarray | None, num_threads: int
+) -> tuple[np.ndarray, np.ndarray]:
+    from .gpu.knn_xp import knn_xp
+
+    return knn_xp(vectors, k, metric=metric, queries=queries, xp=module_for("gpu")[1])
+
+
+_BACKENDS: dict[str, KnnBackend] = {"cpu": _cpu_knn, "gpu": _gpu_knn}
 
 
 def register_knn_backend(device: str, backend: KnnBackend) -> None:
@@ -115,7 +124,7 @@ def knn(
         if q.ndim != 1 or not (np.issubdtype(q.dtype, np.integer) or q.size == 0):
             raise InvalidParameterError("queries must be a 1-D sequence of integer row indices")
         q = np.ascontiguousarray(q, dtype=np.int64)
-    resolved = resolve_device(device)
+    resolved = module_for(device)[0]
     backend = _BACKENDS.get(resolved)
     if backend is None and device == "auto":
         backend = _BACKENDS["cpu"]  # "auto" means the best available, and the CPU always is
@@ -155,7 +164,7 @@ class NeighborTable:
         if metric not in METRICS:
             raise InvalidParameterError(f"metric must be one of {METRICS}, got {metric!r}")
         _threads(num_threads)
-        resolve_device(device)
+        module_for(device)
         self.embeddings = embeddings
         self.metric = metric
         self.num_threads = num_threads

@@ -28,9 +28,9 @@ import numpy as np
 from sklearn.base import BaseEstimator
 
 from .. import _core
-from ..backend import resolve_device
 from ..embeddings import Embeddings
 from ..errors import DeviceUnavailableError, InvalidParameterError, NotFittedError
+from ..gpu.device import module_for
 from ..ratings import Ratings
 from ._common import as_ratings, check_int, check_seed, fitted_metadata
 from .weights import col_weights as make_col_weights
@@ -237,19 +237,29 @@ class CpuBackend(WalsBackend):
         return self.u, self.v
 
 
-_BACKENDS: dict[str, Callable[[WalsProblem], WalsBackend]] = {"cpu": CpuBackend}
+def _gpu_backend(problem: WalsProblem) -> WalsBackend:
+    from ..gpu.wals_backend import gpu_backend  # lazy: the GPU backend builds on this module
+
+    return gpu_backend(problem)
+
+
+_BACKENDS: dict[str, Callable[[WalsProblem], WalsBackend]] = {
+    "cpu": CpuBackend,
+    "gpu": _gpu_backend,
+}
 
 
 def register_backend(device: str, factory: Callable[[WalsProblem], WalsBackend]) -> None:
     """Make ``WALS(device=device)`` run on ``factory(problem)`` (``device`` is
-    ``"cpu"`` or ``"gpu"``, as :func:`embspace.backend.resolve_device` names it)."""
+    ``"cpu"`` or ``"gpu"``, as :func:`embspace.backend.resolve_device` names it;
+    ``"gpu"`` is :mod:`embspace.gpu.wals_backend` by default)."""
     if device not in ("cpu", "gpu"):
         raise InvalidParameterError(f"device must be 'cpu' or 'gpu', got {device!r}")
     _BACKENDS[device] = factory
 
 
 def _backend_for(device: str) -> Callable[[WalsProblem], WalsBackend]:
-    resolved = resolve_device(device)
+    resolved = module_for(device)[0]
     factory = _BACKENDS.get(resolved)
     if factory is None:
         if device == "auto":

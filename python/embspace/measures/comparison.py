@@ -11,9 +11,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..backend import array_module
 from ..embeddings import Embeddings, align
 from ..errors import EmbspaceWarning, InvalidParameterError
+from ..gpu.device import module_for
 from ._base import MeasureResult, get_measure
 from .neighborhood import neighbor_tables
 
@@ -262,7 +262,7 @@ def compare(
         )
         for m, kk in need.items()
     }
-    xp = array_module(device)
+    xp = module_for(device)[1]
     dense_a = dense_b = None
     results: dict[str, MeasureResult] = {}
     for s in specs:

@@ -15,7 +15,6 @@ pub fn slice1<'a, T: Element>(a: &'a PyReadonlyArray1<'_, T>, name: &str) -> PyR
     })
 }
 
-#[allow(dead_code)] // used by the wals and knn bindings as they land
 /// A C-contiguous 2-D view as a flat row-major slice and its (rows, cols).
 pub fn slice2<'a, T: Element>(
     a: &'a PyReadonlyArray2<'_, T>,

@@ -1,0 +1,55 @@
+"""The WALS backend of ``device="gpu"``: :class:`embspace.gpu.wals_xp.WalsXp` behind
+the :class:`embspace.factorization.wals.WalsBackend` interface.
+
+``WALS(device="gpu")`` builds the same :class:`~embspace.factorization.wals.WalsProblem`
+as on the CPU (same weights, same initial factors for a seed), and this backend runs
+its half-sweeps on the array module (CuPy on a device; numpy inside
+:func:`embspace.gpu.numpy_device`).
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+import numpy as np
+
+from ..factorization.wals import LossTerms, WalsBackend, WalsProblem
+from .device import module_for
+from .wals_xp import WalsXp
+
+__all__ = ["XpWalsBackend", "gpu_backend"]
+
+
+class XpWalsBackend(WalsBackend):
+    """Half-sweeps on ``xp``; the factors stay on the device until :meth:`factors`."""
+
+    def __init__(self, problem: WalsProblem, xp: ModuleType) -> None:
+        super().__init__(problem)
+        self.state = WalsXp(
+            problem.by_user,
+            problem.by_item,
+            problem.user_factors,
+            problem.item_factors,
+            unobserved_weight=problem.unobserved_weight,
+            regularization=problem.regularization,
+            row_weights=problem.row_weights,
+            col_weights=problem.col_weights,
+            scale_regularization=problem.regularization_scaling == "count",
+            solver=problem.solver,
+            cg_steps=problem.cg_steps,
+            xp=xp,
+        )
+
+    def half_sweep(self, side: str) -> LossTerms:
+        return LossTerms(*self.state.half_sweep(side))
+
+    def loss(self) -> LossTerms:
+        return LossTerms(*self.state.loss_terms())
+
+    def factors(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.state.factors()
+
+
+def gpu_backend(problem: WalsProblem) -> XpWalsBackend:
+    """The backend for ``device="gpu"`` (the array module of :func:`module_for`)."""
+    return XpWalsBackend(problem, module_for("gpu")[1])

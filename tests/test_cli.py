@@ -76,10 +76,10 @@ def test_every_subcommand_has_help_with_an_example(words, capsys) -> None:
     assert "example" in out and f"embspace {words[0]}" in out.split("example", 1)[1]
 
 
-def test_no_tui_subcommand() -> None:
+def test_subcommands() -> None:
     parser = build_parser()
     sub = next(a for a in parser._actions if a.dest == "command")
-    assert set(sub.choices) == {"demo", "datasets", "train", "neighbors", "compare", "sweep"}
+    assert set(sub.choices) == {"demo", "datasets", "train", "neighbors", "compare", "sweep", "tui"}
 
 
 def test_help_and_version_through_a_subprocess() -> None:

@@ -1,7 +1,7 @@
 """The ``embspace`` command line.
 
 Subcommands: ``demo``, ``datasets list|download|info``, ``train``, ``neighbors``,
-``compare``, ``sweep``. Each has ``--help`` with an example. User errors (bad
+``compare``, ``sweep``, ``tui``. Each has ``--help`` with an example. User errors (bad
 arguments, unknown datasets, missing files, any :class:`EmbspaceError`) print a
 single line ``embspace: error: ...`` on stderr and exit with status 2; ``--json``
 prints only JSON on stdout (progress and notes go to stderr).
@@ -771,7 +771,38 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p)
     _add_cache(p)
     p.set_defaults(func=_cmd_sweep)
+
+    # tui
+    p = _sub(
+        sub,
+        "tui",
+        "the terminal UI: run sweeps, read tables and plots, look up neighbors",
+        "A Textual app with three screens: Sweep (form, progress, similarity table and\n"
+        "chart, CSV/PNG export), Neighbors (a title's neighbors in two models side by\n"
+        "side) and Changes (entities whose neighborhood changed most). Press ? inside\n"
+        "for the keys. Needs the 'tui' extra (textual, textual-plotext).",
+        "embspace tui --dataset ml-latest-small",
+    )
+    p.add_argument(
+        "--dataset",
+        "-d",
+        metavar="NAME_OR_PATH",
+        help="registry name, path, or synthetic:PRESET loaded at start (default: choose in the app)",
+    )
+    p.set_defaults(func=_cmd_tui)
     return parser
+
+
+def _cmd_tui(args: argparse.Namespace) -> int:
+    try:
+        from .tui import run
+    except ImportError as exc:
+        raise CliError(str(exc)) from None
+    try:
+        run(dataset=args.dataset)
+    except ImportError as exc:  # textual (an optional dependency) is missing
+        raise CliError(str(exc)) from None
+    return 0
 
 
 def _one_line(exc: BaseException) -> str:

@@ -1,0 +1,438 @@
+"""The embspace terminal UI: Sweep, Neighbors and Changes screens in one Textual app."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Hashable
+from pathlib import Path
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual import on, work
+from textual.app import App, ComposeResult
+from textual.binding import Binding, BindingType
+from textual.widgets import Footer, Header, Input, Select, TabbedContent, TabPane
+
+from .changes_pane import ChangesPane
+from .commands import ActionCommands, EntityCommands
+from .model import (
+    DatasetChoice,
+    ModelChoice,
+    ModelPair,
+    dataset_choices,
+    default_pair,
+    describe_ratings,
+    genres_of,
+    load_source,
+    model_choices,
+    popularity_of,
+    svd_factors,
+)
+from .neighbors_pane import NeighborsPane
+from .screens import ExportScreen, HelpScreen
+from .sweep_pane import SweepPane
+from .widgets import ModelBar
+
+__all__ = ["EmbspaceApp"]
+
+SCREENS_IDS = ("sweep", "neighbors", "changes")
+#: The widget each screen focuses when shown.
+MAIN_WIDGET = {"sweep": "#grid", "neighbors": "#side", "changes": "#changes-table"}
+
+
+class EmbspaceApp(App[None]):
+    """Run sweeps, read their similarity table and chart, and look up neighbors.
+
+    Parameters
+    ----------
+    dataset : str, optional
+        A registry name (``"ml-latest-small"``), ``"synthetic:<preset>"`` or a
+        local folder/zip, loaded at start (downloaded only if needed and asked).
+    ratings : Ratings, optional
+        Ratings already in memory, used instead of ``dataset``.
+    """
+
+    CSS_PATH = "embspace.tcss"
+    TITLE = "embspace"
+    SUB_TITLE = "how much does the embedding space change?"
+    COMMANDS = App.COMMANDS | {ActionCommands, EntityCommands}
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("1", "show_screen('sweep')", "Sweep"),
+        Binding("2", "show_screen('neighbors')", "Neighbors"),
+        Binding("3", "show_screen('changes')", "Changes"),
+        Binding("f2", "show_screen('sweep')", "Sweep", show=False),
+        Binding("f3", "show_screen('neighbors')", "Neighbors", show=False),
+        Binding("f4", "show_screen('changes')", "Changes", show=False),
+        Binding("ctrl+r", "run_sweep", "Run"),
+        Binding("ctrl+g", "cancel_sweep", "Cancel"),
+        Binding("ctrl+s", "export", "Export"),
+        Binding("ctrl+f", "toggle_form", "Form"),
+        Binding("ctrl+l", "load", "Load", show=False),
+        Binding("question_mark", "help", "Help"),
+        Binding("f1", "help", "Help", show=False),
+        Binding("escape", "leave_field", "Leave field", show=False),
+    ]
+
+    def __init__(self, dataset: str | None = None, *, ratings: Any = None) -> None:
+        super().__init__()
+        self._initial = dataset
+        self._initial_ratings = ratings
+        self.ratings: Any = None
+        self.dataset_id: str | None = None
+        self.popularity: dict[Hashable, int] = {}
+        self.model_a: str | None = None
+        self.model_b: str | None = None
+        self.k = 10
+        self.choices: list[ModelChoice] = []
+        self._models_chosen = False  # the user picked A/B: keep them as runs finish
+        self._datasets: list[DatasetChoice] = []
+        # Three locks, each guarding one cache. The main thread only ever takes
+        # _pairs_lock, and only for dict updates: loading (a download, maybe)
+        # and fitting an SVD hold theirs for long, in worker threads only.
+        self._load_lock = threading.Lock()
+        self._svd_lock = threading.Lock()
+        self._pairs_lock = threading.Lock()
+        self._sweep: Any = None
+        self._loaded: dict[str, Any] = {}
+        self._pairs: dict[tuple[str, str], ModelPair] = {}
+        self._svd: dict[tuple[str, int], Any] = {}
+
+    # ------------------------------------------------------------------ layout
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with TabbedContent(initial="sweep", id="tabs"):
+            with TabPane("Sweep", id="sweep"):
+                yield SweepPane(id="sweep-pane")
+            with TabPane("Neighbors", id="neighbors"):
+                yield NeighborsPane(id="neighbors-pane")
+            with TabPane("Changes", id="changes"):
+                yield ChangesPane(id="changes-pane")
+        yield Footer()
+
+    @property
+    def sweep_pane(self) -> SweepPane:
+        return self.query_one("#sweep-pane", SweepPane)
+
+    @property
+    def neighbors_pane(self) -> NeighborsPane:
+        return self.query_one("#neighbors-pane", NeighborsPane)
+
+    @property
+    def changes_pane(self) -> ChangesPane:
+        return self.query_one("#changes-pane", ChangesPane)
+
+    @property
+    def sweep(self) -> Any:
+        """The current (running, finished or cancelled) sweep, or None (a
+        plain attribute: worker threads read it)."""
+        return self._sweep
+
+    def on_mount(self) -> None:
+        self._refresh_dataset_choices(self._initial)
+        if self._initial_ratings is not None:
+            ratings = self._initial_ratings
+            self._dataset_loaded(ratings, getattr(ratings, "name", None) or "ratings")
+        elif self._initial:
+            self.choose_dataset(self._initial, download=True)
+
+    # ------------------------------------------------------------------ errors
+    def report_error(self, exc: BaseException, title: str = "Error") -> None:
+        """Show an error as a notification; the app keeps running."""
+        self.notify(
+            str(exc) or type(exc).__name__, title=title, severity="error", timeout=10, markup=False
+        )
+
+    # ------------------------------------------------------------------ datasets
+    def _refresh_dataset_choices(self, selected: str | None = None) -> None:
+        try:
+            self._datasets = dataset_choices()
+        except Exception as exc:
+            self._datasets = []
+            self.report_error(exc, "Datasets")
+        options = [(Text(c.label), c.id) for c in self._datasets]
+        if selected and selected not in {c.id for c in self._datasets}:
+            options.append((Text(f"path: {selected}"), selected))
+        self.sweep_pane.set_dataset_choices(options, selected)
+
+    def _choice(self, source: str) -> DatasetChoice | None:
+        return next((c for c in self._datasets if c.id == source), None)
+
+    def choose_dataset(self, source: str, *, download: bool = False) -> None:
+        """The user picked ``source``: load it now unless that needs a download
+        the user has not asked for (then say how to start it)."""
+        choice = self._choice(source)
+        if choice is not None and choice.needs_download and not download:
+            self.sweep_pane.show_dataset_status(
+                f"{choice.id} is not downloaded yet: ctrl+l (or running the sweep) downloads it"
+            )
+            return
+        self.load_dataset(source)
+
+    def load_dataset(self, source: str) -> None:
+        """Load ``source`` in a thread worker; errors become notifications."""
+        self.sweep_pane.show_dataset_status(f"loading {source}…")
+        self._load_worker(source)
+
+    @work(thread=True, exclusive=True, group="load", exit_on_error=False)
+    def _load_worker(self, source: str) -> None:
+        try:
+            ratings = self._load(source)
+        except Exception as exc:
+            self.call_from_thread(self._load_failed, source, exc)
+            return
+        self.call_from_thread(self._dataset_loaded, ratings, source)
+
+    def _load(self, source: str) -> Any:
+        with self._load_lock:
+            if source not in self._loaded:
+                self._loaded[source] = load_source(source)
+            return self._loaded[source]
+
+    def _load_failed(self, source: str, exc: BaseException) -> None:
+        self.sweep_pane.show_dataset_status(f"could not load {source}")
+        self.report_error(exc, f"Loading {source}")
+
+    def ratings_for_sweep(self, source: str | None) -> Any:
+        """Called from the sweep worker: the ratings of ``source`` (loaded in
+        the calling thread when needed), or the loaded ones."""
+        if source is None or source == self.dataset_id:
+            if self.ratings is None:
+                raise LookupError("no dataset is loaded: choose one on the Sweep screen")
+            return self.ratings
+        self.call_from_thread(self.sweep_pane.show_dataset_status, f"loading {source}…")
+        ratings = self._load(source)
+        self.call_from_thread(self._dataset_loaded, ratings, source)
+        return ratings
+
+    def _dataset_loaded(self, ratings: Any, source: str) -> None:
+        if self.ratings is ratings:
+            return
+        self.ratings = ratings
+        self.dataset_id = source
+        self.popularity = popularity_of(ratings)
+        with self._pairs_lock:
+            self._pairs.clear()
+        sweep = self.sweep
+        if sweep is not None and sweep.ratings is not ratings:
+            # the models of a sweep on other data cannot be looked up by these titles
+            self.choices = []
+            self.model_a = self.model_b = None
+            self._sync_bars()
+            self.changes_pane.invalidate()
+            self._models_changed()
+        self.sweep_pane.show_dataset_status(describe_ratings(ratings))
+        self.neighbors_pane.set_titles(
+            [str(k[0]) if isinstance(k, tuple) else str(k) for k in ratings.item_keys]
+        )
+        self.changes_pane.set_genres(genres_of(ratings.item_keys))
+        self._refresh_dataset_choices(source)
+        self.notify(describe_ratings(ratings), title="Dataset loaded", markup=False)
+
+    def _source(self) -> str | None:
+        path = self.query_one("#dataset-path", Input).value.strip()
+        if path:
+            return path
+        value = self.query_one("#dataset", Select).value
+        return None if value is Select.NULL else str(value)
+
+    # ------------------------------------------------------------------ models
+    def sweep_started(self, sweep: Any) -> None:
+        self._sweep = sweep
+        with self._pairs_lock:
+            self._pairs.clear()
+        self.model_a = self.model_b = None
+        self._models_chosen = False
+        self.changes_pane.invalidate()
+        self.runs_changed(sweep)
+        self._models_changed()
+
+    def runs_changed(self, sweep: Any) -> None:
+        """Runs finished: offer them as models A and B."""
+        if sweep.ratings is not self.ratings:
+            return
+        self.choices = model_choices(sweep)
+        ids = {c.id for c in self.choices}
+        changed = False
+        if not self._models_chosen or self.model_a not in ids or self.model_b not in ids:
+            a, b = default_pair(self.choices, sweep)
+            if (a, b) != (self.model_a, self.model_b):
+                self.model_a, self.model_b = a, b
+                changed = True
+        self._sync_bars()
+        if changed:
+            self._models_changed()
+
+    def model_label(self, model_id: str | None) -> str:
+        return next((c.label for c in self.choices if c.id == model_id), "—")
+
+    def embeddings_of(self, model_id: str) -> Any:
+        """The item embeddings of a model id (a sweep run or "svd"); thread-safe."""
+        sweep = self.sweep
+        choice = next((c for c in self.choices if c.id == model_id), None)
+        if sweep is None or choice is None:
+            raise LookupError(f"model {model_id!r} is not available: run a sweep first")
+        if choice.svd:
+            return self.svd_embeddings(sweep)
+        return sweep.embeddings(choice.value, seed=choice.seed)
+
+    def svd_embeddings(self, sweep: Any) -> Any:
+        """Item embeddings of the SVD of the sweep's ratings with the sweep's
+        number of factors (fitted once per dataset and size; thread-safe)."""
+        from ..factorization import SVD
+
+        factors = svd_factors(sweep)
+        key = (sweep.ratings.fingerprint, factors)
+        with self._svd_lock:
+            if key not in self._svd:
+                model = SVD(factors=factors, random_state=0).fit(sweep.ratings)
+                self._svd[key] = model.item_embeddings_
+            return self._svd[key]
+
+    def model_pair(self, a: str, b: str) -> ModelPair:
+        """Models ``a`` and ``b`` aligned, with their neighbor tables (kept)."""
+        with self._pairs_lock:
+            pair = self._pairs.get((a, b))
+        if pair is None:
+            pair = ModelPair(self.embeddings_of(a), self.embeddings_of(b))
+            with self._pairs_lock:
+                pair = self._pairs.setdefault((a, b), pair)
+        return pair
+
+    def _sync_bars(self) -> None:
+        for bar in self.query(ModelBar):
+            bar.set_state(self.choices, self.model_a, self.model_b, self.k)
+
+    def _models_changed(self) -> None:
+        self.neighbors_pane.refresh_view()
+        if self.query_one("#tabs", TabbedContent).active == "changes":
+            self.changes_pane.refresh_view()
+
+    @on(ModelBar.Changed)
+    def _bar_changed(self, event: ModelBar.Changed) -> None:
+        if (event.a, event.b) != (self.model_a, self.model_b):
+            self._models_chosen = True
+        self.set_models(event.a, event.b, event.k)
+
+    def set_models(self, a: str | None, b: str | None, k: int | None = None) -> None:
+        k = self.k if k is None else k
+        if (a, b, k) == (self.model_a, self.model_b, self.k):
+            return
+        self.model_a, self.model_b, self.k = a, b, k
+        self._sync_bars()
+        self._models_changed()
+
+    def set_k(self, k: int) -> None:
+        self.set_models(self.model_a, self.model_b, k)
+
+    def swap_models(self) -> None:
+        self.set_models(self.model_b, self.model_a)
+
+    def open_entity(self, key: Hashable) -> None:
+        """Show ``key`` in the Neighbors screen."""
+        self._switch_to("neighbors")
+        self.neighbors_pane.show_entity(key)
+        self._focus_now("#side")
+
+    @on(TabbedContent.TabActivated, "#tabs")
+    def _tab_shown(self, event: TabbedContent.TabActivated) -> None:
+        if event.pane.id == "changes":
+            self.changes_pane.refresh_view()
+
+    # ------------------------------------------------------------------ actions
+    def action_show_screen(self, name: str) -> None:
+        """Switch to a screen and focus its main table (so the one-letter
+        keys keep working; ``/`` goes to the search box)."""
+        if name in SCREENS_IDS:
+            self._switch_to(name)
+            self._focus_now(MAIN_WIDGET[name])
+
+    def _focus_now(self, selector: str) -> None:
+        """Focus at once (``Widget.focus`` waits a turn of the event loop, and
+        a key pressed meanwhile could switch screens under it)."""
+        widget = self.query_one(selector)
+        widget.screen.set_focus(widget)
+
+    def _switch_to(self, name: str) -> None:
+        # Drop the focus first: a focused widget that gets hidden hands its
+        # focus to a neighbour of its own screen, which would switch back.
+        self.screen.set_focus(None)
+        self.query_one("#tabs", TabbedContent).active = name
+
+    def action_leave_field(self) -> None:
+        """Leave a text field so the one-letter keys work again."""
+        if isinstance(self.focused, Input):
+            tabs = self.query_one("#tabs", TabbedContent)
+            self._focus_now(MAIN_WIDGET[tabs.active])
+
+    def action_run_sweep(self) -> None:
+        pane = self.sweep_pane
+        if pane.running:
+            self.notify(
+                "a sweep is already running (ctrl+g cancels it)", severity="warning", markup=False
+            )
+            return
+        try:
+            spec = pane.read_spec()
+        except Exception as exc:
+            self.report_error(exc, "Sweep settings")
+            return
+        source = self._source()
+        if source is None and self.ratings is None:
+            self.notify("choose a dataset first", severity="error", markup=False)
+            return
+        self._switch_to("sweep")
+        vs_svd = bool(self.query_one("#vs-svd").value)  # type: ignore[attr-defined]
+        pane.start(spec, source, vs_svd)
+
+    def action_toggle_form(self) -> None:
+        self._switch_to("sweep")
+        self.sweep_pane.show_form(None)
+
+    def action_cancel_sweep(self) -> None:
+        if not self.sweep_pane.cancel():
+            self.notify("no sweep is running", severity="warning", markup=False)
+
+    def action_load(self) -> None:
+        source = self._source()
+        if source is None:
+            self.notify("choose a dataset or type a path", severity="error", markup=False)
+            return
+        self.load_dataset(source)
+
+    def action_export(self) -> None:
+        sweep = self.sweep
+        if sweep is None or not len(sweep.runs):
+            self.notify(
+                "nothing to export yet: run a sweep first", severity="warning", markup=False
+            )
+            return
+        if self.sweep_pane.running:
+            self.notify(
+                "wait for the sweep to finish (or cancel it) before exporting",
+                severity="warning",
+                markup=False,
+            )
+            return
+        name = (self.dataset_id or "ratings").replace("/", "_").replace(":", "_").strip(
+            "._"
+        ) or "ratings"
+        default = Path.cwd() / "embspace-results" / f"{Path(name).name}_{sweep.param}"
+        self.push_screen(ExportScreen(default), self._export_to)
+
+    def _export_to(self, folder: Path | None) -> None:
+        if folder is not None:
+            self._export_worker(self.sweep, folder)
+
+    @work(thread=True, exclusive=True, group="export", exit_on_error=False)
+    def _export_worker(self, sweep: Any, folder: Path) -> None:
+        try:
+            paths = sweep.save(folder)
+        except Exception as exc:
+            self.call_from_thread(self.report_error, exc, "Export failed")
+            return
+        listed = "\n".join(str(p) for p in paths.values())
+        self.call_from_thread(self.notify, listed, title="Exported", timeout=10)
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())

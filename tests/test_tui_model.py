@@ -1,0 +1,412 @@
+"""The TUI's view model (embspace.tui.model): pure functions, tested without Textual."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from embspace import datasets
+from embspace.errors import InvalidParameterError, UnknownDatasetError
+from embspace.tui import model
+
+# ---------------------------------------------------------------------- parsing
+
+
+def test_parse_values_takes_the_type_of_the_default():
+    assert model.parse_values("0, 0.01 0.1,1", like=0.01) == [0.0, 0.01, 0.1, 1.0]
+    assert all(type(v) is float for v in model.parse_values("0 1 2", like=0.5))
+    ints = model.parse_values("5, 10, 20.0", like=10)
+    assert ints == [5, 10, 20] and all(type(v) is int for v in ints)
+    assert model.parse_values("3;4", like=None) == [3, 4]
+
+
+@pytest.mark.parametrize(
+    ("text", "like", "message"),
+    [
+        ("", 0.1, "at least one"),
+        ("   ,  ", 0.1, "at least one"),
+        ("1, 2, 1.0", 0.1, "twice"),
+        ("2.5", 10, "whole numbers"),
+        ("inf", 0.1, "finite"),
+        ("nan", 0.1, "finite"),
+    ],
+)
+def test_parse_values_rejects_bad_fields(text, like, message):
+    with pytest.raises(InvalidParameterError, match=message):
+        model.parse_values(text, like=like)
+
+
+def test_parse_params_checks_names_and_types():
+    defaults = {"factors": 10, "regularization": 0.07, "solver": "cholesky", "random_state": None}
+    got = model.parse_params("factors=12, regularization=1 solver=cg random_state=3", defaults)
+    assert got == {"factors": 12, "regularization": 1.0, "solver": "cg", "random_state": 3}
+    assert type(got["regularization"]) is float
+    assert model.parse_params("", defaults) == {}
+    with pytest.raises(InvalidParameterError, match="'alpha' is not a parameter; known: factors"):
+        model.parse_params("alpha=1", defaults)
+    with pytest.raises(InvalidParameterError, match="name=value"):
+        model.parse_params("factors", defaults)
+    with pytest.raises(InvalidParameterError, match="name=value"):
+        model.parse_params("factors=", defaults)
+    with pytest.raises(InvalidParameterError, match="whole numbers"):
+        model.parse_params("factors=2.5", defaults)
+
+
+def test_format_value_and_cell():
+    assert model.format_value(0.0) == "0"
+    assert model.format_value(np.float32(0.5)) == "0.5"
+    assert model.format_value(10) == "10"
+    assert model.format_cell(0.87349, 0.95) == "0.873 (floor 0.950)"
+    assert model.format_cell(0.5, float("nan")) == "0.500"
+    assert model.format_cell(0.5, None) == "0.500"
+    assert model.format_cell(float("nan"), 0.9) == "—"
+
+
+# ---------------------------------------------------------------------- results
+
+
+def _table(rows):
+    """A Sweep.table-shaped frame from (value, measure, against, similarity, floor) rows."""
+    frame = pd.DataFrame(rows, columns=["value", "measure", "against", "similarity", "noise_floor"])
+    frame["stdev"] = np.nan
+    frame["noise_floor_stdev"] = np.nan
+    frame["n_pairs"] = 1
+    return frame
+
+
+def test_similarity_grid_rows_are_values_and_cells_fill_as_results_arrive():
+    table = _table(
+        [
+            (0.0, "neighbors", "reference", 1.0, 0.61),
+            (0.0, "cca", "reference", 1.0, 0.97),
+            (0.5, "neighbors", "reference", 0.4321, 0.61),
+            (0.5, "neighbors", "svd", 0.2, 0.61),
+        ]
+    )
+    rows = model.similarity_grid(table, [0.0, 0.5, 2.0], ["neighbors", "cca"], reference=0.0)
+    assert [r.label for r in rows] == ["0 (ref)", "0.5", "2"]
+    assert rows[0].cells == ("1.000 (floor 0.610)", "1.000 (floor 0.970)")
+    assert rows[1].cells == ("0.432 (floor 0.610)", "…")
+    assert rows[2].cells == ("…", "…")
+    assert [r.done for r in rows] == [True, False, False]
+    svd = model.similarity_grid(table, [0.0, 0.5], ["neighbors"], against="svd")
+    assert [r.cells for r in svd] == [("…",), ("0.200 (floor 0.610)",)]
+    # an empty table (nothing finished yet) gives placeholders only
+    empty = model.similarity_grid(table.iloc[:0], [1, 2], ["cka"])
+    assert [r.cells for r in empty] == [("…",), ("…",)]
+
+
+def test_similarity_grid_matches_int_and_float_values():
+    table = _table([(1, "cka", "reference", 0.9, float("nan"))])
+    rows = model.similarity_grid(table, [1.0, 2.0], ["cka"])
+    assert rows[0].cells == ("0.900",)
+
+
+def test_chart_series_positions_and_gaps():
+    table = _table(
+        [
+            (1.0, "neighbors", "reference", 1.0, 0.5),
+            (3.0, "neighbors", "reference", 0.25, 0.5),
+            (1.0, "cka", "reference", 1.0, 0.9),
+        ]
+    )
+    linear = model.chart_series(table, [1.0, 2.0, 3.0], ["neighbors", "cka"])
+    assert not linear.categorical
+    assert linear.x == (1.0, 2.0, 3.0)
+    assert linear.labels == ("1", "2", "3")
+    assert linear.series["neighbors"][0] == 1.0 and linear.series["neighbors"][2] == 0.25
+    assert math.isnan(linear.series["neighbors"][1])
+    assert linear.series["cka"][0] == 1.0 and all(math.isnan(y) for y in linear.series["cka"][1:])
+    # more than two decades: evenly spaced, labelled with the values
+    wide = model.chart_series(table, [0.0, 0.01, 1.0, 3.0], ["neighbors"])
+    assert wide.categorical and wide.x == (0.0, 1.0, 2.0, 3.0)
+    assert wide.labels == ("0", "0.01", "1", "3")
+    assert wide.series["neighbors"][2:] == (1.0, 0.25)
+
+
+# ---------------------------------------------------------------------- neighbors
+
+
+def _neighbors(keys, scores):
+    return pd.DataFrame(
+        {
+            "rank": np.arange(1, len(keys) + 1),
+            "key": keys,
+            "title": [k[0] for k in keys],
+            "score": scores,
+        }
+    )
+
+
+def test_side_by_side_marks_shared_neighbors_and_gives_the_jaccard():
+    keys = [(f"T{i}", "Drama") for i in range(8)]
+    a = _neighbors([keys[1], keys[2], keys[3], keys[4]], [0.9, 0.8, 0.7, 0.6])
+    b = _neighbors([keys[3], keys[5], keys[1], keys[6]], [0.95, 0.85, 0.5, 0.4])
+    got = model.side_by_side(keys[0], a, b)
+    shared = {keys[1], keys[3]}
+    assert got.shared == 2
+    assert got.jaccard == pytest.approx(len(shared) / len(set(a["key"]) | set(b["key"])))
+    assert got.k == 4 and got.title == "T0" and got.genres == "Drama"
+    assert [r.a_title for r in got.rows] == ["T1", "T2", "T3", "T4"]
+    assert [r.a_shared for r in got.rows] == [True, False, True, False]
+    assert [r.b_title for r in got.rows] == ["T3", "T5", "T1", "T6"]
+    assert [r.b_shared for r in got.rows] == [True, False, True, False]
+    assert [r.b_score for r in got.rows] == [0.95, 0.85, 0.5, 0.4]
+    same = model.side_by_side(keys[0], a, a)
+    assert same.jaccard == 1.0 and all(r.a_shared and r.b_shared for r in same.rows)
+
+
+# ---------------------------------------------------------------------- changes
+
+
+def test_changes_table_ranks_lowest_jaccard_first_and_filters():
+    keys = [
+        ("Alien (1979)", "Horror|Sci-Fi"),
+        ("Heat (1995)", "Action|Crime|Thriller"),
+        ("Amélie (2001)", "Comedy|Romance"),
+        ("Blade Runner (1982)", "Action|Sci-Fi|Thriller"),
+        ("Clue (1985)", "Comedy|Crime"),
+    ]
+    jaccard = pd.Series([0.5, 0.1, 0.1, 0.0, 0.9], index=pd.Index(keys, tupleize_cols=False))
+    popularity = dict(zip(keys, [120, 40, 80, 300, 5], strict=True))
+    table = model.changes_table(jaccard, popularity)
+    # lowest Jaccard first; ties (0.1) broken by more ratings first
+    assert list(table["title"]) == [
+        "Blade Runner (1982)",
+        "Amélie (2001)",
+        "Heat (1995)",
+        "Alien (1979)",
+        "Clue (1985)",
+    ]
+    assert list(table["jaccard"]) == sorted(jaccard)
+    assert list(table["n_ratings"]) == [300, 80, 40, 120, 5]
+    assert table.iloc[0]["key"] == keys[3]
+    sci_fi = model.changes_table(jaccard, popularity, genre="Sci-Fi")
+    assert list(sci_fi["title"]) == ["Blade Runner (1982)", "Alien (1979)"]
+    # a genre matches whole names only ("Action" is not "Action|..." prefix matching)
+    assert model.changes_table(jaccard, popularity, genre="Act").empty
+    popular = model.changes_table(jaccard, popularity, min_ratings=50, max_ratings=200)
+    assert list(popular["title"]) == ["Amélie (2001)", "Alien (1979)"]
+    with pytest.raises(InvalidParameterError, match="above"):
+        model.changes_table(jaccard, popularity, min_ratings=10, max_ratings=5)
+    unknown = model.changes_table(jaccard, {})
+    assert (unknown["n_ratings"] == -1).all()
+
+
+def test_genres_of_splits_movielens_genres():
+    keys = [("A", "Drama|Comedy"), ("B", "(no genres listed)"), ("C", ""), 7]
+    assert model.genres_of(keys) == ["(no genres listed)", "Comedy", "Drama"]
+
+
+def test_search_entities_and_completion_ignore_accents_and_case():
+    keys = [
+        ("Amélie (2001)", "Comedy|Romance"),
+        ("American Beauty (1999)", "Drama"),
+        ("Godfather, The (1972)", "Crime|Drama"),
+        ("Heat (1995)", "Action"),
+    ]
+    titles = [k[0] for k in keys]
+    hits = model.search_entities(keys, "AMELIE", limit=3)
+    assert hits[0] == (keys[0], "Amélie (2001)  Comedy|Romance")
+    assert model.search_entities(keys, "godfather", limit=1)[0][0] == keys[2]
+    assert model.search_entities(keys, "   ", limit=5) == []
+    # the completion extends what was typed, whatever its accents and case
+    assert model.complete_title(titles, "amel") == "Amélie (2001)"
+    assert model.complete_title(titles, "AMER") == "American Beauty (1999)"
+    # "father" is inside a title but does not start one: no completion
+    assert model.complete_title(titles, "father") is None
+    assert model.complete_title(titles, "") is None
+    # the shortest of several completions, the first among equals
+    index = model.TitleIndex(["Toy Story 2 (1999)", "Toy Story (1995)", "Toys (1992)", "Toyz"])
+    assert index.complete("toy st") == "Toy Story (1995)"
+    assert index.complete("TOY") == "Toyz"
+    assert index.complete("toys") == "Toys (1992)"
+
+
+# ---------------------------------------------------------------------- datasets
+
+
+def test_dataset_choices_show_the_state_of_each_registry_dataset(tmp_path, monkeypatch):
+    monkeypatch.setenv("EMBSPACE_DATA_DIR", str(tmp_path / "empty"))
+    choices = model.dataset_choices()
+    by_id = {c.id: c for c in choices}
+    for name in datasets.REGISTRY:
+        assert by_id[name].needs_download
+        assert "download" in by_id[name].label
+    assert by_id["ml-latest-small"].label == "ml-latest-small (download 978 kB)"
+    assert by_id["ml-20m"].label == "ml-20m (download 198.7 MB)"
+    assert not by_id["synthetic:tiny"].needs_download
+    # an extracted folder in the data dir makes it available without download
+    (tmp_path / "data" / "ml-100k").mkdir(parents=True)
+    monkeypatch.setenv("EMBSPACE_DATA_DIR", str(tmp_path / "data"))
+    by_id = {c.id: c for c in model.dataset_choices()}
+    assert by_id["ml-100k"].label == "ml-100k (on disk)" and not by_id["ml-100k"].needs_download
+    assert by_id["ml-1m"].needs_download
+
+
+def test_load_source_synthetic_and_errors(tmp_path):
+    got = model.load_source("synthetic:tiny")
+    assert got.fingerprint == datasets.synthetic(preset="tiny", seed=0).fingerprint
+    with pytest.raises(InvalidParameterError, match="unknown preset 'huge'"):
+        model.load_source("synthetic:huge")
+    with pytest.raises(UnknownDatasetError):
+        model.load_source(str(tmp_path / "missing"))
+    line = model.describe_ratings(got)
+    assert f"{got.n_users:,} users" in line and f"{got.n_ratings:,} ratings" in line
+
+
+def test_parse_values_wants_numbers_for_a_numeric_parameter():
+    with pytest.raises(InvalidParameterError, match="unobserved_weight takes numbers, got 'abc'"):
+        model.parse_values("0, abc", like=0.01, name="unobserved_weight")
+    with pytest.raises(InvalidParameterError, match="takes numbers"):
+        model.parse_params("factors=true", {"factors": 10})
+    assert model.parse_values("cg cholesky", like="cholesky") == ["cg", "cholesky"]
+
+
+# ---------------------------------------------------------------------- sweep spec, models
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return datasets.synthetic(preset="tiny", seed=0)
+
+
+@pytest.fixture(scope="module")
+def small_sweep(tiny):
+    import embspace
+
+    return embspace.Sweep(
+        tiny,
+        embspace.WALS(factors=4, iterations=2),
+        param="unobserved_weight",
+        values=[0.0, 1.0],
+        seeds=2,
+        measures=("neighbors",),
+        cache_dir=False,
+    ).run(progress=False)
+
+
+def test_sweepable_params_are_the_numeric_model_parameters():
+    wals = model.sweepable_params("WALS")
+    assert {"unobserved_weight", "factors", "regularization", "iterations"} <= set(wals)
+    assert not {"random_state", "num_threads", "device", "solver", "row_weights"} & set(wals)
+    assert model.sweepable_params("SVD") == ["factors"]
+    with pytest.raises(InvalidParameterError, match="estimator must be one of"):
+        model.estimator_defaults("ALS")
+
+
+def test_sweep_spec_from_the_form(tiny):
+    spec = model.SweepSpec.from_form(
+        estimator="WALS",
+        params="factors=6, iterations=3, unobserved_weight=0.5",
+        param="unobserved_weight",
+        values="0, 0.1 1",
+        reference="",
+        seeds="2",
+        measures=["neighbors", "cka"],
+        k=5,
+    )
+    assert spec.values == (0.0, 0.1, 1.0) and spec.reference == 0.0
+    # the swept parameter is set per run, not fixed
+    assert dict(spec.params) == {"factors": 6, "iterations": 3}
+    sweep = spec.make_sweep(tiny, cache_dir=False)
+    assert sweep.values == [0.0, 0.1, 1.0] and sweep.seeds == [0, 1] and sweep.k == 5
+    assert sweep.measures == ("neighbors", "cka")
+    params = sweep.estimator.get_params()
+    assert params["factors"] == 6 and params["iterations"] == 3
+    ref = model.SweepSpec.from_form(
+        estimator="SVD",
+        params="",
+        param="factors",
+        values="5 10",
+        reference="10",
+        seeds="1",
+        measures=["cca"],
+    )
+    assert ref.reference == 10 and type(ref.reference) is int
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"reference": "3"}, "reference 3 is not among the values"),
+        ({"reference": "0 1"}, "single reference"),
+        ({"seeds": "0"}, "at least 1"),
+        ({"seeds": "two"}, "whole number"),
+        ({"measures": []}, "at least one measure"),
+        ({"param": "alpha"}, "no parameter 'alpha'"),
+        ({"param": "random_state"}, "cannot be swept"),
+        ({"params": "factors=ten"}, "takes numbers"),
+        ({"values": ""}, "at least one"),
+    ],
+)
+def test_sweep_spec_rejects_bad_fields(fields, message):
+    form = {
+        "estimator": "WALS",
+        "params": "factors=4",
+        "param": "unobserved_weight",
+        "values": "0, 1",
+        "reference": "0",
+        "seeds": "1",
+        "measures": ["neighbors"],
+    }
+    form.update(fields)
+    with pytest.raises(InvalidParameterError, match=message):
+        model.SweepSpec.from_form(**form)
+
+
+def test_model_choices_and_default_pair(small_sweep):
+    choices = model.model_choices(small_sweep)
+    assert [c.id for c in choices] == ["run:0:0", "run:0:1", "run:1:0", "run:1:1", "svd"]
+    assert choices[0].label == "unobserved_weight=0 seed 0 (ref)"
+    assert choices[3].label == "unobserved_weight=1 seed 1"
+    assert (choices[2].value, choices[2].seed) == (1.0, 0) and choices[-1].svd
+    assert model.default_pair(choices, small_sweep) == ("run:0:0", "run:1:0")
+    # only the reference finished: B is the SVD
+    only_ref = [c for c in choices if c.value in (None, 0.0)]
+    assert model.default_pair(only_ref, small_sweep) == ("run:0:0", "svd")
+    assert model.default_pair([choices[-1]], small_sweep) == (None, None)
+    assert [c.id for c in model.model_choices(None)] == ["svd"]
+
+
+def test_model_pair_matches_neighbor_table_and_compare(small_sweep):
+    import embspace
+
+    a, b = small_sweep.embeddings(0.0), small_sweep.embeddings(1.0, seed=1)
+    pair = model.ModelPair(a, b)
+    key = a.keys[11]
+    got = pair.side_by_side(key, 5)
+    want_a = embspace.NeighborTable(a).neighbors(key, k=5)
+    want_b = embspace.NeighborTable(b).neighbors(key, k=5)
+    assert [r.a_title for r in got.rows] == list(want_a["title"])
+    assert [r.b_title for r in got.rows] == list(want_b["title"])
+    per_entity = embspace.compare(a, b, measures=("neighbors",), k=5).per_entity["neighbors"]
+    assert got.jaccard == pytest.approx(per_entity.loc[[key]].iloc[0])
+    jaccard = pair.jaccard(5)
+    assert list(jaccard.index) == list(a.keys)
+    np.testing.assert_allclose(jaccard.to_numpy(), per_entity.to_numpy())
+    assert pair.jaccard(5) is jaccard  # kept
+    with pytest.raises(InvalidParameterError, match="k must be between 1 and"):
+        pair.side_by_side(key, a.n)
+    # models over different entities are compared on the shared ones, in A's order
+    partial = model.ModelPair(a, b.subset(b.keys[5:]))
+    assert partial.keys == [k for k in a.keys if k in set(b.keys[5:])]
+
+
+def test_svd_factors_and_popularity(small_sweep, tiny):
+    assert model.svd_factors(small_sweep) == 4
+    spec = model.SweepSpec.from_form(
+        estimator="SVD",
+        params="",
+        param="factors",
+        values="3 6",
+        reference="6",
+        seeds="1",
+        measures=["cca"],
+    )
+    assert model.svd_factors(spec.make_sweep(tiny, cache_dir=False)) == 6
+    pop = model.popularity_of(tiny)
+    counts = np.diff(tiny.matrix.tocsc().indptr)
+    assert [pop[k] for k in tiny.item_keys] == counts.tolist()

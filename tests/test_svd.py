@@ -60,3 +60,13 @@ def test_bad_factors_and_input() -> None:
         es.SVD(factors=2).fit(a.toarray())
     with pytest.raises(NotFittedError):
         _ = es.SVD().singular_values_
+
+
+def test_fit_accepts_the_wals_callback_signature():
+    rng = np.random.default_rng(0)
+    X = sp.random(30, 20, density=0.3, random_state=rng, format="csr", dtype=np.float32)
+    seen = []
+    es.SVD(factors=3, random_state=0).fit(
+        X, callback=lambda it, elapsed, loss: seen.append((it, elapsed, loss)), progress=False
+    )
+    assert len(seen) == 1 and seen[0][0] == 1 and seen[0][1] >= 0 and np.isnan(seen[0][2])

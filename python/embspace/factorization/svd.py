@@ -11,6 +11,7 @@ entry on ties). User embeddings are ``U sqrt(S)``, item embeddings ``V sqrt(S)``
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
@@ -70,8 +71,17 @@ class SVD(BaseEstimator):
             raise NotFittedError(f"{type(self).__name__}.{name} is set by fit(); call fit first")
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
-    def fit(self, X: Ratings | Any) -> SVD:
-        """Factor ``X`` (a :class:`~embspace.Ratings` or a scipy sparse matrix)."""
+    def fit(
+        self,
+        X: Ratings | Any,
+        callback: Callable[[int, float, float], Any] | None = None,
+        progress: bool = True,
+    ) -> SVD:
+        """Factor ``X`` (a :class:`~embspace.Ratings` or a scipy sparse matrix).
+
+        ``callback`` and ``progress`` mirror :meth:`WALS.fit`: SVD has no
+        iterations, so ``callback(1, elapsed_seconds, nan)`` is called once when
+        the factorisation is done, and ``progress`` is accepted and ignored."""
         t0 = time.perf_counter()
         ratings = as_ratings(X)
         k = check_int(self.factors, "factors", minimum=1)
@@ -112,4 +122,6 @@ class SVD(BaseEstimator):
         )
         self.seed_ = seed
         self.fit_time_ = time.perf_counter() - t0
+        if callback is not None:
+            callback(1, self.fit_time_, float("nan"))
         return self

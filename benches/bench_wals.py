@@ -68,9 +68,11 @@ def worker(lib: str, data_path: str, k: int, iterations: int) -> dict[str, Any]:
         from implicit.cpu.als import AlternatingLeastSquares
         from threadpoolctl import threadpool_limits
     base = _rss()
-    z = np.load(data_path)
-    shape = tuple(int(x) for x in z["shape"])
-    matrix = sp.csr_matrix((z["data"], z["indices"], z["indptr"]), shape=shape)
+    # separate .npy files: np.load reads each straight into its array
+    # (an .npz goes through a bytes copy, which would inflate the peak)
+    parts = {n: np.load(os.path.join(data_path, f"{n}.npy")) for n in ("indptr", "indices", "data")}
+    shape = tuple(int(x) for x in np.load(os.path.join(data_path, "shape.npy")))
+    matrix = sp.csr_matrix((parts["data"], parts["indices"], parts["indptr"]), shape=shape)
     stamps: list[float] = []
 
     def callback(iteration: int, elapsed: float, loss: float) -> None:
@@ -207,8 +209,10 @@ def main(argv: list[str]) -> int:
     print(f"numpy sgemm 4096^3 on {THREADS} threads: {gemm:.0f} GFLOP/s", flush=True)
     m = ratings.matrix
     with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "ratings.npz")
-        np.savez(path, indptr=m.indptr, indices=m.indices, data=m.data, shape=np.array(m.shape))
+        path = tmp
+        for name, arr in (("indptr", m.indptr), ("indices", m.indices), ("data", m.data)):
+            np.save(os.path.join(tmp, f"{name}.npy"), arr)
+        np.save(os.path.join(tmp, "shape.npy"), np.array(m.shape))
         rows = []
         for k in plan["ks"]:
             runs = {

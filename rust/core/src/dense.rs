@@ -100,16 +100,18 @@ fn reduce(acc: [f64; LANES]) -> f64 {
 }
 
 /// `x^T S x` for a symmetric `n x n` matrix `S` stored in full (row-major,
-/// leading dimension `ld`).
+/// leading dimension `ld`), as `x . (sum_i x_i S_i)`: row axpys into `tmp`
+/// (`n` values) that vectorise, then one dot product.
 #[inline(always)]
-pub fn quad_form<M: MulAdd>(s: &[f64], n: usize, ld: usize, x: &[f64]) -> f64 {
-    let mut total = 0.0;
+pub fn quad_form<M: MulAdd>(s: &[f64], n: usize, ld: usize, x: &[f64], tmp: &mut [f64]) -> f64 {
+    let y = &mut tmp[..n];
+    y.fill(0.0);
     for (i, &xi) in x[..n].iter().enumerate() {
-        if xi != 0.0 {
-            total += xi * dot::<M>(&s[i * ld..i * ld + n], &x[..n]);
+        for (yj, &sij) in y.iter_mut().zip(&s[i * ld..i * ld + n]) {
+            *yj = M::mul_add(xi, sij, *yj);
         }
     }
-    total
+    dot::<M>(y, &x[..n])
 }
 
 /// `y = S x` for a full `n x n` matrix (row-major, leading dimension `ld`).
@@ -348,7 +350,7 @@ mod tests {
         let x: Vec<f64> = (0..n).map(|i| i as f64 - 2.5).collect();
         let sx = mat_vec_full(&s, n, &x);
         let naive: f64 = x.iter().zip(&sx).map(|(a, b)| a * b).sum();
-        assert!((quad_form::<Unfused>(&s, n, n, &x) - naive).abs() < 1e-10);
+        assert!((quad_form::<Unfused>(&s, n, n, &x, &mut vec![0.0; n]) - naive).abs() < 1e-10);
         let mut y = vec![0.0; n];
         mat_vec::<Fused>(&s, n, n, &x, &mut y);
         for i in 0..n {

@@ -1,6 +1,9 @@
 //! The inner kernels of a WALS half-sweep: gathering the observed rows of the
-//! fixed factor into a contiguous block, and the blocked symmetric product
-//! `M += Wtd^T Raw` (the normal matrix of one row) folded into `f64`.
+//! fixed factor into a contiguous block `B` (row `t` is `sqrt(w_t) v_j`, and
+//! the right-hand side `sum_t y_t v_j` is accumulated on the way), and the
+//! blocked symmetric product `M += B^T B` (the normal matrix of one row)
+//! folded into `f64`; plus the row dot products of the loss pass and the
+//! `f64` Cholesky factorisation.
 //!
 //! Blocks are row-major with `kp` columns (`k` rounded up to a multiple of
 //! 16, the padding held at zero), so every vector load is whole. The product

@@ -22,6 +22,25 @@ pub(crate) const SINGULAR_RTOL: f64 = 64.0 * f32::EPSILON as f64;
 /// order; longer rows read the fixed factor again.
 const WHOLE_ROW_VALUES: usize = 1 << 22;
 
+/// The end of the block that starts at `start` in a row of `n` entries:
+/// `block_rows` entries, or the rest of the row when that is at most 1.5
+/// blocks (a short last block would cost a whole pass of folds for a few
+/// entries).
+#[inline(always)]
+fn block_end(start: usize, n: usize, block_rows: usize) -> usize {
+    if n - start <= max_block(block_rows) {
+        n
+    } else {
+        start + block_rows
+    }
+}
+
+/// The largest block [`block_end`] forms.
+#[inline(always)]
+pub(crate) fn max_block(block_rows: usize) -> usize {
+    block_rows + block_rows / 2
+}
+
 /// The cache lines (64-byte aligned addresses) of the rows `idx` of `fixed`.
 #[inline(always)]
 fn line_addresses(fixed: &[f32], k: usize, idx: &[i32], out: &mut Vec<usize>) {
@@ -108,7 +127,7 @@ impl Scratch {
             raw: vec![0.0; block_rows * kp],
             sw: vec![0.0; block_rows],
             w: vec![0.0; block_rows],
-            y: vec![0.0; block_rows],
+            y: vec![0.0; max_block(block_rows)],
             rhs32: vec![0.0; kp],
             u32: vec![0.0; kp],
             a: vec![0.0; kp * kp],
@@ -277,10 +296,18 @@ fn solve_cholesky<K: Kernel>(
     s.rhs[..kp].fill(0.0);
     // Blocks go one after the other when the whole row fits, else all at 0.
     let whole = idx.len() * kp <= WHOLE_ROW_VALUES;
-    s.reserve(if whole { idx.len() } else { sh.block_rows }, kp);
+    s.reserve(
+        if whole {
+            idx.len()
+        } else {
+            max_block(sh.block_rows)
+        },
+        kp,
+    );
     let mut first = true;
-    for start in (0..idx.len()).step_by(sh.block_rows) {
-        let end = (start + sh.block_rows).min(idx.len());
+    let mut start = 0;
+    while start < idx.len() {
+        let end = block_end(start, idx.len(), sh.block_rows);
         let nb = end - start;
         let (bi, bv) = (&idx[start..end], &vals[start..end]);
         let at = if whole { start } else { 0 };
@@ -318,7 +345,7 @@ fn solve_cholesky<K: Kernel>(
         let upcoming = if kp == PAD {
             &[]
         } else if end < idx.len() {
-            &idx[end..(end + sh.block_rows).min(idx.len())]
+            &idx[end..block_end(end, idx.len(), sh.block_rows)]
         } else {
             &next[..next.len().min(sh.block_rows)]
         };
@@ -336,6 +363,7 @@ fn solve_cholesky<K: Kernel>(
         for (r, &a) in s.rhs[..kp].iter_mut().zip(&s.rhs32[..kp]) {
             *r += a as f64;
         }
+        start = end;
     }
     for d in 0..k {
         s.a[d * kp + d] += lam;
@@ -518,7 +546,7 @@ fn row_loss<K: Kernel>(
     if norm2 == 0.0 && idx.is_empty() {
         return Partial::default();
     }
-    let all = quad_form::<M<K>>(sh.gram, k, kp, ud);
+    let all = quad_form::<M<K>>(sh.gram, k, kp, ud, &mut s.ap);
     let mut observed = 0.0;
     let mut sq = 0.0;
     if in_block {

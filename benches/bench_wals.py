@@ -50,10 +50,18 @@ def _rss() -> int:
     return psutil.Process().memory_info().rss
 
 
+def _peak_rss() -> int:
+    """This process's high-water RSS (``VmHWM``, in bytes). Not ``ru_maxrss``:
+    after fork + exec that keeps the parent's peak (the data generator's)."""
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    raise OSError("no VmHWM in /proc/self/status")
+
+
 def worker(lib: str, data_path: str, k: int, iterations: int) -> dict[str, Any]:
     """One training run in this process; prints a JSON result."""
-    import resource
-
     if lib != "embspace":
         for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             os.environ[var] = "1"
@@ -104,7 +112,7 @@ def worker(lib: str, data_path: str, k: int, iterations: int) -> dict[str, Any]:
     per_iter = [b - a for a, b in zip(starts, stamps, strict=True)]
     # the first iteration of embspace also builds the transposed CSR and the
     # starting loss; the median over iterations is what the table reports
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    peak = _peak_rss()
     nnz = matrix.nnz
     data_bytes = 2 * (nnz * 8 + (shape[0] + shape[1] + 2) * 8) + (shape[0] + shape[1]) * k * 4
     return {

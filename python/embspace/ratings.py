@@ -249,7 +249,7 @@ class Ratings:
         )
 
     def _build_items(self, metadata: pd.DataFrame | None) -> pd.DataFrame:
-        counts = np.diff(self.matrix.tocsc().indptr).astype(np.int64)
+        counts = np.bincount(self.matrix.indices, minlength=self.n_items).astype(np.int64)
         table = pd.DataFrame({"id": self.item_ids, "n_ratings": counts})
         if metadata is not None:
             meta = metadata.reindex(self.item_ids)

@@ -235,32 +235,50 @@ impl Csr {
     /// The transpose, as a CSR matrix (a CSC view of `self`). Columns within
     /// each output row come out sorted because input rows are scanned in order.
     pub fn transpose(&self) -> Csr {
-        let mut counts = vec![0i64; self.n_cols + 1];
-        for &c in &self.indices {
-            counts[c as usize + 1] += 1;
+        transpose_parts(
+            self.n_rows,
+            self.n_cols,
+            &self.indptr,
+            &self.indices,
+            &self.data,
+        )
+    }
+}
+
+/// The transpose of the CSR matrix given by its three arrays (which must
+/// satisfy [`Csr::validate_parts`]), read in place without copying them.
+pub fn transpose_parts(
+    n_rows: usize,
+    n_cols: usize,
+    indptr: &[i64],
+    indices: &[i32],
+    data: &[f32],
+) -> Csr {
+    let mut counts = vec![0i64; n_cols + 1];
+    for &c in indices {
+        counts[c as usize + 1] += 1;
+    }
+    for j in 0..n_cols {
+        counts[j + 1] += counts[j];
+    }
+    let mut next = counts.clone();
+    let mut out_indices = vec![0i32; data.len()];
+    let mut out_data = vec![0f32; data.len()];
+    for i in 0..n_rows {
+        let (a, b) = (indptr[i] as usize, indptr[i + 1] as usize);
+        for (&c, &v) in indices[a..b].iter().zip(&data[a..b]) {
+            let slot = &mut next[c as usize];
+            out_indices[*slot as usize] = i as i32;
+            out_data[*slot as usize] = v;
+            *slot += 1;
         }
-        for j in 0..self.n_cols {
-            counts[j + 1] += counts[j];
-        }
-        let mut next = counts.clone();
-        let mut indices = vec![0i32; self.nnz()];
-        let mut data = vec![0f32; self.nnz()];
-        for i in 0..self.n_rows {
-            let (cols, vals) = self.row(i);
-            for (&c, &v) in cols.iter().zip(vals) {
-                let slot = &mut next[c as usize];
-                indices[*slot as usize] = i as i32;
-                data[*slot as usize] = v;
-                *slot += 1;
-            }
-        }
-        Csr {
-            n_rows: self.n_cols,
-            n_cols: self.n_rows,
-            indptr: counts,
-            indices,
-            data,
-        }
+    }
+    Csr {
+        n_rows: n_cols,
+        n_cols: n_rows,
+        indptr: counts,
+        indices: out_indices,
+        data: out_data,
     }
 }
 

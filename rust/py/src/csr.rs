@@ -5,7 +5,7 @@ use pyo3::prelude::*;
 
 use crate::convert::slice1;
 use crate::errors::IntoPyResult;
-use embspace_core::csr::{Csr, Duplicates};
+use embspace_core::csr::{transpose_parts, Csr, Duplicates};
 
 type CsrArrays<'py> = (
     Bound<'py, PyArray1<i64>>,
@@ -65,14 +65,7 @@ fn csr_transpose<'py>(
     let m = py
         .detach(|| {
             Csr::validate_parts(n_rows, n_cols, p, i, d)?;
-            let m = Csr {
-                n_rows,
-                n_cols,
-                indptr: p.to_vec(),
-                indices: i.to_vec(),
-                data: d.to_vec(),
-            };
-            Ok(m.transpose())
+            Ok(transpose_parts(n_rows, n_cols, p, i, d))
         })
         .py()?;
     Ok(into_arrays(py, m))

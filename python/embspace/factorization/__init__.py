@@ -12,7 +12,15 @@ Both follow scikit-learn's conventions (``get_params``/``set_params``,
 from __future__ import annotations
 
 from .svd import SVD
-from .wals import WALS, LossTerms, WalsBackend, WalsProblem, initial_factors, loss_terms
+from .wals import (
+    WALS,
+    LossTerms,
+    WalsBackend,
+    WalsProblem,
+    initial_factors,
+    loss_terms,
+    register_backend,
+)
 from .weights import col_weights, row_weights
 
 __all__ = [
@@ -24,5 +32,6 @@ __all__ = [
     "col_weights",
     "initial_factors",
     "loss_terms",
+    "register_backend",
     "row_weights",
 ]

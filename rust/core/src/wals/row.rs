@@ -560,14 +560,18 @@ fn row_loss<K: Kernel>(
             K::dots(&s.raw[c0 * kp..c1 * kp], c1 - c0, kp, &s.u32, p);
             // the block holds sqrt(w_t) v_j: divide the weight out again; a
             // zero weight leaves no trace of v_j, so read that row again
-            for (t, pt) in p.iter_mut().enumerate() {
-                let sw = s.sw[c0 + t];
-                *pt = if sw > 0.0 {
-                    *pt / sw
-                } else {
-                    let j = idx[c0 + t] as usize;
-                    dot_f32::<M<K>>(&sh.fixed[j * k..j * k + k], &s.r[..k]) as f32
-                };
+            let sw = &s.sw[c0..c1];
+            for (pt, &w) in p.iter_mut().zip(sw) {
+                let q = *pt / w;
+                *pt = if w > 0.0 { q } else { 0.0 };
+            }
+            if sw.iter().fold(false, |z, &w| z | (w <= 0.0)) {
+                for (t, pt) in p.iter_mut().enumerate() {
+                    if sw[t] <= 0.0 {
+                        let j = idx[c0 + t] as usize;
+                        *pt = dot_f32::<M<K>>(&sh.fixed[j * k..j * k + k], &s.r[..k]) as f32;
+                    }
+                }
             }
             // eight interleaved f64 sums, in a fixed order
             let (w, a) = (&s.w[c0..c1], &vals[c0..c1]);

@@ -18,6 +18,7 @@ BUILTINS = {
     "AmbiguousQueryError": KeyError,
     "UnknownDatasetError": KeyError,
     "DatasetFormatError": ValueError,
+    "MissingFileError": FileNotFoundError,
     "DownloadError": OSError,
     "ChecksumError": OSError,
     "UnsafeArchiveError": ValueError,
@@ -94,3 +95,17 @@ def test_transpose_validates_its_input(parts, error):
             np.asarray(indices, dtype=np.int32),
             np.asarray(data, dtype=np.float32),
         )
+
+
+def test_a_missing_file_is_both_a_format_error_and_file_not_found(tmp_path):
+    from embspace import Embeddings
+    from embspace.datasets import load_ratings
+
+    for call in (
+        lambda: Embeddings.load(tmp_path / "absent.npz"),
+        lambda: load_ratings(tmp_path / "absent.csv"),
+    ):
+        with pytest.raises(errors.MissingFileError, match="absent") as info:
+            call()
+        assert isinstance(info.value, errors.DatasetFormatError)
+        assert isinstance(info.value, FileNotFoundError)

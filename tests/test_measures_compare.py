@@ -165,3 +165,39 @@ def test_registry() -> None:
         assert M.get_measure("first").description.startswith("Correlation of the first")
     finally:
         M.MEASURES.pop("first", None)
+
+
+def test_dense_measures_of_thin_matrices_run_blas_on_one_thread():
+    """compare() itself (not only Sweep) keeps OpenBLAS to one thread for
+    d <= 64, where its threads cost more than they save; wider inputs keep the
+    library's setting."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    from embspace.measures import MeasureResult, register_measure
+    from embspace.measures._base import MEASURES
+
+    seen: list[int] = []
+
+    def blas_now() -> int:
+        info = [p for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas"]
+        return max(p["num_threads"] for p in info) if info else -1
+
+    def blas_threads(a, b, *, xp):
+        seen.append(blas_now())
+        return MeasureResult("blas_threads_probe", 0.0)
+
+    register_measure("blas_threads_probe", blas_threads)
+    try:
+        rng = np.random.default_rng(0)
+        with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
+            outer = blas_now()
+            thin = rng.standard_normal((50, 8))
+            wide = rng.standard_normal((50, 80))
+            es.compare(thin, thin, ["blas_threads_probe"])
+            after_thin = blas_now()
+            es.compare(wide, wide, ["blas_threads_probe"])
+    finally:
+        del MEASURES["blas_threads_probe"]
+    if outer == -1:
+        pytest.skip("numpy has no BLAS threadpoolctl can see")
+    assert seen == [1, outer]
+    assert after_thin == outer  # the limit is lifted on exit

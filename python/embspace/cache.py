@@ -33,7 +33,6 @@ import io
 import json
 import logging
 import os
-import tempfile
 import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
@@ -42,6 +41,7 @@ from typing import Any
 
 import numpy as np
 
+from ._atomic import write_atomic
 from .embeddings import Embeddings, _json_default, _jsonable_key, _key_from_json
 from .errors import InvalidParameterError
 
@@ -192,25 +192,6 @@ def _side_arrays(prefix: str, emb: Embeddings) -> dict[str, np.ndarray]:
             ids = ids.astype(str)
         arrays[f"{prefix}_ids"] = ids
     return arrays
-
-
-def write_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically: a temporary file in the same folder,
-    flushed to disk, then renamed over ``path``. A crash leaves the old file or
-    the new one, never a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .cache import EmbeddingCache, write_atomic
+from ._atomic import write_atomic
+from .cache import EmbeddingCache
 from .embeddings import _json_default
 from .errors import InvalidParameterError
 from .sweeps import Sweep, SweepEvent, fit_cached

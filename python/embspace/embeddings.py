@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ._atomic import atomic_writer
 from .errors import (
     DuplicateEntryError,
     InvalidParameterError,
@@ -238,25 +238,19 @@ class Embeddings:
         }
         if self.ids is not None:
             payload["ids"] = self.ids
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.savez(fh, **payload)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_writer(path) as fh:
+            np.savez(fh, **payload)
         return path
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Embeddings:
         """Read a file written by :meth:`save`. A file that is not one raises
-        :class:`~embspace.errors.DatasetFormatError`."""
-        from .errors import DatasetFormatError
+        :class:`~embspace.errors.DatasetFormatError`, a missing one
+        :class:`~embspace.errors.MissingFileError` (also a ``FileNotFoundError``)."""
+        from .errors import DatasetFormatError, MissingFileError
 
+        if not Path(path).is_file():
+            raise MissingFileError(f"{path} does not exist or is not a file")
         try:
             with np.load(path, allow_pickle=False) as z:
                 if "format" not in z or str(z["format"]) != _FORMAT:

@@ -20,6 +20,7 @@ __all__ = [
     "EntityNotFoundError",
     "IndexOutOfRangeError",
     "InvalidParameterError",
+    "MissingFileError",
     "NoSharedKeysError",
     "NonFiniteError",
     "NotFittedError",
@@ -97,6 +98,10 @@ class UnknownDatasetError(EmbspaceError, _MessageKeyError):
 
 class DatasetFormatError(EmbspaceError, ValueError):
     """A file or folder is not in any ratings format embspace can read."""
+
+
+class MissingFileError(DatasetFormatError, FileNotFoundError):
+    """A file or folder given by path does not exist (also a ``FileNotFoundError``)."""
 
 
 class DownloadError(EmbspaceError, OSError):

@@ -14,7 +14,7 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from .cache import write_atomic
+from ._atomic import write_atomic
 from .errors import InvalidParameterError
 
 __all__ = ["MEASURE_LABELS", "plot_sweep", "save_figure", "x_positions"]

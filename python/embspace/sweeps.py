@@ -26,7 +26,6 @@ configuration, so it is repeated on every row of a measure.
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 import json
 import math
@@ -42,7 +41,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .cache import EmbeddingCache, write_atomic
+from ._atomic import write_atomic
+from .cache import EmbeddingCache
 from .embeddings import Embeddings, _json_default
 from .errors import InvalidParameterError, NotFittedError
 
@@ -590,8 +590,7 @@ class Sweep:
         dense = [m for m in self.measures if m not in neighbor]
         options = {"k": self.k, "metric": self.metric, "num_threads": self.num_threads}
         if not neighbor or a.keys != b.keys:
-            with _thin_blas(a, b):
-                result = compare(a, b, measures=self.measures, device=self.device, **options)
+            result = compare(a, b, measures=self.measures, device=self.device, **options)
             return {name: float(result.scores[name]) for name in self.measures}
         scores: dict[str, float] = {}
         tables = (self._knn_indices(a), self._knn_indices(b))
@@ -600,8 +599,7 @@ class Sweep:
             res = measure(a.vectors, b.vectors, **options, device=self.device, tables=tables)
             scores[name] = float(res.score)
         if dense:
-            with _thin_blas(a, b):
-                result = compare(a, b, measures=dense, device=self.device, **options)
+            result = compare(a, b, measures=dense, device=self.device, **options)
             scores.update({name: float(result.scores[name]) for name in dense})
         return {name: scores[name] for name in self.measures}
 
@@ -931,27 +929,6 @@ class Sweep:
             f"(reference {_format_value(self.reference)}), {len(self.seeds)} seed(s), "
             f"{done}/{self.n_runs} runs done>"
         )
-
-
-#: Up to this many columns, dense comparisons run BLAS on one thread.
-THIN_BLAS_MAX_D = 64
-
-
-def _thin_blas(a: Embeddings, b: Embeddings) -> Any:
-    """One BLAS thread for the dense measures of thin matrices (d <= 64).
-
-    Their QR, SVD and Gram products of an n x d matrix are a few milliseconds
-    of work, and OpenBLAS's threads cost far more than they save there,
-    worst when the Rust thread pool is busy too: a 9,724 x 10 QR took 1.4 ms
-    on one thread and 58 ms on two (2-core machine). Results are unchanged.
-    Wider matrices keep the library's threads."""
-    if max(a.d, b.d) > THIN_BLAS_MAX_D:
-        return contextlib.nullcontext()
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # scikit-learn brings it; without it, nothing to limit
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
 
 
 def _same(a: Any, b: Any) -> bool:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import http.client
 import os
-import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import BinaryIO
 
 from tqdm.auto import tqdm
 
+from .._atomic import atomic_writer
 from ..errors import ChecksumError, DownloadError
 
 __all__ = ["download_file", "sha256_of", "verify_file"]
@@ -65,23 +65,17 @@ def download_file(
     seconds per blocking network operation.
     """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            digest = _stream(url, out, size=size, progress=progress, desc=desc, timeout=timeout)
-            out.flush()
-            os.fsync(out.fileno())
+    digest = ""
+
+    def verify() -> None:
         if sha256 is not None and digest != sha256.lower():
             raise ChecksumError(
                 f"{url} has sha256 {digest}, expected {sha256.lower()}: "
                 "the file is corrupt or not the official one"
             )
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+
+    with atomic_writer(target, suffix=".part", check=verify) as out:
+        digest = _stream(url, out, size=size, progress=progress, desc=desc, timeout=timeout)
     return target
 
 

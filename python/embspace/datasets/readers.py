@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import DatasetFormatError
+from ..errors import DatasetFormatError, MissingFileError
 
 __all__ = [
     "ML100K_GENRES",
@@ -247,7 +247,7 @@ def read_ml1m(folder: str | os.PathLike[str]) -> Frames:
 def _read_numeric(path: Path, sep: str) -> pd.DataFrame:
     """A headerless all-numeric ratings file (user, item, rating, timestamp)."""
     if not path.is_file():
-        raise DatasetFormatError(f"{path} does not exist")
+        raise MissingFileError(f"{path} does not exist")
     source: str | os.PathLike[str] | io.BytesIO = path
     if len(sep) > 1:
         # pandas' C engine takes one-character separators only; ratings files are
@@ -275,7 +275,7 @@ def _read_numeric(path: Path, sep: str) -> pd.DataFrame:
 
 def _first_line(path: Path, encoding: str) -> str:
     if not path.is_file():
-        raise DatasetFormatError(f"{path} does not exist")
+        raise MissingFileError(f"{path} does not exist")
     with open(path, encoding=encoding, errors="replace", newline="") as fh:
         return fh.readline().rstrip("\r\n").lstrip("\ufeff")
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..errors import DatasetFormatError, InvalidParameterError
+from ..errors import DatasetFormatError, InvalidParameterError, MissingFileError
 from ..ratings import DUPLICATE_POLICIES, Ratings
 
 __all__ = ["detect_columns", "load_ratings", "read_table"]
@@ -269,7 +269,7 @@ def load_ratings(
 
             return load(path, duplicates=duplicates)
         if not path.exists():
-            raise DatasetFormatError(f"{path} does not exist")
+            raise MissingFileError(f"{path} does not exist")
         frame, has_header = read_table(path, sep=sep, encoding=encoding)
         positional = not has_header
         if name is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
 import warnings
@@ -15,6 +16,7 @@ from ..embeddings import Embeddings, align
 from ..errors import EmbspaceWarning, InvalidParameterError
 from ..gpu.device import module_for
 from ._base import MeasureResult, get_measure
+from ._blas import thin_blas
 from .neighborhood import neighbor_tables
 
 __all__ = ["DEFAULT_MEASURES", "Comparison", "bootstrap_interval", "compare"]
@@ -265,15 +267,18 @@ def compare(
     xp = module_for(device)[1]
     dense_a = dense_b = None
     results: dict[str, MeasureResult] = {}
-    for s in specs:
-        opts = options_for(s)
-        if s.family == "neighbors":
-            opts = {"k": k, "metric": metric, **opts}
-            opts["tables"] = tables[opts["metric"]]
-            results[s.name] = s.function(aa.vectors, bb.vectors, **opts)
-        else:
-            if dense_a is None:
-                dense_a = xp.asarray(aa.vectors, dtype=xp.float64)
-                dense_b = xp.asarray(bb.vectors, dtype=xp.float64)
-            results[s.name] = s.function(dense_a, dense_b, xp=xp, **opts)
+    # thin matrices on the CPU: BLAS on one thread (see ``_blas``)
+    blas = thin_blas(max(aa.d, bb.d)) if xp is np else contextlib.nullcontext()
+    with blas:
+        for s in specs:
+            opts = options_for(s)
+            if s.family == "neighbors":
+                opts = {"k": k, "metric": metric, **opts}
+                opts["tables"] = tables[opts["metric"]]
+                results[s.name] = s.function(aa.vectors, bb.vectors, **opts)
+            else:
+                if dense_a is None:
+                    dense_a = xp.asarray(aa.vectors, dtype=xp.float64)
+                    dense_b = xp.asarray(bb.vectors, dtype=xp.float64)
+                results[s.name] = s.function(dense_a, dense_b, xp=xp, **opts)
     return Comparison(results, aa.keys, n_a=ea.n, n_b=eb.n, k=k, metric=metric)

@@ -157,3 +157,22 @@ def test_align_on_partially_shared_keys():
     assert same_a is a and same_b is a
     with pytest.raises(NoSharedKeysError, match="share no key"):
         align(a, Embeddings(["m", "n"], np.zeros((2, 2))))
+
+
+def test_keys_are_plain_python_values_whatever_their_container():
+    """numpy scalars become Python values (inside tuples too), so a key from
+    a DataFrame or an ids array finds the same row as the literal."""
+    v = np.zeros((4, 2), dtype=np.float32)
+    e = Embeddings([np.int64(7), (np.int32(1), "a"), ("x", (np.float64(0.5),)), "s"], v)
+    assert e.keys == [7, (1, "a"), ("x", (0.5,)), "s"]
+    assert [type(k) for k in e.keys[:2]] == [int, tuple] and type(e.keys[1][0]) is int
+    assert e.index_of(7) == 0 and e.index_of((1, "a")) == 1
+    # fast paths (all plain, all tuples of plain, a range) keep the keys as given
+    assert Embeddings(range(4), v).keys == [0, 1, 2, 3]
+    t = [("a", 1), ("b", 2), ("c", None), ("d", 2.5)]
+    assert Embeddings(t, v).keys == t
+    # a repeat is found after conversion: np.int64(3) and 3 are one key
+    with pytest.raises(DuplicateEntryError, match="rows 1 and 3"):
+        Embeddings(["a", np.int64(3), "b", 3], v)
+    with pytest.raises(DuplicateEntryError, match="rows 0 and 2"):
+        Embeddings([("a", 1), ("b", 1), (np.str_("a"), np.int8(1)), "z"], v)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Hashable, Iterable, Mapping, Sequence
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -44,12 +45,61 @@ def _key_from_json(k: Any) -> Hashable:
     return tuple(_key_from_json(x) for x in k) if isinstance(k, list) else k
 
 
+#: Key types kept as they are (exact types: numpy scalars are converted).
+_PLAIN_TYPES = frozenset({str, int, float, bool, type(None)})
+
+
 def _plain_key(k: Hashable) -> Hashable:
+    if type(k) in _PLAIN_TYPES:
+        return k
     if isinstance(k, np.generic):
         return k.item()
     if isinstance(k, tuple):
+        if _PLAIN_TYPES.issuperset(map(type, k)):
+            return k
         return tuple(_plain_key(x) for x in k)
     return k
+
+
+def _plain_keys(keys: Sequence[Hashable]) -> list[Hashable]:
+    """``keys`` as a list of plain Python values (numpy scalars converted)."""
+    if isinstance(keys, range):
+        return list(keys)
+    keys = list(keys)
+    # the common cases, checked at C speed: all plain, or all tuples of plain
+    types = set(map(type, keys))
+    if _PLAIN_TYPES.issuperset(types):
+        return keys
+    if types == {tuple} and _PLAIN_TYPES.issuperset(map(type, chain.from_iterable(keys))):
+        return keys
+    return [_plain_key(k) for k in keys]
+
+
+def _key_index(keys: list[Hashable]) -> dict[Hashable, int]:
+    """``{key: row}``; a repeated key is a DuplicateEntryError, an unhashable
+    one an InvalidParameterError."""
+    try:
+        index = dict(zip(keys, range(len(keys)), strict=True))
+    except TypeError:
+        bad = next(k for k in keys if not _hashable(k))
+        raise InvalidParameterError(f"key {bad!r} is not hashable") from None
+    if len(index) != len(keys):
+        seen: dict[Hashable, int] = {}
+        for i, k in enumerate(keys):
+            if k in seen:
+                raise DuplicateEntryError(
+                    f"key {k!r} occurs more than once (rows {seen[k]} and {i})"
+                )
+            seen[k] = i
+    return index
+
+
+def _hashable(k: Any) -> bool:
+    try:
+        hash(k)
+    except TypeError:
+        return False
+    return True
 
 
 class Embeddings:
@@ -84,19 +134,10 @@ class Embeddings:
         if not np.isfinite(vectors).all():
             bad = int(np.flatnonzero(~np.isfinite(vectors).all(axis=1))[0])
             raise NonFiniteError(f"vectors contain NaN or infinite values (first in row {bad})")
-        keys = [_plain_key(k) for k in keys]
+        keys = _plain_keys(keys)
         if len(keys) != vectors.shape[0]:
             raise ShapeMismatchError(f"{len(keys)} keys for {vectors.shape[0]} rows of vectors")
-        index: dict[Hashable, int] = {}
-        for i, k in enumerate(keys):
-            try:
-                if k in index:
-                    raise DuplicateEntryError(
-                        f"key {k!r} occurs more than once (rows {index[k]} and {i})"
-                    )
-            except TypeError:
-                raise InvalidParameterError(f"key {k!r} is not hashable") from None
-            index[k] = i
+        index = _key_index(keys)
         if ids is not None:
             ids = np.asarray(ids)
             if ids.shape != (len(keys),):

@@ -170,7 +170,7 @@ def _as_embeddings(x: Any, side: str) -> Embeddings:
         raise InvalidParameterError(
             f"{side} must be an Embeddings or an n x d array, got {type(x).__name__}"
         )
-    return Embeddings(list(range(arr.shape[0])), arr)
+    return Embeddings(range(arr.shape[0]), arr)
 
 
 def _accepts(fn: Any) -> set[str]:

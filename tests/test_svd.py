@@ -48,7 +48,7 @@ def test_deterministic_and_keyed_like_the_ratings() -> None:
     assert m1.item_embeddings_.keys == r.item_keys and m1.user_embeddings_.keys == r.user_keys
     meta = m1.item_embeddings_.metadata
     assert meta["estimator"] == "SVD" and meta["seed"] == 3 and meta["data"] == r.fingerprint
-    assert m1.get_params() == {"factors": 6, "random_state": 3}
+    assert m1.get_params() == {"factors": 6, "random_state": 3, "num_threads": None}
 
 
 def test_bad_factors_and_input() -> None:
@@ -70,3 +70,51 @@ def test_fit_accepts_the_wals_callback_signature():
         X, callback=lambda it, elapsed, loss: seen.append((it, elapsed, loss)), progress=False
     )
     assert len(seen) == 1 and seen[0][0] == 1 and seen[0][1] >= 0 and np.isnan(seen[0][2])
+
+
+def test_same_factors_for_any_thread_count_and_as_scipy_on_the_matrix() -> None:
+    """The Rust sparse products change neither the result nor its
+    independence of threads: the factors equal scipy's svds run on the
+    float64 matrix itself, from the same start vector."""
+    from scipy.sparse.linalg import svds
+
+    a = ratings(300, 140, 0.1, seed=4)
+    runs = [es.SVD(factors=7, random_state=5, num_threads=t).fit(a) for t in (1, 2, 3)]
+    for run in runs[1:]:
+        assert np.array_equal(run.user_factors_, runs[0].user_factors_)
+        assert np.array_equal(run.singular_values_, runs[0].singular_values_)
+    v0 = np.random.default_rng(5).uniform(-1.0, 1.0, size=140)
+    u, s, vt = normalise(*svds(a.astype(np.float64), k=7, solver="arpack", v0=v0))
+    np.testing.assert_allclose(runs[0].singular_values_, s, rtol=1e-10)
+    np.testing.assert_allclose(runs[0].item_factors_, vt.T * np.sqrt(s), atol=1e-6)
+    np.testing.assert_allclose(runs[0].user_factors_, u * np.sqrt(s), atol=1e-6)
+    with pytest.raises(InvalidParameterError):
+        es.SVD(factors=2, num_threads=0).fit(a)
+
+
+def test_csr_matvec_matches_scipy_and_rejects_bad_input() -> None:
+    from embspace import _core
+    from embspace.errors import IndexOutOfRangeError, ShapeMismatchError
+
+    rng = np.random.default_rng(0)
+    a = sp.random(2500, 700, density=0.02, format="csr", random_state=1, dtype=np.float32)
+    keep = np.ones(2500, dtype=np.float32)
+    keep[3] = 0.0  # an empty row
+    a = (sp.diags(keep) @ a).tocsr()
+    a.eliminate_zeros()
+    assert a.indptr[4] == a.indptr[3]
+    parts = (a.indptr.astype(np.int64), a.indices.astype(np.int32), a.data)
+    x = rng.standard_normal(700)
+    want = a.astype(np.float64) @ x
+    for threads in (1, 2, 4):
+        got = _core.csr_matvec(*parts, 700, x, num_threads=threads)
+        assert got.dtype == np.float64 and got.shape == (2500,)
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    with pytest.raises(ShapeMismatchError):
+        _core.csr_matvec(*parts, 700, x[:-1])
+    with pytest.raises(ShapeMismatchError):
+        _core.csr_matvec(parts[0][:-1], *parts[1:], 700, x)
+    bad = parts[1].copy()
+    bad[10] = 700
+    with pytest.raises(IndexOutOfRangeError, match="700"):
+        _core.csr_matvec(parts[0], bad, parts[2], 700, x)

@@ -13,6 +13,14 @@ def csr_from_coo(
     values: npt.NDArray[np.float32],
     duplicates: str = "error",
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int32], npt.NDArray[np.float32]]: ...
+def csr_matvec(
+    indptr: npt.NDArray[np.int64],
+    indices: npt.NDArray[np.int32],
+    data: npt.NDArray[np.float32],
+    n_cols: int,
+    x: npt.NDArray[np.float64],
+    num_threads: int = 0,
+) -> npt.NDArray[np.float64]: ...
 def csr_transpose(
     n_rows: int,
     n_cols: int,

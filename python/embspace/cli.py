@@ -431,7 +431,11 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         from . import SVD
 
         factors = defaults.get("factors", 10)
-        svd_kwargs: dict[str, Any] = {"factors": factors, "random_state": args.seed}
+        svd_kwargs: dict[str, Any] = {
+            "factors": factors,
+            "random_state": args.seed,
+            "num_threads": args.threads,
+        }
         svd = SVD(**svd_kwargs)
         from .sweeps import fit_cached
 

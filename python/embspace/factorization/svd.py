@@ -2,7 +2,11 @@
 
 ``A ~ U S V^T`` with the ``factors`` largest singular values, computed by
 ``scipy.sparse.linalg.svds`` (ARPACK) from a start vector drawn from
-``random_state``, so a seed gives the same factors every time. Components are
+``random_state``, so a seed gives the same factors every time. ARPACK's
+products ``A x`` and ``A^T y`` run in the Rust core, in parallel, on the
+float32 ratings by user and by item (no float64 copy of the matrix, and no
+scatter for the transpose); each row is summed in float64 in a fixed order,
+so the factors do not depend on the number of threads. Components are
 sorted by singular value, largest first, and each sign is fixed so that the
 largest-magnitude entry of the item-side vector is positive (the first such
 entry on ties). User embeddings are ``U sqrt(S)``, item embeddings ``V sqrt(S)``.
@@ -15,9 +19,10 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
-from scipy.sparse.linalg import svds
+from scipy.sparse.linalg import LinearOperator, svds
 from sklearn.base import BaseEstimator
 
+from .. import _core
 from ..embeddings import Embeddings
 from ..errors import InvalidParameterError, NotFittedError, NumericalError
 from ..ratings import Ratings
@@ -46,6 +51,9 @@ class SVD(BaseEstimator):
         (ARPACK's limit).
     random_state : int, numpy.random.Generator or None
         Seed of ARPACK's start vector; None draws a fresh seed (``seed_``).
+    num_threads : int or None
+        Threads of the sparse products; None uses every core. Results do not
+        depend on it.
 
     Attributes
     ----------
@@ -62,9 +70,15 @@ class SVD(BaseEstimator):
 
     _estimator_name: ClassVar[str] = "SVD"
 
-    def __init__(self, factors: int = 10, random_state: int | np.random.Generator | None = None):
+    def __init__(
+        self,
+        factors: int = 10,
+        random_state: int | np.random.Generator | None = None,
+        num_threads: int | None = None,
+    ):
         self.factors = factors
         self.random_state = random_state
+        self.num_threads = num_threads
 
     def __getattr__(self, name: str) -> Any:
         if name in _FITTED:
@@ -92,7 +106,10 @@ class SVD(BaseEstimator):
                 f"{ratings.n_users} x {ratings.n_items} ratings (ARPACK's limit)"
             )
         rng, seed = check_seed(self.random_state)
-        a = ratings.matrix.astype(np.float64)
+        threads = (
+            0 if self.num_threads is None else check_int(self.num_threads, "num_threads", minimum=1)
+        )
+        a = _ratings_operator(ratings, threads)
         v0 = rng.uniform(-1.0, 1.0, size=limit)
         try:
             u, s, vt = svds(a, k=k, solver="arpack", v0=v0)
@@ -125,3 +142,34 @@ class SVD(BaseEstimator):
         if callback is not None:
             callback(1, self.fit_time_, float("nan"))
         return self
+
+
+def _ratings_operator(ratings: Ratings, num_threads: int) -> LinearOperator:
+    """The ratings matrix as a float64 LinearOperator: ``A x`` on the CSR by
+    user, ``A^T y`` on the CSR by item, both in the Rust core."""
+    by_user = ratings.csr_arrays("user")
+    by_item = ratings.csr_arrays("item")
+    n_users, n_items = ratings.n_users, ratings.n_items
+
+    def matvec(x: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(np.ravel(x), dtype=np.float64)
+        return _core.csr_matvec(*by_user, n_items, x, num_threads=num_threads)
+
+    def rmatvec(y: np.ndarray) -> np.ndarray:
+        y = np.ascontiguousarray(np.ravel(y), dtype=np.float64)
+        return _core.csr_matvec(*by_item, n_users, y, num_threads=num_threads)
+
+    def matmat(x: np.ndarray) -> np.ndarray:
+        return np.column_stack([matvec(c) for c in np.asarray(x).T])
+
+    def rmatmat(y: np.ndarray) -> np.ndarray:
+        return np.column_stack([rmatvec(c) for c in np.asarray(y).T])
+
+    return LinearOperator(
+        (n_users, n_items),
+        matvec=matvec,
+        rmatvec=rmatvec,
+        matmat=matmat,
+        rmatmat=rmatmat,
+        dtype=np.float64,
+    )

@@ -9,6 +9,7 @@ pub mod dense;
 pub mod error;
 pub mod knn;
 pub mod parallel;
+pub mod spmv;
 pub mod wals;
 
 pub use error::{Error, Result};

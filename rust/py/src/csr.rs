@@ -1,11 +1,13 @@
 //! Bindings of `embspace_core::csr`.
 
-use numpy::{PyArray1, PyReadonlyArray1};
+use numpy::{PyArray1, PyArrayMethods, PyReadonlyArray1};
 use pyo3::prelude::*;
 
 use crate::convert::slice1;
 use crate::errors::IntoPyResult;
 use embspace_core::csr::{transpose_parts, Csr, Duplicates};
+use embspace_core::spmv;
+use embspace_core::wals::CsrView;
 
 type CsrArrays<'py> = (
     Bound<'py, PyArray1<i64>>,
@@ -71,7 +73,40 @@ fn csr_transpose<'py>(
     Ok(into_arrays(py, m))
 }
 
+/// `A @ x` (float64) for CSR arrays (indptr int64, indices int32, data
+/// float32) of an `n_rows x n_cols` matrix and a float64 `x` of length
+/// `n_cols`; rows in parallel, each summed in float64 in stored order.
+#[pyfunction]
+#[pyo3(signature = (indptr, indices, data, n_cols, x, num_threads = 0))]
+fn csr_matvec<'py>(
+    py: Python<'py>,
+    indptr: PyReadonlyArray1<'py, i64>,
+    indices: PyReadonlyArray1<'py, i32>,
+    data: PyReadonlyArray1<'py, f32>,
+    n_cols: usize,
+    x: PyReadonlyArray1<'py, f64>,
+    num_threads: usize,
+) -> PyResult<Bound<'py, PyArray1<f64>>> {
+    let (p, i, d) = (
+        slice1(&indptr, "indptr")?,
+        slice1(&indices, "indices")?,
+        slice1(&data, "data")?,
+    );
+    let xs = slice1(&x, "x")?;
+    let n_rows = p.len().saturating_sub(1);
+    let view = CsrView::new(n_rows, n_cols, p, i, d).py()?;
+    let out = PyArray1::<f64>::zeros(py, n_rows, false);
+    {
+        let mut rw = out.readwrite();
+        let y = rw.as_slice_mut().expect("a new array is contiguous");
+        py.detach(|| spmv::csr_matvec(view, xs, y, num_threads))
+            .py()?;
+    }
+    Ok(out)
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(csr_matvec, m)?)?;
     m.add_function(wrap_pyfunction!(csr_from_coo, m)?)?;
     m.add_function(wrap_pyfunction!(csr_transpose, m)?)?;
     Ok(())

@@ -96,6 +96,28 @@ pub(crate) trait Kernel {
     /// `p[t] = raw[t] . u` for `t < nb` (`u` has `kp` values, zero padded).
     fn dots(raw: &[f32], nb: usize, kp: usize, u: &[f32], p: &mut [f32]);
 
+    /// The loss sums of a block in eight `f64` lanes: entry `t` goes to lane
+    /// `t % 8`, `obs[l] += (w_t e_t) e_t` and `sq[l] += p_t p_t` with `e_t =
+    /// a_t - p_t`, in entry order (so every implementation gives the same
+    /// bits). `p`, `w` and `a` have the same length.
+    #[inline(always)]
+    fn loss_sums(p: &[f32], w: &[f32], a: &[f32], obs: &mut [f64; 8], sq: &mut [f64; 8]) {
+        let (pc, wc, ac) = (p.chunks_exact(8), w.chunks_exact(8), a.chunks_exact(8));
+        let tail = (pc.remainder(), wc.remainder(), ac.remainder());
+        for ((pt, wt), at) in pc.zip(wc).zip(ac) {
+            for l in 0..8 {
+                let (p64, e) = (pt[l] as f64, at[l] as f64 - pt[l] as f64);
+                obs[l] += wt[l] as f64 * e * e;
+                sq[l] += p64 * p64;
+            }
+        }
+        for (l, ((&pt, &wt), &at)) in tail.0.iter().zip(tail.1).zip(tail.2).enumerate() {
+            let (p64, e) = (pt as f64, at as f64 - pt as f64);
+            obs[l] += wt as f64 * e * e;
+            sq[l] += p64 * p64;
+        }
+    }
+
     /// `out[a][b] = base[a][b] + sum_t wtd[t][a] raw[t][b]` (or `out +=` when
     /// `base` is `None`) over the tile cover of the upper triangle: rows
     /// `a < k'` and columns from `a` rounded down to a multiple of 16 up to
@@ -338,6 +360,13 @@ impl Kernel for Avx512Kernel {
         // SAFETY: as for `gather`; the sizes are checked by `blk.check`.
         unsafe { avx512::syrk(blk, out, base) }
     }
+
+    #[inline(always)]
+    fn loss_sums(p: &[f32], w: &[f32], a: &[f32], obs: &mut [f64; 8], sq: &mut [f64; 8]) {
+        assert!(w.len() == p.len() && a.len() == p.len());
+        // SAFETY: as for `gather`; the lengths are checked above.
+        unsafe { avx512::loss_sums(p, w, a, obs, sq) }
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -385,6 +414,40 @@ mod avx512 {
                 _mm512_add_ps(_mm512_loadu_ps(rh.add(PAD * c)), *r),
             );
         }
+    }
+
+    /// [`super::Kernel::loss_sums`] with one `f64` vector per sum; the last
+    /// partial group of eight is loaded masked (zeros add nothing).
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn loss_sums(
+        p: &[f32],
+        w: &[f32],
+        a: &[f32],
+        obs: &mut [f64; 8],
+        sq: &mut [f64; 8],
+    ) {
+        let n = p.len();
+        let (pp, wp, ap) = (p.as_ptr(), w.as_ptr(), a.as_ptr());
+        let mut o = _mm512_loadu_pd(obs.as_ptr());
+        let mut q = _mm512_loadu_pd(sq.as_ptr());
+        let mut t = 0;
+        let step = |o: &mut __m512d, q: &mut __m512d, m: __mmask8, t: usize| {
+            let p8 = _mm512_cvtps_pd(_mm256_maskz_loadu_ps(m, pp.add(t)));
+            let w8 = _mm512_cvtps_pd(_mm256_maskz_loadu_ps(m, wp.add(t)));
+            let a8 = _mm512_cvtps_pd(_mm256_maskz_loadu_ps(m, ap.add(t)));
+            let e = _mm512_sub_pd(a8, p8);
+            *o = _mm512_add_pd(*o, _mm512_mul_pd(_mm512_mul_pd(w8, e), e));
+            *q = _mm512_add_pd(*q, _mm512_mul_pd(p8, p8));
+        };
+        while t + 8 <= n {
+            step(&mut o, &mut q, 0xFF, t);
+            t += 8;
+        }
+        if t < n {
+            step(&mut o, &mut q, ((1u32 << (n - t)) - 1) as u8, t);
+        }
+        _mm512_storeu_pd(obs.as_mut_ptr(), o);
+        _mm512_storeu_pd(sq.as_mut_ptr(), q);
     }
 
     #[target_feature(enable = "avx512f")]

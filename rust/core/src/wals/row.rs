@@ -9,7 +9,7 @@ use std::ops::Range;
 
 use super::kernel::{Block, Entries, Gather, Gathered, Isa, Kernel, PortableKernel, PAD};
 use super::{CsrView, RegScaling, Solver};
-use crate::dense::{cholesky_solve, dot, dot_f32, mat_vec, quad_form, MulAdd};
+use crate::dense::{cholesky_solve_inv, dot, dot_f32, mat_vec, quad_form, MulAdd};
 use crate::error::{Error, Result};
 
 /// With zero regularisation, a pivot below this fraction of its diagonal
@@ -102,6 +102,8 @@ pub(crate) struct Scratch {
     a: Vec<f64>,
     lines: Vec<usize>,
     min_pivot: Vec<f64>,
+    /// Reciprocals of the Cholesky factor's diagonal.
+    inv: Vec<f64>,
     rhs: Vec<f64>,
     x: Vec<f64>,
     r: Vec<f64>,
@@ -133,6 +135,7 @@ impl Scratch {
             a: vec![0.0; kp * kp],
             lines: Vec::with_capacity(block_rows * (kp / 16 + 1)),
             min_pivot: vec![0.0; kp],
+            inv: vec![0.0; kp],
             rhs: vec![0.0; kp],
             x: vec![0.0; kp],
             r: vec![0.0; kp],
@@ -316,8 +319,10 @@ fn solve_cholesky<K: Kernel>(
         let (sw, w) = (&mut s.sw[at..at + nb], &mut s.w[at..at + nb]);
         match sh.fixed_weights {
             Some(f) => {
+                assert_eq!(f.len(), sh.ratings.n_cols);
                 for (d, &j) in sw.iter_mut().zip(bi) {
-                    *d = si * f[j as usize];
+                    // SAFETY: `check_row` verified `j < n_cols = f.len()`.
+                    *d = si * unsafe { *f.get_unchecked(j as u32 as usize) };
                 }
             }
             None => sw.fill(si),
@@ -385,8 +390,11 @@ fn solve_cholesky<K: Kernel>(
             ))
         })?;
     }
+    for d in 0..k {
+        s.inv[d] = 1.0 / s.a[d * kp + d];
+    }
     s.x[..kp].copy_from_slice(&s.rhs[..kp]);
-    cholesky_solve::<K::Arith>(&s.a, k, kp, &mut s.x);
+    cholesky_solve_inv::<K::Arith>(&s.a, &s.inv, k, kp, &mut s.x);
     Ok(())
 }
 
@@ -574,21 +582,7 @@ fn row_loss<K: Kernel>(
                 }
             }
             // eight interleaved f64 sums, in a fixed order
-            let (w, a) = (&s.w[c0..c1], &vals[c0..c1]);
-            let (pc, wc, ac) = (p.chunks_exact(8), w.chunks_exact(8), a.chunks_exact(8));
-            let tail = (pc.remainder(), wc.remainder(), ac.remainder());
-            for ((pt, wt), at) in pc.zip(wc).zip(ac) {
-                for l in 0..8 {
-                    let (p64, e) = (pt[l] as f64, at[l] as f64 - pt[l] as f64);
-                    obs_l[l] += wt[l] as f64 * e * e;
-                    sq_l[l] += p64 * p64;
-                }
-            }
-            for (l, ((&pt, &wt), &at)) in tail.0.iter().zip(tail.1).zip(tail.2).enumerate() {
-                let (p64, e) = (pt as f64, at as f64 - pt as f64);
-                obs_l[l] += wt as f64 * e * e;
-                sq_l[l] += p64 * p64;
-            }
+            K::loss_sums(p, &s.w[c0..c1], &vals[c0..c1], &mut obs_l, &mut sq_l);
         }
         observed = ((obs_l[0] + obs_l[4]) + (obs_l[2] + obs_l[6]))
             + ((obs_l[1] + obs_l[5]) + (obs_l[3] + obs_l[7]));

@@ -41,20 +41,29 @@ pub(crate) fn max_block(block_rows: usize) -> usize {
     block_rows + block_rows / 2
 }
 
-/// The cache lines (64-byte aligned addresses) of the rows `idx` of `fixed`.
+/// The cache lines (64-byte aligned addresses) of the rows `idx` of `fixed`,
+/// written to the front of `out`; returns how many.
 #[inline(always)]
-fn line_addresses(fixed: &[f32], k: usize, idx: &[i32], out: &mut Vec<usize>) {
-    out.clear();
+fn line_addresses(fixed: &[f32], k: usize, idx: &[i32], out: &mut Vec<usize>) -> usize {
+    // a row of k values touches at most k * 4 / 64 + 2 lines; the buffer only
+    // grows, and the first `n` entries are this call's
+    let per_row = k * 4 / 64 + 2;
+    if out.len() < idx.len() * per_row {
+        out.resize(idx.len() * per_row, 0);
+    }
     let base = fixed.as_ptr() as usize;
+    let mut n = 0;
     for &j in idx {
-        let start = base + j as usize * k * 4;
+        let start = base + j as u32 as usize * k * 4;
         let end = start + k * 4;
         let mut line = start & !63;
         while line < end {
-            out.push(line);
+            out[n] = line;
+            n += 1;
             line += 64;
         }
     }
+    n
 }
 
 /// Row-independent data of one half-sweep (or of one loss evaluation).
@@ -354,14 +363,14 @@ fn solve_cholesky<K: Kernel>(
         } else {
             &next[..next.len().min(sh.block_rows)]
         };
-        line_addresses(sh.fixed, k, upcoming, &mut s.lines);
+        let n_lines = line_addresses(sh.fixed, k, upcoming, &mut s.lines);
         let blk = Block {
             raw: &s.raw[at * kp..(at + nb) * kp],
             wtd: &s.raw[at * kp..(at + nb) * kp],
             nb,
             k,
             kp,
-            prefetch: &s.lines,
+            prefetch: &s.lines[..n_lines],
         };
         K::syrk(&blk, &mut s.a, if first { Some(sh.base) } else { None });
         first = false;

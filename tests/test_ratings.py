@@ -201,3 +201,35 @@ def test_fingerprint_follows_the_data():
     c = Ratings.from_frame(frame.assign(rating=[1.0, 2.5]))
     assert a.fingerprint == b.fingerprint
     assert a.fingerprint != c.fingerprint
+
+
+def test_item_counts_and_fingerprint_are_copy_free_and_exact():
+    """Item counts are summed over slices of the index array (several slices
+    here) and equal np.bincount; the fingerprint hashes the arrays' bytes
+    exactly as tobytes() would (so existing cache keys stay valid)."""
+    import hashlib
+
+    from embspace._buffers import byte_view
+    from embspace.ratings import _column_counts
+
+    rng = np.random.default_rng(3)
+    idx = rng.integers(0, 997, size=(1 << 20) * 3 + 17).astype(np.int32)
+    np.testing.assert_array_equal(_column_counts(idx, 1000), np.bincount(idx, minlength=1000))
+    assert _column_counts(idx[:0], 5).tolist() == [0] * 5
+    for a in (
+        np.arange(12, dtype=np.float32).reshape(3, 4),
+        np.zeros((0, 3)),
+        np.arange(20.0)[::2],
+        np.asfortranarray(np.ones((3, 2))),
+    ):
+        assert hashlib.sha256(byte_view(a)).digest() == hashlib.sha256(a.tobytes()).digest()
+    m = sp.random(50, 30, density=0.2, format="csr", random_state=2, dtype=np.float32)
+    r = Ratings.from_csr(m)
+    h = hashlib.sha256()
+    for arr in r.csr_arrays():
+        h.update(arr.tobytes())
+    h.update(repr(r.shape).encode())
+    h.update("\x1f".join(map(str, r.user_ids)).encode())
+    h.update("\x1e".join(map(str, r.item_keys)).encode())
+    assert r.fingerprint == h.hexdigest()
+    assert r.items["n_ratings"].tolist() == np.diff(m.tocsc().indptr).tolist()

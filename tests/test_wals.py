@@ -442,3 +442,16 @@ def test_precision_on_an_ill_conditioned_row() -> None:
     v64 = v.astype(np.float64)
     want = np.linalg.solve(v64.T @ v64 + 1e-3 * np.eye(k), v64.T @ a.astype(np.float64))
     assert max_rel(u[0], want) < 1e-5
+
+
+def test_initial_factors_are_one_normal_stream_in_float32():
+    """Drawn in blocks of rows, the start is still exactly one float64 normal
+    stream (U's rows, then V's) rounded to float32."""
+    rng = np.random.default_rng(11)
+    u, v = initial_factors(70_001, 5, 3, 0.25, rng)
+    ref = np.random.default_rng(11)
+    want_u = ref.normal(0.0, 0.25, size=(70_001, 3)).astype(np.float32)
+    want_v = ref.normal(0.0, 0.25, size=(5, 3)).astype(np.float32)
+    assert u.dtype == np.float32 and v.dtype == np.float32
+    np.testing.assert_array_equal(u, want_u)
+    np.testing.assert_array_equal(v, want_v)

@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from ._atomic import write_atomic
+from ._buffers import byte_view
 from .embeddings import Embeddings, _json_default, _jsonable_key, _key_from_json
 from .errors import InvalidParameterError
 
@@ -93,7 +94,7 @@ def _canonical(value: Any) -> Any:
     if isinstance(value, np.ndarray):
         data = np.ascontiguousarray(value)
         return {
-            "ndarray": hashlib.sha256(data.tobytes()).hexdigest(),
+            "ndarray": hashlib.sha256(byte_view(data)).hexdigest(),
             "shape": list(data.shape),
             "dtype": str(data.dtype),
         }
@@ -176,7 +177,7 @@ def _array_checksum(arrays: Mapping[str, np.ndarray]) -> str:
         h.update(name.encode())
         h.update(str(a.dtype).encode())
         h.update(repr(a.shape).encode())
-        h.update(a.tobytes())
+        h.update(byte_view(a))
     return h.hexdigest()
 
 

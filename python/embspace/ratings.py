@@ -18,6 +18,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from . import _core
+from ._buffers import byte_view
 from .errors import (
     DuplicateEntryError,
     InvalidParameterError,
@@ -249,7 +250,7 @@ class Ratings:
         )
 
     def _build_items(self, metadata: pd.DataFrame | None) -> pd.DataFrame:
-        counts = np.bincount(self.matrix.indices, minlength=self.n_items).astype(np.int64)
+        counts = _column_counts(self.matrix.indices, self.n_items)
         table = pd.DataFrame({"id": self.item_ids, "n_ratings": counts})
         if metadata is not None:
             meta = metadata.reindex(self.item_ids)
@@ -335,7 +336,7 @@ class Ratings:
         """sha256 (hex) of the matrix and ids: equal data gives equal fingerprints."""
         h = hashlib.sha256()
         for arr in self.csr_arrays():
-            h.update(np.ascontiguousarray(arr).tobytes())
+            h.update(byte_view(arr))
         h.update(repr(self.shape).encode())
         h.update("\x1f".join(map(str, self.user_ids)).encode())
         h.update("\x1e".join(map(str, self.item_keys)).encode())
@@ -365,6 +366,17 @@ class Ratings:
             f"<Ratings{label}: {self.n_users:,} users x {self.n_items:,} items, "
             f"{self.n_ratings:,} ratings>"
         )
+
+
+def _column_counts(indices: np.ndarray, n_cols: int) -> np.ndarray:
+    """How many stored values each column has (int64), by bincount over
+    slices: bincount converts its input to int64, and a whole ML-20M index
+    array would be a 160 MB copy."""
+    counts = np.zeros(n_cols, dtype=np.int64)
+    step = 1 << 20
+    for start in range(0, indices.size, step):
+        counts += np.bincount(indices[start : start + step], minlength=n_cols)
+    return counts
 
 
 def _canonical_csr(matrix: sp.spmatrix, duplicates: str) -> sp.csr_matrix:

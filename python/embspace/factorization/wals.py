@@ -71,10 +71,19 @@ def initial_factors(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Starting factors: ``U`` (``n_rows x k``) then ``V`` (``n_cols x k``),
     float32, drawn from ``normal(0, scale)`` by ``rng`` in that order, so
-    every backend starts from the same point for a seed."""
-    u = rng.normal(0.0, scale, size=(n_rows, k)).astype(np.float32)
-    v = rng.normal(0.0, scale, size=(n_cols, k)).astype(np.float32)
-    return u, v
+    every backend starts from the same point for a seed. Drawn in blocks of
+    rows (the same stream as one draw), so no float64 copy of a whole factor
+    is ever held."""
+    return _normal_f32(rng, n_rows, k, scale), _normal_f32(rng, n_cols, k, scale)
+
+
+def _normal_f32(rng: np.random.Generator, n: int, k: int, scale: float) -> np.ndarray:
+    out = np.empty((n, k), dtype=np.float32)
+    step = max(1, (1 << 16) // max(k, 1))
+    for start in range(0, n, step):
+        stop = min(n, start + step)
+        out[start:stop] = rng.normal(0.0, scale, size=(stop - start, k))
+    return out
 
 
 def loss_terms(

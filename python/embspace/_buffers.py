@@ -1,0 +1,13 @@
+"""Byte views of numpy arrays for hashing without copies."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def byte_view(a: np.ndarray) -> np.ndarray:
+    """The bytes of ``a`` in C order as a flat uint8 array: a view when ``a``
+    is C-contiguous (no copy, unlike ``a.tobytes()``), equal to
+    ``a.tobytes()`` byte for byte, zero-size arrays included."""
+    flat = np.ascontiguousarray(a).reshape(-1)
+    return flat.view(np.uint8)

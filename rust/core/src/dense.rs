@@ -100,25 +100,77 @@ fn reduce(acc: [f64; LANES]) -> f64 {
 }
 
 /// `x^T S x` for a symmetric `n x n` matrix `S` stored in full (row-major,
-/// leading dimension `ld`), as `x . (sum_i x_i S_i)`: row axpys into `tmp`
-/// (`n` values) that vectorise, then one dot product.
+/// leading dimension `ld`), as `x . (S x)` with `S x` by [`mat_vec`] into
+/// `tmp` (`n` values), then one dot product.
 #[inline(always)]
 pub fn quad_form<M: MulAdd>(s: &[f64], n: usize, ld: usize, x: &[f64], tmp: &mut [f64]) -> f64 {
-    let y = &mut tmp[..n];
-    y.fill(0.0);
-    for (i, &xi) in x[..n].iter().enumerate() {
-        for (yj, &sij) in y.iter_mut().zip(&s[i * ld..i * ld + n]) {
-            *yj = M::mul_add(xi, sij, *yj);
-        }
-    }
-    dot::<M>(y, &x[..n])
+    mat_vec::<M>(s, n, ld, x, tmp);
+    dot::<M>(&tmp[..n], &x[..n])
 }
 
-/// `y = S x` for a full `n x n` matrix (row-major, leading dimension `ld`).
+/// `y = S x` for a symmetric `n x n` matrix `S` stored in full (row-major,
+/// leading dimension `ld`), as `sum_i x_i S_i` (row `i` is column `i`): row
+/// axpys, independent across the elements of `y`, instead of `n` dot
+/// products each ending in a horizontal sum.
+/// Columns are taken 32 at a time, their sums held in registers over all
+/// rows (each element still sums over `i` in order).
 #[inline(always)]
 pub fn mat_vec<M: MulAdd>(s: &[f64], n: usize, ld: usize, x: &[f64], y: &mut [f64]) {
-    for (i, yi) in y[..n].iter_mut().enumerate() {
-        *yi = dot::<M>(&s[i * ld..i * ld + n], &x[..n]);
+    const B: usize = 32;
+    let (x, y) = (&x[..n], &mut y[..n]);
+    let mut j0 = 0;
+    while j0 + B <= n {
+        let mut acc = [0.0f64; B];
+        for (i, &xi) in x.iter().enumerate() {
+            let row: &[f64; B] = s[i * ld + j0..i * ld + j0 + B]
+                .try_into()
+                .expect("a whole block");
+            for l in 0..B {
+                acc[l] = M::mul_add(xi, row[l], acc[l]);
+            }
+        }
+        y[j0..j0 + B].copy_from_slice(&acc);
+        j0 += B;
+    }
+    if j0 < n {
+        let tail = &mut y[j0..];
+        tail.fill(0.0);
+        for (i, &xi) in x.iter().enumerate() {
+            for (yj, &sij) in tail.iter_mut().zip(&s[i * ld + j0..i * ld + n]) {
+                *yj = M::mul_add(xi, sij, *yj);
+            }
+        }
+    }
+}
+
+/// [`mat_vec`] in `f32`: `y = S x` for a symmetric `f32` matrix (row-major,
+/// leading dimension `ld`), 64 columns at a time held in registers.
+#[inline(always)]
+pub fn mat_vec32<M: MulAdd>(s: &[f32], n: usize, ld: usize, x: &[f32], y: &mut [f32]) {
+    const B: usize = 64;
+    let (x, y) = (&x[..n], &mut y[..n]);
+    let mut j0 = 0;
+    while j0 + B <= n {
+        let mut acc = [0.0f32; B];
+        for (i, &xi) in x.iter().enumerate() {
+            let row: &[f32; B] = s[i * ld + j0..i * ld + j0 + B]
+                .try_into()
+                .expect("a whole block");
+            for l in 0..B {
+                acc[l] = M::mul_add32(xi, row[l], acc[l]);
+            }
+        }
+        y[j0..j0 + B].copy_from_slice(&acc);
+        j0 += B;
+    }
+    if j0 < n {
+        let tail = &mut y[j0..];
+        tail.fill(0.0);
+        for (i, &xi) in x.iter().enumerate() {
+            for (yj, &sij) in tail.iter_mut().zip(&s[i * ld + j0..i * ld + n]) {
+                *yj = M::mul_add32(xi, sij, *yj);
+            }
+        }
     }
 }
 
@@ -380,6 +432,41 @@ mod tests {
         mat_vec::<Fused>(&s, n, n, &x, &mut y);
         for i in 0..n {
             assert!((y[i] - sx[i]).abs() < 1e-10);
+        }
+        // two whole blocks of 32 columns and a tail, with a leading dimension
+        let (n, ld) = (70, 80);
+        let s = spd(n, 90, 0.1, 4);
+        let mut padded = vec![f64::NAN; n * ld];
+        for i in 0..n {
+            padded[i * ld..i * ld + n].copy_from_slice(&s[i * n..i * n + n]);
+        }
+        let x: Vec<f64> = (0..n).map(|i| (i as f64 * 0.7).cos()).collect();
+        let sx = mat_vec_full(&s, n, &x);
+        let mut y = vec![0.0; n];
+        mat_vec::<Fused>(&padded, n, ld, &x, &mut y);
+        for i in 0..n {
+            assert!((y[i] - sx[i]).abs() < 1e-9 * (1.0 + sx[i].abs()), "{i}");
+        }
+        let (n, ld) = (150, 160); // two blocks of 64 and a tail
+        let s = spd(n, 170, 0.1, 5);
+        let s32: Vec<f32> = (0..n * ld)
+            .map(|p| {
+                if p % ld < n {
+                    s[p / ld * n + p % ld] as f32
+                } else {
+                    f32::NAN
+                }
+            })
+            .collect();
+        let x32: Vec<f32> = (0..n).map(|i| (i as f32 * 0.3).sin()).collect();
+        let want: Vec<f64> = (0..n)
+            .map(|i| (0..n).map(|j| s32[j * ld + i] as f64 * x32[j] as f64).sum())
+            .collect();
+        let mut y32 = vec![0.0f32; n];
+        mat_vec32::<Fused>(&s32, n, ld, &x32, &mut y32);
+        let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        for i in 0..n {
+            assert!((y32[i] as f64 - want[i]).abs() < 1e-5 * scale, "{i}");
         }
     }
 }

@@ -474,6 +474,10 @@ pub fn half_sweep_with(
         let kp = padded(k);
         let gram = gram_padded(isa, fixed, n_fixed, k);
         let base: Vec<f64> = gram.iter().map(|g| g * params.unobserved_weight).collect();
+        let gram32: Vec<f32> = match params.solver {
+            Solver::ConjugateGradient { .. } => gram.iter().map(|&g| g as f32).collect(),
+            Solver::Cholesky => Vec::new(),
+        };
         let sh = Shared {
             ratings,
             fixed,
@@ -487,6 +491,7 @@ pub fn half_sweep_with(
             reg_scaling: params.reg_scaling,
             gram: &gram,
             base: &base,
+            gram32: &gram32,
             block_rows: block_rows(kp),
             padded_fixed: None,
         };
@@ -624,6 +629,7 @@ pub fn loss(
             reg_scaling: params.reg_scaling,
             gram: &gram,
             base: &gram,
+            gram32: &[],
             block_rows: block_rows(kp),
             padded_fixed: None,
         };

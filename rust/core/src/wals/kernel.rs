@@ -96,6 +96,19 @@ pub(crate) trait Kernel {
     /// `p[t] = raw[t] . u` for `t < nb` (`u` has `kp` values, zero padded).
     fn dots(raw: &[f32], nb: usize, kp: usize, u: &[f32], p: &mut [f32]);
 
+    /// `q[..kp] = sum_t y[t] raw[t]` over the `nb` rows of `raw` (`kp` values
+    /// each), in `f32`, in a fixed order.
+    #[inline(always)]
+    fn axpys(raw: &[f32], nb: usize, kp: usize, y: &[f32], q: &mut [f32]) {
+        let q = &mut q[..kp];
+        q.fill(0.0);
+        for (t, &yt) in y[..nb].iter().enumerate() {
+            for (qd, &x) in q.iter_mut().zip(&raw[t * kp..t * kp + kp]) {
+                *qd = Self::Arith::mul_add32(yt, x, *qd);
+            }
+        }
+    }
+
     /// The loss sums of a block in eight `f64` lanes: entry `t` goes to lane
     /// `t % 8`, `obs[l] += (w_t e_t) e_t` and `sq[l] += p_t p_t` with `e_t =
     /// a_t - p_t`, in entry order (so every implementation gives the same
@@ -362,6 +375,34 @@ impl Kernel for Avx512Kernel {
     }
 
     #[inline(always)]
+    fn axpys(raw: &[f32], nb: usize, kp: usize, y: &[f32], q: &mut [f32]) {
+        assert!(raw.len() >= nb * kp && y.len() >= nb && q.len() >= kp);
+        assert!(kp.is_multiple_of(PAD) && kp > 0);
+        // SAFETY: as for `gather`; sizes checked above.
+        unsafe {
+            match kp / PAD {
+                1 => avx512::axpys::<1>(raw, nb, y, q),
+                2 => avx512::axpys::<2>(raw, nb, y, q),
+                3 => avx512::axpys::<3>(raw, nb, y, q),
+                4 => avx512::axpys::<4>(raw, nb, y, q),
+                5 => avx512::axpys::<5>(raw, nb, y, q),
+                6 => avx512::axpys::<6>(raw, nb, y, q),
+                7 => avx512::axpys::<7>(raw, nb, y, q),
+                8 => avx512::axpys::<8>(raw, nb, y, q),
+                _ => {
+                    let q = &mut q[..kp];
+                    q.fill(0.0);
+                    for (t, &yt) in y[..nb].iter().enumerate() {
+                        for (qd, &x) in q.iter_mut().zip(&raw[t * kp..t * kp + kp]) {
+                            *qd = yt.mul_add(x, *qd);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[inline(always)]
     fn loss_sums(p: &[f32], w: &[f32], a: &[f32], obs: &mut [f64; 8], sq: &mut [f64; 8]) {
         assert!(w.len() == p.len() && a.len() == p.len());
         // SAFETY: as for `gather`; the lengths are checked above.
@@ -413,6 +454,40 @@ mod avx512 {
                 rh.add(PAD * c),
                 _mm512_add_ps(_mm512_loadu_ps(rh.add(PAD * c)), *r),
             );
+        }
+    }
+
+    /// [`super::Kernel::axpys`] for `kp = 16 CH`: the sums live in registers,
+    /// in two sets (even and odd rows, so consecutive rows do not wait on each
+    /// other's multiply-add), added at the end.
+    #[target_feature(enable = "avx512f")]
+    #[allow(clippy::needless_range_loop)] // `c` indexes both sets and the row
+    pub(super) unsafe fn axpys<const CH: usize>(raw: &[f32], nb: usize, y: &[f32], q: &mut [f32]) {
+        let kp = CH * PAD;
+        let r = raw.as_ptr();
+        let mut even = [_mm512_setzero_ps(); CH];
+        let mut odd = [_mm512_setzero_ps(); CH];
+        let mut t = 0;
+        while t + 2 <= nb {
+            let (y0, y1) = (
+                _mm512_set1_ps(*y.get_unchecked(t)),
+                _mm512_set1_ps(*y.get_unchecked(t + 1)),
+            );
+            for c in 0..CH {
+                even[c] = _mm512_fmadd_ps(y0, _mm512_loadu_ps(r.add(t * kp + PAD * c)), even[c]);
+                odd[c] =
+                    _mm512_fmadd_ps(y1, _mm512_loadu_ps(r.add((t + 1) * kp + PAD * c)), odd[c]);
+            }
+            t += 2;
+        }
+        if t < nb {
+            let y0 = _mm512_set1_ps(*y.get_unchecked(t));
+            for c in 0..CH {
+                even[c] = _mm512_fmadd_ps(y0, _mm512_loadu_ps(r.add(t * kp + PAD * c)), even[c]);
+            }
+        }
+        for c in 0..CH {
+            _mm512_storeu_ps(q.as_mut_ptr().add(PAD * c), _mm512_add_ps(even[c], odd[c]));
         }
     }
 

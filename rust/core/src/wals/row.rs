@@ -9,7 +9,7 @@ use std::ops::Range;
 
 use super::kernel::{Block, Entries, Gather, Gathered, Isa, Kernel, PortableKernel, PAD};
 use super::{CsrView, RegScaling, Solver};
-use crate::dense::{cholesky_solve_inv, dot, dot_f32, mat_vec, quad_form, MulAdd};
+use crate::dense::{cholesky_solve_inv, dot, dot_f32, mat_vec, mat_vec32, quad_form, MulAdd};
 use crate::error::{Error, Result};
 
 /// With zero regularisation, a pivot below this fraction of its diagonal
@@ -85,6 +85,9 @@ pub(crate) struct Shared<'a> {
     pub gram: &'a [f64],
     /// `w0 * gram`: the start of every row's normal matrix.
     pub base: &'a [f64],
+    /// `gram` in `f32` (`kp x kp`), for the products `G p` of the block CG;
+    /// empty with the Cholesky solver.
+    pub gram32: &'a [f32],
     /// Entries per gathered block.
     pub block_rows: usize,
     /// For k <= 16: the fixed factor copied into rows of 16 values (zero
@@ -108,6 +111,8 @@ pub(crate) struct Scratch {
     y: Vec<f32>,
     rhs32: Vec<f32>,
     u32: Vec<f32>,
+    /// `X^T q` over one block, in `f32` (the block CG's products).
+    q32: Vec<f32>,
     a: Vec<f64>,
     lines: Vec<usize>,
     min_pivot: Vec<f64>,
@@ -141,6 +146,7 @@ impl Scratch {
             y: vec![0.0; max_block(block_rows)],
             rhs32: vec![0.0; kp],
             u32: vec![0.0; kp],
+            q32: vec![0.0; kp],
             a: vec![0.0; kp * kp],
             lines: Vec::with_capacity(block_rows * (kp / 16 + 1)),
             min_pivot: vec![0.0; kp],
@@ -193,6 +199,13 @@ fn check_row(sh: &Shared<'_>, row: usize, idx: &[i32], vals: &[f32]) -> Result<(
         )));
     }
     Ok(())
+}
+
+/// Whether the row with columns `idx` is gathered whole into the scratch
+/// (and read back from it by the loss pass).
+#[inline(always)]
+fn whole(sh: &Shared<'_>, idx: &[i32]) -> bool {
+    idx.len() * sh.kp <= WHOLE_ROW_VALUES
 }
 
 /// Solve (or evaluate) the rows `rows`; `out` holds their factors
@@ -251,6 +264,9 @@ pub(crate) fn chunk<K: Kernel>(
                 };
                 solve_cholesky::<K>(sh, i, idx, vals, lam, next, s)?
             }
+            Solver::ConjugateGradient { steps } if whole(sh, idx) => {
+                solve_cg_block::<K>(sh, i, idx, vals, lam, steps, u, s)
+            }
             Solver::ConjugateGradient { steps } => {
                 solve_cg::<K>(sh, i, idx, vals, lam, steps, u, s)
             }
@@ -266,13 +282,212 @@ pub(crate) fn chunk<K: Kernel>(
         for (d, &v) in u.iter_mut().zip(x) {
             *d = v as f32;
         }
-        let in_block = sh.solver == Solver::Cholesky && idx.len() * sh.kp <= WHOLE_ROW_VALUES;
+        // both solvers keep a row that fits whole in the scratch
+        let in_block = whole(sh, idx);
         let t = row_loss::<K>(sh, i, idx, vals, lam, u, s, in_block);
         part.observed += t.observed;
         part.unobserved += t.unobserved;
         part.regularization += t.regularization;
     }
     Ok(part)
+}
+
+/// The fixed factor as the gathers read it: the 16-wide padded copy when
+/// there is one (each row one aligned cache line), else the factor itself.
+#[inline(always)]
+fn gather_source<'a>(sh: &Shared<'a>) -> Gather<'a> {
+    match sh.padded_fixed {
+        Some(p) => Gather {
+            fixed: p,
+            k: sh.kp,
+            kp: sh.kp,
+        },
+        None => Gather {
+            fixed: sh.fixed,
+            k: sh.k,
+            kp: sh.kp,
+        },
+    }
+}
+
+/// Per entry of a block (columns `bi`, ratings `bv`): `w_t = s_i f_j`, `W_t =
+/// w0 + w_t` into `w` (kept for the loss), `sqrt(w_t)` into `sw` (the block
+/// holds `sqrt(w_t) v_j`) and `W_t a_t` into `y`.
+#[inline(always)]
+fn entry_weights(
+    sh: &Shared<'_>,
+    si: f32,
+    bi: &[i32],
+    bv: &[f32],
+    sw: &mut [f32],
+    w: &mut [f32],
+    y: &mut [f32],
+) {
+    let w0 = sh.w0 as f32;
+    match sh.fixed_weights {
+        Some(f) => {
+            assert_eq!(f.len(), sh.ratings.n_cols);
+            for (d, &j) in sw.iter_mut().zip(bi) {
+                // SAFETY: `check_row` verified `j < n_cols = f.len()`.
+                *d = si * unsafe { *f.get_unchecked(j as u32 as usize) };
+            }
+        }
+        None => sw.fill(si),
+    }
+    let per_entry = sw.iter_mut().zip(w.iter_mut()).zip(y.iter_mut());
+    for (((sw, w), y), &a) in per_entry.zip(bv) {
+        *w = w0 + *sw;
+        *y = *w * a;
+        *sw = sw.sqrt();
+    }
+}
+
+/// Gather the whole row `i` into `s.raw` (`|O_i| x kp`, row `t` is
+/// `sqrt(w_t) v_j`), its weights into `s.sw` and `s.w`, and its right-hand
+/// side `sum_t W_t a_t v_j` into `s.rhs` (block sums in `f32`, added in
+/// `f64`). The row must fit ([`WHOLE_ROW_VALUES`]).
+#[inline(always)]
+fn gather_whole<K: Kernel>(sh: &Shared<'_>, i: usize, idx: &[i32], vals: &[f32], s: &mut Scratch) {
+    let kp = sh.kp;
+    let g = gather_source(sh);
+    let si = sh.solved_weights.map_or(1.0, |w| w[i]);
+    s.rhs[..kp].fill(0.0);
+    s.reserve(idx.len(), kp);
+    let mut start = 0;
+    while start < idx.len() {
+        let end = block_end(start, idx.len(), sh.block_rows);
+        let nb = end - start;
+        let (bi, bv) = (&idx[start..end], &vals[start..end]);
+        entry_weights(
+            sh,
+            si,
+            bi,
+            bv,
+            &mut s.sw[start..end],
+            &mut s.w[start..end],
+            &mut s.y[..nb],
+        );
+        let e = Entries {
+            idx: bi,
+            sw: &s.sw[start..end],
+            y: &s.y[..nb],
+        };
+        s.rhs32[..kp].fill(0.0);
+        let mut out = Gathered {
+            g: &mut s.raw[start * kp..end * kp],
+            rhs: &mut s.rhs32,
+        };
+        K::gather(&g, &e, &mut out);
+        for (r, &a) in s.rhs[..kp].iter_mut().zip(&s.rhs32[..kp]) {
+            *r += a as f64;
+        }
+        start = end;
+    }
+}
+
+/// `ap = (w0 G + lam I + X^T X) p` with `X` the gathered row in `raw` (`n x
+/// kp`): the Gramian part in `f64`, `X^T (X p)` from `f32` products over
+/// blocks of `block_rows` entries, each block's sum added in `f64` (the
+/// precision of the Cholesky path's normal matrix).
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn apply_block<K: Kernel>(
+    sh: &Shared<'_>,
+    raw: &[f32],
+    n: usize,
+    lam: f64,
+    p: &[f64],
+    ap: &mut [f64],
+    p32: &mut [f32],
+    dots: &mut [f32],
+    q32: &mut [f32],
+) {
+    type M<K> = <K as Kernel>::Arith;
+    let (k, kp) = (sh.k, sh.kp);
+    for (d, &v) in p32[..k].iter_mut().zip(&p[..k]) {
+        *d = v as f32;
+    }
+    p32[k..kp].fill(0.0);
+    // G p in f32 (half the bytes of the f64 Gramian, read once per step)
+    mat_vec32::<M<K>>(sh.gram32, k, kp, p32, q32);
+    for ((a, &g), &v) in ap[..k].iter_mut().zip(&q32[..k]).zip(&p[..k]) {
+        *a = g as f64 * sh.w0 + lam * v;
+    }
+    let mut c0 = 0;
+    while c0 < n {
+        let c1 = (c0 + sh.block_rows).min(n);
+        let y = &mut dots[..c1 - c0];
+        K::dots(&raw[c0 * kp..c1 * kp], c1 - c0, kp, p32, y);
+        K::axpys(&raw[c0 * kp..c1 * kp], c1 - c0, kp, y, q32);
+        for (a, &qd) in ap[..k].iter_mut().zip(q32[..kp].iter()) {
+            *a += qd as f64;
+        }
+        c0 = c1;
+    }
+}
+
+/// Warm-started conjugate gradient on the normal equations of row `i`, with
+/// the row gathered once into `s.raw` and every product `A p` taken on that
+/// contiguous block ([`apply_block`]); the solution is left in `s.x[..k]`
+/// and the block stays in `s` for the loss pass.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn solve_cg_block<K: Kernel>(
+    sh: &Shared<'_>,
+    i: usize,
+    idx: &[i32],
+    vals: &[f32],
+    lam: f64,
+    steps: usize,
+    start: &[f32],
+    s: &mut Scratch,
+) {
+    type M<K> = <K as Kernel>::Arith;
+    let k = sh.k;
+    let n = idx.len();
+    gather_whole::<K>(sh, i, idx, vals, s);
+    for (x, &u) in s.x[..k].iter_mut().zip(start) {
+        *x = u as f64;
+    }
+    let Scratch {
+        raw,
+        y,
+        u32: p32,
+        q32,
+        x,
+        r,
+        p,
+        ap,
+        rhs,
+        ..
+    } = s;
+    apply_block::<K>(sh, raw, n, lam, x, ap, p32, y, q32);
+    for d in 0..k {
+        r[d] = rhs[d] - ap[d];
+        p[d] = r[d];
+    }
+    let mut rs = dot::<M<K>>(&r[..k], &r[..k]);
+    for _ in 0..steps {
+        if rs.is_nan() || rs <= 0.0 {
+            break;
+        }
+        apply_block::<K>(sh, raw, n, lam, p, ap, p32, y, q32);
+        let pap = dot::<M<K>>(&p[..k], &ap[..k]);
+        if !pap.is_finite() || pap <= 0.0 {
+            break;
+        }
+        let alpha = rs / pap;
+        for d in 0..k {
+            x[d] = <M<K> as MulAdd>::mul_add(alpha, p[d], x[d]);
+            r[d] = <M<K> as MulAdd>::mul_add(-alpha, ap[d], r[d]);
+        }
+        let rs_new = dot::<M<K>>(&r[..k], &r[..k]);
+        let beta = rs_new / rs;
+        for d in 0..k {
+            p[d] = <M<K> as MulAdd>::mul_add(beta, p[d], r[d]);
+        }
+        rs = rs_new;
+    }
 }
 
 /// Normal equations by blocked accumulation, then Cholesky; the solution is
@@ -290,21 +505,8 @@ fn solve_cholesky<K: Kernel>(
     s: &mut Scratch,
 ) -> Result<()> {
     let (k, kp) = (sh.k, sh.kp);
-    let g = match sh.padded_fixed {
-        // rows of 16 aligned values: one cache line each
-        Some(p) => Gather {
-            fixed: p,
-            k: kp,
-            kp,
-        },
-        None => Gather {
-            fixed: sh.fixed,
-            k,
-            kp,
-        },
-    };
+    let g = gather_source(sh);
     let si = sh.solved_weights.map_or(1.0, |w| w[i]);
-    let w0 = sh.w0 as f32;
     s.rhs[..kp].fill(0.0);
     // Blocks go one after the other when the whole row fits, else all at 0.
     let whole = idx.len() * kp <= WHOLE_ROW_VALUES;
@@ -323,25 +525,15 @@ fn solve_cholesky<K: Kernel>(
         let nb = end - start;
         let (bi, bv) = (&idx[start..end], &vals[start..end]);
         let at = if whole { start } else { 0 };
-        // per entry: w_t = s_i f_j, W_t = w0 + w_t (kept for the loss),
-        // sqrt(w_t) (the block holds sqrt(w_t) v_j) and W_t a_t
-        let (sw, w) = (&mut s.sw[at..at + nb], &mut s.w[at..at + nb]);
-        match sh.fixed_weights {
-            Some(f) => {
-                assert_eq!(f.len(), sh.ratings.n_cols);
-                for (d, &j) in sw.iter_mut().zip(bi) {
-                    // SAFETY: `check_row` verified `j < n_cols = f.len()`.
-                    *d = si * unsafe { *f.get_unchecked(j as u32 as usize) };
-                }
-            }
-            None => sw.fill(si),
-        }
-        let per_entry = sw.iter_mut().zip(w.iter_mut()).zip(&mut s.y[..nb]);
-        for (((sw, w), y), &a) in per_entry.zip(bv) {
-            *w = w0 + *sw;
-            *y = *w * a;
-            *sw = sw.sqrt();
-        }
+        entry_weights(
+            sh,
+            si,
+            bi,
+            bv,
+            &mut s.sw[at..at + nb],
+            &mut s.w[at..at + nb],
+            &mut s.y[..nb],
+        );
         let e = Entries {
             idx: bi,
             sw: &s.sw[at..at + nb],

@@ -558,3 +558,36 @@ fn gramian_matches_naive_and_is_thread_independent() {
     }
     assert!(gramian(&[1.0; 5], 2, 1).is_err());
 }
+
+#[test]
+fn block_cg_converges_to_the_exact_solution_for_every_width() {
+    // The CG path gathers each row once and takes every product on that
+    // block (f32 products, f64 vectors); with enough steps it reaches the
+    // Cholesky solution. k = 140 runs the generic accumulation (> 128).
+    let (n, m) = (30, 300);
+    let r = ratings(n, m, 0.5, 21, &[], &[]);
+    for k in [5, 16, 40, 128, 140] {
+        let fixed = normal(m * k, 0.3, 40 + k as u64);
+        let cw = weights(m, 9);
+        let exact = HalfSweepParams {
+            k,
+            unobserved_weight: 0.05,
+            regularization: 0.5,
+            solved_weights: None,
+            fixed_weights: Some(&cw),
+            solver: Solver::Cholesky,
+            reg_scaling: RegScaling::None,
+        };
+        let want = reference_sweep(&r, &fixed, k, &exact);
+        for isa in isas() {
+            let cg = HalfSweepParams {
+                solver: Solver::ConjugateGradient { steps: 3 * k },
+                ..exact
+            };
+            let mut got = vec![0.0f32; n * k];
+            half_sweep_with(CsrView::from_csr(&r), &fixed, &mut got, &cg, 2, isa).unwrap();
+            let err = max_rel_err(&got, &want);
+            assert!(err < 1e-4, "k={k} {isa:?}: {err}");
+        }
+    }
+}

@@ -7,7 +7,8 @@ iterations run; the libraries run in turns for ``--rounds`` rounds and each
 is reported by its best round, so a drift of the shared machine's speed does
 not decide a ratio), peak memory, and the ratios implicit / embspace for
 implicit's conjugate-gradient solver (``use_cg=True``, its default, 3 steps)
-and its exact solver (``use_cg=False``). Each run is a separate process, so
+and its exact solver (``use_cg=False``), and embspace's own conjugate-gradient solver (``solver="cg"``,
+3 steps, as implicit's) beside them. Each run is a separate process, so
 its peak RSS is its own; memory is reported as (peak RSS - RSS before the data
 was loaded) / (ratings CSR in both orientations + both factors). The flop
 rate uses the issue's count per iteration, nnz k^2 + (users + items) k^3 / 3,
@@ -64,14 +65,14 @@ def _peak_rss() -> int:
 
 def worker(lib: str, data_path: str, k: int, iterations: int) -> dict[str, Any]:
     """One training run in this process; prints a JSON result."""
-    if lib != "embspace":
+    if not lib.startswith("embspace"):
         for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             os.environ[var] = "1"
     import numpy as np
     import scipy.sparse as sp
 
     # import the library first, so the baseline holds the code, not the data
-    if lib == "embspace":
+    if lib.startswith("embspace"):
         import embspace as es
         import embspace.factorization
     else:
@@ -89,11 +90,12 @@ def worker(lib: str, data_path: str, k: int, iterations: int) -> dict[str, Any]:
         stamps.append(time.perf_counter())
 
     t0 = time.perf_counter()
-    if lib == "embspace":
+    if lib.startswith("embspace"):
         ratings = es.Ratings.from_csr(matrix)
-        model = es.WALS(factors=k, iterations=iterations, num_threads=THREADS, random_state=0).fit(
-            ratings, callback=callback, progress=False
-        )
+        solver = "cg" if lib == "embspace-cg" else "cholesky"
+        model = es.WALS(
+            factors=k, iterations=iterations, num_threads=THREADS, random_state=0, solver=solver
+        ).fit(ratings, callback=callback, progress=False)
         kernels = es._core.wals_kernels()
         loss = model.loss_
     else:
@@ -233,6 +235,7 @@ def main(argv: list[str]) -> int:
         for k in plan["ks"]:
             iters = {
                 "embspace": plan["iters"]["embspace"][k],
+                "embspace-cg": plan["iters"]["embspace"][k],
                 "cg": plan["iters"]["cg"],
                 "exact": plan["iters"]["exact"][k],
             }
@@ -263,6 +266,9 @@ def main(argv: list[str]) -> int:
                 "GFLOP/s (issue count)": issue / ours / 1e9,
                 "GFLOP/s (done)": mine / ours / 1e9,
                 "% of sgemm": 100 * mine / ours / 1e9 / gemm,
+                "embspace cg s/it": runs["embspace-cg"]["seconds_per_iteration"],
+                "cg/embspace cg": runs["cg"]["seconds_per_iteration"]
+                / runs["embspace-cg"]["seconds_per_iteration"],
                 "mem embspace": runs["embspace"]["memory_ratio"],
                 "mem cg": runs["cg"]["memory_ratio"],
                 "mem exact": runs["exact"]["memory_ratio"],
@@ -293,6 +299,8 @@ def main(argv: list[str]) -> int:
         "GFLOP/s (issue count)",
         "GFLOP/s (done)",
         "% of sgemm",
+        "embspace cg s/it",
+        "cg/embspace cg",
         "mem embspace",
         "mem cg",
         "mem exact",

@@ -389,15 +389,8 @@ impl Kernel for Avx512Kernel {
                 6 => avx512::axpys::<6>(raw, nb, y, q),
                 7 => avx512::axpys::<7>(raw, nb, y, q),
                 8 => avx512::axpys::<8>(raw, nb, y, q),
-                _ => {
-                    let q = &mut q[..kp];
-                    q.fill(0.0);
-                    for (t, &yt) in y[..nb].iter().enumerate() {
-                        for (qd, &x) in q.iter_mut().zip(&raw[t * kp..t * kp + kp]) {
-                            *qd = yt.mul_add(x, *qd);
-                        }
-                    }
-                }
+                // wide rows: the sums live in memory
+                _ => Plain::<Fused>::axpys(raw, nb, kp, y, q),
             }
         }
     }

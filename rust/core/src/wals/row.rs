@@ -462,32 +462,9 @@ fn solve_cg_block<K: Kernel>(
         ..
     } = s;
     apply_block::<K>(sh, raw, n, lam, x, ap, p32, y, q32);
-    for d in 0..k {
-        r[d] = rhs[d] - ap[d];
-        p[d] = r[d];
-    }
-    let mut rs = dot::<M<K>>(&r[..k], &r[..k]);
-    for _ in 0..steps {
-        if rs.is_nan() || rs <= 0.0 {
-            break;
-        }
-        apply_block::<K>(sh, raw, n, lam, p, ap, p32, y, q32);
-        let pap = dot::<M<K>>(&p[..k], &ap[..k]);
-        if !pap.is_finite() || pap <= 0.0 {
-            break;
-        }
-        let alpha = rs / pap;
-        for d in 0..k {
-            x[d] = <M<K> as MulAdd>::mul_add(alpha, p[d], x[d]);
-            r[d] = <M<K> as MulAdd>::mul_add(-alpha, ap[d], r[d]);
-        }
-        let rs_new = dot::<M<K>>(&r[..k], &r[..k]);
-        let beta = rs_new / rs;
-        for d in 0..k {
-            p[d] = <M<K> as MulAdd>::mul_add(beta, p[d], r[d]);
-        }
-        rs = rs_new;
-    }
+    cg_iterate::<M<K>>(k, steps, rhs, x, r, p, ap, |p, ap| {
+        apply_block::<K>(sh, raw, n, lam, p, ap, p32, y, q32)
+    });
 }
 
 /// Normal equations by blocked accumulation, then Cholesky; the solution is
@@ -699,29 +676,53 @@ fn solve_cg<K: Kernel>(
     }
     s.rhs[..k].fill(0.0);
     apply::<M<K>>(sh, i, idx, vals, lam, &s.x, &mut s.ap, Some(&mut s.rhs));
+    let Scratch {
+        x, r, p, ap, rhs, ..
+    } = s;
+    cg_iterate::<M<K>>(k, steps, rhs, x, r, p, ap, |p, ap| {
+        apply::<M<K>>(sh, i, idx, vals, lam, p, ap, None)
+    });
+}
+
+/// The conjugate-gradient iteration shared by both CG paths: from `ap = A
+/// x` (already computed) and the right-hand side `rhs`, `steps` steps with
+/// `apply(p, ap)` computing `ap = A p`; stops early at a zero residual or a
+/// non-positive curvature (rounding), so the quadratic never increases.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn cg_iterate<M: MulAdd>(
+    k: usize,
+    steps: usize,
+    rhs: &[f64],
+    x: &mut [f64],
+    r: &mut [f64],
+    p: &mut [f64],
+    ap: &mut [f64],
+    mut apply: impl FnMut(&[f64], &mut [f64]),
+) {
     for d in 0..k {
-        s.r[d] = s.rhs[d] - s.ap[d];
-        s.p[d] = s.r[d];
+        r[d] = rhs[d] - ap[d];
+        p[d] = r[d];
     }
-    let mut rs = dot::<M<K>>(&s.r[..k], &s.r[..k]);
+    let mut rs = dot::<M>(&r[..k], &r[..k]);
     for _ in 0..steps {
         if rs.is_nan() || rs <= 0.0 {
             break;
         }
-        apply::<M<K>>(sh, i, idx, vals, lam, &s.p, &mut s.ap, None);
-        let pap = dot::<M<K>>(&s.p[..k], &s.ap[..k]);
+        apply(p, ap);
+        let pap = dot::<M>(&p[..k], &ap[..k]);
         if !pap.is_finite() || pap <= 0.0 {
             break;
         }
         let alpha = rs / pap;
         for d in 0..k {
-            s.x[d] = <M<K> as MulAdd>::mul_add(alpha, s.p[d], s.x[d]);
-            s.r[d] = <M<K> as MulAdd>::mul_add(-alpha, s.ap[d], s.r[d]);
+            x[d] = M::mul_add(alpha, p[d], x[d]);
+            r[d] = M::mul_add(-alpha, ap[d], r[d]);
         }
-        let rs_new = dot::<M<K>>(&s.r[..k], &s.r[..k]);
+        let rs_new = dot::<M>(&r[..k], &r[..k]);
         let beta = rs_new / rs;
         for d in 0..k {
-            s.p[d] = <M<K> as MulAdd>::mul_add(beta, s.p[d], s.r[d]);
+            p[d] = M::mul_add(beta, p[d], r[d]);
         }
         rs = rs_new;
     }

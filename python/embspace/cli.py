@@ -464,6 +464,20 @@ def _formatter(prog: str) -> argparse.HelpFormatter:
     return argparse.RawDescriptionHelpFormatter(prog, max_help_position=32)
 
 
+def _add_measures(p: argparse.ArgumentParser) -> None:
+    """--measures and -k, shared by compare and sweep."""
+    p.add_argument(
+        "--measures",
+        "-m",
+        default=DEFAULT_MEASURES,
+        metavar="LIST",
+        help=f"comma-separated (default: {DEFAULT_MEASURES})",
+    )
+    p.add_argument(
+        "-k", type=_positive_int, default=10, help="neighbors for neighbor measures (default: 10)"
+    )
+
+
 def _add_common(
     p: argparse.ArgumentParser, *, compute: bool = True, json_flag: bool = True
 ) -> None:
@@ -714,16 +728,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("a", help="embeddings .npz")
     p.add_argument("b", help="embeddings .npz")
-    p.add_argument(
-        "--measures",
-        "-m",
-        default=DEFAULT_MEASURES,
-        metavar="LIST",
-        help=f"comma-separated (default: {DEFAULT_MEASURES})",
-    )
-    p.add_argument(
-        "-k", type=_positive_int, default=10, help="neighbors for neighbor measures (default: 10)"
-    )
+    _add_measures(p)
     p.add_argument(
         "--metric",
         choices=("cosine", "euclidean", "dot"),
@@ -753,16 +758,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--reference", metavar="VALUE", help="the value compared against (default: the first value)"
     )
     p.add_argument("--seeds", type=_positive_int, default=1, help="seeds per value (default: 1)")
-    p.add_argument(
-        "--measures",
-        "-m",
-        default=DEFAULT_MEASURES,
-        metavar="LIST",
-        help=f"comma-separated (default: {DEFAULT_MEASURES})",
-    )
-    p.add_argument(
-        "-k", type=_positive_int, default=10, help="neighbors for neighbor measures (default: 10)"
-    )
+    _add_measures(p)
     p.add_argument(
         "--entities", choices=("items", "users"), default="items", help="(default: items)"
     )

@@ -8,8 +8,21 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from ..errors import InvalidParameterError
+from ..errors import InvalidParameterError, NotFittedError
 from ..ratings import Ratings
+
+
+class FittedAttributes:
+    """Mixin for the estimators: reading one of ``_fitted`` (the attributes
+    ``fit`` sets) before ``fit`` raises NotFittedError instead of
+    AttributeError."""
+
+    _fitted: tuple[str, ...] = ()
+
+    def __getattr__(self, name: str) -> Any:
+        if name in type(self)._fitted:
+            raise NotFittedError(f"{type(self).__name__}.{name} is set by fit(); call fit first")
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
 
 def as_ratings(X: Any) -> Ratings:
@@ -31,6 +44,11 @@ def check_int(value: Any, name: str, minimum: int) -> int:
     if value < minimum:
         raise InvalidParameterError(f"{name} must be >= {minimum}, got {value}")
     return int(value)
+
+
+def check_threads(num_threads: Any) -> int:
+    """``num_threads`` for the Rust core: None (every core) is 0, else an int >= 1."""
+    return 0 if num_threads is None else check_int(num_threads, "num_threads", minimum=1)
 
 
 def check_seed(random_state: Any) -> tuple[np.random.Generator, int | None]:

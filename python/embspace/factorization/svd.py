@@ -24,9 +24,16 @@ from sklearn.base import BaseEstimator
 
 from .. import _core
 from ..embeddings import Embeddings
-from ..errors import InvalidParameterError, NotFittedError, NumericalError
+from ..errors import InvalidParameterError, NumericalError
 from ..ratings import Ratings
-from ._common import as_ratings, check_int, check_seed, fitted_metadata
+from ._common import (
+    FittedAttributes,
+    as_ratings,
+    check_int,
+    check_seed,
+    check_threads,
+    fitted_metadata,
+)
 
 __all__ = ["SVD"]
 
@@ -41,7 +48,7 @@ _FITTED = (
 )
 
 
-class SVD(BaseEstimator):
+class SVD(FittedAttributes, BaseEstimator):
     """Truncated SVD embeddings of a ratings matrix.
 
     Parameters
@@ -69,6 +76,7 @@ class SVD(BaseEstimator):
     """
 
     _estimator_name: ClassVar[str] = "SVD"
+    _fitted = _FITTED
 
     def __init__(
         self,
@@ -79,11 +87,6 @@ class SVD(BaseEstimator):
         self.factors = factors
         self.random_state = random_state
         self.num_threads = num_threads
-
-    def __getattr__(self, name: str) -> Any:
-        if name in _FITTED:
-            raise NotFittedError(f"{type(self).__name__}.{name} is set by fit(); call fit first")
-        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def fit(
         self,
@@ -106,9 +109,7 @@ class SVD(BaseEstimator):
                 f"{ratings.n_users} x {ratings.n_items} ratings (ARPACK's limit)"
             )
         rng, seed = check_seed(self.random_state)
-        threads = (
-            0 if self.num_threads is None else check_int(self.num_threads, "num_threads", minimum=1)
-        )
+        threads = check_threads(self.num_threads)
         a = _ratings_operator(ratings, threads)
         v0 = rng.uniform(-1.0, 1.0, size=limit)
         try:

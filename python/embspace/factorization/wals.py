@@ -29,10 +29,17 @@ from sklearn.base import BaseEstimator
 
 from .. import _core
 from ..embeddings import Embeddings
-from ..errors import DeviceUnavailableError, InvalidParameterError, NotFittedError
+from ..errors import DeviceUnavailableError, InvalidParameterError
 from ..gpu.device import module_for
 from ..ratings import Ratings
-from ._common import as_ratings, check_int, check_seed, fitted_metadata
+from ._common import (
+    FittedAttributes,
+    as_ratings,
+    check_int,
+    check_seed,
+    check_threads,
+    fitted_metadata,
+)
 from .weights import col_weights as make_col_weights
 from .weights import row_weights as make_row_weights
 
@@ -293,7 +300,7 @@ _FITTED = (
 )
 
 
-class WALS(BaseEstimator):
+class WALS(FittedAttributes, BaseEstimator):
     """Weighted alternating least squares with TensorFlow ``WALSModel`` semantics.
 
     The defaults reproduce the reference notebook (Google's WALS sample):
@@ -360,6 +367,7 @@ class WALS(BaseEstimator):
     """
 
     _estimator_name: ClassVar[str] = "WALS"
+    _fitted = _FITTED
 
     def __init__(
         self,
@@ -395,11 +403,6 @@ class WALS(BaseEstimator):
         self.num_threads = num_threads
         self.device = device
 
-    def __getattr__(self, name: str) -> Any:
-        if name in _FITTED:
-            raise NotFittedError(f"{type(self).__name__}.{name} is set by fit(); call fit first")
-        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-
     # ------------------------------------------------------------------ checks
     def _problem(self, ratings: Ratings, rng: np.random.Generator) -> WalsProblem:
         k = check_int(self.factors, "factors", minimum=1)
@@ -419,7 +422,7 @@ class WALS(BaseEstimator):
                 f"regularization_scaling must be one of {REG_SCALINGS}, "
                 f"got {self.regularization_scaling!r}"
             )
-        threads = 0 if self.num_threads is None else check_int(self.num_threads, "num_threads", 1)
+        threads = check_threads(self.num_threads)
         scale = 1.0 / np.sqrt(k) if self.init_scale is None else self.init_scale
         scale = _nonnegative(scale, "init_scale")
         by_user = ratings.csr_arrays("user")

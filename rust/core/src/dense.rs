@@ -116,48 +116,55 @@ pub fn quad_form<M: MulAdd>(s: &[f64], n: usize, ld: usize, x: &[f64], tmp: &mut
 /// rows (each element still sums over `i` in order).
 #[inline(always)]
 pub fn mat_vec<M: MulAdd>(s: &[f64], n: usize, ld: usize, x: &[f64], y: &mut [f64]) {
-    const B: usize = 32;
-    let (x, y) = (&x[..n], &mut y[..n]);
-    let mut j0 = 0;
-    while j0 + B <= n {
-        let mut acc = [0.0f64; B];
-        for (i, &xi) in x.iter().enumerate() {
-            let row: &[f64; B] = s[i * ld + j0..i * ld + j0 + B]
-                .try_into()
-                .expect("a whole block");
-            for l in 0..B {
-                acc[l] = M::mul_add(xi, row[l], acc[l]);
-            }
-        }
-        y[j0..j0 + B].copy_from_slice(&acc);
-        j0 += B;
-    }
-    if j0 < n {
-        let tail = &mut y[j0..];
-        tail.fill(0.0);
-        for (i, &xi) in x.iter().enumerate() {
-            for (yj, &sij) in tail.iter_mut().zip(&s[i * ld + j0..i * ld + n]) {
-                *yj = M::mul_add(xi, sij, *yj);
-            }
-        }
-    }
+    mat_vec_blocked::<M, f64, 32>(s, n, ld, x, y)
 }
 
 /// [`mat_vec`] in `f32`: `y = S x` for a symmetric `f32` matrix (row-major,
 /// leading dimension `ld`), 64 columns at a time held in registers.
 #[inline(always)]
 pub fn mat_vec32<M: MulAdd>(s: &[f32], n: usize, ld: usize, x: &[f32], y: &mut [f32]) {
-    const B: usize = 64;
+    mat_vec_blocked::<M, f32, 64>(s, n, ld, x, y)
+}
+
+/// The element types the dense kernels run in, with their multiply-add.
+pub trait Scalar: Copy + Default {
+    fn fma<M: MulAdd>(a: Self, b: Self, c: Self) -> Self;
+}
+
+impl Scalar for f64 {
+    #[inline(always)]
+    fn fma<M: MulAdd>(a: f64, b: f64, c: f64) -> f64 {
+        M::mul_add(a, b, c)
+    }
+}
+
+impl Scalar for f32 {
+    #[inline(always)]
+    fn fma<M: MulAdd>(a: f32, b: f32, c: f32) -> f32 {
+        M::mul_add32(a, b, c)
+    }
+}
+
+/// `y = sum_i x_i S_i` by blocks of `B` columns whose sums stay in registers
+/// across all rows, then the remaining columns.
+#[inline(always)]
+fn mat_vec_blocked<M: MulAdd, T: Scalar, const B: usize>(
+    s: &[T],
+    n: usize,
+    ld: usize,
+    x: &[T],
+    y: &mut [T],
+) {
     let (x, y) = (&x[..n], &mut y[..n]);
     let mut j0 = 0;
     while j0 + B <= n {
-        let mut acc = [0.0f32; B];
+        let mut acc = [T::default(); B];
         for (i, &xi) in x.iter().enumerate() {
-            let row: &[f32; B] = s[i * ld + j0..i * ld + j0 + B]
+            let row: &[T; B] = s[i * ld + j0..i * ld + j0 + B]
                 .try_into()
                 .expect("a whole block");
             for l in 0..B {
-                acc[l] = M::mul_add32(xi, row[l], acc[l]);
+                acc[l] = T::fma::<M>(xi, row[l], acc[l]);
             }
         }
         y[j0..j0 + B].copy_from_slice(&acc);
@@ -165,10 +172,10 @@ pub fn mat_vec32<M: MulAdd>(s: &[f32], n: usize, ld: usize, x: &[f32], y: &mut [
     }
     if j0 < n {
         let tail = &mut y[j0..];
-        tail.fill(0.0);
+        tail.fill(T::default());
         for (i, &xi) in x.iter().enumerate() {
             for (yj, &sij) in tail.iter_mut().zip(&s[i * ld + j0..i * ld + n]) {
-                *yj = M::mul_add32(xi, sij, *yj);
+                *yj = T::fma::<M>(xi, sij, *yj);
             }
         }
     }

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from embspace import datasets
+from embspace import datasets, paths
 from embspace.datasets import fetch
 from embspace.datasets.registry import DatasetInfo
 from embspace.errors import ChecksumError, DownloadError, UnsafeArchiveError
@@ -85,7 +85,7 @@ def _files(folder: Path) -> list[Path]:
 
 def test_download_verify_cache_and_reuse(server, real_zip):
     server.files["/mirror/ml-latest-small.zip"] = real_zip
-    cache = datasets.cache.cache_dir()
+    cache = paths.cache_dir()
     assert datasets.locate("ml-latest-small").state == "not downloaded"
     ratings = datasets.load("ml-latest-small", progress=False)
     assert (ratings.n_ratings, ratings.n_users, ratings.n_items) == (100_836, 610, 9_724)
@@ -117,14 +117,14 @@ def test_corrupted_zip_is_refused_and_nothing_is_kept(server, real_zip):
     server.files["/mirror/ml-latest-small.zip"] = bytes(blob)
     with pytest.raises(ChecksumError, match="sha256"):
         datasets.load("ml-latest-small", progress=False)
-    assert _files(datasets.cache.cache_dir()) == []
+    assert _files(paths.cache_dir()) == []
 
 
 def test_wrong_size_is_refused(server, real_zip):
     server.files["/mirror/ml-latest-small.zip"] = real_zip + b"\0" * 10
     with pytest.raises(ChecksumError, match="bytes"):
         datasets.load("ml-latest-small", progress=False)
-    assert _files(datasets.cache.cache_dir()) == []
+    assert _files(paths.cache_dir()) == []
 
 
 def test_truncated_transfer_leaves_nothing(server, real_zip):
@@ -133,7 +133,7 @@ def test_truncated_transfer_leaves_nothing(server, real_zip):
     server.truncate.add(path)
     with pytest.raises(DownloadError, match=r"cut short|failed after"):
         datasets.load("ml-latest-small", progress=False)
-    assert _files(datasets.cache.cache_dir()) == []
+    assert _files(paths.cache_dir()) == []
     # The next attempt, with a whole transfer, succeeds.
     server.truncate.clear()
     assert datasets.load("ml-latest-small", progress=False).n_ratings == 100_836
@@ -151,7 +151,7 @@ def test_interrupted_download_leaves_nothing(server, real_zip, monkeypatch):
     monkeypatch.setattr(fetch, "tqdm", InterruptingBar)
     with pytest.raises(KeyboardInterrupt):
         datasets.load("ml-latest-small", progress=False)
-    assert _files(datasets.cache.cache_dir()) == []
+    assert _files(paths.cache_dir()) == []
 
 
 def test_download_file_leaves_nothing_beside_its_target(server, tmp_path):
@@ -179,11 +179,11 @@ def test_download_file_leaves_nothing_beside_its_target(server, tmp_path):
 def test_http_error_and_unreachable_host(server, monkeypatch):
     with pytest.raises(DownloadError, match="404"):
         datasets.download("ml-100k", progress=False)
-    assert _files(datasets.cache.cache_dir()) == []
+    assert _files(paths.cache_dir()) == []
     monkeypatch.setenv("EMBSPACE_MIRROR", "http://127.0.0.1:9/unreachable")
     with pytest.raises(DownloadError, match="cannot download"):
         datasets.download("ml-100k", progress=False)
-    assert _files(datasets.cache.cache_dir()) == []
+    assert _files(paths.cache_dir()) == []
 
 
 # --------------------------------------------------------------- unsafe archives
@@ -233,9 +233,9 @@ def test_unsafe_archives_are_refused(server, monkeypatch, tmp_path, kind):
     with pytest.raises(UnsafeArchiveError):
         datasets.load("evil", progress=False)
     assert server.hits == {"/mirror/evil.zip": 1}  # downloaded and verified, then refused
-    assert _files(datasets.cache.cache_dir()) == []
+    assert _files(paths.cache_dir()) == []
     assert not outside.exists()
-    assert not (datasets.cache.cache_dir().parent / "outside.txt").exists()
+    assert not (paths.cache_dir().parent / "outside.txt").exists()
 
 
 def test_a_safe_custom_archive_loads(server, monkeypatch):
@@ -248,4 +248,4 @@ def test_a_safe_custom_archive_loads(server, monkeypatch):
     _serve_as_dataset(server, monkeypatch, "good", blob)
     ratings = datasets.load("good", progress=False)
     assert ratings.item_keys == [("Foo, The (2001)", "Drama")]
-    assert [p.name for p in datasets.cache.cache_dir().iterdir()] == ["good"]
+    assert [p.name for p in paths.cache_dir().iterdir()] == ["good"]

@@ -95,7 +95,7 @@ def test_from_the_extracted_folder(monkeypatch, small_folder, tmp_path):
     assert status.state == "data dir" and status.path == data / "ml-latest-small"
     ratings = datasets.load("ml-latest-small", progress=False)
     _check_ml_small(ratings, small_folder)
-    cache = datasets.cache.cache_dir()
+    cache = embspace.paths.cache_dir()
     assert not cache.exists() or not any(cache.iterdir())  # read in place, nothing cached
 
 
@@ -106,7 +106,7 @@ def test_from_the_zip_extracts_into_the_cache(monkeypatch, small_zip, small_fold
     monkeypatch.setenv("EMBSPACE_DATA_DIR", str(data))
     ratings = datasets.load("ml-latest-small", progress=False)
     _check_ml_small(ratings, small_folder)
-    cache = datasets.cache.cache_dir()
+    cache = embspace.paths.cache_dir()
     assert sorted(p.name for p in cache.iterdir()) == ["ml-latest-small"]
     extracted = cache / "ml-latest-small"
     for name in ("ratings.csv", "movies.csv", "README.txt"):
@@ -127,7 +127,7 @@ def test_a_wrong_zip_in_the_data_folder_is_refused(monkeypatch, small_zip, tmp_p
     monkeypatch.setenv("EMBSPACE_DATA_DIR", str(data))
     with pytest.raises(ChecksumError, match="sha256"):
         datasets.load("ml-latest-small", progress=False)
-    cache = datasets.cache.cache_dir()
+    cache = embspace.paths.cache_dir()
     assert not cache.exists() or not any(cache.rglob("*"))
 
 
@@ -137,7 +137,7 @@ def test_a_path_is_read_directly(small_folder, small_zip):
     by_zip = datasets.load(str(small_zip), progress=False)
     assert by_zip.fingerprint == by_folder.fingerprint
     # the verified registry zip lands in the cache under its registry name
-    assert (datasets.cache.cache_dir() / "ml-latest-small" / "ratings.csv").is_file()
+    assert (embspace.paths.cache_dir() / "ml-latest-small" / "ratings.csv").is_file()
     by_file = datasets.load(small_folder / "ratings.csv")
     assert by_file.n_ratings == 100_836 and "title" not in by_file.items.columns
     assert abs(by_file.matrix - by_folder.matrix).sum() == 0
@@ -155,7 +155,7 @@ def test_registry_and_listing(monkeypatch, tmp_path):
     assert entry.url == "https://files.grouplens.org/datasets/movielens/ml-latest-small.zip"
     assert datasets.info("ml-20m").n_ratings == 20_000_263
     monkeypatch.setenv("EMBSPACE_DATA_DIR", str(tmp_path / "nothing-here"))
-    (datasets.cache.cache_dir() / "ml-1m").mkdir(parents=True)
+    (embspace.paths.cache_dir() / "ml-1m").mkdir(parents=True)
     states = {s.name: (s.size, s.state) for s in datasets.list_datasets()}
     assert states["ml-1m"] == (5_917_549, "cached")
     assert states["ml-100k"] == (4_924_029, "not downloaded")
@@ -175,8 +175,8 @@ def test_unknown_names_list_the_registry():
 def test_cache_folder_defaults(monkeypatch, tmp_path):
     monkeypatch.delenv("EMBSPACE_CACHE_DIR")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    if datasets.cache.sys.platform.startswith("linux"):
-        assert datasets.cache.cache_dir() == tmp_path / "xdg" / "embspace"
+    if embspace.paths.sys.platform.startswith("linux"):
+        assert embspace.paths.cache_dir() == tmp_path / "xdg" / "embspace"
     monkeypatch.setenv("EMBSPACE_CACHE_DIR", str(tmp_path / "mine"))
-    assert datasets.cache.cache_dir(create=True) == tmp_path / "mine"
+    assert embspace.paths.cache_dir(create=True) == tmp_path / "mine"
     assert (tmp_path / "mine").is_dir()

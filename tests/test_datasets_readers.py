@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 from pathlib import Path
 
+import embspace.paths
 import numpy as np
 import pandas as pd
 import pytest
@@ -135,7 +136,7 @@ def test_registry_names_resolve_through_the_data_folder(tmp_path, monkeypatch):
     monkeypatch.setenv("EMBSPACE_DATA_DIR", str(tmp_path / "data2"))
     with pytest.raises(ChecksumError, match="bytes"):
         datasets.load("ml-1m")
-    assert not datasets.cache.cache_dir().exists() or not any(datasets.cache.cache_dir().iterdir())
+    assert not embspace.paths.cache_dir().exists() or not any(embspace.paths.cache_dir().iterdir())
 
 
 def test_folder_one_level_too_deep_and_unknown_folder(tmp_path):

@@ -9,11 +9,11 @@ from types import ModuleType
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from embspace import backend
+from embspace import device
+from embspace.device import DEFAULT_NUMPY_BUDGET
 from embspace.errors import DeviceUnavailableError, InvalidParameterError
 from embspace.gpu import (
     cholesky_solve,
-    fit_wals_xp,
     is_cupy,
     knn_xp,
     memory_budget,
@@ -22,24 +22,24 @@ from embspace.gpu import (
     to_device,
     to_numpy,
 )
-from embspace.gpu.device import DEFAULT_NUMPY_BUDGET
+from wals_helpers import fit_wals_xp
 
 
 @pytest.fixture
 def no_cupy(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Make ``import cupy`` fail, as on a machine without CuPy."""
     monkeypatch.setitem(sys.modules, "cupy", None)
-    backend.gpu_available.cache_clear()
+    device.gpu_available.cache_clear()
     yield
-    backend.gpu_available.cache_clear()
+    device.gpu_available.cache_clear()
 
 
 def test_gpu_without_cupy_raises_device_unavailable(no_cupy: None) -> None:
-    assert not backend.gpu_available()
+    assert not device.gpu_available()
     with pytest.raises(DeviceUnavailableError, match="CuPy"):
         module_for("gpu")
     with pytest.raises(RuntimeError):  # DeviceUnavailableError is a RuntimeError
-        backend.array_module("gpu")
+        device.array_module("gpu")
 
 
 def test_auto_falls_back_to_the_cpu(no_cupy: None) -> None:
@@ -80,7 +80,7 @@ def test_numpy_helpers() -> None:
 # --------------------------------------------------------------------- GPU
 @pytest.fixture(scope="module")
 def cupy() -> ModuleType:
-    if not backend.gpu_available():
+    if not device.gpu_available():
         pytest.skip("needs CuPy and a CUDA device")
     import cupy
 

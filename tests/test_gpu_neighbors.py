@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import embspace as es
 import numpy as np
 import pytest
-from embspace import _core, backend
+from embspace import _core, device
 from embspace.errors import DeviceUnavailableError
 from embspace.gpu import knn_xp, numpy_device
 from embspace.measures import MEASURES
@@ -23,9 +23,9 @@ METRICS = ["cosine", "euclidean", "dot"]
 @pytest.fixture
 def no_cupy(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setitem(sys.modules, "cupy", None)
-    backend.gpu_available.cache_clear()
+    device.gpu_available.cache_clear()
     yield
-    backend.gpu_available.cache_clear()
+    device.gpu_available.cache_clear()
 
 
 def _tied(seed: int = 0, n: int = 300, d: int = 5) -> np.ndarray:
@@ -111,7 +111,7 @@ def test_compare_on_the_gpu_branch_equals_the_cpu_for_every_measure(no_cupy: Non
 # --------------------------------------------------------------------- GPU
 @pytest.fixture(scope="module")
 def cupy():
-    if not backend.gpu_available():
+    if not device.gpu_available():
         pytest.skip("needs CuPy and a CUDA device")
     import cupy
 

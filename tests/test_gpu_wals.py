@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import embspace as es
 import numpy as np
 import pytest
-from embspace import backend
+from embspace import device
 from embspace.errors import DeviceUnavailableError
 from embspace.gpu import numpy_device
 
@@ -23,9 +23,9 @@ from embspace.gpu import numpy_device
 @pytest.fixture
 def no_cupy(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setitem(sys.modules, "cupy", None)
-    backend.gpu_available.cache_clear()
+    device.gpu_available.cache_clear()
     yield
-    backend.gpu_available.cache_clear()
+    device.gpu_available.cache_clear()
 
 
 @pytest.fixture(scope="module")
@@ -136,7 +136,7 @@ def test_sweep_on_the_gpu_branch_equals_the_cpu(no_cupy: None, ratings: es.Ratin
 # --------------------------------------------------------------------- GPU
 @pytest.fixture(scope="module")
 def cupy():
-    if not backend.gpu_available():
+    if not device.gpu_available():
         pytest.skip("needs CuPy and a CUDA device")
     import cupy
 

@@ -109,12 +109,13 @@ def test_constructor_validates(movies: es.Embeddings) -> None:
 
 
 def test_backends_are_pluggable(movies: es.Embeddings, monkeypatch: pytest.MonkeyPatch) -> None:
-    from embspace import neighbors
+    from embspace import _registry, neighbors
 
-    backends = dict(neighbors._BACKENDS)
-    backends.pop("gpu")  # without its GPU backend, device="gpu" has nothing to run on
-    monkeypatch.setattr(neighbors, "_BACKENDS", backends)
-    monkeypatch.setattr(neighbors, "module_for", lambda device: (device, np))
+    # without its GPU backend, device="gpu" has nothing to run on
+    backends = _registry.DeviceRegistry("k-NN backend", {"cpu": neighbors.KNN_BACKENDS["cpu"]})
+    monkeypatch.setattr(neighbors, "KNN_BACKENDS", backends)
+    for module in (_registry, neighbors):
+        monkeypatch.setattr(module, "module_for", lambda device: (device, np))
     with pytest.raises(DeviceUnavailableError):
         es.NeighborTable(movies, device="gpu").knn(3)
     calls = []

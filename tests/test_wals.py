@@ -17,9 +17,10 @@ from embspace.errors import (
     NumericalError,
     ShapeMismatchError,
 )
-from embspace.factorization import initial_factors, loss_terms
-from embspace.factorization.wals import CpuBackend
+from embspace.factorization import initial_factors
+from embspace.factorization.wals_cpu import CpuBackend
 from sklearn.base import clone
+from wals_helpers import loss_terms
 
 # ---------------------------------------------------------------- reference
 
@@ -278,7 +279,7 @@ def test_bad_parameters_are_typed_errors(params: dict, error: type) -> None:
 def test_bad_input_and_devices() -> None:
     with pytest.raises(InvalidParameterError):
         es.WALS().fit(np.ones((3, 3)), progress=False)
-    if not es.backend.gpu_available():
+    if not es.device.gpu_available():
         with pytest.raises(DeviceUnavailableError):
             es.WALS(device="gpu", factors=2).fit(RATINGS, progress=False)
         auto = es.WALS(device="auto", factors=2, iterations=1, random_state=0)

@@ -18,10 +18,10 @@ from embspace.gpu.wals_xp import (
     CHUNK,
     WalsXp,
     _bytes_per_row,
-    fit_wals_xp,
     padded_lengths,
     plan_batches,
 )
+from wals_helpers import fit_wals_xp
 from xp_reference import wals_fit, wals_half_sweep, wals_loss
 
 

@@ -26,7 +26,7 @@ fi
 export PYTHONPATH="$SITE${PYTHONPATH:+:$PYTHONPATH}"
 "$PY" - <<'PYEOF' || exit 4
 import embspace, embspace.gpu
-from embspace.backend import gpu_available
+from embspace.device import gpu_available
 print("embspace", embspace.__version__, "from", embspace.__file__)
 print("GPU available to embspace:", gpu_available())
 PYEOF

@@ -16,7 +16,7 @@ from .embeddings import Embeddings, align
 from .ratings import Ratings
 
 if TYPE_CHECKING:
-    from . import cache, datasets, factorization, gpu, measures, plots, sweeps
+    from . import cache, datasets, device, factorization, gpu, measures, neighbors, plots, sweeps
     from .factorization import SVD, WALS
     from .measures import compare
     from .neighbors import NeighborTable
@@ -34,10 +34,12 @@ __all__ = [
     "cache",
     "compare",
     "datasets",
+    "device",
     "errors",
     "factorization",
     "gpu",
     "measures",
+    "neighbors",
     "plots",
     "sweeps",
 ]
@@ -48,6 +50,8 @@ _LAZY = {
     "Sweep": ("embspace.sweeps", "Sweep"),
     "sweeps": ("embspace.sweeps", None),
     "cache": ("embspace.cache", None),
+    "device": ("embspace.device", None),
+    "neighbors": ("embspace.neighbors", None),
     "plots": ("embspace.plots", None),
     "NeighborTable": ("embspace.neighbors", "NeighborTable"),
     "compare": ("embspace.measures", "compare"),

@@ -43,8 +43,10 @@ import numpy as np
 
 from ._atomic import write_atomic
 from ._buffers import byte_view
-from .embeddings import Embeddings, _json_default, _jsonable_key, _key_from_json
+from .embeddings import Embeddings
 from .errors import InvalidParameterError
+from .jsonio import json_default, key_from_json, key_to_json
+from .paths import cache_dir
 
 __all__ = [
     "ENTITIES",
@@ -82,10 +84,8 @@ class CacheWarning(UserWarning):
 
 def default_cache_folder() -> Path:
     """``runs`` in the embspace cache folder, the one datasets are cached in
-    (:func:`embspace.datasets.cache.cache_dir`: ``$EMBSPACE_CACHE_DIR`` when set,
+    (:func:`embspace.paths.cache_dir`: ``$EMBSPACE_CACHE_DIR`` when set,
     else ``$XDG_CACHE_HOME/embspace`` or ``~/.cache/embspace``, ...)."""
-    from .datasets.cache import cache_dir
-
     return cache_dir() / "runs"
 
 
@@ -184,8 +184,8 @@ def _array_checksum(arrays: Mapping[str, np.ndarray]) -> str:
 def _side_arrays(prefix: str, emb: Embeddings) -> dict[str, np.ndarray]:
     arrays = {
         f"{prefix}_vectors": emb.vectors,
-        f"{prefix}_keys": np.array(json.dumps([_jsonable_key(k) for k in emb.keys])),
-        f"{prefix}_metadata": np.array(json.dumps(emb.metadata, default=_json_default)),
+        f"{prefix}_keys": np.array(json.dumps([key_to_json(k) for k in emb.keys])),
+        f"{prefix}_metadata": np.array(json.dumps(emb.metadata, default=json_default)),
     }
     if emb.ids is not None:
         ids = np.asarray(emb.ids)
@@ -309,7 +309,7 @@ class EmbeddingCache:
         try:
             sides = []
             for prefix in ("user", "item"):
-                keys = [_key_from_json(k) for k in json.loads(str(arrays[f"{prefix}_keys"]))]
+                keys = [key_from_json(k) for k in json.loads(str(arrays[f"{prefix}_keys"]))]
                 sides.append(
                     Embeddings(
                         keys,
@@ -351,7 +351,7 @@ class EmbeddingCache:
             "checksum": _array_checksum(arrays),
             "extra": dict(extra or {}),
         }
-        payload = {**arrays, "header": np.array(json.dumps(header, default=_json_default))}
+        payload = {**arrays, "header": np.array(json.dumps(header, default=json_default))}
         buffer = io.BytesIO()
         np.savez(buffer, **payload)
         return write_atomic(self.path(key), buffer.getvalue())

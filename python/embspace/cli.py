@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from .errors import EmbspaceError, InvalidParameterError
+from .jsonio import to_jsonable
 
 __all__ = ["build_parser", "main"]
 
@@ -71,32 +71,9 @@ def _note(args: argparse.Namespace, message: str) -> None:
 
 
 def _print_json(payload: Any) -> None:
-    print(json.dumps(payload, indent=2, default=_json_default, allow_nan=False))
-
-
-def _json_default(x: Any) -> Any:
-    import numpy as np
-
-    if isinstance(x, np.generic):
-        return x.item()
-    if isinstance(x, np.ndarray):
-        return x.tolist()
-    return str(x)
-
-
-def _clean(obj: Any) -> Any:
-    """NaN/inf as None, recursively, so the JSON output is strict JSON."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {str(k): _clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
-    import numpy as np
-
-    if isinstance(obj, np.generic):
-        return _clean(obj.item())
-    return obj
+    """Strict JSON on stdout: NaN and infinities as null, numpy values as Python
+    values, anything else as its ``str``."""
+    print(json.dumps(to_jsonable(payload, finite=True, fallback=str), indent=2, allow_nan=False))
 
 
 def _coerce(value: Any, default: Any) -> Any:
@@ -212,7 +189,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         log=None if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True)),
     )
     if args.json:
-        _print_json(_clean(result.to_dict()))
+        _print_json(result.to_dict())
     return 0
 
 
@@ -237,7 +214,7 @@ def _cmd_datasets_list(args: argparse.Namespace) -> int:
 
     rows = [_dataset_row(s.name) for s in datasets.list_datasets()]
     if args.json:
-        _print_json(_clean(rows))
+        _print_json(rows)
         return 0
     import pandas as pd
 
@@ -257,7 +234,7 @@ def _cmd_datasets_list(args: argparse.Namespace) -> int:
 def _cmd_datasets_info(args: argparse.Namespace) -> int:
     info = _dataset_row(args.name)
     if args.json:
-        _print_json(_clean(info))
+        _print_json(info)
         return 0
     width = max(map(len, info))
     for k, v in info.items():
@@ -296,7 +273,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         "loss": run.loss,
     }
     if args.json:
-        _print_json(_clean(payload))
+        _print_json(payload)
         return 0
     print(f"item embeddings: {run.items.n:,} x {run.items.d} -> {items_path}")
     if users_path is not None:
@@ -321,9 +298,7 @@ def _cmd_neighbors(args: argparse.Namespace) -> int:
         frame = table.neighbors(_query(query, emb), k=args.k)
         results.append((query, frame))
     if args.json:
-        payload = [
-            {"query": q, "neighbors": _clean(f.to_dict(orient="records"))} for q, f in results
-        ]
+        payload = [{"query": q, "neighbors": f.to_dict(orient="records")} for q, f in results]
         _print_json(payload)
         return 0
     for i, (query, frame) in enumerate(results):
@@ -369,7 +344,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     )
     if args.json:
         payload = result.to_dict() if hasattr(result, "to_dict") else {"scores": result.scores}
-        _print_json(_clean(payload))
+        _print_json(payload)
         return 0
     print(f"{result.n_shared:,} shared entities ({a.n:,} in {args.a}, {b.n:,} in {args.b})")
     width = max(map(len, result.scores))
@@ -445,7 +420,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     if args.json:
         payload = sweep.to_dict()
         payload["files"] = {k: str(v) for k, v in paths.items()}
-        _print_json(_clean(payload))
+        _print_json(payload)
         return 0
     groups = list(dict.fromkeys(sweep.table["against"]))
     for i, group in enumerate(groups):

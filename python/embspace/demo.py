@@ -34,8 +34,7 @@ import pandas as pd
 
 from ._atomic import write_atomic
 from .cache import EmbeddingCache
-from .embeddings import _json_default
-from .errors import InvalidParameterError
+from .jsonio import json_default, parse_literal
 from .sweeps import Sweep, SweepEvent, fit_cached
 
 __all__ = [
@@ -339,24 +338,15 @@ def summarize(sweep: Sweep, svd_name: str | None = "svd") -> list[str]:
 
 # ---------------------------------------------------------------------- datasets
 def parse_value(text: str) -> Any:
-    """A command-line value: JSON (``10``, ``0.01``, ``true``, ``null``,
-    ``"text"``, ``[1, 2]``), ``none``/``true``/``false`` in any case, else the text."""
-    lowered = text.strip().lower()
-    if lowered in ("none", "null"):
-        return None
-    if lowered in ("true", "false"):
-        return lowered == "true"
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
+    """A command-line value (:func:`embspace.jsonio.parse_literal`)."""
+    return parse_literal(text)
 
 
 def data_source(name: str, before: Any) -> str:
     """Where dataset ``name`` was read from, given its
     :func:`~embspace.datasets.locate` status before loading (None: not a
     registry name, so a path or a synthetic spec)."""
-    from .datasets.cache import cached_folder
+    from .datasets.folders import cached_folder
 
     if before is None:
         return name
@@ -374,21 +364,6 @@ def load_dataset(spec: str, *, progress: bool = True) -> Any:
     (``progress``: bars for a download or an extraction)."""
     from . import datasets
 
-    if spec.startswith("synthetic:"):
-        body = spec.split(":", 1)[1]
-        kwargs: dict[str, Any] = {}
-        for part in filter(None, (p.strip() for p in body.split(","))):
-            name, sep, raw = part.partition("=")
-            if sep:
-                kwargs[name.strip()] = parse_value(raw)
-            elif "preset" not in kwargs:
-                kwargs["preset"] = name
-            else:
-                raise InvalidParameterError(f"bad synthetic dataset spec {spec!r}")
-        try:
-            return datasets.synthetic(**kwargs)
-        except TypeError as exc:
-            raise InvalidParameterError(f"bad synthetic dataset spec {spec!r}: {exc}") from None
     return datasets.load(spec, progress=progress)
 
 
@@ -598,6 +573,6 @@ def _write_outputs(
     files["summary"] = write_atomic(out / "summary.txt", ("\n".join(summary) + "\n").encode())
     meta = {"dataset": name, "ratings": overview.to_dict(), "summary": summary}
     files["demo"] = write_atomic(
-        out / "demo.json", json.dumps(meta, indent=2, default=_json_default).encode()
+        out / "demo.json", json.dumps(meta, indent=2, default=json_default).encode()
     )
     return files

@@ -25,24 +25,11 @@ from .errors import (
     NoSharedKeysError,
     ShapeMismatchError,
 )
+from .jsonio import json_default, key_from_json, key_to_json
 
 __all__ = ["Embeddings", "align"]
 
 _FORMAT = "embspace.embeddings/1"
-
-
-def _jsonable_key(k: Hashable) -> Any:
-    if isinstance(k, tuple):
-        return [_jsonable_key(x) for x in k]
-    if isinstance(k, np.generic):
-        return k.item()
-    if isinstance(k, (str, int, float, bool)) or k is None:
-        return k
-    raise InvalidParameterError(f"key {k!r} cannot be saved: use str, int, float or tuples of them")
-
-
-def _key_from_json(k: Any) -> Hashable:
-    return tuple(_key_from_json(x) for x in k) if isinstance(k, list) else k
 
 
 #: Key types kept as they are (exact types: numpy scalars are converted).
@@ -274,8 +261,8 @@ class Embeddings:
         payload = {
             "format": np.array(_FORMAT),
             "vectors": self.vectors,
-            "keys": np.array(json.dumps([_jsonable_key(k) for k in self.keys])),
-            "metadata": np.array(json.dumps(self.metadata, default=_json_default)),
+            "keys": np.array(json.dumps([key_to_json(k) for k in self.keys])),
+            "metadata": np.array(json.dumps(self.metadata, default=json_default)),
         }
         if self.ids is not None:
             payload["ids"] = self.ids
@@ -296,7 +283,7 @@ class Embeddings:
             with np.load(path, allow_pickle=False) as z:
                 if "format" not in z or str(z["format"]) != _FORMAT:
                     raise DatasetFormatError(f"{path} is not an embspace embeddings file")
-                keys = [_key_from_json(k) for k in json.loads(str(z["keys"]))]
+                keys = [key_from_json(k) for k in json.loads(str(z["keys"]))]
                 vectors = z["vectors"]
                 ids = z["ids"] if "ids" in z else None
                 metadata = json.loads(str(z["metadata"]))
@@ -305,16 +292,6 @@ class Embeddings:
                 raise
             raise DatasetFormatError(f"cannot read embeddings from {path}: {exc}") from None
         return cls(keys, vectors, ids=ids, metadata=metadata)
-
-
-def _json_default(x: Any) -> Any:
-    if isinstance(x, np.generic):
-        return x.item()
-    if isinstance(x, np.ndarray):
-        return x.tolist()
-    if isinstance(x, Path):
-        return str(x)
-    raise TypeError(f"{type(x).__name__} is not JSON serialisable")
 
 
 def align(a: Embeddings, b: Embeddings) -> tuple[Embeddings, Embeddings]:

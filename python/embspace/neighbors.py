@@ -32,14 +32,21 @@ import numpy as np
 import pandas as pd
 
 from . import _core
+from ._registry import DeviceRegistry
+from .device import module_for
 from .embeddings import Embeddings
-from .errors import DeviceUnavailableError, EntityNotFoundError, InvalidParameterError
-from .gpu.device import module_for
+from .errors import EntityNotFoundError, InvalidParameterError
+from .gpu.knn_xp import METRICS, knn_xp
 from .search import match_title
 
-__all__ = ["METRICS", "KnnBackend", "NeighborTable", "knn", "register_knn_backend"]
-
-METRICS = ("cosine", "euclidean", "dot")
+__all__ = [
+    "KNN_BACKENDS",
+    "METRICS",
+    "KnnBackend",
+    "NeighborTable",
+    "knn",
+    "register_knn_backend",
+]
 
 KnnBackend = Callable[
     [np.ndarray, int, str, "np.ndarray | None", int], tuple[np.ndarray, np.ndarray]
@@ -55,17 +62,19 @@ def _cpu_knn(
 def _gpu_knn(
     vectors: np.ndarray, k: int, metric: str, queries: np.ndarray | None, num_threads: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    from .gpu.knn_xp import knn_xp
-
     return knn_xp(vectors, k, metric=metric, queries=queries, xp=module_for("gpu")[1])
 
 
-_BACKENDS: dict[str, KnnBackend] = {"cpu": _cpu_knn, "gpu": _gpu_knn}
+#: The exact k-NN search of each device.
+KNN_BACKENDS: DeviceRegistry[KnnBackend] = DeviceRegistry(
+    "k-NN backend", {"cpu": _cpu_knn, "gpu": _gpu_knn}
+)
 
 
 def register_knn_backend(device: str, backend: KnnBackend) -> None:
-    """Make ``backend`` compute the k-NN of tables created with ``device``."""
-    _BACKENDS[device] = backend
+    """Make ``backend`` compute the k-NN of tables created with ``device``
+    (``"cpu"`` or ``"gpu"``; it replaces the built-in one)."""
+    KNN_BACKENDS.register(device, backend)
 
 
 def _threads(num_threads: int | None) -> int:
@@ -124,12 +133,7 @@ def knn(
         if q.ndim != 1 or not (np.issubdtype(q.dtype, np.integer) or q.size == 0):
             raise InvalidParameterError("queries must be a 1-D sequence of integer row indices")
         q = np.ascontiguousarray(q, dtype=np.int64)
-    resolved = module_for(device)[0]
-    backend = _BACKENDS.get(resolved)
-    if backend is None and device == "auto":
-        backend = _BACKENDS["cpu"]  # "auto" means the best available, and the CPU always is
-    if backend is None:
-        raise DeviceUnavailableError(f"no k-NN backend is available for device {resolved!r}")
+    backend = KNN_BACKENDS.for_device(device)
     return backend(x, k, metric, q, _threads(num_threads))
 
 

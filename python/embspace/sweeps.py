@@ -43,8 +43,9 @@ import pandas as pd
 
 from ._atomic import write_atomic
 from .cache import EmbeddingCache
-from .embeddings import Embeddings, _json_default
+from .embeddings import Embeddings
 from .errors import InvalidParameterError, NotFittedError
+from .jsonio import json_default, plain_value, to_jsonable
 
 __all__ = [
     "DEFAULT_MEASURES",
@@ -152,10 +153,6 @@ def _stdev(values: Sequence[float]) -> float:
     if len(values) < 2:
         return float("nan")
     return float(np.std(np.asarray(values, dtype=np.float64), ddof=1))
-
-
-def _plain_value(v: Any) -> Any:
-    return v.item() if isinstance(v, np.generic) else v
 
 
 def _format_value(v: Any) -> str:
@@ -329,7 +326,7 @@ class Sweep:
                 f"values must be a sequence of values of {param}, not a string"
             )
         try:
-            values = [_plain_value(v) for v in values]
+            values = [plain_value(v) for v in values]
         except TypeError:
             raise InvalidParameterError(f"values must be a sequence of values of {param}") from None
         if not values:
@@ -337,7 +334,7 @@ class Sweep:
         for i, j in combinations(range(len(values)), 2):
             if _same(values[i], values[j]):
                 raise InvalidParameterError(f"value {values[i]!r} occurs more than once in values")
-        reference = values[0] if reference is None else _plain_value(reference)
+        reference = values[0] if reference is None else plain_value(reference)
         matches = [i for i, v in enumerate(values) if _same(v, reference)]
         if not matches:
             raise InvalidParameterError(
@@ -357,7 +354,7 @@ class Sweep:
         _check_measures(measures)
         if num_threads is not None and (not _is_int(num_threads) or num_threads < 0):
             raise InvalidParameterError(f"num_threads must be None or >= 0, got {num_threads!r}")
-        from .gpu.device import module_for
+        from .device import module_for
 
         module_for(device)  # unknown device, or "gpu" without CuPy and a device: fail now
 
@@ -888,7 +885,7 @@ class Sweep:
             "k": self.k,
             "metric": self.metric,
             "estimator": type(self.estimator).__name__,
-            "estimator_params": _jsonable(self.estimator.get_params(deep=False)),
+            "estimator_params": to_jsonable(self.estimator.get_params(deep=False), fallback=repr),
             "data_fingerprint": self.ratings.fingerprint,
             "table": _records(self.table),
             "results": _records(self.results),
@@ -916,7 +913,7 @@ class Sweep:
         write_atomic(paths["results"], self.results.to_csv(index=False).encode())
         write_atomic(
             paths["json"],
-            json.dumps(self.to_dict(), indent=2, default=_json_default, allow_nan=True).encode(),
+            json.dumps(self.to_dict(), indent=2, default=json_default, allow_nan=True).encode(),
         )
         save_figure(self.plot(), paths["png"])
         return paths
@@ -974,26 +971,12 @@ def _fit(
     estimator.fit(ratings, **kwargs)
 
 
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, Mapping):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if obj is None or isinstance(obj, (str, int, float, bool)):
-        return obj
-    return repr(obj)
-
-
 def _records(frame: pd.DataFrame) -> list[dict[str, Hashable]]:
     out = []
     for row in frame.to_dict(orient="records"):
         out.append(
             {
-                k: (None if isinstance(v, float) and math.isnan(v) else _plain_value(v))
+                k: (None if isinstance(v, float) and math.isnan(v) else plain_value(v))
                 for k, v in row.items()
             }
         )

@@ -2,25 +2,28 @@
 
 >>> import embspace as es
 >>> ratings = es.datasets.load("ml-latest-small")      # data dir, cache, or download
->>> ratings = es.datasets.load_ratings("my.csv")       # any CSV/TSV/parquet or DataFrame
->>> fake = es.datasets.synthetic(preset="ml-1m", seed=0)
+>>> ratings = es.datasets.load("my.csv", user="customer", item="sku")  # any table or DataFrame
+>>> fake = es.datasets.load("synthetic:preset=ml-1m,seed=0")  # or datasets.synthetic(...)
 
 Environment variables: ``EMBSPACE_DATA_DIR`` (a folder of zips or extracted
 folders searched first), ``EMBSPACE_CACHE_DIR`` (the cache), ``EMBSPACE_MIRROR``
-(a base URL replacing GroupLens). See :mod:`embspace.datasets.loader`.
+(a base URL replacing GroupLens). :func:`load` (:mod:`.source`) is the one door;
+:mod:`.movielens`, :mod:`.tables`, :mod:`.generator`, :mod:`.readers`, :mod:`.archive`
+and :mod:`.fetch` serve it.
 """
 
 from __future__ import annotations
 
 from . import registry
 from .generator import PRESETS, PlantedModel, synthetic
-from .loader import DatasetStatus, download, info, list_datasets, load, locate
+from .movielens import DatasetStatus, download, info, list_datasets, locate
 from .registry import REGISTRY, DatasetInfo
-from .tables import load_ratings
+from .source import SYNTHETIC_PREFIX, load, load_ratings, synthetic_spec
 
 __all__ = [
     "PRESETS",
     "REGISTRY",
+    "SYNTHETIC_PREFIX",
     "DatasetInfo",
     "DatasetStatus",
     "PlantedModel",
@@ -32,4 +35,5 @@ __all__ = [
     "locate",
     "registry",
     "synthetic",
+    "synthetic_spec",
 ]

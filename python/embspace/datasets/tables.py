@@ -1,6 +1,7 @@
 """Ratings from any table: a CSV/TSV/parquet file or a pandas DataFrame.
 
-:func:`load_ratings` finds the user, item and rating columns by name when that
+A leaf of :mod:`embspace.datasets`: :func:`embspace.datasets.load` routes table
+files and DataFrames here. :func:`ratings_from_table` finds the user, item and rating columns by name when that
 is unambiguous (``userId``/``user_id``/``user``..., ``movieId``/``item``...,
 ``rating``/``score``...), by position (user, item, rating) when the file has
 no header, or as told with ``user=``, ``item=``, ``rating=``.
@@ -22,7 +23,7 @@ import pandas as pd
 from ..errors import DatasetFormatError, InvalidParameterError, MissingFileError
 from ..ratings import DUPLICATE_POLICIES, Ratings
 
-__all__ = ["detect_columns", "load_ratings", "read_table"]
+__all__ = ["detect_columns", "ratings_from_table", "read_table"]
 
 #: Normalised column names (lower case, letters and digits only) per role.
 SYNONYMS: dict[str, tuple[str, ...]] = {
@@ -213,7 +214,7 @@ def _read_delimited(path: Path, sep: str, encoding: str, header: bool) -> pd.Dat
     return pd.read_csv(path, sep=sep, header=0 if header else None, encoding=encoding, engine="c")
 
 
-def load_ratings(
+def ratings_from_table(
     path_or_frame: str | os.PathLike[str] | pd.DataFrame,
     *,
     user: Column | None = None,
@@ -230,9 +231,8 @@ def load_ratings(
     Parameters
     ----------
     path_or_frame : path or pandas.DataFrame
-        A table file (delimited text, optionally compressed, or parquet), a
-        DataFrame, or a MovieLens folder / zip (read as
-        :func:`embspace.datasets.load` does).
+        A table file (delimited text, optionally compressed, or parquet) or a
+        DataFrame.
     user, item, rating : column label, optional
         Columns to use; detected when omitted (see :func:`detect_columns`).
         For a file without header, labels are positions 0, 1, 2, ...
@@ -259,15 +259,8 @@ def load_ratings(
             positional = True  # integer column labels: a frame read without header
     else:
         path = Path(path_or_frame)
-        if path.is_dir() or path.suffix.lower() == ".zip":
-            if user is not None or item is not None or rating is not None or sep is not None:
-                raise InvalidParameterError(
-                    "user=, item=, rating= and sep= apply to tables; a folder or zip is read "
-                    "in its MovieLens format"
-                )
-            from .loader import load
-
-            return load(path, duplicates=duplicates)
+        if path.is_dir():
+            raise DatasetFormatError(f"{path} is a folder, not a table file")
         if not path.exists():
             raise MissingFileError(f"{path} does not exist")
         frame, has_header = read_table(path, sep=sep, encoding=encoding)

@@ -11,27 +11,21 @@ Both follow scikit-learn's conventions (``get_params``/``set_params``,
 
 from __future__ import annotations
 
+from . import wals_cpu, wals_gpu  # noqa: F401  (each registers its device's WALS backend)
+from .backends import WALS_BACKENDS, LossTerms, WalsBackend, WalsProblem, register_backend
 from .svd import SVD
-from .wals import (
-    WALS,
-    LossTerms,
-    WalsBackend,
-    WalsProblem,
-    initial_factors,
-    loss_terms,
-    register_backend,
-)
+from .wals import WALS, initial_factors
 from .weights import col_weights, row_weights
 
 __all__ = [
     "SVD",
     "WALS",
+    "WALS_BACKENDS",
     "LossTerms",
     "WalsBackend",
     "WalsProblem",
     "col_weights",
     "initial_factors",
-    "loss_terms",
     "register_backend",
     "row_weights",
 ]

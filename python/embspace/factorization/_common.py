@@ -68,7 +68,9 @@ def check_seed(random_state: Any) -> tuple[np.random.Generator, int | None]:
     return np.random.default_rng(int(random_state)), int(random_state)
 
 
-def _jsonable(value: Any) -> Any:
+def _describe_param(value: Any) -> Any:
+    """A parameter value as recorded in metadata: arrays and generators are
+    summarised (their contents are in the data fingerprint or the seed)."""
     if isinstance(value, np.ndarray):
         return f"<array of {value.size} values>"
     if isinstance(value, np.random.Generator):
@@ -81,7 +83,7 @@ def _jsonable(value: Any) -> Any:
 def fitted_metadata(estimator: Any, ratings: Ratings, seed: int | None) -> dict[str, Any]:
     """What produced a fitted estimator's embeddings: its name, parameters
     (arrays summarised), seed and the data's name and fingerprint."""
-    params = {k: _jsonable(v) for k, v in estimator.get_params().items()}
+    params = {k: _describe_param(v) for k, v in estimator.get_params().items()}
     return {
         "estimator": type(estimator).__name__,
         "params": params,

@@ -8,29 +8,23 @@ The loss, for ratings ``A`` (observed set ``O``), factors ``U`` (users) and
 
 One iteration solves every user row exactly with ``V`` fixed, then every
 item row with ``U`` fixed (each an exact block minimisation, so the loss
-never increases). The work is done by a backend: the CPU one calls the Rust
-core once per half-sweep with the GIL released. The pieces any backend needs
-are plain functions of arrays: :func:`initial_factors` (the same starting
-point on every device), :func:`loss_terms` (the loss formula, written against
-an array module so it runs on numpy or CuPy) and :mod:`.weights`.
+never increases). The work is done by the backend of the device
+(:mod:`.backends`: the Rust core on the CPU, the array-module code on a GPU).
+Every backend starts from :func:`initial_factors` (the same starting point on
+every device for a seed) and the weights of :mod:`.weights`.
 """
 
 from __future__ import annotations
 
 import time
-from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass
-from types import ModuleType
 from typing import Any, ClassVar
 
 import numpy as np
 from sklearn.base import BaseEstimator
 
-from .. import _core
 from ..embeddings import Embeddings
-from ..errors import DeviceUnavailableError, InvalidParameterError
-from ..gpu.device import module_for
+from ..errors import InvalidParameterError
 from ..ratings import Ratings
 from ._common import (
     FittedAttributes,
@@ -40,6 +34,7 @@ from ._common import (
     check_threads,
     fitted_metadata,
 )
+from .backends import WALS_BACKENDS, LossTerms, WalsBackend, WalsProblem, register_backend
 from .weights import col_weights as make_col_weights
 from .weights import row_weights as make_row_weights
 
@@ -50,7 +45,6 @@ __all__ = [
     "WalsBackend",
     "WalsProblem",
     "initial_factors",
-    "loss_terms",
     "register_backend",
 ]
 
@@ -58,19 +52,6 @@ __all__ = [
 SOLVERS = ("cholesky", "cg")
 #: Accepted values of ``regularization_scaling``.
 REG_SCALINGS = ("none", "count")
-
-
-@dataclass(frozen=True)
-class LossTerms:
-    """The training loss by term (see the module docstring)."""
-
-    observed: float
-    unobserved: float
-    regularization: float
-
-    @property
-    def total(self) -> float:
-        return self.observed + self.unobserved + self.regularization
 
 
 def initial_factors(
@@ -91,199 +72,6 @@ def _normal_f32(rng: np.random.Generator, n: int, k: int, scale: float) -> np.nd
         stop = min(n, start + step)
         out[start:stop] = rng.normal(0.0, scale, size=(stop - start, k))
     return out
-
-
-def loss_terms(
-    xp: ModuleType,
-    indptr: Any,
-    indices: Any,
-    data: Any,
-    u: Any,
-    v: Any,
-    *,
-    unobserved_weight: float,
-    regularization: float,
-    row_weights: Any = None,
-    col_weights: Any = None,
-    regularization_scaling: str = "none",
-    chunk: int = 1 << 20,
-) -> LossTerms:
-    """The loss of factors ``u`` (rows) and ``v`` (columns) for ratings given
-    as CSR arrays by rows, written against the array module ``xp`` (numpy or
-    CuPy), in float64. The unobserved part is
-    ``w0 (tr(U^T U V^T V) - sum_{(i,j) in O} (u_i . v_j)^2)``; observed
-    entries are visited in chunks of ``chunk``."""
-    n_rows = int(indptr.shape[0]) - 1
-    counts_rows = xp.diff(indptr)
-    rows = xp.repeat(xp.arange(n_rows), counts_rows)
-    u64 = u.astype(xp.float64)
-    v64 = v.astype(xp.float64)
-    observed = 0.0
-    sq = 0.0
-    for a in range(0, int(data.shape[0]), chunk):
-        r = rows[a : a + chunk]
-        c = indices[a : a + chunk]
-        p = xp.sum(u64[r] * v64[c], axis=1)
-        w = xp.full(p.shape, unobserved_weight, dtype=xp.float64)
-        extra = xp.ones(p.shape, dtype=xp.float64)
-        if row_weights is not None:
-            extra = extra * row_weights[r].astype(xp.float64)
-        if col_weights is not None:
-            extra = extra * col_weights[c].astype(xp.float64)
-        w = w + extra
-        e = data[a : a + chunk].astype(xp.float64) - p
-        observed += float(xp.sum(w * e * e))
-        sq += float(xp.sum(p * p))
-    everything = float(xp.sum((u64.T @ u64) * (v64.T @ v64)))
-    if regularization_scaling == "count":
-        counts_cols = xp.bincount(indices, minlength=int(v.shape[0]))
-        reg_u = float(xp.sum(counts_rows * xp.sum(u64 * u64, axis=1)))
-        reg_v = float(xp.sum(counts_cols * xp.sum(v64 * v64, axis=1)))
-    else:
-        reg_u = float(xp.sum(u64 * u64))
-        reg_v = float(xp.sum(v64 * v64))
-    return LossTerms(
-        observed=observed,
-        unobserved=unobserved_weight * (everything - sq),
-        regularization=regularization * (reg_u + reg_v),
-    )
-
-
-@dataclass
-class WalsProblem:
-    """Everything a backend needs for one fit: the ratings in both
-    orientations (CSR arrays), the weights, the starting factors and the
-    hyperparameters. Arrays are numpy; a device backend copies them."""
-
-    by_user: tuple[np.ndarray, np.ndarray, np.ndarray]
-    by_item: tuple[np.ndarray, np.ndarray, np.ndarray]
-    n_users: int
-    n_items: int
-    user_factors: np.ndarray
-    item_factors: np.ndarray
-    unobserved_weight: float
-    regularization: float
-    row_weights: np.ndarray | None
-    col_weights: np.ndarray | None
-    solver: str
-    cg_steps: int
-    regularization_scaling: str
-    num_threads: int
-
-
-class WalsBackend(ABC):
-    """Runs the half-sweeps of one fit on a device.
-
-    A backend owns the factors while it runs: :meth:`half_sweep` updates one
-    side in place and returns the loss at the new point, :meth:`loss` returns
-    the loss of the current factors, :meth:`factors` copies both to numpy.
-    """
-
-    def __init__(self, problem: WalsProblem) -> None:
-        self.problem = problem
-
-    @abstractmethod
-    def half_sweep(self, side: str) -> LossTerms:
-        """Solve the ``"users"`` or ``"items"`` factors with the other fixed."""
-
-    @abstractmethod
-    def loss(self) -> LossTerms:
-        """The loss of the current factors."""
-
-    @abstractmethod
-    def factors(self) -> tuple[np.ndarray, np.ndarray]:
-        """(user factors, item factors), float32 numpy arrays."""
-
-
-class CpuBackend(WalsBackend):
-    """The Rust core: one call per half-sweep, the GIL released while it runs.
-    Results are bit-identical for any ``num_threads``."""
-
-    def __init__(self, problem: WalsProblem) -> None:
-        super().__init__(problem)
-        self.u = np.ascontiguousarray(problem.user_factors, dtype=np.float32)
-        self.v = np.ascontiguousarray(problem.item_factors, dtype=np.float32)
-
-    def _common(self) -> dict[str, Any]:
-        p = self.problem
-        return {
-            "unobserved_weight": p.unobserved_weight,
-            "regularization": p.regularization,
-            "reg_scaling": p.regularization_scaling,
-            "num_threads": p.num_threads,
-        }
-
-    def half_sweep(self, side: str) -> LossTerms:
-        p = self.problem
-        if side == "users":
-            csr, n_cols, fixed, solve = p.by_user, p.n_items, self.v, self.u
-            solved_w, fixed_w = p.row_weights, p.col_weights
-        elif side == "items":
-            csr, n_cols, fixed, solve = p.by_item, p.n_users, self.u, self.v
-            solved_w, fixed_w = p.col_weights, p.row_weights
-        else:
-            raise InvalidParameterError(f"side must be 'users' or 'items', got {side!r}")
-        terms = _core.wals_half_sweep(
-            *csr,
-            n_cols,
-            fixed,
-            solve,
-            solved_weights=solved_w,
-            fixed_weights=fixed_w,
-            solver=p.solver,
-            cg_steps=p.cg_steps,
-            **self._common(),
-        )
-        return LossTerms(*terms)
-
-    def loss(self) -> LossTerms:
-        p = self.problem
-        terms = _core.wals_loss(
-            *p.by_user,
-            p.n_items,
-            self.u,
-            self.v,
-            row_weights=p.row_weights,
-            col_weights=p.col_weights,
-            **self._common(),
-        )
-        return LossTerms(*terms)
-
-    def factors(self) -> tuple[np.ndarray, np.ndarray]:
-        return self.u, self.v
-
-
-def _gpu_backend(problem: WalsProblem) -> WalsBackend:
-    from ..gpu.wals_backend import gpu_backend  # lazy: the GPU backend builds on this module
-
-    return gpu_backend(problem)
-
-
-_BACKENDS: dict[str, Callable[[WalsProblem], WalsBackend]] = {
-    "cpu": CpuBackend,
-    "gpu": _gpu_backend,
-}
-
-
-def register_backend(device: str, factory: Callable[[WalsProblem], WalsBackend]) -> None:
-    """Make ``WALS(device=device)`` run on ``factory(problem)`` (``device`` is
-    ``"cpu"`` or ``"gpu"``, as :func:`embspace.backend.resolve_device` names it;
-    ``"gpu"`` is :mod:`embspace.gpu.wals_backend` by default)."""
-    if device not in ("cpu", "gpu"):
-        raise InvalidParameterError(f"device must be 'cpu' or 'gpu', got {device!r}")
-    _BACKENDS[device] = factory
-
-
-def _backend_for(device: str) -> Callable[[WalsProblem], WalsBackend]:
-    resolved = module_for(device)[0]
-    factory = _BACKENDS.get(resolved)
-    if factory is None:
-        if device == "auto":
-            return _BACKENDS["cpu"]
-        raise DeviceUnavailableError(
-            f"WALS has no {resolved.upper()} backend in this build; use device='cpu'"
-        )
-    return factory
 
 
 _FITTED = (
@@ -477,7 +265,7 @@ class WALS(FittedAttributes, BaseEstimator):
         ratings = as_ratings(X)
         iterations = check_int(self.iterations, "iterations", minimum=1)
         rng, seed = check_seed(self.random_state)
-        factory = _backend_for(self.device)
+        factory = WALS_BACKENDS.for_device(self.device)
         problem = self._problem(ratings, rng)
         backend = factory(problem)
         history = [backend.loss().total]

@@ -9,12 +9,12 @@ and call in here when the device is not the Rust CPU path:
 * :mod:`embspace.gpu.knn_xp`: exact k-NN by blocked matrix products and
   per-block top-k, ties to the lower index;
 * :mod:`embspace.gpu.linalg`: the batched SPD solve;
-* :mod:`embspace.gpu.device`: array-module selection, memory budget, transfers.
+* array-module selection, memory budget and transfers live in :mod:`embspace.device`.
 """
 
 from __future__ import annotations
 
-from .device import (
+from ..device import (
     is_cupy,
     memory_budget,
     module_for,
@@ -25,13 +25,11 @@ from .device import (
 )
 from .knn_xp import knn_xp
 from .linalg import cholesky_solve
-from .wals_xp import WalsXp, WalsXpResult, fit_wals_xp
+from .wals_xp import WalsXp
 
 __all__ = [
     "WalsXp",
-    "WalsXpResult",
     "cholesky_solve",
-    "fit_wals_xp",
     "is_cupy",
     "knn_xp",
     "memory_budget",

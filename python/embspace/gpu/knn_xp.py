@@ -37,9 +37,9 @@ from typing import Any
 
 import numpy as np
 
+from ..device import memory_budget as _memory_budget
+from ..device import to_device, to_numpy
 from ..errors import InvalidParameterError, NonFiniteError, ShapeMismatchError
-from .device import memory_budget as _memory_budget
-from .device import to_device, to_numpy
 
 __all__ = ["METRICS", "knn_xp"]
 
@@ -134,7 +134,7 @@ def knn_xp(
         Row indices used as queries (every row when omitted).
     memory_budget : int, optional
         Bytes for one block of queries (default: see
-        :func:`embspace.gpu.device.memory_budget`).
+        :func:`embspace.device.memory_budget`).
 
     Returns
     -------

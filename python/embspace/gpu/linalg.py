@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from ..device import is_cupy
 from ..errors import NumericalError
-from .device import is_cupy
 
 __all__ = ["cholesky_solve"]
 

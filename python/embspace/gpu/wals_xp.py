@@ -23,7 +23,7 @@ systems get ``w0 G + lambda I`` (float64) added and are solved in float64 by a
 batched Cholesky factorisation and batched triangular solves
 (:func:`embspace.gpu.linalg.cholesky_solve`), like the Rust path, which
 accumulates in float32 blocks and solves in float64. The batch size comes from the
-memory budget (:func:`embspace.gpu.device.memory_budget`: a share of the free
+memory budget (:func:`embspace.device.memory_budget`: a share of the free
 device memory on CuPy, 512 MiB on numpy). Rows without ratings get the
 regularised solution of a zero right-hand side, which is exactly zero.
 
@@ -33,7 +33,6 @@ float64 on the device with the same formula as the CPU path (:meth:`WalsXp.loss`
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import ModuleType
@@ -41,16 +40,14 @@ from typing import Any
 
 import numpy as np
 
+from ..device import memory_budget as _memory_budget
+from ..device import to_device, to_numpy
 from ..errors import InvalidParameterError, NonFiniteError, NumericalError, ShapeMismatchError
-from .device import memory_budget as _memory_budget
-from .device import to_device, to_numpy
 from .linalg import cholesky_solve
 
 __all__ = [
     "CsrArrays",
     "WalsXp",
-    "WalsXpResult",
-    "fit_wals_xp",
     "padded_lengths",
     "plan_batches",
 ]
@@ -169,16 +166,6 @@ class _Side:
     batches: list[_Batch] = field(default_factory=list)
 
 
-@dataclass
-class WalsXpResult:
-    """What :func:`fit_wals_xp` returns (numpy arrays, on the host)."""
-
-    user_factors: np.ndarray  # (n_users, k) float32
-    item_factors: np.ndarray  # (n_items, k) float32
-    loss_history: list[float]  # the start, then after every half-sweep
-    n_iter: int
-
-
 def _check_csr(csr: CsrArrays, n_rows: int, n_cols: int, name: str) -> CsrArrays:
     indptr, indices, data = (np.asarray(a) for a in csr)
     if indptr.ndim != 1 or indptr.size != n_rows + 1:
@@ -249,7 +236,7 @@ class WalsXp:
     xp : module
         ``numpy`` or ``cupy``.
     memory_budget : int or None
-        Bytes one batch may use; ``None`` asks :func:`~embspace.gpu.device.memory_budget`.
+        Bytes one batch may use; ``None`` asks :func:`~embspace.device.memory_budget`.
     """
 
     def __init__(
@@ -515,57 +502,3 @@ def _cg(xp: ModuleType, a: Any, b: Any, x: Any, steps: int) -> Any:
         rs = xp.where(active, rs_new, rs)
         active = active & xp.isfinite(rs) & (rs > 0)
     return x
-
-
-def fit_wals_xp(
-    user_csr: CsrArrays,
-    item_csr: CsrArrays,
-    user_init: np.ndarray,
-    item_init: np.ndarray,
-    *,
-    unobserved_weight: float,
-    regularization: float,
-    iterations: int,
-    row_weights: np.ndarray | None = None,
-    col_weights: np.ndarray | None = None,
-    scale_regularization: bool = False,
-    solver: str = "cholesky",
-    cg_steps: int = 3,
-    xp: ModuleType = np,
-    memory_budget: int | None = None,
-    callback: IterationCallback | None = None,
-) -> WalsXpResult:
-    """Run ``iterations`` WALS iterations on ``xp`` from the given initial factors.
-
-    See :class:`WalsXp` for the parameters. ``loss_history`` holds the loss of
-    the starting point, then after every half-sweep (``1 + 2 * iterations``
-    values, as ``embspace.WALS.loss_history_``). ``callback(iteration, elapsed,
-    loss)`` is called after each iteration (iteration from 1, elapsed seconds
-    since the start); an exception it raises propagates and stops training.
-    """
-    if isinstance(iterations, bool) or int(iterations) != iterations or iterations < 0:
-        raise InvalidParameterError(f"iterations must be an integer >= 0, got {iterations}")
-    start = time.perf_counter()
-    state = WalsXp(
-        user_csr,
-        item_csr,
-        user_init,
-        item_init,
-        unobserved_weight=unobserved_weight,
-        regularization=regularization,
-        row_weights=row_weights,
-        col_weights=col_weights,
-        scale_regularization=scale_regularization,
-        solver=solver,
-        cg_steps=cg_steps,
-        xp=xp,
-        memory_budget=memory_budget,
-    )
-    history = [state.loss()]
-    for it in range(1, int(iterations) + 1):
-        history.append(sum(state.solve_users()))
-        history.append(sum(state.solve_items()))
-        if callback is not None:
-            callback(it, time.perf_counter() - start, history[-1])
-    users, items = state.factors()
-    return WalsXpResult(users, items, history, int(iterations))

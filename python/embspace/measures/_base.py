@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from ..backend import to_numpy
+from ..device import to_numpy
 from ..errors import (
     EmbspaceWarning,
     InvalidParameterError,

@@ -12,9 +12,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..device import module_for
 from ..embeddings import Embeddings, align
 from ..errors import EmbspaceWarning, InvalidParameterError
-from ..gpu.device import module_for
+from ..jsonio import to_jsonable
 from ._base import MeasureResult, get_measure
 from ._blas import thin_blas
 from .neighborhood import neighbor_tables
@@ -22,20 +23,6 @@ from .neighborhood import neighbor_tables
 __all__ = ["DEFAULT_MEASURES", "Comparison", "bootstrap_interval", "compare"]
 
 DEFAULT_MEASURES = ("neighbors", "cca", "unitmatch", "cka")
-
-
-def _jsonable(x: Any) -> Any:
-    if isinstance(x, Mapping):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return _jsonable(x.tolist())
-    if isinstance(x, np.generic):
-        return x.item()
-    if isinstance(x, float) and not np.isfinite(x):
-        return None
-    return x
 
 
 def bootstrap_interval(
@@ -147,7 +134,7 @@ class Comparison:
             "scores": self.scores,
             "details": self.details,
         }
-        out = _jsonable(out)
+        out = to_jsonable(out, finite=True)
         json.dumps(out)  # fail here, not in the caller, if something slipped through
         return out
 

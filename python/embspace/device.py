@@ -1,32 +1,88 @@
-"""Device helpers shared by the array-module (``xp``) code paths.
+"""Where array code runs: which device, which array module, how much memory.
 
-Everything here works with ``xp = numpy`` (the CPU, used in CI) and
-``xp = cupy`` (a CUDA device). Only :func:`memory_budget` and
-:func:`synchronize` behave differently: on CuPy they ask the device.
+The one ground-floor module for devices. Code that runs on both the CPU and a
+CUDA device is written against an array module ``xp`` (``numpy`` or ``cupy``):
+
+* :func:`resolve_device` names the device (``"cpu"``, ``"gpu"``, ``"auto"``);
+* :func:`module_for` resolves a device once and returns it with its module;
+* :func:`memory_budget` says how many bytes one batch of work may use;
+* :func:`to_device` / :func:`to_numpy` move arrays; :func:`numpy_device` runs
+  the GPU code paths with ``xp = numpy`` (tests and dry runs on a CPU).
+
+Only :func:`memory_budget` and :func:`synchronize` behave differently on CuPy:
+they ask the device.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import lru_cache
 from types import ModuleType
 from typing import Any
 
 import numpy as np
 
-from ..backend import array_module, resolve_device, to_numpy
-from ..errors import InvalidParameterError
+from .errors import DeviceUnavailableError, InvalidParameterError
 
 __all__ = [
     "DEFAULT_NUMPY_BUDGET",
+    "DEVICES",
+    "array_module",
+    "gpu_available",
     "is_cupy",
     "memory_budget",
     "module_for",
     "numpy_device",
+    "resolve_device",
     "synchronize",
     "to_device",
     "to_numpy",
 ]
+
+DEVICES = ("cpu", "gpu", "auto")
+
+
+@lru_cache(maxsize=1)
+def gpu_available() -> bool:
+    """True when CuPy imports and sees at least one CUDA device."""
+    try:
+        import cupy
+
+        return int(cupy.cuda.runtime.getDeviceCount()) > 0
+    except Exception:
+        return False
+
+
+def resolve_device(device: str) -> str:
+    """``"cpu"`` or ``"gpu"`` for ``device`` in :data:`DEVICES` (``"auto"`` picks
+    the GPU when :func:`gpu_available`)."""
+    if device not in DEVICES:
+        raise InvalidParameterError(f"device must be one of {DEVICES}, got {device!r}")
+    if device == "auto":
+        return "gpu" if gpu_available() else "cpu"
+    if device == "gpu" and not gpu_available():
+        raise DeviceUnavailableError(
+            "device='gpu' needs CuPy and a CUDA device; install embspace[gpu] "
+            "(cupy-cuda12x) or use device='cpu'"
+        )
+    return device
+
+
+def array_module(device: str) -> ModuleType:
+    """``numpy`` for the CPU, ``cupy`` for the GPU."""
+    if resolve_device(device) == "gpu":
+        import cupy
+
+        return cupy
+    return np
+
+
+def to_numpy(a: Any) -> np.ndarray:
+    """A numpy array from a numpy or CuPy array (copied off the device)."""
+    get = getattr(a, "get", None)
+    return np.asarray(get() if callable(get) and not isinstance(a, np.ndarray) else a)
+
 
 #: Working-memory budget (bytes) of one batch when ``xp`` is numpy: 512 MiB.
 DEFAULT_NUMPY_BUDGET = 512 * 1024**2

@@ -1,17 +1,15 @@
-"""Where datasets live on disk: the data folder, the cache folder, the mirror.
+"""Where embspace reads and writes on disk: the cache folder and the data folder.
 
 Environment variables (read at call time, so tests and scripts can set them):
 
+``EMBSPACE_CACHE_DIR``
+    The cache folder (extracted datasets under ``<name>/``, trained embeddings
+    under ``runs/``). Default: ``$XDG_CACHE_HOME/embspace`` or
+    ``~/.cache/embspace`` (``~/Library/Caches/embspace`` on macOS,
+    ``%LOCALAPPDATA%\\embspace`` on Windows).
 ``EMBSPACE_DATA_DIR``
     A folder of ``<name>.zip`` files and/or extracted ``<name>/`` folders that
     is searched before the cache (read only: nothing is written there).
-``EMBSPACE_CACHE_DIR``
-    The cache folder. Default: ``$XDG_CACHE_HOME/embspace`` or
-    ``~/.cache/embspace`` (``~/Library/Caches/embspace`` on macOS,
-    ``%LOCALAPPDATA%\\embspace`` on Windows).
-``EMBSPACE_MIRROR``
-    A base URL that replaces the GroupLens base for downloads
-    (``<mirror>/<name>.zip``).
 """
 
 from __future__ import annotations
@@ -20,9 +18,7 @@ import os
 import sys
 from pathlib import Path
 
-from .registry import GROUPLENS_BASE
-
-__all__ = ["cache_dir", "cached_folder", "data_dir", "download_base"]
+__all__ = ["cache_dir", "data_dir"]
 
 
 def cache_dir(create: bool = False) -> Path:
@@ -47,13 +43,3 @@ def data_dir() -> Path | None:
     """The folder named by ``EMBSPACE_DATA_DIR``, or None when unset or empty."""
     raw = os.environ.get("EMBSPACE_DATA_DIR")
     return Path(raw).expanduser() if raw else None
-
-
-def cached_folder(name: str) -> Path:
-    """Where the extracted dataset ``name`` lives in the cache (may not exist)."""
-    return cache_dir() / name
-
-
-def download_base() -> str:
-    """The base URL downloads come from: ``EMBSPACE_MIRROR`` if set, else GroupLens."""
-    return (os.environ.get("EMBSPACE_MIRROR") or GROUPLENS_BASE).rstrip("/")

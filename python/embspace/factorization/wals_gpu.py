@@ -1,7 +1,7 @@
-"""The WALS backend of ``device="gpu"``: :class:`embspace.gpu.wals_xp.WalsXp` behind
-the :class:`embspace.factorization.wals.WalsBackend` interface.
+"""The ``"gpu"`` WALS backend: :class:`embspace.gpu.wals_xp.WalsXp` behind the
+:class:`~embspace.factorization.backends.WalsBackend` contract.
 
-``WALS(device="gpu")`` builds the same :class:`~embspace.factorization.wals.WalsProblem`
+``WALS(device="gpu")`` builds the same :class:`~embspace.factorization.backends.WalsProblem`
 as on the CPU (same weights, same initial factors for a seed), and this backend runs
 its half-sweeps on the array module (CuPy on a device; numpy inside
 :func:`embspace.gpu.numpy_device`).
@@ -13,9 +13,9 @@ from types import ModuleType
 
 import numpy as np
 
-from ..factorization.wals import LossTerms, WalsBackend, WalsProblem
-from .device import module_for
-from .wals_xp import WalsXp
+from ..device import module_for
+from ..gpu.wals_xp import WalsXp
+from .backends import LossTerms, WalsBackend, WalsProblem, register_backend
 
 __all__ = ["XpWalsBackend", "gpu_backend"]
 
@@ -53,3 +53,6 @@ class XpWalsBackend(WalsBackend):
 def gpu_backend(problem: WalsProblem) -> XpWalsBackend:
     """The backend for ``device="gpu"`` (the array module of :func:`module_for`)."""
     return XpWalsBackend(problem, module_for("gpu")[1])
+
+
+register_backend("gpu", gpu_backend)

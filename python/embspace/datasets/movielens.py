@@ -1,6 +1,8 @@
-"""Finding a dataset by name or path, and reading it into :class:`~embspace.Ratings`.
+"""MovieLens datasets: finding a registry dataset, downloading it, reading a
+MovieLens folder or zip into :class:`~embspace.Ratings`.
 
-A registry name is looked up in this order:
+:func:`embspace.datasets.load` is the front door; this module serves it for
+registry names, folders and zips. A registry name is looked up in this order:
 
 1. ``EMBSPACE_DATA_DIR/<name>/`` (an extracted folder, read in place);
 2. ``EMBSPACE_DATA_DIR/<name>.zip`` (verified against the registry's size and
@@ -14,21 +16,29 @@ A registry name is looked up in this order:
 
 from __future__ import annotations
 
-import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import UnknownDatasetError
+from ..paths import cache_dir, data_dir
 from ..ratings import Ratings
 from . import registry
 from .archive import extract_archive
-from .cache import cache_dir, cached_folder, data_dir, download_base
 from .fetch import download_file, sha256_of, verify_file
+from .folders import cached_folder, download_base
 from .readers import read_folder, resolve_folder
 from .registry import DatasetInfo
 
-__all__ = ["DatasetStatus", "download", "info", "list_datasets", "load", "locate"]
+__all__ = [
+    "DatasetStatus",
+    "download",
+    "info",
+    "list_datasets",
+    "load_registered",
+    "locate",
+    "read_movielens",
+]
 
 #: States reported by :func:`list_datasets`.
 STATES = ("data dir", "cached", "not downloaded")
@@ -142,59 +152,16 @@ def _load_zip(path: Path, *, duplicates: str, progress: bool) -> Ratings:
     return _read(target, stem, duplicates)
 
 
-def load(
-    name_or_path: str | os.PathLike[str],
-    *,
-    duplicates: str = "error",
-    progress: bool = True,
-) -> Ratings:
-    """Load a dataset by registry name, or read a folder, zip or table file.
+def load_registered(name: str, *, duplicates: str = "error", progress: bool = True) -> Ratings:
+    """The registry dataset ``name``, from the data folder, the cache or a
+    download (in that order; see the module docstring)."""
+    entry = info(name)
+    return _read(_materialize(entry, progress=progress), entry.name, duplicates)
 
-    Parameters
-    ----------
-    name_or_path : str or path
-        A registry name (``"ml-latest-small"``, ``"ml-100k"``, ``"ml-1m"``,
-        ``"ml-20m"``, ``"ml-25m"``; see :func:`list_datasets`), found as the
-        module docstring says; or a path: a MovieLens folder (format detected
-        from its files), a zip of one, or a ratings table (see
-        :func:`~embspace.datasets.load_ratings`). A string equal to a registry
-        name is the dataset; write ``./ml-100k`` for a folder of that name.
-    duplicates : str
-        Policy for repeated (user, item) pairs (default ``"error"``).
-    progress : bool
-        Show progress bars for downloads and extraction.
 
-    Returns
-    -------
-    Ratings
-        With item metadata (``title``, ``genres``) when the data has it, so
-        that ``item_keys`` are ``(title, genres)``.
-
-    Raises
-    ------
-    UnknownDatasetError
-        ``name_or_path`` is neither a registry name nor an existing path.
-    ChecksumError, DownloadError, UnsafeArchiveError, DatasetFormatError
-        The data could not be obtained or read; nothing half-written is kept.
-    """
-    if isinstance(name_or_path, str) and name_or_path in registry.REGISTRY:
-        entry = registry.REGISTRY[name_or_path]
-        return _read(_materialize(entry, progress=progress), entry.name, duplicates)
-    if not isinstance(name_or_path, (str, os.PathLike)):
-        raise UnknownDatasetError(
-            f"expected a dataset name or a path, got {type(name_or_path).__name__}"
-        )
-    path = Path(name_or_path).expanduser()
+def read_movielens(path: Path, *, duplicates: str = "error", progress: bool = True) -> Ratings:
+    """A MovieLens folder (format detected from its files) or a zip of one."""
     if path.is_dir():
         folder, _ = resolve_folder(path)
         return _read(folder, path.resolve().name, duplicates)
-    if path.is_file():
-        if path.suffix.lower() == ".zip":
-            return _load_zip(path, duplicates=duplicates, progress=progress)
-        from .tables import load_ratings
-
-        return load_ratings(path, duplicates=duplicates)
-    raise UnknownDatasetError(
-        f"unknown dataset {os.fspath(name_or_path)!r}: not a registry name "
-        f"({', '.join(registry.names())}) nor an existing file or folder"
-    )
+    return _load_zip(path, duplicates=duplicates, progress=progress)

@@ -1,0 +1,97 @@
+"""The contract between the WALS estimator and the devices it trains on.
+
+:class:`WalsProblem` is everything one fit needs (arrays on the host),
+:class:`WalsBackend` runs its half-sweeps on one device and returns
+:class:`LossTerms`. Backends live in :data:`WALS_BACKENDS`, one per device:
+the Rust core (:mod:`.wals_cpu`) serves ``"cpu"`` and the array-module code
+(:mod:`.wals_gpu`) serves ``"gpu"``; each registers itself here, and
+:func:`register_backend` plugs in another.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from .._registry import DeviceRegistry
+
+__all__ = [
+    "WALS_BACKENDS",
+    "LossTerms",
+    "WalsBackend",
+    "WalsProblem",
+    "register_backend",
+]
+
+
+@dataclass(frozen=True)
+class LossTerms:
+    """The training loss by term (see the module docstring)."""
+
+    observed: float
+    unobserved: float
+    regularization: float
+
+    @property
+    def total(self) -> float:
+        return self.observed + self.unobserved + self.regularization
+
+
+@dataclass
+class WalsProblem:
+    """Everything a backend needs for one fit: the ratings in both
+    orientations (CSR arrays), the weights, the starting factors and the
+    hyperparameters. Arrays are numpy; a device backend copies them."""
+
+    by_user: tuple[np.ndarray, np.ndarray, np.ndarray]
+    by_item: tuple[np.ndarray, np.ndarray, np.ndarray]
+    n_users: int
+    n_items: int
+    user_factors: np.ndarray
+    item_factors: np.ndarray
+    unobserved_weight: float
+    regularization: float
+    row_weights: np.ndarray | None
+    col_weights: np.ndarray | None
+    solver: str
+    cg_steps: int
+    regularization_scaling: str
+    num_threads: int
+
+
+class WalsBackend(ABC):
+    """Runs the half-sweeps of one fit on a device.
+
+    A backend owns the factors while it runs: :meth:`half_sweep` updates one
+    side in place and returns the loss at the new point, :meth:`loss` returns
+    the loss of the current factors, :meth:`factors` copies both to numpy.
+    """
+
+    def __init__(self, problem: WalsProblem) -> None:
+        self.problem = problem
+
+    @abstractmethod
+    def half_sweep(self, side: str) -> LossTerms:
+        """Solve the ``"users"`` or ``"items"`` factors with the other fixed."""
+
+    @abstractmethod
+    def loss(self) -> LossTerms:
+        """The loss of the current factors."""
+
+    @abstractmethod
+    def factors(self) -> tuple[np.ndarray, np.ndarray]:
+        """(user factors, item factors), float32 numpy arrays."""
+
+
+#: The WALS backend of each device: a factory ``problem -> WalsBackend``.
+WALS_BACKENDS: DeviceRegistry[Callable[[WalsProblem], WalsBackend]] = DeviceRegistry("WALS backend")
+
+
+def register_backend(device: str, factory: Callable[[WalsProblem], WalsBackend]) -> None:
+    """Make ``WALS(device=device)`` run on ``factory(problem)`` (``device`` is
+    ``"cpu"`` or ``"gpu"``, as :func:`embspace.device.resolve_device` names it;
+    it replaces the built-in backend of that device)."""
+    WALS_BACKENDS.register(device, factory)

@@ -45,6 +45,7 @@ lint: $(EXT)
 	$(VENV)/bin/ruff check python tests benches
 	$(VENV)/bin/ruff format --check python tests benches
 	cargo fmt --all --check
+	cd python && ../$(VENV)/bin/lint-imports --no-cache ../pyproject.toml
 
 test-python: $(EXT)
 	$(PY) -m pytest -q

@@ -239,7 +239,7 @@ class EmbeddingCache:
         An estimator whose own ``random_state`` is an integer other than
         ``seed`` raises :class:`~embspace.errors.InvalidParameterError` (the
         entry would describe another training)."""
-        from . import __version__
+        from ._core import __version__
 
         _check_entities(entities)
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):

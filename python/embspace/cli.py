@@ -545,7 +545,7 @@ def _sub(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
+    from ._core import __version__
 
     parser = _Parser(
         prog="embspace",

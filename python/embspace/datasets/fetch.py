@@ -89,7 +89,7 @@ def _stream(
     timeout: float,
 ) -> str:
     """Copy the body of ``url`` into the binary file ``out``; return its sha256."""
-    from .. import __version__
+    from .._core import __version__
 
     request = urllib.request.Request(url, headers={"User-Agent": f"embspace/{__version__}"})
     digest = hashlib.sha256()

@@ -233,17 +233,13 @@ def dataset_choices() -> list[DatasetChoice]:
 
 
 def load_source(source: str) -> Any:
-    """Load a dataset as the CLI's ``--dataset`` names it: ``synthetic:PRESET``
-    or ``synthetic:key=value,...`` (see :func:`embspace.demo.load_dataset`),
-    else :func:`embspace.datasets.load` (a registry name, downloaded and
-    checked if needed, or a local folder, zip or table)."""
+    """Load a dataset as the CLI's ``--dataset`` names it, through
+    :func:`embspace.datasets.load`: ``synthetic:PRESET`` or
+    ``synthetic:key=value,...``, a registry name (downloaded and checked if
+    needed), or a local folder, zip or table."""
     from .. import datasets
-    from ..demo import load_dataset
 
-    source = source.strip()
-    if source.startswith(SYNTHETIC_PREFIX):
-        return load_dataset(source)
-    return datasets.load(source, progress=False)
+    return datasets.load(source.strip(), progress=False)
 
 
 def describe_ratings(ratings: Any) -> str:

@@ -2,7 +2,7 @@
 and a whole fit on :class:`embspace.gpu.wals_xp.WalsXp`.
 
 They live with the tests (the product never needs them): ``loss_terms`` is the
-loss of DESIGN section 3 written independently of the Rust core and of
+loss stated in :mod:`embspace.factorization.wals`, written independently of the Rust core and of
 ``WalsXp``, and ``fit_wals_xp`` runs iterations of ``WalsXp`` directly.
 """
 

@@ -1,7 +1,8 @@
 """Plain float64 numpy references for the array-module tests (independent of embspace).
 
-Dense, row-by-row, written straight from DESIGN §3: nothing here shares code
-with :mod:`embspace.gpu`.
+Dense, row-by-row, written straight from the WALS loss and row solve stated in
+:mod:`embspace.factorization.wals` and the k-NN order of :func:`embspace.neighbors.knn`:
+nothing here shares code with :mod:`embspace.gpu`.
 """
 
 from __future__ import annotations

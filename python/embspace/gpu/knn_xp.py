@@ -1,7 +1,7 @@
 """Exact k-nearest neighbours written against an array module ``xp`` (numpy or CuPy).
 
-The same answer as the Rust CPU path (``embspace._core.knn``, DESIGN §3
-"Neighbor tables"): the k rows closest to each query row under an exact
+The same answer as the Rust CPU path (``embspace._core.knn``, documented in
+:func:`embspace.neighbors.knn`): the k rows closest to each query row under an exact
 ``float64`` distance, the query itself excluded by index, ordered by
 (distance, index) so that ties go to the lower index.
 

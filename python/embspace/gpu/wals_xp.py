@@ -1,7 +1,7 @@
 """WALS written against an array module ``xp`` (numpy on the CPU, CuPy on a GPU).
 
 The same algorithm as the Rust CPU path (TensorFlow ``WALSModel`` semantics,
-see DESIGN §3): with weights ``W_ij = w0 + R_i C_j`` on observed entries and
+see :mod:`embspace.factorization.wals`): with weights ``W_ij = w0 + R_i C_j`` on observed entries and
 ``w0`` elsewhere, one iteration solves every user row, then every item row,
 each exactly:
 

@@ -17,7 +17,7 @@ from .ratings import Ratings
 
 if TYPE_CHECKING:
     from . import cache, datasets, device, factorization, gpu, measures, neighbors, plots, sweeps
-    from .factorization import SVD, WALS
+    from .factorization import SVD, WALS, balance
     from .measures import compare
     from .neighbors import NeighborTable
     from .sweeps import Sweep
@@ -31,6 +31,7 @@ __all__ = [
     "Sweep",
     "__version__",
     "align",
+    "balance",
     "cache",
     "compare",
     "datasets",
@@ -58,6 +59,7 @@ _LAZY = {
     "measures": ("embspace.measures", None),
     "WALS": ("embspace.factorization", "WALS"),
     "SVD": ("embspace.factorization", "SVD"),
+    "balance": ("embspace.factorization", "balance"),
     "factorization": ("embspace.factorization", None),
     "gpu": ("embspace.gpu", None),
 }

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from . import wals_cpu, wals_gpu  # noqa: F401  (each registers its device's WALS backend)
 from .backends import WALS_BACKENDS, LossTerms, WalsBackend, WalsProblem, register_backend
+from .gauge import balance
 from .svd import SVD
 from .wals import WALS, initial_factors
 from .weights import col_weights, row_weights
@@ -24,6 +25,7 @@ __all__ = [
     "LossTerms",
     "WalsBackend",
     "WalsProblem",
+    "balance",
     "col_weights",
     "initial_factors",
     "register_backend",

@@ -264,6 +264,48 @@ class Ratings:
                 table["genres"] = table["genres"].fillna("")
         return table
 
+    # ------------------------------------------------------------------ subsets
+    def filter(self, *, min_user_ratings: int = 1, min_item_ratings: int = 1) -> Ratings:
+        """The ratings of users with at least ``min_user_ratings`` ratings and
+        items with at least ``min_item_ratings``, counted within the result.
+
+        Removing sparse items lowers some users' counts and the other way round,
+        so the rule is applied until nothing changes (the (u, i)-core): every
+        user and item of the result meets its minimum. Ids, keys, item
+        metadata and the name are kept (the name gains a ``[filtered u>=U,
+        i>=I]`` suffix); the result may be empty (0 users and 0 items) when no
+        core exists. ``filter()`` with the defaults drops users and items
+        without ratings, which :class:`Ratings` never holds, so it returns an
+        equal copy.
+
+        Why: items rated by a single user get exactly parallel vectors in every
+        WALS and SVD space, and their nearest neighbors are then ties; a
+        minimum count removes them from a comparison (see
+        :func:`embspace.measures.compare`'s tie report).
+        """
+        lo_u = _check_min_count(min_user_ratings, "min_user_ratings")
+        lo_i = _check_min_count(min_item_ratings, "min_item_ratings")
+        m = self.matrix
+        users = np.arange(self.n_users)
+        items = np.arange(self.n_items)
+        while True:
+            keep_u = np.diff(m.indptr) >= lo_u
+            m = m[keep_u]
+            users = users[keep_u]
+            keep_i = _column_counts(m.indices, m.shape[1]) >= lo_i
+            m = m[:, keep_i]
+            items = items[keep_i]
+            if keep_u.all() and keep_i.all():
+                break
+        suffix = f"[filtered u>={lo_u}, i>={lo_i}]"
+        return Ratings(
+            m.tocsr(),
+            self.user_ids[users],
+            self.item_ids[items],
+            item_metadata=self.item_metadata,
+            name=f"{self.name} {suffix}" if self.name else suffix,
+        )
+
     # ------------------------------------------------------------------ views
     @cached_property
     def item_matrix(self) -> sp.csr_matrix:
@@ -406,6 +448,12 @@ def _canonical_csr(matrix: sp.spmatrix, duplicates: str) -> sp.csr_matrix:
         duplicates,
     )
     return sp.csr_matrix((data, indices, indptr), shape=(n_rows, n_cols), copy=False)
+
+
+def _check_min_count(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise InvalidParameterError(f"{name} must be an integer >= 1, got {value!r}")
+    return int(value)
 
 
 def _plain(x: Any) -> Hashable:

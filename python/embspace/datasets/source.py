@@ -64,6 +64,8 @@ def load(
     name: str | None = None,
     duplicates: str = "error",
     progress: bool = True,
+    min_user_ratings: int = 1,
+    min_item_ratings: int = 1,
 ) -> Ratings:
     """Ratings from a registry name, a ``synthetic:`` spec, a path or a DataFrame.
 
@@ -92,6 +94,9 @@ def load(
         ``"first"``, ``"last"``, ``"sum"``, ``"mean"``, ``"max"``.
     progress : bool
         Progress bars for downloads and extraction.
+    min_user_ratings, min_item_ratings : int
+        Keep only the users and items with at least this many ratings, applied
+        until both hold (:meth:`~embspace.Ratings.filter`); 1 keeps everything.
 
     Returns
     -------
@@ -108,6 +113,36 @@ def load(
     ChecksumError, DownloadError, UnsafeArchiveError, DatasetFormatError
         The data could not be obtained or read; nothing half-written is kept.
     """
+    ratings = _load(
+        source,
+        user=user,
+        item=item,
+        rating=rating,
+        sep=sep,
+        encoding=encoding,
+        items=items,
+        name=name,
+        duplicates=duplicates,
+        progress=progress,
+    )
+    if min_user_ratings == 1 and min_item_ratings == 1:
+        return ratings
+    return ratings.filter(min_user_ratings=min_user_ratings, min_item_ratings=min_item_ratings)
+
+
+def _load(
+    source: str | os.PathLike[str] | pd.DataFrame,
+    *,
+    user: Hashable | None,
+    item: Hashable | None,
+    rating: Hashable | None,
+    sep: str | None,
+    encoding: str | None,
+    items: pd.DataFrame | None,
+    name: str | None,
+    duplicates: str,
+    progress: bool,
+) -> Ratings:
     table_options = {"user": user, "item": item, "rating": rating, "sep": sep}
     table_options.update(encoding=encoding, items=items, name=name)
     given = [k for k, v in table_options.items() if v is not None]

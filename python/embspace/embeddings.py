@@ -191,6 +191,47 @@ class Embeddings:
         """The embeddings of ``keys``, in that order."""
         return self.take([self.index_of(k) for k in keys])
 
+    def duplicate_rows(self, *, direction: bool = False) -> pd.DataFrame:
+        """Entities whose vectors are exactly equal (``direction=True``: exactly
+        parallel, i.e. equal after scaling to unit length, zero vectors apart).
+
+        Such rows cannot be told apart by any measure: their neighbors are
+        ties, and on ratings data they are common (items rated by one same user
+        get parallel vectors in every WALS and SVD space).
+
+        Returns a DataFrame with one row per duplicated entity: ``group`` (0 is
+        the largest group), ``size`` (entities in the group), ``key`` and
+        ``row``; sorted by group, then row. Empty when every row is distinct.
+        Cost: ``O(n d log n)``.
+        """
+        x = self.vectors
+        if direction:
+            norms = np.linalg.norm(x.astype(np.float64), axis=1, keepdims=True)
+            nonzero = norms[:, 0] > 0
+            x = np.where(nonzero[:, None], x / np.where(nonzero[:, None], norms, 1.0), 0.0)
+            x = x.astype(np.float32)
+        columns = ["group", "size", "key", "row"]
+        if self.n == 0:
+            return pd.DataFrame(columns=columns)
+        _, inverse, counts = np.unique(x, axis=0, return_inverse=True, return_counts=True)
+        inverse = inverse.reshape(-1)
+        rows = np.flatnonzero(counts[inverse] > 1)
+        if rows.size == 0:
+            return pd.DataFrame(columns=columns)
+        sizes = counts[inverse[rows]]
+        order = np.lexsort((rows, inverse[rows], -sizes))
+        rows, sizes = rows[order], sizes[order]
+        labels = inverse[rows]
+        group = np.cumsum(np.r_[True, labels[1:] != labels[:-1]]) - 1
+        return pd.DataFrame(
+            {
+                "group": group,
+                "size": sizes,
+                "key": [self.keys[i] for i in rows],
+                "row": rows,
+            }
+        )
+
     def __repr__(self) -> str:
         made = self.metadata.get("estimator")
         what = f", {made}" if made else ""

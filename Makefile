@@ -23,7 +23,7 @@ $(PY):
 	$(PY) -m pip install --quiet --upgrade pip
 
 $(DEPS_STAMP): | $(PY)
-	$(PY) -m pip install --quiet "maturin>=1.9,<2"
+	$(PY) -m pip install --quiet "maturin>=1.9.4,<2"
 	touch $@
 
 # Release build of the extension, editable install of the package with its

@@ -9,6 +9,9 @@ PY := $(VENV)/bin/python
 export VIRTUAL_ENV := $(abspath $(VENV))
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 export EMBSPACE_DATA_DIR ?= $(abspath ../shared/data)
+# Every cargo command (tests, clippy, maturin) configures PyO3 for the venv's
+# interpreter, so their build-script outputs agree and nothing is rebuilt.
+export PYO3_PYTHON := $(abspath $(PY))
 
 RUST_SOURCES := Cargo.toml Cargo.lock $(wildcard rust/*/Cargo.toml) $(shell find rust -name '*.rs' 2>/dev/null)
 EXT := python/embspace/_core.abi3.so
@@ -23,7 +26,7 @@ $(PY):
 	$(PY) -m pip install --quiet --upgrade pip
 
 $(DEPS_STAMP): | $(PY)
-	$(PY) -m pip install --quiet "maturin>=1.9,<2"
+	$(PY) -m pip install --quiet "maturin>=1.9.4,<2"
 	touch $@
 
 # Release build of the extension, editable install of the package with its
@@ -37,15 +40,23 @@ demo: $(EXT)
 
 test: test-rust lint test-python
 
-test-rust:
+# The binding's unit tests embed Python: they link the libpython of the venv's
+# interpreter (PYO3_PYTHON) and load it from its LIBDIR. Debug profile, so they
+# do not rebuild the release artifacts maturin shares the target folder with.
+test-rust: | $(PY)
 	cargo test --release -p embspace-core
+	LD_LIBRARY_PATH="$$($(PY) -c 'import sysconfig; print(sysconfig.get_config_var("LIBDIR") or "")')$${LD_LIBRARY_PATH:+:$$LD_LIBRARY_PATH}" \
+		cargo test -p embspace-py
 	cargo clippy --workspace --all-targets -- -D warnings
 
+# stubtest: python/embspace/_core.pyi against the compiled module (names,
+# parameters, defaults, __all__), with no allowlist.
 lint: $(EXT)
 	$(VENV)/bin/ruff check python tests benches
 	$(VENV)/bin/ruff format --check python tests benches
 	cargo fmt --all --check
 	cd python && ../$(VENV)/bin/lint-imports --no-cache ../pyproject.toml
+	$(PY) -m mypy.stubtest embspace._core
 
 test-python: $(EXT)
 	$(PY) -m pytest -q

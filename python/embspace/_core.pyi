@@ -3,6 +3,18 @@
 import numpy as np
 import numpy.typing as npt
 
+__all__ = [
+    "__version__",
+    "csr_from_coo",
+    "csr_matvec",
+    "csr_transpose",
+    "knn",
+    "wals_gramian",
+    "wals_half_sweep",
+    "wals_kernels",
+    "wals_loss",
+]
+
 __version__: str
 
 def csr_from_coo(

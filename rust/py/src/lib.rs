@@ -2,7 +2,8 @@
 //!
 //! Every function here converts numpy arrays into slices, releases the GIL
 //! around the core call (`Python::detach`) and maps core errors onto the typed
-//! exceptions of `embspace.errors`. No algorithm lives in this crate.
+//! exceptions of `embspace.errors` (imported with the module: a missing class
+//! makes `import embspace._core` fail). No algorithm lives in this crate.
 
 use pyo3::prelude::*;
 
@@ -14,6 +15,7 @@ mod wals;
 
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    errors::import_classes(m.py())?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     csr::register(m)?;
     wals::register(m)?;

@@ -94,7 +94,7 @@ def test_key_covers_data_estimator_params_seed_and_version(monkeypatch: pytest.M
         "seed": cache.key(r0, Toy(), 1).digest,
         "no seed": cache.key(r0, Toy(), None).digest,
     }
-    monkeypatch.setattr(embspace, "__version__", "999.0")
+    monkeypatch.setattr(embspace._core, "__version__", "999.0")
     digests["version"] = cache.key(r0, Toy(), 0).digest
     assert len(set(digests.values())) == len(digests), digests
     monkeypatch.undo()

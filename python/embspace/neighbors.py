@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from . import _core
+from ._threads import check_threads
 from .embeddings import Embeddings
 from .errors import DeviceUnavailableError, EntityNotFoundError, InvalidParameterError
 from .gpu.device import module_for
@@ -66,20 +67,6 @@ _BACKENDS: dict[str, KnnBackend] = {"cpu": _cpu_knn, "gpu": _gpu_knn}
 def register_knn_backend(device: str, backend: KnnBackend) -> None:
     """Make ``backend`` compute the k-NN of tables created with ``device``."""
     _BACKENDS[device] = backend
-
-
-def _threads(num_threads: int | None) -> int:
-    if num_threads is None:
-        return 0
-    if (
-        isinstance(num_threads, bool)
-        or not isinstance(num_threads, (int, np.integer))
-        or num_threads < 1
-    ):
-        raise InvalidParameterError(
-            f"num_threads must be a positive integer or None, got {num_threads!r}"
-        )
-    return int(num_threads)
 
 
 def _check_k(k: Any, n: int) -> int:
@@ -130,7 +117,7 @@ def knn(
         backend = _BACKENDS["cpu"]  # "auto" means the best available, and the CPU always is
     if backend is None:
         raise DeviceUnavailableError(f"no k-NN backend is available for device {resolved!r}")
-    return backend(x, k, metric, q, _threads(num_threads))
+    return backend(x, k, metric, q, check_threads(num_threads))
 
 
 class NeighborTable:
@@ -142,7 +129,8 @@ class NeighborTable:
     metric : {"cosine", "euclidean", "dot"}
         See the module docs for distances and scores.
     num_threads : int, optional
-        Threads of the k-NN (default: every core). Results do not depend on it.
+        Threads of the k-NN: None (every CPU) or ``1 <= num_threads <=
+        embspace._threads.max_threads()``. Results do not depend on it.
     device : {"cpu", "gpu", "auto"}
         Where the k-NN runs; a device needs a registered backend.
 
@@ -163,7 +151,7 @@ class NeighborTable:
             )
         if metric not in METRICS:
             raise InvalidParameterError(f"metric must be one of {METRICS}, got {metric!r}")
-        _threads(num_threads)
+        check_threads(num_threads)
         module_for(device)
         self.embeddings = embeddings
         self.metric = metric

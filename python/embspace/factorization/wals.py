@@ -175,8 +175,10 @@ class WalsBackend(ABC):
     """Runs the half-sweeps of one fit on a device.
 
     A backend owns the factors while it runs: :meth:`half_sweep` updates one
-    side in place and returns the loss at the new point, :meth:`loss` returns
-    the loss of the current factors, :meth:`factors` copies both to numpy.
+    side and returns the loss at the new point, :meth:`loss` returns the loss
+    of the current factors, :meth:`factors` copies both to numpy, and
+    :meth:`checkpoint` keeps the current factors aside (what an interrupted
+    fit reports).
     """
 
     def __init__(self, problem: WalsProblem) -> None:
@@ -194,10 +196,25 @@ class WalsBackend(ABC):
     def factors(self) -> tuple[np.ndarray, np.ndarray]:
         """(user factors, item factors), float32 numpy arrays."""
 
+    def checkpoint(self) -> Callable[[], tuple[np.ndarray, np.ndarray]]:
+        """Keep the current factors, unchanged by later (or interrupted)
+        half-sweeps, and return a function that gives them as float32 numpy
+        arrays. The default copies :meth:`factors` now; a backend whose
+        half-sweeps never write into the arrays they replace, or that can
+        copy on its device, overrides this."""
+        u, v = self.factors()
+        kept = (np.array(u, dtype=np.float32), np.array(v, dtype=np.float32))
+        return lambda: kept
+
 
 class CpuBackend(WalsBackend):
-    """The Rust core: one call per half-sweep, the GIL released while it runs.
-    Results are bit-identical for any ``num_threads``."""
+    """The Rust core: one call per half-sweep, the GIL released while it runs
+    (Ctrl-C stops it within a row). Results are bit-identical for any
+    ``num_threads``.
+
+    Each half-sweep solves into a new array that replaces the old one only
+    once the call has returned, so the arrays of a checkpoint are never
+    written again and an interrupted half-sweep changes nothing."""
 
     def __init__(self, problem: WalsProblem) -> None:
         super().__init__(problem)
@@ -223,17 +240,23 @@ class CpuBackend(WalsBackend):
             solved_w, fixed_w = p.col_weights, p.row_weights
         else:
             raise InvalidParameterError(f"side must be 'users' or 'items', got {side!r}")
+        # the conjugate-gradient solver starts from the current factor
+        target = solve.copy() if p.solver == "cg" else np.empty_like(solve)
         terms = _core.wals_half_sweep(
             *csr,
             n_cols,
             fixed,
-            solve,
+            target,
             solved_weights=solved_w,
             fixed_weights=fixed_w,
             solver=p.solver,
             cg_steps=p.cg_steps,
             **self._common(),
         )
+        if side == "users":
+            self.u = target
+        else:
+            self.v = target
         return LossTerms(*terms)
 
     def loss(self) -> LossTerms:
@@ -251,6 +274,10 @@ class CpuBackend(WalsBackend):
 
     def factors(self) -> tuple[np.ndarray, np.ndarray]:
         return self.u, self.v
+
+    def checkpoint(self) -> Callable[[], tuple[np.ndarray, np.ndarray]]:
+        u, v = self.u, self.v  # never written again: half-sweeps replace them
+        return lambda: (u, v)
 
 
 def _gpu_backend(problem: WalsProblem) -> WalsBackend:
@@ -339,8 +366,8 @@ class WALS(FittedAttributes, BaseEstimator):
     random_state : int, numpy.random.Generator or None
         Seed of the initialisation; None draws a fresh seed (kept in ``seed_``).
     num_threads : int or None
-        Threads of the CPU backend; None uses every core. Results do not
-        depend on it.
+        Threads of the CPU backend: None (every core) or ``1 <= num_threads
+        <= embspace._threads.max_threads()``. Results do not depend on it.
     device : "cpu", "gpu" or "auto"
         Where to train; "auto" uses a GPU backend when one is available.
 
@@ -363,7 +390,8 @@ class WALS(FittedAttributes, BaseEstimator):
     seed_ : int or None
         The seed actually used (None when ``random_state`` is a Generator).
     interrupted_ : bool
-        True when a KeyboardInterrupt stopped the fit (see :meth:`fit`).
+        True when a KeyboardInterrupt stopped the fit; the attributes then
+        describe the last completed iteration (see :meth:`fit`).
     """
 
     _estimator_name: ClassVar[str] = "WALS"
@@ -467,11 +495,13 @@ class WALS(FittedAttributes, BaseEstimator):
         called (iteration counts from 1) and the progress bar (``progress``,
         on stderr) shows the loss.
 
-        Ctrl-C is noticed when the running half-sweep returns: the estimator
-        then keeps the factors of the last completed half-sweep (fitted
-        attributes set, ``interrupted_ = True``, ``n_iter_`` the completed
-        iterations) and the KeyboardInterrupt propagates. Any other error
-        leaves the estimator unfitted.
+        Ctrl-C stops the running half-sweep within a row. The estimator then
+        keeps the state of the last completed iteration (fitted attributes
+        set, ``interrupted_ = True``): the factors after ``n_iter_``
+        iterations, ``loss_`` their loss and ``loss_history_`` its
+        ``1 + 2 * n_iter_`` values, so ``fit(iterations=n_iter_)`` would give
+        the same factors; then the KeyboardInterrupt propagates. Any other
+        error leaves the estimator unfitted.
         """
         t0 = time.perf_counter()
         ratings = as_ratings(X)
@@ -481,6 +511,7 @@ class WALS(FittedAttributes, BaseEstimator):
         problem = self._problem(ratings, rng)
         backend = factory(problem)
         history = [backend.loss().total]
+        kept = backend.checkpoint()
         done = 0
         interrupted = False
         bar = _progress_bar(iterations, progress)
@@ -489,6 +520,7 @@ class WALS(FittedAttributes, BaseEstimator):
                 history.append(backend.half_sweep("users").total)
                 history.append(backend.half_sweep("items").total)
                 done = it
+                kept = backend.checkpoint()
                 bar.update(1)
                 bar.set_postfix(loss=f"{history[-1]:.6g}", refresh=False)
                 if callback is not None:
@@ -499,14 +531,16 @@ class WALS(FittedAttributes, BaseEstimator):
         finally:
             bar.close()
             if interrupted:
-                self._record(ratings, backend, history, done, t0, seed, interrupted=True)
-        self._record(ratings, backend, history, done, t0, seed, interrupted=False)
+                # the last completed iteration: its factors, loss and history
+                factors, history = kept(), history[: 1 + 2 * done]
+                self._record(ratings, factors, history, done, t0, seed, interrupted=True)
+        self._record(ratings, backend.factors(), history, done, t0, seed, interrupted=False)
         return self
 
     def _record(
         self,
         ratings: Ratings,
-        backend: WalsBackend,
+        factors: tuple[np.ndarray, np.ndarray],
         history: list[float],
         done: int,
         t0: float,
@@ -514,7 +548,7 @@ class WALS(FittedAttributes, BaseEstimator):
         *,
         interrupted: bool,
     ) -> None:
-        u, v = backend.factors()
+        u, v = factors
         u = np.ascontiguousarray(u, dtype=np.float32)
         v = np.ascontiguousarray(v, dtype=np.float32)
         meta = fitted_metadata(self, ratings, seed)

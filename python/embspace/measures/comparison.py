@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .._threads import check_threads
 from ..embeddings import Embeddings, align
 from ..errors import EmbspaceWarning, InvalidParameterError
 from ..gpu.device import module_for
@@ -207,6 +208,7 @@ def compare(
     (``replacement=False``, ``threshold=0.95``, ``max_k=50``); a keyword no
     requested measure takes is an error.
     """
+    check_threads(num_threads)
     names = [measures] if isinstance(measures, str) else list(measures)
     if not names:
         raise InvalidParameterError("no measure requested")

@@ -454,6 +454,29 @@ def test_keyboard_interrupt_in_a_half_sweep_keeps_the_last_iteration(
     assert model.loss_history_ == same.loss_history_
 
 
+def test_a_failed_or_interrupted_refit_leaves_no_previous_fit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    model = es.WALS(factors=3, iterations=2, random_state=0).fit(RATINGS, progress=False)
+    assert model.n_iter_ == 2
+
+    def interrupted_loss(self: CpuBackend) -> LossTerms:
+        raise KeyboardInterrupt  # Ctrl-C during the loss of the starting point
+
+    monkeypatch.setattr(CpuBackend, "loss", interrupted_loss)
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(RATINGS, progress=False)
+    for name in ("user_factors_", "loss_", "n_iter_", "interrupted_"):
+        with pytest.raises(NotFittedError):
+            getattr(model, name)
+    monkeypatch.undo()
+    model.fit(RATINGS, progress=False)
+    with pytest.raises(InvalidParameterError):
+        model.set_params(factors=0).fit(RATINGS, progress=False)
+    with pytest.raises(NotFittedError):
+        model.loss_  # noqa: B018
+
+
 def test_a_half_sweep_leaves_the_checkpoint_alone() -> None:
     """The CPU backend solves into new arrays: a checkpoint taken before a
     half-sweep (or a failed one) still holds the factors of that moment."""

@@ -501,8 +501,11 @@ class WALS(FittedAttributes, BaseEstimator):
         iterations, ``loss_`` their loss and ``loss_history_`` its
         ``1 + 2 * n_iter_`` values, so ``fit(iterations=n_iter_)`` would give
         the same factors; then the KeyboardInterrupt propagates. Any other
-        error leaves the estimator unfitted.
+        error (or Ctrl-C before the first half-sweep) leaves the estimator
+        unfitted, also when it was fitted before.
         """
+        for name in self._fitted:  # a failed refit must not show the previous fit
+            self.__dict__.pop(name, None)
         t0 = time.perf_counter()
         ratings = as_ratings(X)
         iterations = check_int(self.iterations, "iterations", minimum=1)

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 from embspace import _core
+from embspace._registry import DeviceRegistry
 from embspace.errors import (
     DeviceUnavailableError,
     InvalidParameterError,
@@ -17,8 +18,10 @@ from embspace.errors import (
     NumericalError,
     ShapeMismatchError,
 )
-from embspace.factorization import initial_factors
+from embspace.factorization import LossTerms, WalsBackend, initial_factors
+from embspace.factorization import wals as wals_module
 from embspace.factorization.wals_cpu import CpuBackend
+from embspace.factorization.wals_gpu import XpWalsBackend
 from sklearn.base import clone
 from wals_helpers import loss_terms
 
@@ -386,22 +389,116 @@ def test_keyboard_interrupt_keeps_the_last_complete_state(monkeypatch: pytest.Mo
     assert np.array_equal(model.item_factors_, full.item_factors_)
     assert not full.interrupted_
 
-    # interrupted right after a half-sweep returns (Ctrl-C during the Rust call)
-    calls = {"n": 0}
-    original = CpuBackend.half_sweep
 
-    def half_sweep(self: CpuBackend, side: str):  # type: ignore[no-untyped-def]
+class InPlaceBackend(CpuBackend):
+    """The CPU backend as a backend that writes each half-sweep into the
+    factors in place, with the base class's (copying) checkpoint."""
+
+    checkpoint = WalsBackend.checkpoint
+
+    def half_sweep(self, side: str) -> LossTerms:
+        old = self.u if side == "users" else self.v
+        terms = super().half_sweep(side)
+        old[...] = self.u if side == "users" else self.v
+        if side == "users":
+            self.u = old
+        else:
+            self.v = old
+        return terms
+
+
+@pytest.mark.parametrize("backend", ["cpu", "in-place", "xp-numpy"])
+@pytest.mark.parametrize("at", [3, 4, 5])
+def test_keyboard_interrupt_in_a_half_sweep_keeps_the_last_iteration(
+    monkeypatch: pytest.MonkeyPatch, backend: str, at: int
+) -> None:
+    """Ctrl-C during half-sweep number ``at`` (3: users of iteration 2, 4: its
+    items, 5: users of iteration 3), simulated by a KeyboardInterrupt raised
+    as that half-sweep returns (its new factors already in the backend): the
+    estimator keeps the last completed iteration, whose factors, loss_ and
+    n_iter_ agree with each other and with a fit of n_iter_ iterations."""
+    factories = {
+        "cpu": CpuBackend,
+        "in-place": InPlaceBackend,
+        "xp-numpy": lambda problem: XpWalsBackend(problem, np),
+    }
+    only = DeviceRegistry("WALS backend", {"cpu": factories[backend]})
+    monkeypatch.setattr(wals_module, "WALS_BACKENDS", only)
+    calls = {"n": 0}
+    cls = {"cpu": CpuBackend, "in-place": InPlaceBackend, "xp-numpy": XpWalsBackend}[backend]
+    original = cls.half_sweep
+
+    def half_sweep(self: WalsBackend, side: str) -> LossTerms:
         calls["n"] += 1
         out = original(self, side)
-        if calls["n"] == 3:
+        if calls["n"] == at:
             raise KeyboardInterrupt
         return out
 
-    monkeypatch.setattr(CpuBackend, "half_sweep", half_sweep)
-    model = es.WALS(factors=3, iterations=10, random_state=0)
+    monkeypatch.setattr(cls, "half_sweep", half_sweep)
+    opts = {"factors": 3, "unobserved_weight": 0.1, "random_state": 0}
+    model = es.WALS(iterations=10, **opts)
     with pytest.raises(KeyboardInterrupt):
         model.fit(RATINGS, progress=False)
-    assert model.n_iter_ == 1 and np.isfinite(model.user_factors_).all()
+    done = (at - 1) // 2
+    assert model.interrupted_ and model.n_iter_ == done
+    assert len(model.loss_history_) == 1 + 2 * done and model.loss_ == model.loss_history_[-1]
+    # loss_ is the loss of the kept factors (dense numpy formula) ...
+    values = RATINGS.toarray().astype(np.float64)
+    r, c = dense_weights(RATINGS, opts)
+    u, v = model.user_factors_.astype(np.float64), model.item_factors_.astype(np.float64)
+    want = ref_loss(values, values != 0, u, v, np.outer(r, c), 0.1, 0.07, "none")
+    assert model.loss_ == pytest.approx(want, rel=1e-6)
+    # ... and they are those of a fit of n_iter_ iterations
+    monkeypatch.setattr(cls, "half_sweep", original)
+    same = es.WALS(iterations=done, **opts).fit(RATINGS, progress=False)
+    assert np.array_equal(model.user_factors_, same.user_factors_)
+    assert np.array_equal(model.item_factors_, same.item_factors_)
+    assert model.loss_history_ == same.loss_history_
+
+
+def test_a_failed_or_interrupted_refit_leaves_no_previous_fit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    model = es.WALS(factors=3, iterations=2, random_state=0).fit(RATINGS, progress=False)
+    assert model.n_iter_ == 2
+
+    def interrupted_loss(self: CpuBackend) -> LossTerms:
+        raise KeyboardInterrupt  # Ctrl-C during the loss of the starting point
+
+    monkeypatch.setattr(CpuBackend, "loss", interrupted_loss)
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(RATINGS, progress=False)
+    for name in ("user_factors_", "loss_", "n_iter_", "interrupted_"):
+        with pytest.raises(NotFittedError):
+            getattr(model, name)
+    monkeypatch.undo()
+    model.fit(RATINGS, progress=False)
+    with pytest.raises(InvalidParameterError):
+        model.set_params(factors=0).fit(RATINGS, progress=False)
+    with pytest.raises(NotFittedError):
+        model.loss_  # noqa: B018
+
+
+def test_a_half_sweep_leaves_the_checkpoint_alone() -> None:
+    """The CPU backend solves into new arrays: a checkpoint taken before a
+    half-sweep (or a failed one) still holds the factors of that moment."""
+    model = es.WALS(factors=3, random_state=0)
+    problem = model._problem(es.Ratings.from_csr(RATINGS), np.random.default_rng(0))
+    backend = CpuBackend(problem)
+    kept = backend.checkpoint()
+    u0, v0 = (x.copy() for x in kept())
+    backend.half_sweep("users")
+    backend.half_sweep("items")
+    assert not np.array_equal(backend.factors()[0], u0)
+    ku, kv = kept()
+    assert np.array_equal(ku, u0) and np.array_equal(kv, v0)
+    backend.problem.cg_steps = 0  # the next half-sweep fails in the core
+    backend.problem.solver = "cg"
+    u1, v1 = (x.copy() for x in backend.factors())
+    with pytest.raises(InvalidParameterError):
+        backend.half_sweep("users")
+    assert np.array_equal(backend.factors()[0], u1) and np.array_equal(backend.factors()[1], v1)
 
 
 def test_sklearn_params_and_clone() -> None:

@@ -17,6 +17,7 @@ __all__ = [
 
 __version__: str
 
+def max_threads() -> int: ...
 def csr_from_coo(
     n_rows: int,
     n_cols: int,
@@ -24,6 +25,7 @@ def csr_from_coo(
     cols: npt.NDArray[np.int64],
     values: npt.NDArray[np.float32],
     duplicates: str = "error",
+    num_threads: int = 0,
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int32], npt.NDArray[np.float32]]: ...
 def csr_matvec(
     indptr: npt.NDArray[np.int64],

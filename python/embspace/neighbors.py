@@ -33,6 +33,7 @@ import pandas as pd
 
 from . import _core
 from ._registry import DeviceRegistry
+from ._threads import check_threads
 from .device import module_for
 from .embeddings import Embeddings
 from .errors import EntityNotFoundError, InvalidParameterError
@@ -75,20 +76,6 @@ def register_knn_backend(device: str, backend: KnnBackend) -> None:
     """Make ``backend`` compute the k-NN of tables created with ``device``
     (``"cpu"`` or ``"gpu"``; it replaces the built-in one)."""
     KNN_BACKENDS.register(device, backend)
-
-
-def _threads(num_threads: int | None) -> int:
-    if num_threads is None:
-        return 0
-    if (
-        isinstance(num_threads, bool)
-        or not isinstance(num_threads, (int, np.integer))
-        or num_threads < 1
-    ):
-        raise InvalidParameterError(
-            f"num_threads must be a positive integer or None, got {num_threads!r}"
-        )
-    return int(num_threads)
 
 
 def _check_k(k: Any, n: int) -> int:
@@ -134,7 +121,7 @@ def knn(
             raise InvalidParameterError("queries must be a 1-D sequence of integer row indices")
         q = np.ascontiguousarray(q, dtype=np.int64)
     backend = KNN_BACKENDS.for_device(device)
-    return backend(x, k, metric, q, _threads(num_threads))
+    return backend(x, k, metric, q, check_threads(num_threads))
 
 
 class NeighborTable:
@@ -146,7 +133,8 @@ class NeighborTable:
     metric : {"cosine", "euclidean", "dot"}
         See the module docs for distances and scores.
     num_threads : int, optional
-        Threads of the k-NN (default: every core). Results do not depend on it.
+        Threads of the k-NN: None (every CPU) or ``1 <= num_threads <=
+        embspace._threads.max_threads()``. Results do not depend on it.
     device : {"cpu", "gpu", "auto"}
         Where the k-NN runs; a device needs a registered backend.
 
@@ -167,7 +155,7 @@ class NeighborTable:
             )
         if metric not in METRICS:
             raise InvalidParameterError(f"metric must be one of {METRICS}, got {metric!r}")
-        _threads(num_threads)
+        check_threads(num_threads)
         module_for(device)
         self.embeddings = embeddings
         self.metric = metric

@@ -42,6 +42,7 @@ import numpy as np
 import pandas as pd
 
 from ._atomic import write_atomic
+from ._threads import check_threads
 from .cache import EmbeddingCache
 from .embeddings import Embeddings
 from .errors import InvalidParameterError, NotFittedError
@@ -282,7 +283,8 @@ class Sweep:
         ``device`` parameter says (``WALS(device="gpu")``).
     num_threads : int, optional
         Threads for training (when the estimator has ``num_threads``) and for
-        the comparisons. Results do not depend on it.
+        the comparisons: None (every CPU) or ``1 <= num_threads <=
+        embspace._threads.max_threads()``. Results do not depend on it.
     """
 
     def __init__(
@@ -352,8 +354,7 @@ class Sweep:
         if not measures:
             raise InvalidParameterError("measures must name at least one measure")
         _check_measures(measures)
-        if num_threads is not None and (not _is_int(num_threads) or num_threads < 0):
-            raise InvalidParameterError(f"num_threads must be None or >= 0, got {num_threads!r}")
+        check_threads(num_threads)
         from .device import module_for
 
         module_for(device)  # unknown device, or "gpu" without CuPy and a device: fail now

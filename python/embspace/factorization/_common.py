@@ -8,8 +8,18 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from .._threads import check_threads
 from ..errors import InvalidParameterError, NotFittedError
 from ..ratings import Ratings
+
+__all__ = [
+    "FittedAttributes",
+    "as_ratings",
+    "check_int",
+    "check_seed",
+    "check_threads",
+    "fitted_metadata",
+]
 
 
 class FittedAttributes:
@@ -44,11 +54,6 @@ def check_int(value: Any, name: str, minimum: int) -> int:
     if value < minimum:
         raise InvalidParameterError(f"{name} must be >= {minimum}, got {value}")
     return int(value)
-
-
-def check_threads(num_threads: Any) -> int:
-    """``num_threads`` for the Rust core: None (every core) is 0, else an int >= 1."""
-    return 0 if num_threads is None else check_int(num_threads, "num_threads", minimum=1)
 
 
 def check_seed(random_state: Any) -> tuple[np.random.Generator, int | None]:

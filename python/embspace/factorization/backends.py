@@ -66,8 +66,10 @@ class WalsBackend(ABC):
     """Runs the half-sweeps of one fit on a device.
 
     A backend owns the factors while it runs: :meth:`half_sweep` updates one
-    side in place and returns the loss at the new point, :meth:`loss` returns
-    the loss of the current factors, :meth:`factors` copies both to numpy.
+    side and returns the loss at the new point, :meth:`loss` returns the loss
+    of the current factors, :meth:`factors` copies both to numpy, and
+    :meth:`checkpoint` keeps the current factors aside (what an interrupted
+    fit reports).
     """
 
     def __init__(self, problem: WalsProblem) -> None:
@@ -84,6 +86,16 @@ class WalsBackend(ABC):
     @abstractmethod
     def factors(self) -> tuple[np.ndarray, np.ndarray]:
         """(user factors, item factors), float32 numpy arrays."""
+
+    def checkpoint(self) -> Callable[[], tuple[np.ndarray, np.ndarray]]:
+        """Keep the current factors, unchanged by later (or interrupted)
+        half-sweeps, and return a function that gives them as float32 numpy
+        arrays. The default copies :meth:`factors` now; a backend whose
+        half-sweeps never write into the arrays they replace, or that can
+        copy on its device, overrides this."""
+        u, v = self.factors()
+        kept = (np.array(u, dtype=np.float32), np.array(v, dtype=np.float32))
+        return lambda: kept
 
 
 #: The WALS backend of each device: a factory ``problem -> WalsBackend``.

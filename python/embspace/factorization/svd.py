@@ -59,7 +59,8 @@ class SVD(FittedAttributes, BaseEstimator):
     random_state : int, numpy.random.Generator or None
         Seed of ARPACK's start vector; None draws a fresh seed (``seed_``).
     num_threads : int or None
-        Threads of the sparse products; None uses every core. Results do not
+        Threads of the sparse products: None (every core) or ``1 <=
+        num_threads <= embspace._threads.max_threads()``. Results do not
         depend on it.
 
     Attributes

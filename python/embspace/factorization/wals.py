@@ -127,8 +127,8 @@ class WALS(FittedAttributes, BaseEstimator):
     random_state : int, numpy.random.Generator or None
         Seed of the initialisation; None draws a fresh seed (kept in ``seed_``).
     num_threads : int or None
-        Threads of the CPU backend; None uses every core. Results do not
-        depend on it.
+        Threads of the CPU backend: None (every core) or ``1 <= num_threads
+        <= embspace._threads.max_threads()``. Results do not depend on it.
     device : "cpu", "gpu" or "auto"
         Where to train; "auto" uses a GPU backend when one is available.
 
@@ -151,7 +151,8 @@ class WALS(FittedAttributes, BaseEstimator):
     seed_ : int or None
         The seed actually used (None when ``random_state`` is a Generator).
     interrupted_ : bool
-        True when a KeyboardInterrupt stopped the fit (see :meth:`fit`).
+        True when a KeyboardInterrupt stopped the fit; the attributes then
+        describe the last completed iteration (see :meth:`fit`).
     """
 
     _estimator_name: ClassVar[str] = "WALS"
@@ -255,12 +256,17 @@ class WALS(FittedAttributes, BaseEstimator):
         called (iteration counts from 1) and the progress bar (``progress``,
         on stderr) shows the loss.
 
-        Ctrl-C is noticed when the running half-sweep returns: the estimator
-        then keeps the factors of the last completed half-sweep (fitted
-        attributes set, ``interrupted_ = True``, ``n_iter_`` the completed
-        iterations) and the KeyboardInterrupt propagates. Any other error
-        leaves the estimator unfitted.
+        Ctrl-C stops the running half-sweep within a row. The estimator then
+        keeps the state of the last completed iteration (fitted attributes
+        set, ``interrupted_ = True``): the factors after ``n_iter_``
+        iterations, ``loss_`` their loss and ``loss_history_`` its
+        ``1 + 2 * n_iter_`` values, so ``fit(iterations=n_iter_)`` would give
+        the same factors; then the KeyboardInterrupt propagates. Any other
+        error (or Ctrl-C before the first half-sweep) leaves the estimator
+        unfitted, also when it was fitted before.
         """
+        for name in self._fitted:  # a failed refit must not show the previous fit
+            self.__dict__.pop(name, None)
         t0 = time.perf_counter()
         ratings = as_ratings(X)
         iterations = check_int(self.iterations, "iterations", minimum=1)
@@ -269,6 +275,7 @@ class WALS(FittedAttributes, BaseEstimator):
         problem = self._problem(ratings, rng)
         backend = factory(problem)
         history = [backend.loss().total]
+        kept = backend.checkpoint()
         done = 0
         interrupted = False
         bar = _progress_bar(iterations, progress)
@@ -277,6 +284,7 @@ class WALS(FittedAttributes, BaseEstimator):
                 history.append(backend.half_sweep("users").total)
                 history.append(backend.half_sweep("items").total)
                 done = it
+                kept = backend.checkpoint()
                 bar.update(1)
                 bar.set_postfix(loss=f"{history[-1]:.6g}", refresh=False)
                 if callback is not None:
@@ -287,14 +295,16 @@ class WALS(FittedAttributes, BaseEstimator):
         finally:
             bar.close()
             if interrupted:
-                self._record(ratings, backend, history, done, t0, seed, interrupted=True)
-        self._record(ratings, backend, history, done, t0, seed, interrupted=False)
+                # the last completed iteration: its factors, loss and history
+                factors, history = kept(), history[: 1 + 2 * done]
+                self._record(ratings, factors, history, done, t0, seed, interrupted=True)
+        self._record(ratings, backend.factors(), history, done, t0, seed, interrupted=False)
         return self
 
     def _record(
         self,
         ratings: Ratings,
-        backend: WalsBackend,
+        factors: tuple[np.ndarray, np.ndarray],
         history: list[float],
         done: int,
         t0: float,
@@ -302,7 +312,7 @@ class WALS(FittedAttributes, BaseEstimator):
         *,
         interrupted: bool,
     ) -> None:
-        u, v = backend.factors()
+        u, v = factors
         u = np.ascontiguousarray(u, dtype=np.float32)
         v = np.ascontiguousarray(v, dtype=np.float32)
         meta = fitted_metadata(self, ratings, seed)

@@ -1,8 +1,10 @@
 """The ``"cpu"`` WALS backend: the Rust core, one call per half-sweep with the
-GIL released. Results are bit-identical for any ``num_threads``."""
+GIL released (Ctrl-C stops it within a row). Results are bit-identical for any
+``num_threads``."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -15,8 +17,13 @@ __all__ = ["CpuBackend"]
 
 
 class CpuBackend(WalsBackend):
-    """The Rust core: one call per half-sweep, the GIL released while it runs.
-    Results are bit-identical for any ``num_threads``."""
+    """The Rust core: one call per half-sweep, the GIL released while it runs
+    (Ctrl-C stops it within a row). Results are bit-identical for any
+    ``num_threads``.
+
+    Each half-sweep solves into a new array that replaces the old one only
+    once the call has returned, so the arrays of a checkpoint are never
+    written again and an interrupted half-sweep changes nothing."""
 
     def __init__(self, problem: WalsProblem) -> None:
         super().__init__(problem)
@@ -42,17 +49,23 @@ class CpuBackend(WalsBackend):
             solved_w, fixed_w = p.col_weights, p.row_weights
         else:
             raise InvalidParameterError(f"side must be 'users' or 'items', got {side!r}")
+        # the conjugate-gradient solver starts from the current factor
+        target = solve.copy() if p.solver == "cg" else np.empty_like(solve)
         terms = _core.wals_half_sweep(
             *csr,
             n_cols,
             fixed,
-            solve,
+            target,
             solved_weights=solved_w,
             fixed_weights=fixed_w,
             solver=p.solver,
             cg_steps=p.cg_steps,
             **self._common(),
         )
+        if side == "users":
+            self.u = target
+        else:
+            self.v = target
         return LossTerms(*terms)
 
     def loss(self) -> LossTerms:
@@ -70,6 +83,10 @@ class CpuBackend(WalsBackend):
 
     def factors(self) -> tuple[np.ndarray, np.ndarray]:
         return self.u, self.v
+
+    def checkpoint(self) -> Callable[[], tuple[np.ndarray, np.ndarray]]:
+        u, v = self.u, self.v  # never written again: half-sweeps replace them
+        return lambda: (u, v)
 
 
 register_backend("cpu", CpuBackend)

@@ -9,11 +9,12 @@ its half-sweeps on the array module (CuPy on a device; numpy inside
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from types import ModuleType
 
 import numpy as np
 
-from ..device import module_for
+from ..device import module_for, to_numpy
 from ..gpu.wals_xp import WalsXp
 from .backends import LossTerms, WalsBackend, WalsProblem, register_backend
 
@@ -48,6 +49,15 @@ class XpWalsBackend(WalsBackend):
 
     def factors(self) -> tuple[np.ndarray, np.ndarray]:
         return self.state.factors()
+
+    def checkpoint(self) -> Callable[[], tuple[np.ndarray, np.ndarray]]:
+        """Copies of the factors on the device (no transfer per iteration);
+        the half-sweeps write into the factors in place, never into these."""
+        u, v = self.state.user_factors.copy(), self.state.item_factors.copy()
+        return lambda: (
+            np.ascontiguousarray(to_numpy(u), dtype=np.float32),
+            np.ascontiguousarray(to_numpy(v), dtype=np.float32),
+        )
 
 
 def gpu_backend(problem: WalsProblem) -> XpWalsBackend:

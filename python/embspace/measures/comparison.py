@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .._threads import check_threads
 from ..device import module_for
 from ..embeddings import Embeddings, align
 from ..errors import EmbspaceWarning, InvalidParameterError
@@ -194,6 +195,7 @@ def compare(
     (``replacement=False``, ``threshold=0.95``, ``max_k=50``); a keyword no
     requested measure takes is an error.
     """
+    check_threads(num_threads)
     names = [measures] if isinstance(measures, str) else list(measures)
     if not names:
         raise InvalidParameterError("no measure requested")

@@ -46,7 +46,7 @@ fn synthetic(n_users: usize, n_items: usize, mean_extra: f64, seed: u64) -> Csr 
             got += 1;
         }
     }
-    Csr::from_coo(n_users, n_items, &rows, &cols, &vals, Duplicates::Error).unwrap()
+    Csr::from_coo(n_users, n_items, &rows, &cols, &vals, Duplicates::Error, 0).unwrap()
 }
 
 fn factors(n: usize, k: usize, seed: u64) -> Vec<f32> {

@@ -7,6 +7,7 @@
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
+use crate::parallel::with_threads;
 
 /// What to do when a (row, column) pair occurs more than once in the input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,6 +69,8 @@ impl Csr {
 
     /// Build from coordinate triples. Indices must lie in `[0, n_rows)` and
     /// `[0, n_cols)`, values must be finite; repeated pairs follow `policy`.
+    /// Rows are sorted on `num_threads` threads (0 = every CPU); the result
+    /// does not depend on it.
     pub fn from_coo(
         n_rows: usize,
         n_cols: usize,
@@ -75,6 +78,7 @@ impl Csr {
         cols: &[i64],
         vals: &[f32],
         policy: Duplicates,
+        num_threads: usize,
     ) -> Result<Self> {
         if rows.len() != cols.len() || rows.len() != vals.len() {
             return Err(Error::ShapeMismatch(format!(
@@ -123,40 +127,43 @@ impl Csr {
             *slot += 1;
         }
         // Sort each row by column (stable: equal columns keep input order).
-        let mut rows_out: Vec<(Vec<i32>, Vec<f32>)> = (0..n_rows)
-            .into_par_iter()
-            .map(|i| {
-                let seg = &order[counts[i] as usize..counts[i + 1] as usize];
-                let mut pairs: Vec<(i32, f32)> =
-                    seg.iter().map(|&p| (cols[p] as i32, vals[p])).collect();
-                pairs.sort_by_key(|p| p.0);
-                let mut idx = Vec::with_capacity(pairs.len());
-                let mut dat: Vec<f32> = Vec::with_capacity(pairs.len());
-                let mut run = 0usize; // length of the current run of equal columns
-                for (c, v) in pairs {
-                    if idx.last() == Some(&c) {
-                        run += 1;
-                        let last = dat.last_mut().expect("run has a value");
-                        match policy {
-                            Duplicates::Error => return Err(c),
-                            Duplicates::First => {}
-                            Duplicates::Last => *last = v,
-                            Duplicates::Sum => *last += v,
-                            // running mean, exact enough for a handful of repeats
-                            Duplicates::Mean => *last += (v - *last) / run as f32,
-                            Duplicates::Max => *last = last.max(v),
+        let sorted = with_threads(num_threads, || {
+            (0..n_rows)
+                .into_par_iter()
+                .map(|i| {
+                    let seg = &order[counts[i] as usize..counts[i + 1] as usize];
+                    let mut pairs: Vec<(i32, f32)> =
+                        seg.iter().map(|&p| (cols[p] as i32, vals[p])).collect();
+                    pairs.sort_by_key(|p| p.0);
+                    let mut idx = Vec::with_capacity(pairs.len());
+                    let mut dat: Vec<f32> = Vec::with_capacity(pairs.len());
+                    let mut run = 0usize; // length of the current run of equal columns
+                    for (c, v) in pairs {
+                        if idx.last() == Some(&c) {
+                            run += 1;
+                            let last = dat.last_mut().expect("run has a value");
+                            match policy {
+                                Duplicates::Error => return Err(c),
+                                Duplicates::First => {}
+                                Duplicates::Last => *last = v,
+                                Duplicates::Sum => *last += v,
+                                // running mean, exact enough for a handful of repeats
+                                Duplicates::Mean => *last += (v - *last) / run as f32,
+                                Duplicates::Max => *last = last.max(v),
+                            }
+                        } else {
+                            run = 1;
+                            idx.push(c);
+                            dat.push(v);
                         }
-                    } else {
-                        run = 1;
-                        idx.push(c);
-                        dat.push(v);
                     }
-                }
-                Ok((idx, dat))
-            })
-            .collect::<std::result::Result<Vec<_>, i32>>()
-            // Report the first duplicate in row order, with its input positions.
-            .map_err(|_| first_duplicate(n_rows, &counts, &order, cols))?;
+                    Ok((idx, dat))
+                })
+                .collect::<std::result::Result<Vec<_>, i32>>()
+        })?;
+        // Report the first duplicate in row order, with its input positions.
+        let mut rows_out: Vec<(Vec<i32>, Vec<f32>)> =
+            sorted.map_err(|_| first_duplicate(n_rows, &counts, &order, cols))?;
         let mut indptr = Vec::with_capacity(n_rows + 1);
         indptr.push(0i64);
         let total: usize = rows_out.iter().map(|r| r.0.len()).sum();
@@ -323,6 +330,7 @@ mod tests {
             &[1, 3, 0, 0],
             &[1.0, 2.0, 3.0, 4.0],
             Duplicates::Error,
+            2,
         )
         .unwrap();
         assert_eq!(m.indptr, vec![0, 2, 2, 4]);
@@ -336,9 +344,9 @@ mod tests {
         let r = [0, 0, 0];
         let c = [1, 1, 1];
         let v = [1.0, 5.0, 3.0];
-        let err = Csr::from_coo(1, 2, &r, &c, &v, Duplicates::Error).unwrap_err();
+        let err = Csr::from_coo(1, 2, &r, &c, &v, Duplicates::Error, 2).unwrap_err();
         assert!(matches!(err, Error::DuplicateEntry(ref s) if s.contains("column 1")));
-        let get = |p| Csr::from_coo(1, 2, &r, &c, &v, p).unwrap().data;
+        let get = |p| Csr::from_coo(1, 2, &r, &c, &v, p, 1).unwrap().data;
         assert_eq!(get(Duplicates::First), vec![1.0]);
         assert_eq!(get(Duplicates::Last), vec![3.0]);
         assert_eq!(get(Duplicates::Sum), vec![9.0]);
@@ -350,19 +358,19 @@ mod tests {
     #[test]
     fn rejects_bad_input() {
         assert!(matches!(
-            Csr::from_coo(1, 1, &[0], &[0], &[f32::NAN], Duplicates::Error),
+            Csr::from_coo(1, 1, &[0], &[0], &[f32::NAN], Duplicates::Error, 2),
             Err(Error::NonFinite(_))
         ));
         assert!(matches!(
-            Csr::from_coo(1, 1, &[1], &[0], &[1.0], Duplicates::Error),
+            Csr::from_coo(1, 1, &[1], &[0], &[1.0], Duplicates::Error, 2),
             Err(Error::IndexOutOfRange(_))
         ));
         assert!(matches!(
-            Csr::from_coo(1, 1, &[0], &[-1], &[1.0], Duplicates::Error),
+            Csr::from_coo(1, 1, &[0], &[-1], &[1.0], Duplicates::Error, 2),
             Err(Error::IndexOutOfRange(_))
         ));
         assert!(matches!(
-            Csr::from_coo(1, 1, &[0, 0], &[0], &[1.0], Duplicates::Error),
+            Csr::from_coo(1, 1, &[0, 0], &[0], &[1.0], Duplicates::Error, 2),
             Err(Error::ShapeMismatch(_))
         ));
         assert!(Csr::validate_parts(1, 3, &[0, 2], &[2, 1], &[1.0, 1.0]).is_err());
@@ -386,7 +394,11 @@ mod tests {
                 }
             }
         }
-        let a = Csr::from_coo(n, m, &rows, &cols, &vals, Duplicates::Error).unwrap();
+        let a = Csr::from_coo(n, m, &rows, &cols, &vals, Duplicates::Error, 2).unwrap();
+        for threads in [1, 3] {
+            let again = Csr::from_coo(n, m, &rows, &cols, &vals, Duplicates::Error, threads);
+            assert_eq!(again.unwrap(), a);
+        }
         let t = a.transpose();
         let (da, dt) = (dense(&a), dense(&t));
         for i in 0..n {

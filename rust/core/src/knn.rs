@@ -39,7 +39,7 @@
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
-use crate::parallel::with_threads;
+use crate::parallel::{never_cancelled, with_threads, Cancel};
 
 /// The metric of a neighbor table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,12 +84,13 @@ const U32: f64 = 1.0 / 16_777_216.0;
 ///
 /// Returns `(distances, indices)`, both `n_queries x k` row-major, each row
 /// sorted by `(distance, index)`. See the module docs for the distances and
-/// the exactness guarantee. `num_threads = 0` uses rayon's default; the result
+/// the exactness guarantee. `num_threads = 0` uses every CPU; the result
 /// does not depend on it.
 ///
 /// Errors: `d = 0`, `data.len() != n * d`, `k = 0`, `k > n - 1`, non-finite
-/// values, query indices outside `[0, n)`, and distances too large for `f32`
-/// (only with values beyond about 1e19).
+/// values, query indices outside `[0, n)`, `num_threads` above
+/// [`crate::parallel::max_threads`], and distances too large for `f32` (only
+/// with values beyond about 1e19).
 pub fn knn(
     data: &[f32],
     n: usize,
@@ -99,6 +100,32 @@ pub fn knn(
     metric: Metric,
     num_threads: usize,
 ) -> Result<(Vec<f32>, Vec<i64>)> {
+    never_cancelled(knn_cancellable(
+        data,
+        n,
+        d,
+        queries,
+        k,
+        metric,
+        num_threads,
+        &Cancel::new(),
+    ))
+}
+
+/// [`knn`], stopped early when `cancel` is raised: every worker polls it
+/// before each tile of candidates (a product of at most 512 x 512 x d), and
+/// the call then returns `Ok(None)` without a result.
+#[allow(clippy::too_many_arguments)]
+pub fn knn_cancellable(
+    data: &[f32],
+    n: usize,
+    d: usize,
+    queries: Option<&[usize]>,
+    k: usize,
+    metric: Metric,
+    num_threads: usize,
+    cancel: &Cancel,
+) -> Result<Option<(Vec<f32>, Vec<i64>)>> {
     validate(data, n, d, queries, k)?;
     let all: Vec<usize>;
     let queries = match queries {
@@ -108,7 +135,11 @@ pub fn knn(
             &all
         }
     };
-    let (dist, idx) = with_threads(num_threads, || run(data, n, d, queries, k, metric))?;
+    let Some((dist, idx)) =
+        with_threads(num_threads, || run(data, n, d, queries, k, metric, cancel))?
+    else {
+        return Ok(None);
+    };
     if let Some(pos) = dist.iter().position(|v| !v.is_finite()) {
         return Err(Error::NonFinite(format!(
             "the {metric:?} distance of query {} to row {} overflows float32; rescale the data",
@@ -116,7 +147,7 @@ pub fn knn(
             idx[pos]
         )));
     }
-    Ok((dist, idx))
+    Ok(Some((dist, idx)))
 }
 
 fn validate(data: &[f32], n: usize, d: usize, queries: Option<&[usize]>, k: usize) -> Result<()> {
@@ -510,12 +541,13 @@ fn run(
     queries: &[usize],
     k: usize,
     metric: Metric,
-) -> (Vec<f32>, Vec<i64>) {
+    cancel: &Cancel,
+) -> Option<(Vec<f32>, Vec<i64>)> {
     let nq = queries.len();
     let mut dist = vec![0f32; nq * k];
     let mut idx = vec![0i64; nq * k];
     if nq == 0 {
-        return (dist, idx);
+        return Some((dist, idx));
     }
     let prep = prepare(data, n, d, metric);
     let exact = Exact {
@@ -534,12 +566,18 @@ fn run(
         .for_each_init(
             || (vec![0f32; tile * qb], vec![0f32; qb * prep.dp]),
             |(scores, qrows), ((dist, idx), block)| {
-                process_block(&prep, &exact, n, k, metric, block, scores, qrows, dist, idx);
+                if !cancel.is_cancelled() {
+                    process_block(
+                        &prep, &exact, n, k, metric, cancel, block, scores, qrows, dist, idx,
+                    );
+                }
             },
         );
-    (dist, idx)
+    (!cancel.is_cancelled()).then_some((dist, idx))
 }
 
+/// The neighbors of the queries `block`; stops (leaving `dist` and `idx`
+/// unspecified) as soon as `cancel` is raised.
 #[allow(clippy::too_many_arguments)]
 fn process_block(
     prep: &Prepared,
@@ -547,6 +585,7 @@ fn process_block(
     n: usize,
     k: usize,
     metric: Metric,
+    cancel: &Cancel,
     block: &[usize],
     scores: &mut [f32],
     qrows: &mut [f32],
@@ -566,6 +605,9 @@ fn process_block(
     let tile = TILE_CANDIDATES.min(n);
     let mut c0 = 0;
     while c0 < n {
+        if cancel.is_cancelled() {
+            return;
+        }
         let cb = tile.min(n - c0);
         // scores (cb x m, column-major: one contiguous column per query)
         //   = cand[c0..c0+cb] (cb x dp, row-major) * qrows^T (dp x m)
@@ -724,6 +766,27 @@ mod tests {
         }
         let (_, i3) = knn(&data, n, d, Some(&[]), 4, Metric::Dot, 1).unwrap();
         assert!(i3.is_empty());
+    }
+
+    #[test]
+    fn a_raised_token_stops_the_call_and_a_quiet_one_changes_nothing() {
+        let (n, d) = (1500, 6);
+        let data = random(n, d, 4, false);
+        let quiet = Cancel::new();
+        let raised = Cancel::new();
+        raised.cancel();
+        for metric in [Metric::Cosine, Metric::Euclidean, Metric::Dot] {
+            let want = knn(&data, n, d, None, 5, metric, 2).unwrap();
+            let got = knn_cancellable(&data, n, d, None, 5, metric, 3, &quiet).unwrap();
+            assert_eq!(got, Some(want));
+            let stopped = knn_cancellable(&data, n, d, None, 5, metric, 2, &raised).unwrap();
+            assert_eq!(stopped, None);
+        }
+        // bad input is still reported, before any work
+        assert!(matches!(
+            knn_cancellable(&data, n, d, None, 0, Metric::Dot, 1, &raised),
+            Err(Error::InvalidParameter(_))
+        ));
     }
 
     #[test]

@@ -90,7 +90,7 @@ mod tests {
         let rows = [0, 0, 1, 3, 3, 3, 3, 4];
         let cols = [1, 3, 0, 0, 1, 2, 3, 2];
         let vals = [2.0, -1.0, 0.5, 1.0, 2.0, 3.0, 4.0, -2.5];
-        Csr::from_coo(5, 4, &rows, &cols, &vals, Duplicates::Error).unwrap()
+        Csr::from_coo(5, 4, &rows, &cols, &vals, Duplicates::Error, 0).unwrap()
     }
 
     #[test]

@@ -44,7 +44,7 @@ use row::{Factors, Partial, Scratch, Shared};
 
 use crate::csr::Csr;
 use crate::error::{Error, Result};
-use crate::parallel::with_threads;
+use crate::parallel::{never_cancelled, with_threads, Cancel};
 
 /// Largest number of factors accepted (the per-thread scratch grows as k^2).
 pub const MAX_FACTORS: usize = 1024;
@@ -437,6 +437,28 @@ pub fn half_sweep(
     )
 }
 
+/// [`half_sweep`], stopped early when `cancel` is raised: the workers poll it
+/// before every row, and the call then returns `Ok(None)`, leaving
+/// `solve_into` partly updated (unspecified).
+pub fn half_sweep_cancellable(
+    ratings: CsrView<'_>,
+    fixed: &[f32],
+    solve_into: &mut [f32],
+    params: &HalfSweepParams<'_>,
+    num_threads: usize,
+    cancel: &Cancel,
+) -> Result<Option<Loss>> {
+    half_sweep_impl(
+        ratings,
+        fixed,
+        solve_into,
+        params,
+        num_threads,
+        Isa::detect(),
+        cancel,
+    )
+}
+
 /// [`half_sweep`] on a chosen instruction set (for tests and benchmarks).
 pub fn half_sweep_with(
     ratings: CsrView<'_>,
@@ -446,6 +468,26 @@ pub fn half_sweep_with(
     num_threads: usize,
     isa: Isa,
 ) -> Result<Loss> {
+    never_cancelled(half_sweep_impl(
+        ratings,
+        fixed,
+        solve_into,
+        params,
+        num_threads,
+        isa,
+        &Cancel::new(),
+    ))
+}
+
+fn half_sweep_impl(
+    ratings: CsrView<'_>,
+    fixed: &[f32],
+    solve_into: &mut [f32],
+    params: &HalfSweepParams<'_>,
+    num_threads: usize,
+    isa: Isa,
+    cancel: &Cancel,
+) -> Result<Option<Loss>> {
     let isa = resolve_isa(isa)?;
     let k = params.k;
     check_k(k)?;
@@ -494,6 +536,7 @@ pub fn half_sweep_with(
             gram32: &gram32,
             block_rows: block_rows(kp),
             padded_fixed: None,
+            cancel,
         };
         let padded_rows = if kp == PAD && k < PAD {
             Some(pad_rows(fixed, n_fixed, k))
@@ -519,6 +562,9 @@ pub fn half_sweep_with(
                 scratch.with(|s| row::run_chunk(isa, &sh, rows, Factors::Solve(out), s))
             })
             .collect();
+        if cancel.is_cancelled() {
+            return Ok(None);
+        }
         let mut loss = sum_partials(parts)?;
         let counts = match params.reg_scaling {
             RegScaling::None => None,
@@ -526,7 +572,7 @@ pub fn half_sweep_with(
         };
         loss.regularization +=
             params.regularization * weighted_sq_norm(fixed, k, counts.as_deref());
-        Ok(loss)
+        Ok(Some(loss))
     })?
 }
 
@@ -603,6 +649,26 @@ pub fn loss(
     params: &LossParams<'_>,
     num_threads: usize,
 ) -> Result<Loss> {
+    never_cancelled(loss_cancellable(
+        ratings,
+        row_factors,
+        col_factors,
+        params,
+        num_threads,
+        &Cancel::new(),
+    ))
+}
+
+/// [`loss`], stopped early (returning `Ok(None)`) when `cancel` is raised;
+/// the workers poll it before every row.
+pub fn loss_cancellable(
+    ratings: CsrView<'_>,
+    row_factors: &[f32],
+    col_factors: &[f32],
+    params: &LossParams<'_>,
+    num_threads: usize,
+    cancel: &Cancel,
+) -> Result<Option<Loss>> {
     let isa = Isa::detect();
     let k = params.k;
     check_k(k)?;
@@ -632,6 +698,7 @@ pub fn loss(
             gram32: &[],
             block_rows: block_rows(kp),
             padded_fixed: None,
+            cancel,
         };
         let bounds = partition(ratings.indptr, PAD);
         let parts: Vec<Result<Partial>> = bounds
@@ -644,6 +711,9 @@ pub fn loss(
                 },
             )
             .collect();
+        if cancel.is_cancelled() {
+            return Ok(None);
+        }
         let mut loss = sum_partials(parts)?;
         let counts = match params.reg_scaling {
             RegScaling::None => None,
@@ -651,7 +721,7 @@ pub fn loss(
         };
         loss.regularization +=
             params.regularization * weighted_sq_norm(col_factors, k, counts.as_deref());
-        Ok(loss)
+        Ok(Some(loss))
     })?
 }
 

@@ -24,9 +24,11 @@ fn into_arrays(py: Python<'_>, m: Csr) -> CsrArrays<'_> {
 }
 
 /// Build CSR arrays (indptr int64, indices int32, data float32) from
-/// coordinate triples; `duplicates` is one of error, first, last, sum, mean, max.
+/// coordinate triples; `duplicates` is one of error, first, last, sum, mean,
+/// max. Rows are sorted on `num_threads` threads (0 = every core).
 #[pyfunction]
-#[pyo3(signature = (n_rows, n_cols, rows, cols, values, duplicates = "error"))]
+#[pyo3(signature = (n_rows, n_cols, rows, cols, values, duplicates = "error", num_threads = 0))]
+#[allow(clippy::too_many_arguments)]
 fn csr_from_coo<'py>(
     py: Python<'py>,
     n_rows: usize,
@@ -35,6 +37,7 @@ fn csr_from_coo<'py>(
     cols: PyReadonlyArray1<'py, i64>,
     values: PyReadonlyArray1<'py, f32>,
     duplicates: &str,
+    num_threads: usize,
 ) -> PyResult<CsrArrays<'py>> {
     let policy = Duplicates::parse(duplicates).py()?;
     let (r, c, v) = (
@@ -43,7 +46,7 @@ fn csr_from_coo<'py>(
         slice1(&values, "values")?,
     );
     let m = py
-        .detach(|| Csr::from_coo(n_rows, n_cols, r, c, v, policy))
+        .detach(|| Csr::from_coo(n_rows, n_cols, r, c, v, policy, num_threads))
         .py()?;
     Ok(into_arrays(py, m))
 }

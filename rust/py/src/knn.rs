@@ -5,7 +5,8 @@ use pyo3::prelude::*;
 
 use crate::convert::{slice1, slice2};
 use crate::errors::{to_py, IntoPyResult};
-use embspace_core::knn::{knn as core_knn, Metric};
+use crate::interrupt::interruptible;
+use embspace_core::knn::{knn_cancellable, Metric};
 use embspace_core::Error;
 
 type KnnArrays<'py> = (Bound<'py, PyArray2<f32>>, Bound<'py, PyArray2<i64>>);
@@ -15,6 +16,7 @@ type KnnArrays<'py> = (Bound<'py, PyArray2<f32>>, Bound<'py, PyArray2<i64>>);
 /// index. `metric` is cosine, euclidean or dot (distance = negative inner
 /// product). Returns (distances float32, indices int64), n_queries x k, each
 /// row sorted by (distance, index). `num_threads = 0` uses every core.
+/// Ctrl-C stops the search within a tile of candidates (KeyboardInterrupt).
 #[pyfunction]
 #[pyo3(signature = (data, k, metric = "cosine", queries = None, num_threads = 0))]
 fn knn<'py>(
@@ -55,9 +57,9 @@ fn knn<'py>(
     };
     let (k, threads) = (k as usize, num_threads as usize);
     let nq = qs.as_ref().map_or(n, Vec::len);
-    let (dist, idx) = py
-        .detach(|| core_knn(x, n, d, qs.as_deref(), k, metric, threads))
-        .py()?;
+    let (dist, idx) = interruptible(py, |cancel| {
+        knn_cancellable(x, n, d, qs.as_deref(), k, metric, threads, cancel)
+    })?;
     Ok((
         PyArray1::from_vec(py, dist).reshape([nq, k])?,
         PyArray1::from_vec(py, idx).reshape([nq, k])?,

@@ -8,6 +8,7 @@ use pyo3::prelude::*;
 
 use crate::convert::{slice1, slice2};
 use crate::errors::{to_py, IntoPyResult};
+use crate::interrupt::interruptible;
 use embspace_core::wals::{self, CsrView, HalfSweepParams, Isa, LossParams, RegScaling, Solver};
 use embspace_core::Error;
 
@@ -28,7 +29,9 @@ fn optional<'a>(
 /// Returns the loss at the new point as (observed, unobserved,
 /// regularization). ``solver`` is "cholesky" or "cg" (``cg_steps``
 /// iterations, warm-started from ``solve_into``); ``reg_scaling`` is "none"
-/// or "count"; ``num_threads`` 0 uses every core.
+/// or "count"; ``num_threads`` 0 uses every core. Ctrl-C stops the
+/// half-sweep within a row (KeyboardInterrupt), and on any error or
+/// interrupt the content of ``solve_into`` is unspecified (partly solved).
 #[pyfunction]
 #[pyo3(signature = (
     indptr, indices, data, n_cols, fixed, solve_into, *, unobserved_weight, regularization,
@@ -77,27 +80,25 @@ fn wals_half_sweep<'py>(
     })?;
     let sw = optional(&solved_weights, "solved_weights")?;
     let fw = optional(&fixed_weights, "fixed_weights")?;
-    let loss = py
-        .detach(|| {
-            let view = CsrView::new(n_solve, n_cols, p, i, d)?;
-            let params = HalfSweepParams {
-                k,
-                unobserved_weight,
-                regularization,
-                solved_weights: sw,
-                fixed_weights: fw,
-                solver,
-                reg_scaling,
-            };
-            wals::half_sweep(view, fx, out, &params, num_threads)
-        })
-        .py()?;
+    let loss = interruptible(py, |cancel| {
+        let view = CsrView::new(n_solve, n_cols, p, i, d)?;
+        let params = HalfSweepParams {
+            k,
+            unobserved_weight,
+            regularization,
+            solved_weights: sw,
+            fixed_weights: fw,
+            solver,
+            reg_scaling,
+        };
+        wals::half_sweep_cancellable(view, fx, out, &params, num_threads, cancel)
+    })?;
     Ok((loss.observed, loss.unobserved, loss.regularization))
 }
 
 /// The training loss (observed, unobserved, regularization) of
 /// ``row_factors`` (n_rows x k) and ``col_factors`` (n_cols x k) for the
-/// ratings CSR by rows.
+/// ratings CSR by rows. Ctrl-C stops it within a row (KeyboardInterrupt).
 #[pyfunction]
 #[pyo3(signature = (
     indptr, indices, data, n_cols, row_factors, col_factors, *, unobserved_weight,
@@ -138,20 +139,18 @@ fn wals_loss<'py>(
     }
     let rw = optional(&row_weights, "row_weights")?;
     let cw = optional(&col_weights, "col_weights")?;
-    let loss = py
-        .detach(|| {
-            let view = CsrView::new(n_rows, n_cols, p, i, d)?;
-            let params = LossParams {
-                k,
-                unobserved_weight,
-                regularization,
-                row_weights: rw,
-                col_weights: cw,
-                reg_scaling,
-            };
-            wals::loss(view, u, v, &params, num_threads)
-        })
-        .py()?;
+    let loss = interruptible(py, |cancel| {
+        let view = CsrView::new(n_rows, n_cols, p, i, d)?;
+        let params = LossParams {
+            k,
+            unobserved_weight,
+            regularization,
+            row_weights: rw,
+            col_weights: cw,
+            reg_scaling,
+        };
+        wals::loss_cancellable(view, u, v, &params, num_threads, cancel)
+    })?;
     Ok((loss.observed, loss.unobserved, loss.regularization))
 }
 

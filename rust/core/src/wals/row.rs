@@ -11,6 +11,7 @@ use super::kernel::{Block, Entries, Gather, Gathered, Isa, Kernel, PortableKerne
 use super::{CsrView, RegScaling, Solver};
 use crate::dense::{cholesky_solve_inv, dot, dot_f32, mat_vec, mat_vec32, quad_form, MulAdd};
 use crate::error::{Error, Result};
+use crate::parallel::Cancel;
 
 /// With zero regularisation, a pivot below this fraction of its diagonal
 /// entry means the row's system is numerically singular: the normal matrix is
@@ -93,6 +94,9 @@ pub(crate) struct Shared<'a> {
     /// For k <= 16: the fixed factor copied into rows of 16 values (zero
     /// padded, 64-byte aligned), so each gathered row is one cache line.
     pub padded_fixed: Option<&'a [f32]>,
+    /// Polled before every row: once raised, the chunk returns at once (its
+    /// partial sums and factors are then meaningless).
+    pub cancel: &'a Cancel,
 }
 
 /// Loss terms summed over a chunk of rows (see [`super::Loss`]).
@@ -224,6 +228,9 @@ pub(crate) fn chunk<K: Kernel>(
         Factors::Solve(out) => out,
         Factors::Loss(x) => {
             for (local, i) in rows.enumerate() {
+                if sh.cancel.is_cancelled() {
+                    return Ok(part);
+                }
                 let (idx, vals) = sh.ratings.row(i);
                 check_row(sh, i, idx, vals)?;
                 let lam = row_lambda(sh, idx.len());
@@ -245,6 +252,9 @@ pub(crate) fn chunk<K: Kernel>(
         }
     };
     for (local, i) in rows.enumerate() {
+        if sh.cancel.is_cancelled() {
+            return Ok(part);
+        }
         let (idx, vals) = sh.ratings.row(i);
         let u = &mut out[local * k..local * k + k];
         check_row(sh, i, idx, vals)?;

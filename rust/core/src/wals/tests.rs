@@ -31,7 +31,7 @@ fn ratings(
             }
         }
     }
-    Csr::from_coo(n, m, &r, &c, &v, Duplicates::Error).unwrap()
+    Csr::from_coo(n, m, &r, &c, &v, Duplicates::Error, 0).unwrap()
 }
 
 fn normal(n: usize, scale: f32, seed: u64) -> Vec<f32> {
@@ -274,6 +274,53 @@ fn bit_identical_for_any_thread_count() {
 }
 
 #[test]
+fn a_raised_token_stops_the_half_sweep_and_the_loss() {
+    let (n, m, k) = (200, 90, 12);
+    let r = ratings(n, m, 0.2, 9, &[], &[]);
+    let v = normal(m * k, 0.3, 3);
+    let quiet = Cancel::new();
+    let raised = Cancel::new();
+    raised.cancel();
+    for solver in [Solver::Cholesky, Solver::ConjugateGradient { steps: 2 }] {
+        let p = HalfSweepParams {
+            k,
+            unobserved_weight: 0.1,
+            regularization: 0.07,
+            solved_weights: None,
+            fixed_weights: None,
+            solver,
+            reg_scaling: RegScaling::None,
+        };
+        let start = normal(n * k, 0.3, 4);
+        let mut want = start.clone();
+        let want_loss = half_sweep(CsrView::from_csr(&r), &v, &mut want, &p, 2).unwrap();
+        let mut got = start.clone();
+        let got_loss =
+            half_sweep_cancellable(CsrView::from_csr(&r), &v, &mut got, &p, 3, &quiet).unwrap();
+        assert_eq!(got_loss, Some(want_loss));
+        assert_eq!(got, want);
+        let mut stopped = start.clone();
+        let none = half_sweep_cancellable(CsrView::from_csr(&r), &v, &mut stopped, &p, 2, &raised);
+        assert_eq!(none.unwrap(), None);
+
+        let lp = LossParams {
+            k,
+            unobserved_weight: 0.1,
+            regularization: 0.07,
+            row_weights: None,
+            col_weights: None,
+            reg_scaling: RegScaling::None,
+        };
+        let full = loss(CsrView::from_csr(&r), &want, &v, &lp, 2).unwrap();
+        let quiet_loss =
+            loss_cancellable(CsrView::from_csr(&r), &want, &v, &lp, 1, &quiet).unwrap();
+        assert_eq!(quiet_loss, Some(full));
+        let none = loss_cancellable(CsrView::from_csr(&r), &want, &v, &lp, 2, &raised);
+        assert_eq!(none.unwrap(), None);
+    }
+}
+
+#[test]
 fn loss_never_increases_and_cg_approaches_cholesky() {
     let (n, m) = (80, 60);
     let r = ratings(n, m, 0.25, 8, &[3], &[4]);
@@ -338,7 +385,7 @@ fn precision_on_an_ill_conditioned_row() {
     }
     let vals: Vec<f32> = (0..m).map(|_| rng.random_range(1..=5) as f32).collect();
     let cols: Vec<i64> = (0..m as i64).collect();
-    let r = Csr::from_coo(1, m, &vec![0; m], &cols, &vals, Duplicates::Error).unwrap();
+    let r = Csr::from_coo(1, m, &vec![0; m], &cols, &vals, Duplicates::Error, 0).unwrap();
     let p = HalfSweepParams {
         k,
         unobserved_weight: 0.0,
@@ -381,7 +428,7 @@ fn edge_cases() {
     half_sweep(CsrView::from_csr(&dense), &fixed, &mut got, &base, 1).unwrap();
     assert!(max_rel_err(&got, &want) < 1e-5);
     assert!(got[2 * k..3 * k].iter().all(|&v| v == 0.0));
-    let one = Csr::from_coo(1, m, &[0], &[0], &[3.0], Duplicates::Error).unwrap();
+    let one = Csr::from_coo(1, m, &[0], &[0], &[3.0], Duplicates::Error, 0).unwrap();
     let mut u = vec![0.0f32; k];
     let err = half_sweep(CsrView::from_csr(&one), &fixed, &mut u, &base, 1).unwrap_err();
     assert!(

@@ -9,6 +9,7 @@ __all__ = [
     "csr_matvec",
     "csr_transpose",
     "knn",
+    "max_threads",
     "wals_gramian",
     "wals_half_sweep",
     "wals_kernels",

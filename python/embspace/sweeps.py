@@ -46,6 +46,7 @@ from .cache import EmbeddingCache
 from .embeddings import Embeddings
 from .errors import InvalidParameterError, NotFittedError
 from .jsonio import json_default, plain_value, to_jsonable
+from .measures import DEFAULT_MEASURES
 
 __all__ = [
     "DEFAULT_MEASURES",
@@ -58,8 +59,6 @@ __all__ = [
     "fit_cached",
 ]
 
-#: The measures of the reference notebook.
-DEFAULT_MEASURES = ("neighbors", "cca", "unitmatch", "cka")
 
 #: Kinds of :class:`SweepEvent`, in the order they occur for a run.
 EVENT_KINDS = ("run_start", "iteration", "run_done", "compare_done", "done")

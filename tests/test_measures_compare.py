@@ -164,7 +164,7 @@ def test_registry() -> None:
         assert c.scores["first"] == pytest.approx(np.corrcoef(A[:, 0], B[:, 0])[0, 1])
         assert M.get_measure("first").description.startswith("Correlation of the first")
     finally:
-        M.MEASURES.pop("first", None)
+        M.MEASURES.unregister("first")
 
 
 def test_dense_measures_of_thin_matrices_run_blas_on_one_thread():
@@ -172,8 +172,7 @@ def test_dense_measures_of_thin_matrices_run_blas_on_one_thread():
     d <= 64, where its threads cost more than they save; wider inputs keep the
     library's setting."""
     threadpoolctl = pytest.importorskip("threadpoolctl")
-    from embspace.measures import MeasureResult, register_measure
-    from embspace.measures._base import MEASURES
+    from embspace.measures import MEASURES, MeasureResult, register_measure
 
     seen: list[int] = []
 
@@ -196,8 +195,93 @@ def test_dense_measures_of_thin_matrices_run_blas_on_one_thread():
             after_thin = blas_now()
             es.compare(wide, wide, ["blas_threads_probe"])
     finally:
-        del MEASURES["blas_threads_probe"]
+        MEASURES.unregister("blas_threads_probe")
     if outer == -1:
         pytest.skip("numpy has no BLAS threadpoolctl can see")
     assert seen == [1, outer]
     assert after_thin == outer  # the limit is lifted on exit
+
+
+# ----------------------------------------------------------------------------- knn=
+ALL_NEIGHBOR = ["neighbors", "mutual_knn", "overlap_curve"]
+
+
+def _keyed(seed: int = 8) -> tuple[es.Embeddings, es.Embeddings]:
+    A, B = _pair(n=300, seed=seed)
+    keys = [f"m{i}" for i in range(300)]
+    return es.Embeddings(keys, A), es.Embeddings(keys, B)
+
+
+def test_precomputed_tables_give_the_same_scores_without_searching(monkeypatch) -> None:
+    a, b = _keyed()
+    names = [*ALL_NEIGHBOR, "cca", "unitmatch", "cka"]
+    plain = es.compare(a, b, measures=names, k=6, max_k=8)
+    ta, tb = es.NeighborTable(a), es.NeighborTable(b)
+    # the tables are filled now; compare() must read them, never search again
+    ta.knn(8), tb.knn(8)
+    from embspace.measures import neighborhood
+
+    def no_search(*args, **kwargs):
+        raise AssertionError("compare() searched although tables were given")
+
+    monkeypatch.setattr(neighborhood, "knn", no_search)
+    given = es.compare(a, b, measures=names, k=6, max_k=8, knn=(ta, tb))
+    assert given.scores == plain.scores
+    assert given.details["overlap_curve"] == plain.details["overlap_curve"]
+    np.testing.assert_array_equal(given.per_entity, plain.per_entity)
+    # a smaller k is served from the same tables
+    small = es.compare(a, b, measures=["neighbors"], k=3, knn=(ta, tb))
+    monkeypatch.undo()
+    assert small.scores["neighbors"] == M.neighbors(a.vectors, b.vectors, k=3).score
+
+
+def test_precomputed_tables_of_equal_copies_and_of_arrays() -> None:
+    a, b = _keyed(seed=9)
+    twin = es.Embeddings(list(a.keys), a.vectors.copy())  # same keys and vectors, other object
+    tables = (es.NeighborTable(twin, metric="euclidean"), es.NeighborTable(b, metric="euclidean"))
+    got = es.compare(a, b, measures=["neighbors"], metric="euclidean", knn=tables)
+    want = M.neighbors(a.vectors, b.vectors, metric="euclidean")
+    assert got.scores["neighbors"] == want.score
+    # plain arrays: tables over Embeddings keyed by row
+    A, B = a.vectors, b.vectors
+    rows = (
+        es.NeighborTable(es.Embeddings(range(300), A)),
+        es.NeighborTable(es.Embeddings(range(300), B)),
+    )
+    assert es.compare(A, B, measures=["neighbors"], knn=rows).scores["neighbors"] == (
+        M.neighbors(A, B).score
+    )
+    # without neighbor measures the tables are checked and unused
+    assert es.compare(a, b, measures=["cka"], knn=(es.NeighborTable(a), es.NeighborTable(b)))
+
+
+def test_precomputed_tables_are_checked() -> None:
+    a, b = _keyed(seed=10)
+    ta, tb = es.NeighborTable(a), es.NeighborTable(b)
+    for bad in [ta, (ta,), (ta, tb, ta), (ta, b), (a.vectors, b.vectors), "ab"]:
+        with pytest.raises(InvalidParameterError, match="NeighborTable"):
+            es.compare(a, b, measures=["neighbors"], knn=bad)
+    # a table of the other side, or of other vectors under the same keys
+    with pytest.raises(ShapeMismatchError, match="table of a is not a table of a"):
+        es.compare(a, b, measures=["neighbors"], knn=(tb, tb))
+    short = es.Embeddings(a.keys[:200], a.vectors[:200])
+    with pytest.raises(ShapeMismatchError, match="covers 200 x 5"):
+        es.compare(a, b, measures=["neighbors"], knn=(es.NeighborTable(short), tb))
+    # sides that need alignment cannot use tables of the unaligned rows
+    shuffled = es.Embeddings(b.keys[::-1], b.vectors[::-1])
+    with pytest.raises(ShapeMismatchError, match="same keys in the same order"):
+        es.compare(a, shuffled, measures=["neighbors"], knn=(ta, es.NeighborTable(shuffled)))
+    # every neighbor measure must use the tables' metric
+    with pytest.raises(InvalidParameterError, match="metric 'dot'"):
+        es.compare(a, b, measures=["neighbors"], metric="dot", knn=(ta, tb))
+    with pytest.raises(InvalidParameterError, match="metric 'euclidean'"):
+        es.compare(
+            a, b, measures=["neighbors", "mutual_knn"], knn=(ta, tb),
+            mutual_knn={"metric": "euclidean"},
+        )  # fmt: skip
+    # k beyond the table's entities is the table's own typed error
+    with pytest.raises(InvalidParameterError, match=r"\[1, n - 1\]"):
+        es.compare(a, b, measures=["neighbors"], k=300, knn=(ta, tb))
+    # the raw ``tables`` option of the measures is compare()'s own
+    with pytest.raises(InvalidParameterError, match="tables"):
+        es.compare(a, b, measures=["neighbors"], tables=(np.zeros((300, 10), int),) * 2)

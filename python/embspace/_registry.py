@@ -43,6 +43,11 @@ class Registry(Mapping[str, T], Generic[T]):
         self._entries[name] = entry
         return entry
 
+    def unregister(self, name: str) -> T | None:
+        """Remove ``name`` and return its entry (None when it was not registered),
+        e.g. to take a plug-in out again after a test."""
+        return self._entries.pop(name, None)
+
     def get(self, name: str) -> T:  # type: ignore[override]
         """The entry ``name``; an :class:`InvalidParameterError` lists the known
         names otherwise."""

@@ -2,8 +2,11 @@
 
 Each measure is a plain function ``measure(A, B, **options) -> MeasureResult`` of
 two aligned matrices (row i of A and of B embed the same entity), registered by
-name in :data:`MEASURES`; :func:`compare` aligns two
-:class:`~embspace.Embeddings` by key and runs several at once.
+name in :data:`MEASURES` (:mod:`.registry`: each entry says its family,
+whether it needs equal dimensions, and its cost; :func:`check_measures`
+validates names before any work); :func:`compare` aligns two
+:class:`~embspace.Embeddings` by key and runs several at once, sharing one
+k-NN table per side (or reading precomputed ones, ``knn=``).
 
 ========================= =========== ==============================================
 name                      range       invariant to
@@ -27,11 +30,20 @@ compute in float64; neighbor measures use the exact Rust k-NN.
 
 from __future__ import annotations
 
-from ._base import MEASURES, Measure, MeasureResult, get_measure, register_measure
+from ._base import MeasureResult
 from .canonical import canonical_correlations, cca, pwcca, svcca
-from .comparison import DEFAULT_MEASURES, Comparison, bootstrap_interval, compare
+from .comparison import Comparison, bootstrap_interval, compare
 from .kernel_alignment import cka, cka_debiased
 from .neighborhood import mutual_knn, neighbors, overlap_curve
+from .registry import (
+    DEFAULT_MEASURES,
+    MEASURES,
+    CostTier,
+    Measure,
+    check_measures,
+    get_measure,
+    register_measure,
+)
 from .rsa import rsa
 from .shape import procrustes
 from .units import unit_correlations, unitmatch
@@ -40,11 +52,13 @@ __all__ = [
     "DEFAULT_MEASURES",
     "MEASURES",
     "Comparison",
+    "CostTier",
     "Measure",
     "MeasureResult",
     "bootstrap_interval",
     "canonical_correlations",
     "cca",
+    "check_measures",
     "cka",
     "cka_debiased",
     "compare",
@@ -60,19 +74,3 @@ __all__ = [
     "unit_correlations",
     "unitmatch",
 ]
-
-for _name, _fn, _family, _equal_d in (
-    ("neighbors", neighbors, "neighbors", False),
-    ("mutual_knn", mutual_knn, "neighbors", False),
-    ("overlap_curve", overlap_curve, "neighbors", False),
-    ("cca", cca, "dense", False),
-    ("svcca", svcca, "dense", False),
-    ("pwcca", pwcca, "dense", False),
-    ("cka", cka, "dense", False),
-    ("cka_debiased", cka_debiased, "dense", False),
-    ("procrustes", procrustes, "dense", True),
-    ("unitmatch", unitmatch, "dense", True),
-    ("rsa", rsa, "dense", False),
-):
-    register_measure(_name, _fn, family=_family, needs_equal_d=_equal_d)
-del _name, _fn, _family, _equal_d

@@ -1,11 +1,10 @@
-"""What every measure shares: the result type, the registry, input checks and
-the small linear algebra they are built on (written against an array module
-``xp``, numpy or CuPy, in float64)."""
+"""What every measure shares: the result type, input checks and the small
+linear algebra they are built on (written against an array module ``xp``,
+numpy or CuPy, in float64). The registry of measures is :mod:`.registry`."""
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
@@ -21,13 +20,7 @@ from ..errors import (
     ShapeMismatchError,
 )
 
-__all__ = [
-    "MEASURES",
-    "Measure",
-    "MeasureResult",
-    "get_measure",
-    "register_measure",
-]
+__all__ = ["MeasureResult"]
 
 
 @dataclass
@@ -48,57 +41,6 @@ class MeasureResult:
     def __repr__(self) -> str:
         extra = "" if self.per_entity is None else f", per_entity[{len(self.per_entity)}]"
         return f"MeasureResult({self.name}: {self.score:.6g}{extra})"
-
-
-@dataclass(frozen=True)
-class Measure:
-    """A registered measure: its ``function(A, B, **options) -> MeasureResult``,
-    its ``family`` (``"neighbors"`` measures take k-NN tables, ``"dense"`` ones
-    an array module ``xp``), whether both sides need the same dimension, and
-    a one-line description."""
-
-    name: str
-    function: Callable[..., MeasureResult]
-    family: str
-    needs_equal_d: bool
-    description: str
-
-
-MEASURES: dict[str, Measure] = {}
-
-
-def register_measure(
-    name: str,
-    function: Callable[..., MeasureResult],
-    *,
-    family: str = "dense",
-    needs_equal_d: bool = False,
-    description: str | None = None,
-    replace: bool = False,
-) -> Measure:
-    """Add ``function`` to :data:`MEASURES` under ``name`` (refusing to replace an
-    existing name unless ``replace=True``) and return its :class:`Measure`."""
-    if family not in ("dense", "neighbors"):
-        raise InvalidParameterError(f"family must be 'dense' or 'neighbors', got {family!r}")
-    if name in MEASURES and not replace:
-        raise InvalidParameterError(f"a measure named {name!r} is already registered")
-    doc = description
-    if doc is None:
-        doc = (function.__doc__ or name).strip().splitlines()[0]
-    spec = Measure(name, function, family, needs_equal_d, doc)
-    MEASURES[name] = spec
-    return spec
-
-
-def get_measure(name: str) -> Measure:
-    """The registered measure ``name``; an :class:`InvalidParameterError` lists
-    the known names otherwise."""
-    try:
-        return MEASURES[name]
-    except (KeyError, TypeError):
-        raise InvalidParameterError(
-            f"unknown measure {name!r}; known measures: {', '.join(sorted(MEASURES))}"
-        ) from None
 
 
 # ---------------------------------------------------------------- input checks

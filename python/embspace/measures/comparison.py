@@ -15,15 +15,15 @@ import pandas as pd
 from .._threads import check_threads
 from ..device import module_for
 from ..embeddings import Embeddings, align
-from ..errors import EmbspaceWarning, InvalidParameterError
+from ..errors import EmbspaceWarning, InvalidParameterError, ShapeMismatchError
 from ..jsonio import to_jsonable
-from ._base import MeasureResult, get_measure
+from ..neighbors import NeighborTable
+from ._base import MeasureResult
 from ._blas import thin_blas
 from .neighborhood import neighbor_tables
+from .registry import DEFAULT_MEASURES, Measure, check_measures, get_measure
 
 __all__ = ["DEFAULT_MEASURES", "Comparison", "bootstrap_interval", "compare"]
-
-DEFAULT_MEASURES = ("neighbors", "cca", "unitmatch", "cka")
 
 
 def bootstrap_interval(
@@ -165,8 +165,47 @@ def _accepts(fn: Any) -> set[str]:
     return {
         p.name
         for p in inspect.signature(fn).parameters.values()
-        if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name not in ("A", "B")
+        # ``tables`` is compare()'s to fill (pass NeighborTable through ``knn=``)
+        if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+        and p.name not in ("A", "B", "tables")
     }
+
+
+def _precomputed_tables(
+    knn: Any, ea: Embeddings, eb: Embeddings, aa: Embeddings, bb: Embeddings
+) -> tuple[NeighborTable, NeighborTable]:
+    """``knn`` checked against the two compared sides: two :class:`NeighborTable`,
+    each over the very rows (keys, order and vectors) that are compared."""
+    if (
+        isinstance(knn, (str, bytes))
+        or not isinstance(knn, (tuple, list))
+        or len(knn) != 2
+        or not all(isinstance(t, NeighborTable) for t in knn)
+    ):
+        raise InvalidParameterError(
+            "knn must be a pair (table_a, table_b) of NeighborTable, one per side, "
+            f"got {type(knn).__name__}"
+        )
+    if aa is not ea or bb is not eb:
+        raise ShapeMismatchError(
+            "precomputed k-NN tables (knn=) need both sides to hold the same keys in the "
+            f"same order (A has {ea.n:,}, B has {eb.n:,}, {aa.n:,} shared): leave knn= out "
+            "and compare() computes the tables of the shared entities"
+        )
+    for side, table, emb in (("a", knn[0], ea), ("b", knn[1], eb)):
+        own = table.embeddings
+        if own is emb:
+            continue
+        if own.n != emb.n or own.d != emb.d:
+            raise ShapeMismatchError(
+                f"knn: the table of {side} covers {own.n:,} x {own.d} embeddings, "
+                f"but {side} is {emb.n:,} x {emb.d}"
+            )
+        if own.keys != emb.keys or not np.array_equal(own.vectors, emb.vectors):
+            raise ShapeMismatchError(
+                f"knn: the table of {side} is not a table of {side} (other keys or vectors)"
+            )
+    return knn[0], knn[1]
 
 
 def compare(
@@ -178,6 +217,7 @@ def compare(
     metric: str = "cosine",
     num_threads: int | None = None,
     device: str = "cpu",
+    knn: tuple[NeighborTable, NeighborTable] | None = None,
     **options: Any,
 ) -> Comparison:
     """Compare two embeddings with the named measures.
@@ -186,6 +226,8 @@ def compare(
     keys, in ``a``'s order, with an ``EmbspaceWarning`` when either side has keys
     the other lacks; :class:`~embspace.errors.NoSharedKeysError` when none are
     shared) or plain n x d arrays whose rows already correspond.
+    ``measures`` are checked by :func:`~embspace.measures.check_measures`
+    (including the dimensions of both sides) before anything is computed.
 
     ``k`` and ``metric`` set the neighbor measures (one k-NN table per side is
     computed and shared by all of them); dense measures run on ``device``
@@ -194,13 +236,23 @@ def compare(
     and any other keyword reaches every requested measure that takes it
     (``replacement=False``, ``threshold=0.95``, ``max_k=50``); a keyword no
     requested measure takes is an error.
+
+    ``knn = (table_a, table_b)`` hands in precomputed neighbor tables, so a
+    caller that compares one embeddings many times (a sweep) computes its k-NN
+    once: each is a :class:`~embspace.NeighborTable` of that side (its
+    ``embeddings`` are ``a``/``b`` themselves, or the same keys, order and
+    vectors), whose metric every requested neighbor measure must use. The
+    neighbor measures then read ``table.knn(K)`` (K: the most neighbors any of
+    them needs; a table computes it once and serves smaller k from its cache)
+    instead of searching, on the table's own device and threads; the scores are
+    those compare() computes without ``knn``. Both sides must hold the same keys
+    in the same order (no alignment), else a
+    :class:`~embspace.errors.ShapeMismatchError`; anything other than two
+    NeighborTable is an :class:`~embspace.errors.InvalidParameterError`.
+    Without neighbor measures, ``knn`` is checked and unused.
     """
     check_threads(num_threads)
-    names = [measures] if isinstance(measures, str) else list(measures)
-    if not names:
-        raise InvalidParameterError("no measure requested")
-    if len(set(names)) != len(names):
-        raise InvalidParameterError(f"measures repeat a name: {names}")
+    names = list(check_measures(measures))
     specs = [get_measure(n) for n in names]
     per_measure: dict[str, dict[str, Any]] = {n: {} for n in names}
     for key, value in options.items():
@@ -225,15 +277,10 @@ def compare(
             EmbspaceWarning,
             stacklevel=2,
         )
-    for s in specs:
-        if s.needs_equal_d and aa.d != bb.d:
-            from ..errors import ShapeMismatchError
+    check_measures(names, dims=(aa.d, bb.d))
+    given = None if knn is None else _precomputed_tables(knn, ea, eb, aa, bb)
 
-            raise ShapeMismatchError(
-                f"measure {s.name!r} needs the same dimension, got d = {aa.d} and {bb.d}"
-            )
-
-    def options_for(s: Any) -> dict[str, Any]:
+    def options_for(s: Measure) -> dict[str, Any]:
         accepted = _accepts(s.function)
         opts = {key: v for key, v in shared_opts.items() if key in accepted}
         opts.update(per_measure[s.name])
@@ -243,16 +290,24 @@ def compare(
     # demanding neighbor measure needs, shared by all of them
     need: dict[str, int] = {}
     for s in specs:
-        if s.family == "neighbors":
+        if s.neighbor_based:
             opts = options_for(s)
             m = opts.get("metric", metric)
             need[m] = max(need.get(m, 0), int(opts.get("max_k") or opts.get("k", k)))
-    tables = {
-        m: neighbor_tables(
-            aa.vectors, bb.vectors, kk, metric=m, num_threads=num_threads, device=device
-        )
-        for m, kk in need.items()
-    }
+    tables: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for m, kk in need.items():
+        if given is None:
+            tables[m] = neighbor_tables(
+                aa.vectors, bb.vectors, kk, metric=m, num_threads=num_threads, device=device
+            )
+            continue
+        for side, table in zip("ab", given, strict=True):
+            if table.metric != m:
+                raise InvalidParameterError(
+                    f"knn: the table of {side} is {table.metric!r}, but a requested "
+                    f"neighbor measure uses metric {m!r}"
+                )
+        tables[m] = (given[0].knn(kk)[1], given[1].knn(kk)[1])
     xp = module_for(device)[1]
     dense_a = dense_b = None
     results: dict[str, MeasureResult] = {}
@@ -261,7 +316,7 @@ def compare(
     with blas:
         for s in specs:
             opts = options_for(s)
-            if s.family == "neighbors":
+            if s.neighbor_based:
                 opts = {"k": k, "metric": metric, **opts}
                 opts["tables"] = tables[opts["metric"]]
                 results[s.name] = s.function(aa.vectors, bb.vectors, **opts)

@@ -1,0 +1,106 @@
+"""Comparing the runs of a sweep: :func:`embspace.compare` with each run's k-NN
+table computed once.
+
+A run takes part in many comparisons (with the reference run of its seed, in
+the noise floor, against every external embeddings). :class:`RunComparer`
+keeps one :class:`~embspace.NeighborTable` per run (and per external
+embeddings) and hands the two tables of a pair to :func:`embspace.compare`
+(``knn=``) whenever both sides hold the same keys in the same order (every run
+of a sweep, and for example an SVD of the same ratings). Other pairs go to
+:func:`embspace.compare` whole: it aligns the keys and searches the shared
+entities. The scores are the same either way.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Hashable, Sequence
+from typing import Any
+
+from ..embeddings import Embeddings
+from ..measures import MEASURES, Comparison, compare
+from ..neighbors import NeighborTable
+
+__all__ = ["RunComparer"]
+
+
+class RunComparer:
+    """Runs ``measures`` on pairs of embeddings, one k-NN table per side kept.
+
+    Parameters mirror :func:`embspace.compare`: ``k`` and ``metric`` for the
+    neighbor measures, ``device`` (already resolved, ``"cpu"`` or ``"gpu"``)
+    and ``num_threads`` for everything. Sides are named by a hashable ``key``
+    (a run key, or the name of external embeddings); a key whose embeddings
+    change (external embeddings replaced) gets a fresh table. Thread-safe.
+    """
+
+    def __init__(
+        self,
+        measures: Sequence[str],
+        *,
+        k: int,
+        metric: str,
+        device: str,
+        num_threads: int | None,
+    ) -> None:
+        self.measures = tuple(measures)
+        self.k = k
+        self.metric = metric
+        self.device = device
+        self.num_threads = num_threads
+        self._neighbor_based = any(MEASURES[m].neighbor_based for m in self.measures)
+        self._tables: dict[Hashable, NeighborTable] = {}
+        self._lock = threading.Lock()
+
+    def table(self, key: Hashable, embeddings: Embeddings) -> NeighborTable:
+        """The neighbor table of ``embeddings`` under ``key``, made once (it
+        computes its k-NN on first use and keeps it)."""
+        with self._lock:
+            table = self._tables.get(key)
+            if table is None or table.embeddings is not embeddings:
+                table = NeighborTable(
+                    embeddings,
+                    metric=self.metric,
+                    num_threads=self.num_threads,
+                    device=self.device,
+                )
+                self._tables[key] = table
+            return table
+
+    def forget(self, key: Hashable) -> None:
+        """Drop the table kept under ``key``."""
+        with self._lock:
+            self._tables.pop(key, None)
+
+    def compare(
+        self,
+        a_key: Hashable,
+        a: Embeddings,
+        b_key: Hashable,
+        b: Embeddings,
+        **options: Any,
+    ) -> Comparison:
+        """:func:`embspace.compare` of ``a`` and ``b`` with the sweep's settings,
+        reading the kept k-NN tables when the sides hold the same keys in the
+        same order (and no ``options`` change what the tables hold)."""
+        knn = None
+        if self._neighbor_based and not options and a.keys == b.keys:
+            knn = (self.table(a_key, a), self.table(b_key, b))
+        return compare(
+            a,
+            b,
+            measures=self.measures,
+            k=self.k,
+            metric=self.metric,
+            num_threads=self.num_threads,
+            device=self.device,
+            knn=knn,
+            **options,
+        )
+
+    def scores(
+        self, a_key: Hashable, a: Embeddings, b_key: Hashable, b: Embeddings
+    ) -> dict[str, float]:
+        """The score of every measure for one pair, as plain floats."""
+        result = self.compare(a_key, a, b_key, b)
+        return {name: float(result.scores[name]) for name in self.measures}

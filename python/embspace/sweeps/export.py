@@ -1,0 +1,78 @@
+"""Writing a sweep out: a JSON-ready dict, and the table, results, JSON and plot
+as files (each written atomically)."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Hashable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from .._atomic import write_atomic
+from ..jsonio import json_default, plain_value, to_jsonable
+
+if TYPE_CHECKING:
+    from .sweep import Sweep
+
+__all__ = ["records", "save", "to_dict"]
+
+
+def records(frame: pd.DataFrame) -> list[dict[str, Hashable]]:
+    """The rows of ``frame`` as dicts of plain values (NaN as None)."""
+    return [
+        {
+            k: (None if isinstance(v, float) and math.isnan(v) else plain_value(v))
+            for k, v in row.items()
+        }
+        for row in frame.to_dict(orient="records")
+    ]
+
+
+def to_dict(sweep: Sweep) -> dict[str, Any]:
+    """Configuration, table, per-pair results, noise pairs and runs, JSON-ready."""
+    return {
+        "param": sweep.param,
+        "values": sweep.values,
+        "reference": sweep.reference,
+        "seeds": sweep.seeds,
+        "measures": list(sweep.measures),
+        "entities": sweep.entities,
+        "k": sweep.k,
+        "metric": sweep.metric,
+        "estimator": type(sweep.estimator).__name__,
+        "estimator_params": to_jsonable(sweep.estimator.get_params(deep=False), fallback=repr),
+        "data_fingerprint": sweep.ratings.fingerprint,
+        "table": records(sweep.table),
+        "results": records(sweep.results),
+        "noise": records(sweep.noise),
+        "runs": [r.to_dict() for r in sweep.runs],
+    }
+
+
+def save(sweep: Sweep, folder: str | Path, stem: str | None = None) -> dict[str, Path]:
+    """Write ``<stem>_table.csv``, ``<stem>_results.csv``, ``<stem>.json`` and
+    ``<stem>.png`` into ``folder`` (created), each atomically. ``stem``
+    defaults to ``sweep_<param>``. Returns ``{"table", "results", "json",
+    "png"}`` -> path."""
+    from ..plots import save_figure
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = stem or f"sweep_{sweep.param}"
+    paths = {
+        "table": folder / f"{stem}_table.csv",
+        "results": folder / f"{stem}_results.csv",
+        "json": folder / f"{stem}.json",
+        "png": folder / f"{stem}.png",
+    }
+    write_atomic(paths["table"], sweep.table.to_csv(index=False).encode())
+    write_atomic(paths["results"], sweep.results.to_csv(index=False).encode())
+    write_atomic(
+        paths["json"],
+        json.dumps(to_dict(sweep), indent=2, default=json_default, allow_nan=True).encode(),
+    )
+    save_figure(sweep.plot(), paths["png"])
+    return paths

@@ -1,0 +1,522 @@
+"""The :class:`Sweep`: a thin coordinator of a plan, its trainings, its
+comparisons and its views.
+
+What a sweep holds is its trained runs (embeddings and :class:`RunRecord`),
+the scores of its compared pairs, and the external embeddings given to
+:meth:`Sweep.against`. Everything else is derived: the plan says which pairs
+the runs make, so :meth:`Sweep.run` always finishes what is missing, trainings
+*and* comparisons. A sweep stopped anywhere (a callback raising, ``cancel()``,
+Ctrl-C in a training or in a comparison) resumes with ``run()`` to the very
+table an uninterrupted sweep gives, and :attr:`Sweep.finished` is true only
+when every run is trained and every pair compared.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .._threads import check_threads
+from ..cache import EmbeddingCache
+from ..device import module_for
+from ..embeddings import Embeddings
+from ..errors import InvalidParameterError, NotFittedError
+from ..measures import DEFAULT_MEASURES, MEASURES, check_measures
+from ..neighbors import METRICS
+from . import export, views
+from .comparisons import RunComparer
+from .plan import NOISE, REFERENCE, PairKey, RunKey, format_value, is_int, make_plan
+from .statistics import noise_floor
+from .training import (
+    RunRecord,
+    SweepCancelled,
+    SweepEvent,
+    configure,
+    n_iterations,
+    train_run,
+)
+
+__all__ = ["Sweep"]
+
+
+class Sweep:
+    """Train ``estimator`` for each value of ``param`` and compare the spaces.
+
+    A configuration per value of ``param`` (every other parameter of the
+    estimator unchanged), each trained with ``seeds`` seeds, is compared
+
+    - run by run with the *reference* run of the same seed (seed-paired),
+    - the reference runs of different seeds with each other: the **noise
+      floor**, the similarity that re-seeding alone produces, against which any
+      change in similarity has to be read,
+    - and, through :meth:`against`, with any other embeddings of the same
+      entities (for example an SVD).
+
+    See :mod:`embspace.sweeps.statistics` for the table's statistics.
+
+    Parameters
+    ----------
+    ratings : Ratings
+        The data every run is trained on.
+    estimator : estimator
+        A scikit-learn style estimator (``get_params``/``set_params``,
+        ``fit(ratings)``, fitted ``item_embeddings_``/``user_embeddings_``),
+        e.g. :class:`embspace.WALS`. It is cloned for each run, never fitted itself.
+    param : str
+        The parameter to vary; must be one of ``estimator.get_params()`` (not
+        ``random_state``: seeds are varied by ``seeds``).
+    values : sequence
+        The values of ``param``, distinct, in the order of the table and plots.
+    reference : value, optional
+        The value every run is compared with; must be one of ``values``.
+        Default: ``values[0]``.
+    seeds : int
+        Runs per value, with seeds ``base, base + 1, ..., base + seeds - 1``
+        where ``base`` is the estimator's own ``random_state`` when it is an
+        integer, else 0.
+    measures : sequence of str
+        Names in :data:`embspace.measures.MEASURES`, checked before any training
+        (:func:`embspace.measures.check_measures`, with the runs' dimensions
+        when the estimator's ``factors`` tells them).
+    entities : ``"items"`` or ``"users"``
+        Which side of the factorization is compared.
+    cache_dir : path, None or False
+        Folder of the embeddings cache (None: the default folder, see
+        :func:`embspace.cache.default_cache_folder`; False: no disk cache).
+    k : int
+        Neighbors per entity for the neighbor-based measures (at most the
+        number of entities - 1).
+    device : ``"cpu"``, ``"gpu"`` or ``"auto"``
+        Where the comparisons run, resolved once here (:attr:`device` is then
+        ``"cpu"`` or ``"gpu"``). Training runs where the estimator's own
+        ``device`` parameter says (``WALS(device="gpu")``).
+    num_threads : int, optional
+        Threads for training (when the estimator has ``num_threads``) and for
+        the comparisons: None (every CPU) or ``1 <= num_threads <=
+        embspace._threads.max_threads()``. Results do not depend on it.
+    metric : str
+        Neighbor metric (``"cosine"``, ``"euclidean"``, ``"dot"``).
+    """
+
+    def __init__(
+        self,
+        ratings: Any,
+        estimator: Any,
+        param: str,
+        values: Sequence[Any],
+        reference: Any = None,
+        seeds: int = 1,
+        measures: Sequence[str] = DEFAULT_MEASURES,
+        entities: str = "items",
+        cache_dir: str | Path | bool | None = None,
+        k: int = 10,
+        device: str = "cpu",
+        num_threads: int | None = None,
+        metric: str = "cosine",
+    ) -> None:
+        if not hasattr(ratings, "fingerprint") or not hasattr(ratings, "matrix"):
+            raise InvalidParameterError(
+                f"ratings must be an embspace Ratings, got {type(ratings).__name__}"
+            )
+        try:
+            params = estimator.get_params(deep=False)
+        except (AttributeError, TypeError):
+            raise InvalidParameterError(
+                f"estimator must be scikit-learn style (get_params/set_params), "
+                f"got {type(estimator).__name__}"
+            ) from None
+        plan = make_plan(
+            params, type(estimator).__name__, param, values, reference, seeds, measures
+        )
+        if entities not in ("items", "users"):
+            raise InvalidParameterError(f"entities must be 'items' or 'users', got {entities!r}")
+        if not is_int(k) or k < 1:
+            raise InvalidParameterError(f"k must be an integer >= 1, got {k!r}")
+        n_entities = int(ratings.matrix.shape[1 if entities == "items" else 0])
+        if any(MEASURES[m].neighbor_based for m in plan.measures) and k > n_entities - 1:
+            raise InvalidParameterError(
+                f"k = {k} neighbors needs more than the {n_entities} {entities} of the ratings"
+            )
+        if metric not in METRICS:
+            raise InvalidParameterError(f"metric must be one of {METRICS}, got {metric!r}")
+        check_threads(num_threads)
+        # the one resolution of the device: unknown, or "gpu" without CuPy, fails now
+        self.device: str = module_for(device)[0]
+
+        self._plan = plan
+        self.ratings = ratings
+        self.estimator = estimator
+        self.param: str = plan.param
+        self.values: list[Any] = plan.values
+        self.reference = plan.reference
+        self.reference_index: int = plan.reference_index
+        self.seeds: list[int] = plan.seeds
+        self.measures: tuple[str, ...] = plan.measures
+        self.entities = entities
+        self.k = int(k)
+        self.metric = metric
+        self.num_threads = num_threads
+        self.cache: EmbeddingCache | None = None
+        if cache_dir is None or cache_dir is True:
+            self.cache = EmbeddingCache(None)
+        elif cache_dir is not False:
+            self.cache = EmbeddingCache(cache_dir)
+        self._comparer = RunComparer(
+            plan.measures, k=self.k, metric=metric, device=self.device, num_threads=num_threads
+        )
+        self._cancel = threading.Event()
+        self._lock = threading.Lock()
+        self._emb: dict[RunKey, Embeddings] = {}
+        self._runs: dict[RunKey, RunRecord] = {}
+        self._scores: dict[PairKey, dict[str, float]] = {}
+        self._external: dict[str, Embeddings] = {}
+
+    # ------------------------------------------------------------------ plan
+    @property
+    def plan(self) -> list[tuple[Any, int]]:
+        """``(value, seed)`` of every run in training order: the reference
+        configuration first (its seeds give the noise floor), then the others."""
+        return [(self.values[vi], seed) for vi, seed in self._plan.runs]
+
+    @property
+    def n_runs(self) -> int:
+        return self._plan.n_runs
+
+    # ------------------------------------------------------------------ control
+    def cancel(self) -> None:
+        """Ask a running :meth:`run` (in another thread) to stop at its next
+        iteration; it then raises :class:`SweepCancelled`. Thread-safe."""
+        self._cancel.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    @property
+    def finished(self) -> bool:
+        """True when every run is trained and every pair of runs (and of runs and
+        :meth:`against` embeddings) is compared."""
+        with self._lock:
+            if len(self._emb) < self.n_runs:
+                return False
+        return not any(self._missing_pairs(run) for run in self._plan.runs)
+
+    # ------------------------------------------------------------------ run
+    def run(
+        self, callback: Callable[[SweepEvent], Any] | None = None, progress: bool = True
+    ) -> Sweep:
+        """Train (or load from the cache) every run and compare it; returns self.
+
+        ``callback(event)`` receives a :class:`SweepEvent` per step; an exception
+        it raises (for example :class:`SweepCancelled`) stops the sweep and
+        propagates. :meth:`cancel` stops it at the next iteration with
+        :class:`SweepCancelled`. Either way the finished runs and comparisons
+        are kept, and calling :meth:`run` again continues where it stopped: it
+        trains the runs that are missing and makes every comparison that is
+        missing, those of runs trained before the stop included
+        (``compare_done`` events report them with their run's ``run_index``).
+        ``progress`` shows a progress bar on stderr.
+        """
+        from tqdm import tqdm
+
+        self._cancel.clear()
+        emit = callback if callback is not None else (lambda event: None)
+        per_run = n_iterations(self.estimator) or 1
+        runs = self._plan.runs
+        start = time.perf_counter()
+        bar = tqdm(
+            total=len(runs) * per_run,
+            desc=f"sweep {self.param}",
+            unit="it",
+            file=sys.stderr,
+            disable=not progress,
+            leave=False,
+            dynamic_ncols=True,
+        )
+        try:
+            for run_index, run in enumerate(runs):
+                if run in self._emb:
+                    bar.update(per_run)
+                else:
+                    self._train(run, run_index, emit, bar, per_run)
+                for pair in self._missing_pairs(run):
+                    row = self._compare_pair(pair)
+                    emit(
+                        SweepEvent(
+                            "compare_done",
+                            value=row["value"],
+                            seed=pair.seed,
+                            run_index=run_index,
+                            n_runs=len(runs),
+                            row=row,
+                        )
+                    )
+        finally:
+            bar.close()
+        emit(SweepEvent("done", n_runs=len(runs), elapsed=time.perf_counter() - start))
+        return self
+
+    def _train(
+        self,
+        run: RunKey,
+        run_index: int,
+        emit: Callable[[SweepEvent], Any],
+        bar: Any,
+        per_run: int,
+    ) -> None:
+        """Train (or load) one run, record it, and report ``run_start``/``run_done``."""
+        vi, seed = run
+        value = self.values[vi]
+        n_runs = self.n_runs
+        if self._cancel.is_set():
+            raise SweepCancelled("the sweep was cancelled")
+        emit(SweepEvent("run_start", value=value, seed=seed, run_index=run_index, n_runs=n_runs))
+        bar.set_postfix_str(f"{self.param}={format_value(value)} seed={seed}")
+        ticks = [0]
+
+        def tick() -> None:
+            if ticks[0] < per_run:
+                ticks[0] += 1
+                bar.update(1)
+
+        record, emb = train_run(
+            self.ratings,
+            configure(self.estimator, self.param, value, seed, self.num_threads),
+            param=self.param,
+            value=value,
+            seed=seed,
+            run_index=run_index,
+            n_runs=n_runs,
+            entities=self.entities,
+            cache=self.cache,
+            cancel=self._cancel,
+            emit=emit,
+            on_iteration=tick,
+        )
+        bar.update(per_run - ticks[0])
+        with self._lock:
+            self._emb[run] = emb
+            self._runs[run] = record
+        emit(
+            SweepEvent(
+                "run_done",
+                value=value,
+                seed=seed,
+                run_index=run_index,
+                n_runs=n_runs,
+                cached=record.cached,
+                elapsed=record.elapsed,
+                n_iterations=record.n_iter,
+                loss=record.loss,
+            )
+        )
+
+    # ------------------------------------------------------------------ comparisons
+    def _side(self, side: RunKey | str) -> Embeddings:
+        return self._external[side] if isinstance(side, str) else self._emb[side]
+
+    def _missing_pairs(self, run: RunKey) -> list[PairKey]:
+        """The pairs of ``run`` whose sides all exist but that are not compared yet."""
+        with self._lock:
+            if run not in self._emb:
+                return []
+            pairs = self._plan.pairs_of_run(run, list(self._external))
+            return [
+                p
+                for p in pairs
+                if p not in self._scores
+                and all(
+                    (s in self._external) if isinstance(s, str) else (s in self._emb)
+                    for s in self._plan.sides(p)
+                )
+            ]
+
+    def _compare_pair(self, pair: PairKey) -> dict[str, Any]:
+        """Compare one pair, record its scores, and return its row (see
+        :meth:`_pair_row`). Nothing is recorded if the comparison is interrupted."""
+        a, b = self._plan.sides(pair)
+        with self._lock:
+            ea, eb = self._side(a), self._side(b)
+        scores = self._comparer.scores(a, ea, b, eb)
+        with self._lock:
+            if not isinstance(b, str) or self._external.get(b) is eb:
+                self._scores[pair] = scores
+        return self._pair_row(pair, scores)
+
+    def _pair_row(self, pair: PairKey, scores: dict[str, float]) -> dict[str, Any]:
+        return {
+            "value": self.values[pair.value_index],
+            "seed": pair.seed,
+            "other_seed": pair.other_seed,
+            "against": pair.against,
+            **scores,
+        }
+
+    def against(self, embeddings: Any, name: str = "svd") -> pd.DataFrame:
+        """Compare every run with ``embeddings`` (an :class:`Embeddings` of the
+        same kind of entities, or a fitted estimator, whose
+        ``item_embeddings_``/``user_embeddings_`` is taken).
+
+        Returns the table rows of ``against == name`` (same columns as
+        :attr:`table`); they are also added to :attr:`table` (replacing earlier
+        rows of the same name), and runs trained later are compared too. The
+        measures are checked against the dimensions first; an error (or an
+        interruption) leaves the sweep as it was.
+        """
+        if not isinstance(name, str) or not name or name in (REFERENCE, NOISE):
+            raise InvalidParameterError(
+                f"name must be a non-empty label other than 'reference' and 'noise', got {name!r}"
+            )
+        if not isinstance(embeddings, Embeddings):
+            attr = "item_embeddings_" if self.entities == "items" else "user_embeddings_"
+            emb = getattr(embeddings, attr, None)
+            if not isinstance(emb, Embeddings):
+                raise InvalidParameterError(
+                    f"against() takes Embeddings or a fitted estimator with {attr}, "
+                    f"got {type(embeddings).__name__}"
+                )
+            embeddings = emb
+        with self._lock:
+            runs = sorted(self._emb.items())
+        if not runs:
+            raise NotFittedError("the sweep has no finished run yet: call run() first")
+        for d in sorted({emb.d for _, emb in runs}):
+            check_measures(self.measures, dims=(d, embeddings.d))
+        new = {
+            PairKey(vi, seed, seed, name): self._comparer.scores((vi, seed), emb, name, embeddings)
+            for (vi, seed), emb in runs
+        }
+        with self._lock:
+            self._scores = {p: s for p, s in self._scores.items() if p.against != name}
+            self._scores.update(new)
+            self._external[name] = embeddings
+            late = [
+                PairKey(vi, seed, seed, name)
+                for vi, seed in sorted(self._emb)
+                if PairKey(vi, seed, seed, name) not in new
+            ]
+        for pair in late:  # runs trained meanwhile by a run() in another thread
+            self._compare_pair(pair)
+        return views.against_rows(self.table, name)
+
+    # ------------------------------------------------------------------ results
+    def _snapshot(self) -> tuple[dict[PairKey, dict[str, float]], list[str]]:
+        with self._lock:
+            return dict(self._scores), list(self._external)
+
+    @property
+    def table(self) -> pd.DataFrame:
+        """One row per (value, measure, against): mean ``similarity`` over seeds,
+        its ``stdev``, the reference configuration's ``noise_floor`` and
+        ``noise_floor_stdev``, and ``n_pairs`` (seeds averaged). Rows of runs
+        not finished yet are absent (a sweep that is still running or was
+        cancelled shows what it has)."""
+        scores, externals = self._snapshot()
+        return views.table(self._plan, scores, externals)
+
+    @property
+    def results(self) -> pd.DataFrame:
+        """Every comparison of a run, tidy: ``value, seed, against, measure,
+        similarity`` (the noise-floor pairs are in :attr:`noise`)."""
+        scores, externals = self._snapshot()
+        return views.results(self._plan, scores, externals)
+
+    @property
+    def noise(self) -> pd.DataFrame:
+        """The noise-floor comparisons: ``seed_a, seed_b, measure, similarity``
+        (reference configuration, every pair of distinct seeds)."""
+        return views.noise(self._snapshot()[0])
+
+    @property
+    def noise_floor(self) -> dict[str, tuple[float, float, int]]:
+        """measure -> (mean, stdev, number of seed pairs) of the noise floor."""
+        return noise_floor(self._snapshot()[0], self.measures)
+
+    def wide(self, against: str = REFERENCE) -> pd.DataFrame:
+        """The similarities of one ``against`` group as a value x measure frame."""
+        return views.wide(self._plan, self.table, against)
+
+    @property
+    def runs(self) -> list[RunRecord]:
+        """The trained runs, in training order."""
+        with self._lock:
+            return sorted(self._runs.values(), key=lambda r: r.run_index)
+
+    def embeddings(self, value: Any, seed: int | None = None) -> Embeddings:
+        """The embeddings of the run with ``param == value`` and ``seed``
+        (default: the first seed)."""
+        vi = self._plan.index(value)
+        seed = self.seeds[0] if seed is None else seed
+        if seed not in self.seeds:
+            raise InvalidParameterError(
+                f"seed {seed!r} is not one of the sweep's seeds {self.seeds}"
+            )
+        try:
+            return self._emb[(vi, seed)]
+        except KeyError:
+            raise NotFittedError(
+                f"the run {self.param}={format_value(value)} seed={seed} has not finished: call run()"
+            ) from None
+
+    def comparison(
+        self, value: Any, seed: int | None = None, against: str = REFERENCE, **options: Any
+    ) -> Any:
+        """The full :class:`~embspace.measures.Comparison` of one run (``value``,
+        ``seed``; default the first seed) with the reference run of the same
+        seed, or with the embeddings given to :meth:`against` under the name
+        ``against``: per-entity values (which entities changed neighborhoods
+        most), details, and bootstrap intervals over entities
+        (``.bootstrap()``). ``options`` go to :func:`embspace.compare`."""
+        seed = self.seeds[0] if seed is None else seed
+        run = self.embeddings(value, seed)
+        key = (self._plan.index(value), seed)
+        # the same order as the table's comparisons (unitmatch is not symmetric)
+        if against == REFERENCE:
+            ref = self.embeddings(self.reference, seed)
+            return self._comparer.compare((self.reference_index, seed), ref, key, run, **options)
+        if against in self._external:
+            return self._comparer.compare(key, run, against, self._external[against], **options)
+        known = [REFERENCE, *self._external]
+        raise InvalidParameterError(f"against must be one of {known}, got {against!r}")
+
+    # ------------------------------------------------------------------ output
+    def plot(self, against: str | Sequence[str] | None = None) -> Any:
+        """A matplotlib Figure: one panel per measure, x = the parameter,
+        y = similarity (mean over seeds, stdev as error bars), the noise floor
+        as a band. ``against`` picks the groups drawn (default: all)."""
+        from ..plots import plot_sweep
+
+        return plot_sweep(
+            self.table,
+            param=self.param,
+            reference=self.reference,
+            against=against,
+            measures=self.measures,
+            values=self.values,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Configuration, table, per-pair results, noise pairs and runs, JSON-ready."""
+        return export.to_dict(self)
+
+    def save(self, folder: str | Path, stem: str | None = None) -> dict[str, Path]:
+        """Write ``<stem>_table.csv``, ``<stem>_results.csv``, ``<stem>.json``
+        and ``<stem>.png`` into ``folder`` (created), each atomically. ``stem``
+        defaults to ``sweep_<param>``. Returns ``{"table", "results", "json",
+        "png"}`` -> path."""
+        return export.save(self, folder, stem)
+
+    def __repr__(self) -> str:
+        done = len(self._runs)
+        vals = ", ".join(format_value(v) for v in self.values)
+        return (
+            f"<Sweep {type(self.estimator).__name__}.{self.param} over [{vals}] "
+            f"(reference {format_value(self.reference)}), {len(self.seeds)} seed(s), "
+            f"{done}/{self.n_runs} runs done>"
+        )

@@ -1,0 +1,288 @@
+"""Training the runs of a sweep: fit through the embeddings cache, report
+progress as events, stop when asked.
+
+:func:`fit_cached` fits an estimator or loads the result from an
+:class:`~embspace.cache.EmbeddingCache` (a sweep that was stopped resumes
+without retraining its finished runs; another sweep sharing runs reuses them).
+:func:`train_run` is one run of a sweep: the estimator configured for its value
+and seed, its iterations reported as :class:`SweepEvent` and checked for
+cancellation, and its :class:`RunRecord`.
+"""
+
+from __future__ import annotations
+
+import inspect
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from ..cache import EmbeddingCache
+from ..embeddings import Embeddings
+from ..errors import InvalidParameterError
+from .plan import is_int
+
+__all__ = [
+    "EVENT_KINDS",
+    "RunRecord",
+    "SweepCancelled",
+    "SweepEvent",
+    "TrainedRun",
+    "configure",
+    "fit_cached",
+    "n_iterations",
+    "train_run",
+]
+
+#: Kinds of :class:`SweepEvent`, in the order they occur for a run.
+EVENT_KINDS = ("run_start", "iteration", "run_done", "compare_done", "done")
+
+
+class SweepCancelled(Exception):
+    """Raised out of :meth:`Sweep.run` after :meth:`Sweep.cancel`, or raised by a
+    callback to stop the sweep. Finished runs stay in the cache and in the sweep."""
+
+
+@dataclass(frozen=True)
+class SweepEvent:
+    """A progress report passed to the ``callback`` of :meth:`Sweep.run`.
+
+    ``kind`` is one of :data:`EVENT_KINDS`:
+
+    - ``run_start``: a run (``value``, ``seed``, ``run_index`` of ``n_runs``) begins;
+    - ``iteration``: the estimator finished ``iteration`` of ``n_iterations``
+      (``loss`` and ``elapsed`` seconds since the run started);
+    - ``run_done``: the run is trained or loaded (``cached``), in ``elapsed`` seconds;
+    - ``compare_done``: one comparison finished; ``row`` is a dict with
+      ``value``, ``seed``, ``other_seed``, ``against`` and one entry per measure;
+    - ``done``: the whole sweep finished, ``elapsed`` seconds in all.
+    """
+
+    kind: str
+    value: Any = None
+    seed: int | None = None
+    run_index: int | None = None
+    n_runs: int | None = None
+    iteration: int | None = None
+    n_iterations: int | None = None
+    loss: float | None = None
+    cached: bool | None = None
+    elapsed: float | None = None
+    row: dict[str, Any] | None = None
+
+
+@dataclass
+class RunRecord:
+    """One training of a sweep.
+
+    ``fit_time`` is the training time in seconds (for a cached run, the time of
+    the training that made the entry, NaN when unknown); ``elapsed`` the wall
+    time this sweep spent on the run (training, or loading from the cache).
+    """
+
+    value: Any
+    seed: int
+    cached: bool
+    fit_time: float
+    elapsed: float
+    cache_path: str | None
+    run_index: int
+    n_iter: int | None = None
+    loss: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class TrainedRun:
+    """The outcome of :func:`fit_cached`: both sides of one training and how it was obtained."""
+
+    users: Embeddings
+    items: Embeddings
+    cached: bool
+    fit_time: float
+    elapsed: float
+    cache_path: str | None
+    n_iter: int | None = None
+    loss: float | None = None
+    estimator: Any = None
+
+    def side(self, entities: str) -> Embeddings:
+        """``items`` or ``users``."""
+        if entities not in ("items", "users"):
+            raise InvalidParameterError(f"entities must be 'items' or 'users', got {entities!r}")
+        return self.items if entities == "items" else self.users
+
+
+def fit_cached(
+    ratings: Any,
+    estimator: Any,
+    *,
+    cache: EmbeddingCache | None = None,
+    callback: Callable[[int, float, float | None], Any] | None = None,
+    progress: bool = False,
+    extra: Mapping[str, Any] | None = None,
+) -> TrainedRun:
+    """Fit ``estimator`` on ``ratings``, or load the result from ``cache``.
+
+    The estimator is fitted in place on a cache miss (``TrainedRun.estimator``
+    is then the fitted estimator; None on a hit). An estimator whose
+    ``random_state`` is None is random by design and is never cached.
+    ``callback(iteration, elapsed, loss)`` and ``progress`` are passed to
+    ``fit`` where it accepts them. ``fit_time`` of a cached run is the time of
+    the training that made the entry (NaN when unknown).
+    """
+    t0 = time.perf_counter()
+    seed = estimator.get_params(deep=False).get("random_state")
+    key = None
+    if cache is not None and is_int(seed):
+        key = cache.key(ratings, estimator, int(seed))
+        entry = cache.lookup(key)
+        if entry is not None:
+            info = entry.extra
+            return TrainedRun(
+                users=entry.users,
+                items=entry.items,
+                cached=True,
+                fit_time=float(info.get("fit_time") or float("nan")),
+                elapsed=time.perf_counter() - t0,
+                cache_path=str(entry.path),
+                n_iter=info.get("n_iter"),
+                loss=info.get("loss"),
+            )
+    _fit(estimator, ratings, callback, progress)
+    fit_time = time.perf_counter() - t0
+    users, items = estimator.user_embeddings_, estimator.item_embeddings_
+    n_done = getattr(estimator, "n_iter_", None)
+    n_done = int(n_done) if is_int(n_done) else None
+    history = getattr(estimator, "loss_history_", None)
+    loss = None
+    if history is not None and len(history):
+        last = history[-1]
+        loss = None if last is None else float(last)
+    path = None
+    if cache is not None and key is not None:
+        info = {"fit_time": fit_time, "n_iter": n_done, "loss": loss, **dict(extra or {})}
+        path = str(cache.put(key, users, items, extra=info))
+    return TrainedRun(
+        users=users,
+        items=items,
+        cached=False,
+        fit_time=fit_time,
+        elapsed=time.perf_counter() - t0,
+        cache_path=path,
+        n_iter=n_done,
+        loss=loss,
+        estimator=estimator,
+    )
+
+
+def _fit(
+    estimator: Any,
+    ratings: Any,
+    callback: Callable[[int, float, float | None], Any] | None,
+    progress: bool,
+) -> None:
+    """``estimator.fit(ratings, callback=..., progress=...)``, passing only the
+    keyword arguments its ``fit`` accepts."""
+    try:
+        sig = inspect.signature(estimator.fit)
+        names = set(sig.parameters)
+        var_kw = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.parameters.values())
+    except (TypeError, ValueError):
+        names, var_kw = set(), False
+    kwargs: dict[str, Any] = {}
+    if callback is not None and ("callback" in names or var_kw):
+        kwargs["callback"] = callback
+    if "progress" in names or var_kw:
+        kwargs["progress"] = progress
+    estimator.fit(ratings, **kwargs)
+
+
+def configure(
+    estimator: Any, param: str, value: Any, seed: int, num_threads: int | None = None
+) -> Any:
+    """A clone of ``estimator`` with ``param = value``, ``random_state = seed``
+    (when it has one) and ``num_threads`` (when it has one and it is given)."""
+    from sklearn.base import clone
+
+    params = estimator.get_params(deep=False)
+    overrides: dict[str, Any] = {param: value}
+    if "random_state" in params:
+        overrides["random_state"] = seed
+    if "num_threads" in params and num_threads is not None:
+        overrides["num_threads"] = num_threads
+    return clone(estimator).set_params(**overrides)
+
+
+def n_iterations(estimator: Any) -> int | None:
+    """The estimator's ``iterations`` parameter, when it is an integer."""
+    n = estimator.get_params(deep=False).get("iterations")
+    return int(n) if is_int(n) else None
+
+
+def train_run(
+    ratings: Any,
+    estimator: Any,
+    *,
+    param: str,
+    value: Any,
+    seed: int,
+    run_index: int,
+    n_runs: int,
+    entities: str,
+    cache: EmbeddingCache | None,
+    cancel: threading.Event,
+    emit: Callable[[SweepEvent], Any],
+    on_iteration: Callable[[], Any] = lambda: None,
+) -> tuple[RunRecord, Embeddings]:
+    """Train (or load) one run of a sweep: ``estimator`` is the configured clone
+    (see :func:`configure`). Each iteration is reported to ``emit`` as an
+    ``iteration`` event and to ``on_iteration()`` (a progress bar); once
+    ``cancel`` is set the next iteration raises :class:`SweepCancelled`, and a
+    training that ended after it was set is not used (its cache entry, if
+    written, is complete and valid). Returns the run's record and its
+    ``entities`` side."""
+    n_iter = n_iterations(estimator)
+
+    def iteration(i: int, elapsed: float, loss: float | None) -> None:
+        if cancel.is_set():
+            raise SweepCancelled("the sweep was cancelled")
+        on_iteration()
+        emit(
+            SweepEvent(
+                "iteration",
+                value=value,
+                seed=seed,
+                run_index=run_index,
+                n_runs=n_runs,
+                iteration=int(i),
+                n_iterations=n_iter,
+                loss=None if loss is None else float(loss),
+                elapsed=float(elapsed),
+            )
+        )
+
+    trained = fit_cached(
+        ratings,
+        estimator,
+        cache=cache,
+        callback=iteration,
+        extra={"param": param, "value": value},
+    )
+    if cancel.is_set() and not trained.cached:
+        raise SweepCancelled("the sweep was cancelled")
+    record = RunRecord(
+        value=value,
+        seed=seed,
+        cached=trained.cached,
+        fit_time=trained.fit_time,
+        elapsed=trained.elapsed,
+        cache_path=trained.cache_path,
+        run_index=run_index,
+        n_iter=trained.n_iter,
+        loss=trained.loss,
+    )
+    return record, trained.side(entities)

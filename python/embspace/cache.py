@@ -43,7 +43,7 @@ import numpy as np
 
 from ._atomic import write_atomic
 from ._buffers import byte_view
-from .embeddings import Embeddings, _json_default, _jsonable_key, _key_from_json
+from .embeddings import Embeddings, _json_default, decode_side, encode_side
 from .errors import InvalidParameterError
 
 __all__ = [
@@ -182,17 +182,8 @@ def _array_checksum(arrays: Mapping[str, np.ndarray]) -> str:
 
 
 def _side_arrays(prefix: str, emb: Embeddings) -> dict[str, np.ndarray]:
-    arrays = {
-        f"{prefix}_vectors": emb.vectors,
-        f"{prefix}_keys": np.array(json.dumps([_jsonable_key(k) for k in emb.keys])),
-        f"{prefix}_metadata": np.array(json.dumps(emb.metadata, default=_json_default)),
-    }
-    if emb.ids is not None:
-        ids = np.asarray(emb.ids)
-        if ids.dtype == object:
-            ids = ids.astype(str)
-        arrays[f"{prefix}_ids"] = ids
-    return arrays
+    """The arrays of one side, in the encoding of :meth:`Embeddings.save`."""
+    return encode_side(emb, f"{prefix}_")
 
 
 @dataclass(frozen=True)
@@ -307,17 +298,7 @@ class EmbeddingCache:
         if header.get("checksum") != _array_checksum(arrays):
             raise _BadEntry("corrupted (checksum mismatch)")
         try:
-            sides = []
-            for prefix in ("user", "item"):
-                keys = [_key_from_json(k) for k in json.loads(str(arrays[f"{prefix}_keys"]))]
-                sides.append(
-                    Embeddings(
-                        keys,
-                        arrays[f"{prefix}_vectors"],
-                        ids=arrays.get(f"{prefix}_ids"),
-                        metadata=json.loads(str(arrays[f"{prefix}_metadata"])),
-                    )
-                )
+            sides = [decode_side(arrays, f"{prefix}_") for prefix in ("user", "item")]
         except Exception as exc:
             raise _BadEntry(f"invalid ({type(exc).__name__}: {exc})") from None
         extra = header.get("extra")

@@ -45,6 +45,78 @@ def _key_from_json(k: Any) -> Hashable:
     return tuple(_key_from_json(x) for x in k) if isinstance(k, list) else k
 
 
+# ---------------------------------------------------------------- file encoding
+# The one encoding of keys, ids and metadata in .npz files, shared by
+# Embeddings.save/load and the run cache (embspace.cache), so that a value
+# comes back the same whichever of the two stored it. Nothing is pickled:
+#
+# ``<prefix>keys``      JSON list of the keys (tuples as lists).
+# ``<prefix>ids``       the ids array as it is, for every dtype numpy stores
+#                       natively (bool, int8..uint64, floats, complex, str,
+#                       bytes, datetimes), so the dtype round-trips;
+# ``<prefix>ids_json``  or, for an object array (string ids of a pandas
+#                       column, tuples), a JSON list of its values, read back
+#                       as an object array of the same values.
+# ``<prefix>metadata``  JSON object.
+
+
+def _json_text(value: Any) -> np.ndarray:
+    return np.array(json.dumps(value, default=_json_default))
+
+
+def _json_member(arrays: Mapping[str, np.ndarray], name: str, kind: type) -> Any:
+    """The JSON value of the member ``name``, which must be a ``kind``."""
+    member = arrays[name]
+    if not isinstance(member, np.ndarray) or member.shape != () or member.dtype.kind != "U":
+        raise ValueError(f"{name} is not a JSON text")
+    value = json.loads(str(member))
+    if not isinstance(value, kind):
+        raise ValueError(f"{name} holds a JSON {type(value).__name__}, expected a {kind.__name__}")
+    return value
+
+
+def _object_array(values: list[Any]) -> np.ndarray:
+    """A 1-D object array holding ``values`` as they are (tuples stay tuples)."""
+    out = np.empty(len(values), dtype=object)
+    for i, v in enumerate(values):
+        out[i] = v
+    return out
+
+
+def encode_side(emb: Embeddings, prefix: str = "") -> dict[str, np.ndarray]:
+    """The arrays that store ``emb`` (vectors, keys, ids, metadata), named
+    ``<prefix>vectors`` and so on; :func:`decode_side` reads them back."""
+    arrays = {
+        f"{prefix}vectors": emb.vectors,
+        f"{prefix}keys": _json_text([_jsonable_key(k) for k in emb.keys]),
+        f"{prefix}metadata": _json_text(emb.metadata),
+    }
+    if emb.ids is not None:
+        ids = np.asarray(emb.ids)
+        if ids.dtype == object:
+            arrays[f"{prefix}ids_json"] = _json_text([_jsonable_key(x) for x in ids.tolist()])
+        elif ids.dtype.hasobject:
+            raise InvalidParameterError(f"ids of dtype {ids.dtype} cannot be saved")
+        else:
+            arrays[f"{prefix}ids"] = ids
+    return arrays
+
+
+def decode_side(arrays: Mapping[str, np.ndarray], prefix: str = "") -> Embeddings:
+    """The :class:`Embeddings` stored by :func:`encode_side`. A member that is
+    missing or of the wrong kind raises ``KeyError`` or ``ValueError`` (the
+    callers turn them into their own errors)."""
+    keys = [_key_from_json(k) for k in _json_member(arrays, f"{prefix}keys", list)]
+    metadata = _json_member(arrays, f"{prefix}metadata", dict)
+    ids: np.ndarray | None = None
+    if f"{prefix}ids_json" in arrays:
+        values = _json_member(arrays, f"{prefix}ids_json", list)
+        ids = _object_array([_key_from_json(x) for x in values])
+    elif f"{prefix}ids" in arrays:
+        ids = arrays[f"{prefix}ids"]
+    return Embeddings(keys, arrays[f"{prefix}vectors"], ids=ids, metadata=metadata)
+
+
 #: Key types kept as they are (exact types: numpy scalars are converted).
 _PLAIN_TYPES = frozenset({str, int, float, bool, type(None)})
 
@@ -271,40 +343,43 @@ class Embeddings:
             path = (
                 path.with_suffix(path.suffix + ".npz") if path.suffix else path.with_suffix(".npz")
             )
-        payload = {
-            "format": np.array(_FORMAT),
-            "vectors": self.vectors,
-            "keys": np.array(json.dumps([_jsonable_key(k) for k in self.keys])),
-            "metadata": np.array(json.dumps(self.metadata, default=_json_default)),
-        }
-        if self.ids is not None:
-            payload["ids"] = self.ids
+        payload = {"format": np.array(_FORMAT), **encode_side(self)}
         with atomic_writer(path) as fh:
             np.savez(fh, **payload)
         return path
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Embeddings:
-        """Read a file written by :meth:`save`. A file that is not one raises
-        :class:`~embspace.errors.DatasetFormatError`, a missing one
-        :class:`~embspace.errors.MissingFileError` (also a ``FileNotFoundError``)."""
+        """Read a file written by :meth:`save`.
+
+        A missing file raises :class:`~embspace.errors.MissingFileError` (also
+        a ``FileNotFoundError``); one that cannot be opened (permissions) its
+        ``OSError``; any file that is not a complete, valid embeddings file
+        (truncated, corrupted, empty, a ``.npy``, members of the wrong type,
+        repeated keys, ...) a :class:`~embspace.errors.DatasetFormatError`."""
         from .errors import DatasetFormatError, MissingFileError
 
         if not Path(path).is_file():
             raise MissingFileError(f"{path} does not exist or is not a file")
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                if "format" not in z or str(z["format"]) != _FORMAT:
-                    raise DatasetFormatError(f"{path} is not an embspace embeddings file")
-                keys = [_key_from_json(k) for k in json.loads(str(z["keys"]))]
-                vectors = z["vectors"]
-                ids = z["ids"] if "ids" in z else None
-                metadata = json.loads(str(z["metadata"]))
-        except (OSError, ValueError, KeyError, json.JSONDecodeError) as exc:
-            if isinstance(exc, DatasetFormatError):
-                raise
-            raise DatasetFormatError(f"cannot read embeddings from {path}: {exc}") from None
-        return cls(keys, vectors, ids=ids, metadata=metadata)
+        with open(path, "rb") as fh:
+            try:
+                magic = fh.read(6)
+                fh.seek(0)
+                if not magic.startswith(b"PK") and not magic.startswith(b"\x93NUMPY"):
+                    raise ValueError("it is not an .npz (zip) archive" if magic else "it is empty")
+                z = np.load(fh, allow_pickle=False)
+                if not isinstance(z, np.lib.npyio.NpzFile):
+                    raise ValueError("it holds a single array (.npy), not an .npz archive")
+                with z:
+                    if "format" not in z or str(z["format"]) != _FORMAT:
+                        raise ValueError("it has no embspace embeddings format marker")
+                    arrays = {name: z[name] for name in z.files}
+                return decode_side(arrays)
+            except Exception as exc:  # any damage is a format error, never a raw one
+                why = " ".join(str(exc).split()) or type(exc).__name__
+                raise DatasetFormatError(
+                    f"cannot read {path}: not an embspace embeddings file, or a damaged one ({why})"
+                ) from None
 
 
 def _json_default(x: Any) -> Any:

@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from . import _core
+from ._params import check_int
 from .embeddings import Embeddings
 from .errors import DeviceUnavailableError, EntityNotFoundError, InvalidParameterError
 from .gpu.device import module_for
@@ -69,27 +70,16 @@ def register_knn_backend(device: str, backend: KnnBackend) -> None:
 
 
 def _threads(num_threads: int | None) -> int:
-    if num_threads is None:
-        return 0
-    if (
-        isinstance(num_threads, bool)
-        or not isinstance(num_threads, (int, np.integer))
-        or num_threads < 1
-    ):
-        raise InvalidParameterError(
-            f"num_threads must be a positive integer or None, got {num_threads!r}"
-        )
-    return int(num_threads)
+    return 0 if num_threads is None else check_int(num_threads, "num_threads", minimum=1)
 
 
 def _check_k(k: Any, n: int) -> int:
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
-        raise InvalidParameterError(f"k must be an integer, got {k!r}")
+    k = check_int(k, "k")
     if not 1 <= k <= n - 1:
         raise InvalidParameterError(
             f"k = {k} must lie in [1, n - 1] = [1, {n - 1}] for {n} entities"
         )
-    return int(k)
+    return k
 
 
 def knn(

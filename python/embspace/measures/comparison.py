@@ -12,9 +12,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .._params import check_choice, check_int, check_number
 from ..embeddings import Embeddings, align
 from ..errors import EmbspaceWarning, InvalidParameterError
 from ..gpu.device import module_for
+from ..neighbors import METRICS
 from ._base import MeasureResult, get_measure
 from ._blas import thin_blas
 from .neighborhood import neighbor_tables
@@ -43,13 +45,12 @@ def bootstrap_interval(
 ) -> tuple[float, float]:
     """Percentile bootstrap interval of the mean of ``values`` (entities resampled
     with replacement ``n_boot`` times; deterministic for a ``random_state``)."""
+    n_boot = check_int(n_boot, "n_boot", minimum=1)
+    level = check_number(level, "level", low=0.0, high=1.0, low_open=True, high_open=True)
+    random_state = check_int(random_state, "random_state", minimum=0)
     values = np.asarray(values, dtype=np.float64)
     if values.ndim != 1 or values.size == 0:
         raise InvalidParameterError("bootstrap needs a non-empty 1-D array of per-entity values")
-    if not 0.0 < level < 1.0:
-        raise InvalidParameterError(f"level must lie in (0, 1), got {level!r}")
-    if n_boot < 1:
-        raise InvalidParameterError(f"n_boot must be positive, got {n_boot!r}")
     rng = np.random.default_rng(random_state)
     n = values.size
     means = np.empty(n_boot)
@@ -207,6 +208,8 @@ def compare(
     (``replacement=False``, ``threshold=0.95``, ``max_k=50``); a keyword no
     requested measure takes is an error.
     """
+    k = check_int(k, "k", minimum=1)
+    metric = check_choice(metric, "metric", METRICS)
     names = [measures] if isinstance(measures, str) else list(measures)
     if not names:
         raise InvalidParameterError("no measure requested")
@@ -256,8 +259,9 @@ def compare(
     for s in specs:
         if s.family == "neighbors":
             opts = options_for(s)
-            m = opts.get("metric", metric)
-            need[m] = max(need.get(m, 0), int(opts.get("max_k") or opts.get("k", k)))
+            m = check_choice(opts.get("metric", metric), f"{s.name}: metric", METRICS)
+            kk = check_int(opts.get("max_k") or opts.get("k", k), f"{s.name}: k", minimum=1)
+            need[m] = max(need.get(m, 0), kk)
     tables = {
         m: neighbor_tables(
             aa.vectors, bb.vectors, kk, metric=m, num_threads=num_threads, device=device

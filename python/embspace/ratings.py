@@ -274,7 +274,8 @@ class Ratings:
         except (TypeError, ValueError) as exc:
             raise InvalidParameterError(f"rating column {rating!r} is not numeric: {exc}") from None
         _check_real(numeric.dtype, f"rating column {rating!r}")
-        values = numeric.to_numpy(np.float32)
+        wide = numeric.to_numpy(np.float64)
+        values = _float32(wide)
         rows, user_ids = _as_index_array(frame[user].to_numpy(), user)
         cols, item_ids = _as_index_array(frame[item].to_numpy(), item)
         try:
@@ -283,14 +284,17 @@ class Ratings:
             )
         except NonFiniteError:
             at = int(np.flatnonzero(~np.isfinite(values))[0])
+            beyond = " in float32" if np.isfinite(wide[at]) else ""
             raise NonFiniteError(
-                f"rating {values[at]} of user {_plain(user_ids[rows[at]])!r}, item "
-                f"{_plain(item_ids[cols[at]])!r} (table row {_plain(frame.index[at])!r}) is not finite"
+                f"rating {wide[at]} of user {_plain(user_ids[rows[at]])!r}, item "
+                f"{_plain(item_ids[cols[at]])!r} (table row {_plain(frame.index[at])!r}) "
+                f"is not finite{beyond}"
             ) from None
         except DuplicateEntryError:
             raise DuplicateEntryError(
                 _describe_repeat(frame.index, rows, cols, len(item_ids), user_ids, item_ids)
             ) from None
+        _check_combined(data, duplicates)
         matrix = sp.csr_matrix(
             (data, indices, indptr), shape=(len(user_ids), len(item_ids)), copy=False
         )
@@ -476,9 +480,9 @@ def _canonical_csr(matrix: sp.spmatrix, duplicates: str) -> sp.csr_matrix:
     _check_real(matrix.dtype, "the ratings matrix")
     if sp.isspmatrix_csr(matrix) or isinstance(matrix, sp.csr_array):
         if matrix.has_canonical_format:
-            m = sp.csr_matrix(matrix, dtype=np.float32)
+            m = sp.csr_matrix((_float32(matrix.data), matrix.indices, matrix.indptr), matrix.shape)
             if not np.isfinite(m.data).all():
-                raise NonFiniteError("ratings contain NaN or infinite values")
+                raise NonFiniteError("ratings contain NaN or infinite values (in float32)")
             return m
     coo = sp.coo_matrix(matrix)
     n_rows, n_cols = coo.shape
@@ -487,10 +491,28 @@ def _canonical_csr(matrix: sp.spmatrix, duplicates: str) -> sp.csr_matrix:
         n_cols,
         coo.row.astype(np.int64),
         coo.col.astype(np.int64),
-        np.ascontiguousarray(coo.data, dtype=np.float32),
+        _float32(coo.data),
         duplicates,
     )
+    _check_combined(data, duplicates)
     return sp.csr_matrix((data, indices, indptr), shape=(n_rows, n_cols), copy=False)
+
+
+def _float32(values: np.ndarray) -> np.ndarray:
+    """``values`` as contiguous float32; a value beyond the float32 range
+    becomes infinite (no overflow warning) and is then refused as not finite."""
+    with np.errstate(over="ignore"):
+        return np.ascontiguousarray(values, dtype=np.float32)
+
+
+def _check_combined(data: np.ndarray, duplicates: str) -> None:
+    """Finite inputs combined by ``duplicates="sum"`` (or ``"mean"``, which
+    sums as it goes) can overflow float32: refuse the result rather than
+    store an infinite rating."""
+    if not np.isfinite(data).all():
+        raise NonFiniteError(
+            f"combining repeated entries (duplicates={duplicates!r}) overflows float32"
+        )
 
 
 def _id_array(ids: Any) -> np.ndarray:

@@ -72,6 +72,34 @@ def test_parameters_of_the_wrong_type_are_typed_errors_naming_them(call, name):
 
 
 @pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda e: Embeddings(5, np.ones((2, 2))), "keys must be a sequence"),
+        (lambda e: Embeddings([1, 2], np.ones((2, 2)), metadata=5), "metadata must be a dict"),
+        (lambda e: Embeddings.from_dict(5), "mapping"),
+        (lambda e: Embeddings.from_frame(5), "DataFrame"),
+        (lambda e: embspace.align(1, 2), "two Embeddings"),
+        (lambda e: embspace.compare(e, e, measures=5), "measures must be"),
+        (lambda e: Ratings.from_csr(sp.identity(2, format="csr"), user_ids=5), "ids must be"),
+        (lambda e: Embeddings.load(5), "path must be a file path"),
+        (lambda e: e.save(None), "path must be a file path"),
+        (lambda e: EmbeddingCache(5), "folder must be a file path"),
+        (lambda e: embspace.measures.cka("x", "y"), "numeric"),
+        (
+            lambda e: Embeddings([1], np.ones((1, 1)), metadata={"a": object()}).save("m.npz"),
+            "metadata",
+        ),
+    ],
+)
+def test_arguments_of_the_wrong_kind_are_typed_errors(call, message, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    e = Embeddings(range(5), np.arange(10.0).reshape(5, 2))
+    with pytest.raises(InvalidParameterError, match=message):
+        call(e)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
     "params",
     [
         {"factors": "3"},

@@ -14,12 +14,20 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 from collections.abc import Collection
+from pathlib import Path
 from typing import Any
 
 from .errors import InvalidParameterError, NonFiniteError
 
-__all__ = ["NonFiniteParameterError", "check_choice", "check_int", "check_number"]
+__all__ = [
+    "NonFiniteParameterError",
+    "check_choice",
+    "check_int",
+    "check_number",
+    "check_path",
+]
 
 
 class NonFiniteParameterError(NonFiniteError, InvalidParameterError):
@@ -83,6 +91,13 @@ def _range_text(low: float | None, high: float | None, low_open: bool, high_open
     if low is not None:
         return f"be {'>' if low_open else '>='} {low:g}"
     return f"be {'<' if high_open else '<='} {high:g}"
+
+
+def check_path(value: Any, name: str) -> Path:
+    """``value`` (a ``str`` or ``os.PathLike``) as a :class:`~pathlib.Path`."""
+    if not isinstance(value, (str, os.PathLike)) or (isinstance(value, str) and not value):
+        raise InvalidParameterError(f"{name} must be a file path, got {_shown(value)}")
+    return Path(value)
 
 
 def check_choice(value: Any, name: str, choices: Collection[str]) -> str:

@@ -45,6 +45,7 @@ import numpy as np
 
 from ._atomic import remove_stale_temps, write_atomic
 from ._buffers import byte_view
+from ._params import check_path
 from .embeddings import Embeddings, _json_default, decode_side, encode_side
 from .errors import InvalidParameterError, os_error_text
 
@@ -217,7 +218,11 @@ class EmbeddingCache:
     """
 
     def __init__(self, folder: str | os.PathLike[str] | None = None) -> None:
-        self.folder = Path(folder).expanduser() if folder is not None else default_cache_folder()
+        self.folder = (
+            check_path(folder, "folder").expanduser()
+            if folder is not None
+            else default_cache_folder()
+        )
 
     def __repr__(self) -> str:
         return f"EmbeddingCache({str(self.folder)!r})"

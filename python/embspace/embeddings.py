@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ._atomic import atomic_writer
+from ._params import check_path
 from .errors import (
     DuplicateEntryError,
     InvalidParameterError,
@@ -60,8 +61,11 @@ def _key_from_json(k: Any) -> Hashable:
 # ``<prefix>metadata``  JSON object.
 
 
-def _json_text(value: Any) -> np.ndarray:
-    return np.array(json.dumps(value, default=_json_default))
+def _json_text(value: Any, what: str) -> np.ndarray:
+    try:
+        return np.array(json.dumps(value, default=_json_default))
+    except (TypeError, ValueError) as exc:
+        raise InvalidParameterError(f"the {what} cannot be saved as JSON: {exc}") from None
 
 
 def _json_member(arrays: Mapping[str, np.ndarray], name: str, kind: type) -> Any:
@@ -88,13 +92,15 @@ def encode_side(emb: Embeddings, prefix: str = "") -> dict[str, np.ndarray]:
     ``<prefix>vectors`` and so on; :func:`decode_side` reads them back."""
     arrays = {
         f"{prefix}vectors": emb.vectors,
-        f"{prefix}keys": _json_text([_jsonable_key(k) for k in emb.keys]),
-        f"{prefix}metadata": _json_text(emb.metadata),
+        f"{prefix}keys": _json_text([_jsonable_key(k) for k in emb.keys], "keys"),
+        f"{prefix}metadata": _json_text(emb.metadata, "metadata"),
     }
     if emb.ids is not None:
         ids = np.asarray(emb.ids)
         if ids.dtype == object:
-            arrays[f"{prefix}ids_json"] = _json_text([_jsonable_key(x) for x in ids.tolist()])
+            arrays[f"{prefix}ids_json"] = _json_text(
+                [_jsonable_key(x) for x in ids.tolist()], "ids"
+            )
         elif ids.dtype.hasobject:
             raise InvalidParameterError(f"ids of dtype {ids.dtype} cannot be saved")
         else:
@@ -137,6 +143,8 @@ def _plain_keys(keys: Sequence[Hashable]) -> list[Hashable]:
     """``keys`` as a list of plain Python values (numpy scalars converted)."""
     if isinstance(keys, range):
         return list(keys)
+    if isinstance(keys, (str, bytes)) or not isinstance(keys, Iterable):
+        raise InvalidParameterError(f"keys must be a sequence of keys, got {type(keys).__name__}")
     keys = list(keys)
     # the common cases, checked at C speed: all plain, or all tuples of plain
     types = set(map(type, keys))
@@ -216,6 +224,8 @@ class Embeddings:
                 raise ShapeMismatchError(f"{ids.size} ids for {len(keys)} keys")
         self.keys: list[Hashable] = keys
         self.vectors: np.ndarray = vectors
+        if metadata is not None and not isinstance(metadata, Mapping):
+            raise InvalidParameterError(f"metadata must be a dict, got {type(metadata).__name__}")
         self.ids: np.ndarray | None = ids
         self.metadata: dict[str, Any] = dict(metadata or {})
         self._index = index
@@ -287,6 +297,8 @@ class Embeddings:
         cls, mapping: Mapping[Hashable, Any], *, metadata: Mapping[str, Any] | None = None
     ) -> Embeddings:
         """From ``{key: vector}``; rows follow the mapping's order."""
+        if not isinstance(mapping, Mapping):
+            raise InvalidParameterError(f"from_dict takes a mapping, got {type(mapping).__name__}")
         keys = list(mapping.keys())
         if not keys:
             raise ShapeMismatchError("cannot build embeddings from an empty mapping")
@@ -310,6 +322,10 @@ class Embeddings:
         """From a DataFrame: keys from column(s) ``key`` (a list gives tuple keys)
         or from the index when ``key`` is None; vectors from ``columns`` (default:
         every numeric column that is not a key column)."""
+        if not isinstance(frame, pd.DataFrame):
+            raise InvalidParameterError(
+                f"from_frame takes a pandas DataFrame, got {type(frame).__name__}"
+            )
         if key is None:
             keys = list(frame.index)
             rest = frame
@@ -338,7 +354,7 @@ class Embeddings:
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write to ``path`` (.npz, no pickle) atomically: a temporary file in the
         same folder, renamed over the target once complete."""
-        path = Path(path)
+        path = check_path(path, "path")
         if path.suffix != ".npz":
             path = (
                 path.with_suffix(path.suffix + ".npz") if path.suffix else path.with_suffix(".npz")
@@ -359,7 +375,8 @@ class Embeddings:
         repeated keys, ...) a :class:`~embspace.errors.DatasetFormatError`."""
         from .errors import DatasetFormatError, MissingFileError
 
-        if not Path(path).is_file():
+        path = check_path(path, "path")
+        if not path.is_file():
             raise MissingFileError(f"{path} does not exist or is not a file")
         with open(path, "rb") as fh:
             try:
@@ -398,6 +415,10 @@ def align(a: Embeddings, b: Embeddings) -> tuple[Embeddings, Embeddings]:
     Raises :class:`~embspace.errors.NoSharedKeysError` when they share none.
     When both already have the same keys in the same order they are returned
     unchanged (no copy)."""
+    if not isinstance(a, Embeddings) or not isinstance(b, Embeddings):
+        raise InvalidParameterError(
+            f"align takes two Embeddings, got {type(a).__name__} and {type(b).__name__}"
+        )
     if a.keys == b.keys:
         return a, b
     shared = [i for i, k in enumerate(a.keys) if k in b._index]

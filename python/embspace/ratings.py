@@ -8,7 +8,7 @@ the Rust core) and keeps item metadata (title, genres) aligned with the columns.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -520,6 +520,8 @@ def _id_array(ids: Any) -> np.ndarray:
     a 2-D array."""
     if isinstance(ids, np.ndarray):
         return ids
+    if isinstance(ids, (str, bytes)) or not isinstance(ids, Iterable):
+        raise InvalidParameterError(f"ids must be a sequence, got {type(ids).__name__}")
     ids = list(ids)
     if any(isinstance(x, tuple) for x in ids):
         out = np.empty(len(ids), dtype=object)

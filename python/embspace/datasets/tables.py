@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from .._params import check_path
 from ..errors import DatasetFormatError, InvalidParameterError, MissingFileError
 from ..ratings import DUPLICATE_POLICIES, Ratings
 
@@ -167,7 +168,7 @@ def _as_path(path: object, what: str = "path") -> Path:
         raise InvalidParameterError(
             f"{what} must be a file path or a pandas DataFrame, got {type(path).__name__}"
         )
-    return Path(path)
+    return check_path(path, what)
 
 
 def read_table(

@@ -210,7 +210,14 @@ def compare(
     """
     k = check_int(k, "k", minimum=1)
     metric = check_choice(metric, "metric", METRICS)
-    names = [measures] if isinstance(measures, str) else list(measures)
+    if isinstance(measures, str):
+        names = [measures]
+    elif isinstance(measures, Iterable):
+        names = list(measures)
+    else:
+        raise InvalidParameterError(
+            f"measures must be a name or a list of names, got {type(measures).__name__}"
+        )
     if not names:
         raise InvalidParameterError("no measure requested")
     if len(set(names)) != len(names):

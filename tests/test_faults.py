@@ -175,6 +175,48 @@ def test_singular_systems_are_a_numerical_error_for_both_solvers(solver):
         model.fit(m, progress=False)
 
 
+def test_the_array_module_cg_detects_singular_systems_too():
+    # the rule of the Rust solver on numpy (as on a GPU): lambda = w0 = 0 and
+    # rows with fewer ratings than factors are a NumericalError, as with the
+    # batched Cholesky, never finite factors that mean nothing
+    from embspace.gpu.wals_xp import fit_wals_xp
+
+    m = _sparse(60, 40, 0.3, 0)
+    t = m.T.tocsr()
+    rng = np.random.default_rng(0)
+    u0 = rng.normal(size=(60, 10)).astype(np.float32)
+    v0 = rng.normal(size=(40, 10)).astype(np.float32)
+    users = (m.indptr, m.indices, m.data.astype(np.float32))
+    items = (t.indptr, t.indices, t.data.astype(np.float32))
+    for solver, message in (("cholesky", "positive definite"), ("cg", "singular")):
+        with pytest.raises(NumericalError, match=message):
+            fit_wals_xp(
+                users,
+                items,
+                u0,
+                v0,
+                unobserved_weight=0.0,
+                regularization=0.0,
+                iterations=1,
+                solver=solver,
+            )
+
+
+def test_the_array_module_cg_reports_a_direction_without_curvature():
+    from embspace.gpu.wals_xp import SINGULAR_RTOL, _cg
+
+    # A = diag(1, 0), b = (1, 1), x0 = 0: the second direction (0, 2) has no
+    # curvature; with a floor (zero regularization) that is a singular system
+    a = np.array([[[1.0, 0.0], [0.0, 0.0]]])
+    b = np.array([[1.0, 1.0]])
+    with pytest.raises(NumericalError, match="singular"):
+        _cg(np, a, b, np.zeros((1, 2)), 5, SINGULAR_RTOL * np.array([0.5]))
+    np.testing.assert_array_equal(_cg(np, a, b, np.zeros((1, 2)), 5), [[2.0, 2.0]])
+    spd = np.array([[[4.0, 1.0], [1.0, 3.0]]])
+    x = _cg(np, spd, np.array([[1.0, 2.0]]), np.zeros((1, 2)), 2, np.array([1e-3]))
+    np.testing.assert_allclose(x, [[1 / 11, 7 / 11]], rtol=1e-12)
+
+
 def test_cg_without_regularization_solves_full_rank_problems():
     # every row and column with at least k ratings, w0 > 0: no singular row,
     # and CG (enough steps) reaches the exact solver's loss

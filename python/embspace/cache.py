@@ -19,7 +19,9 @@ users reuses the trainings of a sweep over items.
 
 Files are written atomically (temporary file in the same folder, then
 ``os.replace``), so a sweep killed at any moment leaves either a complete entry
-or none. On read, an entry whose header does not match the expected key
+or none. The cache only saves work: an entry that cannot be written (a
+read-only or full disk, a folder in its place) is reported with a
+:class:`CacheWarning` and the training is returned all the same. On read, an entry whose header does not match the expected key
 (a foreign file, a digest collision, an entry of another version) or whose
 checksum fails (truncated or corrupted) is reported with a
 :class:`CacheWarning`, deleted, and treated as missing, so the run is trained
@@ -41,11 +43,12 @@ from typing import Any
 
 import numpy as np
 
-from ._atomic import write_atomic
+from ._atomic import remove_stale_temps, write_atomic
 from ._buffers import byte_view
-from .embeddings import Embeddings
-from .errors import InvalidParameterError
-from .jsonio import json_default, key_from_json, key_to_json
+from ._params import check_path
+from .embeddings import Embeddings, decode_side, encode_side
+from .errors import InvalidParameterError, os_error_text
+from .jsonio import json_default
 from .paths import cache_dir
 
 __all__ = [
@@ -182,17 +185,8 @@ def _array_checksum(arrays: Mapping[str, np.ndarray]) -> str:
 
 
 def _side_arrays(prefix: str, emb: Embeddings) -> dict[str, np.ndarray]:
-    arrays = {
-        f"{prefix}_vectors": emb.vectors,
-        f"{prefix}_keys": np.array(json.dumps([key_to_json(k) for k in emb.keys])),
-        f"{prefix}_metadata": np.array(json.dumps(emb.metadata, default=json_default)),
-    }
-    if emb.ids is not None:
-        ids = np.asarray(emb.ids)
-        if ids.dtype == object:
-            ids = ids.astype(str)
-        arrays[f"{prefix}_ids"] = ids
-    return arrays
+    """The arrays of one side, in the encoding of :meth:`Embeddings.save`."""
+    return encode_side(emb, f"{prefix}_")
 
 
 @dataclass(frozen=True)
@@ -224,7 +218,11 @@ class EmbeddingCache:
     """
 
     def __init__(self, folder: str | os.PathLike[str] | None = None) -> None:
-        self.folder = Path(folder).expanduser() if folder is not None else default_cache_folder()
+        self.folder = (
+            check_path(folder, "folder").expanduser()
+            if folder is not None
+            else default_cache_folder()
+        )
 
     def __repr__(self) -> str:
         return f"EmbeddingCache({str(self.folder)!r})"
@@ -289,6 +287,8 @@ class EmbeddingCache:
             return None
         try:
             return self._read(path, key)
+        except FileNotFoundError:
+            return None  # deleted meanwhile (clear() in another thread or process): a miss
         except _BadEntry as exc:
             self._reject(path, str(exc))
             return None
@@ -298,6 +298,8 @@ class EmbeddingCache:
             with np.load(path, allow_pickle=False) as z:
                 header = json.loads(str(z["header"]))
                 arrays = {name: z[name] for name in z.files if name != "header"}
+        except FileNotFoundError:
+            raise
         except Exception as exc:
             raise _BadEntry(f"unreadable ({type(exc).__name__}: {exc})") from None
         if not isinstance(header, dict) or header.get("format") != _FORMAT:
@@ -307,27 +309,21 @@ class EmbeddingCache:
         if header.get("checksum") != _array_checksum(arrays):
             raise _BadEntry("corrupted (checksum mismatch)")
         try:
-            sides = []
-            for prefix in ("user", "item"):
-                keys = [key_from_json(k) for k in json.loads(str(arrays[f"{prefix}_keys"]))]
-                sides.append(
-                    Embeddings(
-                        keys,
-                        arrays[f"{prefix}_vectors"],
-                        ids=arrays.get(f"{prefix}_ids"),
-                        metadata=json.loads(str(arrays[f"{prefix}_metadata"])),
-                    )
-                )
+            sides = [decode_side(arrays, f"{prefix}_") for prefix in ("user", "item")]
         except Exception as exc:
             raise _BadEntry(f"invalid ({type(exc).__name__}: {exc})") from None
         extra = header.get("extra")
         return CachedRun(sides[0], sides[1], dict(extra) if isinstance(extra, dict) else {}, path)
 
     def _reject(self, path: Path, why: str) -> None:
-        message = f"cache entry {path.name} is {why}; deleted, the run will be trained again"
+        try:
+            path.unlink(missing_ok=True)
+            done = "deleted"
+        except OSError as exc:  # a read-only cache: the entry stays, and is never used
+            done = f"left in place ({os_error_text(exc)})"
+        message = f"cache entry {path.name} is {why}; {done}, the run will be trained again"
         _log.warning(message)
         warnings.warn(message, CacheWarning, stacklevel=4)
-        path.unlink(missing_ok=True)
 
     # ------------------------------------------------------------------ write
     def put(
@@ -337,9 +333,14 @@ class EmbeddingCache:
         item_embeddings: Embeddings,
         *,
         extra: Mapping[str, Any] | None = None,
-    ) -> Path:
+    ) -> Path | None:
         """Store one training atomically and return its path. ``extra`` is a
-        JSON-serialisable dict kept in the header (fit time, iterations)."""
+        JSON-serialisable dict kept in the header (fit time, iterations).
+
+        When the entry cannot be written (an ``OSError``: read-only or full
+        disk, no permission, a folder at its path) nothing is left behind, a
+        :class:`CacheWarning` says why, and None is returned: the caller keeps
+        its result, only the cache misses it."""
         if not isinstance(user_embeddings, Embeddings) or not isinstance(
             item_embeddings, Embeddings
         ):
@@ -354,25 +355,41 @@ class EmbeddingCache:
         payload = {**arrays, "header": np.array(json.dumps(header, default=json_default))}
         buffer = io.BytesIO()
         np.savez(buffer, **payload)
-        return write_atomic(self.path(key), buffer.getvalue())
+        path = self.path(key)
+        try:
+            return write_atomic(path, buffer.getvalue())
+        except OSError as exc:
+            message = (
+                f"cannot store the run in the cache ({os_error_text(exc)}); "
+                "the result is kept, but it will be trained again next time"
+            )
+            _log.warning(message)
+            warnings.warn(message, CacheWarning, stacklevel=2)
+            return None
 
     # ------------------------------------------------------------------ housekeeping
     def entries(self) -> Iterator[Path]:
-        """The entry files now in the folder (temporary files of unfinished writes excluded)."""
+        """The entry files now in the folder (temporary files of unfinished
+        writes, and anything that is not a file, excluded)."""
         if not self.folder.is_dir():
             return iter(())
-        return iter(sorted(p for p in self.folder.glob("*.npz") if not p.name.startswith(".")))
+        return iter(
+            sorted(
+                p for p in self.folder.glob("*.npz") if not p.name.startswith(".") and p.is_file()
+            )
+        )
 
     def __len__(self) -> int:
         return sum(1 for _ in self.entries())
 
     def clear(self) -> int:
-        """Delete every entry and leftover temporary file; returns the number of entries deleted."""
+        """Delete every entry, and the temporary files that killed writers left
+        behind; returns the number of entries deleted. The temporary files of
+        writes still under way (another thread or process storing a run) are
+        left alone, so those writes complete."""
         n = 0
         for p in self.entries():
             p.unlink(missing_ok=True)
             n += 1
-        if self.folder.is_dir():
-            for tmp in self.folder.glob(".*.tmp"):
-                tmp.unlink(missing_ok=True)
+        remove_stale_temps(self.folder, ".*.tmp")
         return n

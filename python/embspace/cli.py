@@ -1,9 +1,10 @@
 """The ``embspace`` command line.
 
 Subcommands: ``demo``, ``datasets list|download|info``, ``train``, ``neighbors``,
-``compare``, ``sweep``, ``tui``. Each has ``--help`` with an example. User errors (bad
-arguments, unknown datasets, missing files, any :class:`EmbspaceError`) print a
-single line ``embspace: error: ...`` on stderr and exit with status 2; ``--json``
+``compare``, ``sweep``, ``tui``. Each has ``--help`` with an example. Errors (bad
+arguments, unknown datasets, missing or damaged files, any :class:`EmbspaceError`,
+and operating-system errors such as a full or read-only disk) print a single
+line ``embspace: error: ...`` on stderr and exit with status 2; ``--json``
 prints only JSON on stdout (progress and notes go to stderr).
 
 Datasets are named as :func:`embspace.datasets.load` accepts them (a registry
@@ -19,11 +20,12 @@ import argparse
 import json
 import os
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from .errors import EmbspaceError, InvalidParameterError
+from .errors import EmbspaceError, InvalidParameterError, os_error_text
 from .jsonio import to_jsonable
 
 __all__ = ["build_parser", "main"]
@@ -791,19 +793,37 @@ def _one_line(exc: BaseException) -> str:
     return message
 
 
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: Any = None,
+    line: str | None = None,
+) -> None:
+    """Warnings as one line ``embspace: warning: ...`` on stderr."""
+    print(f"embspace: warning: {' '.join(str(message).split())}", file=sys.stderr, flush=True)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit status."""
+    """Run the command line; returns the exit status.
+
+    Every failure of a command goes through here, the one place errors are
+    mapped: an :class:`~embspace.errors.EmbspaceError` (bad input, damaged
+    files, failed downloads) and any ``OSError`` (missing file, permission
+    denied, read-only or full disk) print one line ``embspace: error: ...`` on
+    stderr and exit with status 2; Ctrl-C exits with 130. Writes are atomic,
+    so a failure leaves no partial file, and runs already trained stay in the
+    cache (a rerun loads them). Warnings print as one line each."""
     parser = build_parser()
     args = parser.parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
     try:
-        return int(func(args))
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            return int(func(args))
     except EmbspaceError as exc:
         print(f"embspace: error: {_one_line(exc)}", file=sys.stderr)
-        return 2
-    except (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError) as exc:
-        what = f"{exc.strerror}: {exc.filename}" if exc.filename else str(exc)
-        print(f"embspace: error: {what}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("embspace: interrupted", file=sys.stderr)
@@ -813,3 +833,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 0
+    except OSError as exc:
+        print(f"embspace: error: {os_error_text(exc)}", file=sys.stderr)
+        return 2

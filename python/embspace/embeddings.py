@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ._atomic import atomic_writer
+from ._params import check_path
 from .errors import (
     DuplicateEntryError,
     InvalidParameterError,
@@ -30,6 +31,81 @@ from .jsonio import json_default, key_from_json, key_to_json
 __all__ = ["Embeddings", "align"]
 
 _FORMAT = "embspace.embeddings/1"
+
+
+# ---------------------------------------------------------------- file encoding
+# The one encoding of keys, ids and metadata in .npz files, shared by
+# Embeddings.save/load and the run cache (embspace.cache), so that a value
+# comes back the same whichever of the two stored it. Nothing is pickled:
+#
+# ``<prefix>keys``      JSON list of the keys (tuples as lists).
+# ``<prefix>ids``       the ids array as it is, for every dtype numpy stores
+#                       natively (bool, int8..uint64, floats, complex, str,
+#                       bytes, datetimes), so the dtype round-trips;
+# ``<prefix>ids_json``  or, for an object array (string ids of a pandas
+#                       column, tuples), a JSON list of its values, read back
+#                       as an object array of the same values.
+# ``<prefix>metadata``  JSON object.
+
+
+def _json_text(value: Any, what: str) -> np.ndarray:
+    try:
+        return np.array(json.dumps(value, default=json_default))
+    except (TypeError, ValueError) as exc:
+        raise InvalidParameterError(f"the {what} cannot be saved as JSON: {exc}") from None
+
+
+def _json_member(arrays: Mapping[str, np.ndarray], name: str, kind: type) -> Any:
+    """The JSON value of the member ``name``, which must be a ``kind``."""
+    member = arrays[name]
+    if not isinstance(member, np.ndarray) or member.shape != () or member.dtype.kind != "U":
+        raise ValueError(f"{name} is not a JSON text")
+    value = json.loads(str(member))
+    if not isinstance(value, kind):
+        raise ValueError(f"{name} holds a JSON {type(value).__name__}, expected a {kind.__name__}")
+    return value
+
+
+def _object_array(values: list[Any]) -> np.ndarray:
+    """A 1-D object array holding ``values`` as they are (tuples stay tuples)."""
+    out = np.empty(len(values), dtype=object)
+    for i, v in enumerate(values):
+        out[i] = v
+    return out
+
+
+def encode_side(emb: Embeddings, prefix: str = "") -> dict[str, np.ndarray]:
+    """The arrays that store ``emb`` (vectors, keys, ids, metadata), named
+    ``<prefix>vectors`` and so on; :func:`decode_side` reads them back."""
+    arrays = {
+        f"{prefix}vectors": emb.vectors,
+        f"{prefix}keys": _json_text([key_to_json(k) for k in emb.keys], "keys"),
+        f"{prefix}metadata": _json_text(emb.metadata, "metadata"),
+    }
+    if emb.ids is not None:
+        ids = np.asarray(emb.ids)
+        if ids.dtype == object:
+            arrays[f"{prefix}ids_json"] = _json_text([key_to_json(x) for x in ids.tolist()], "ids")
+        elif ids.dtype.hasobject:
+            raise InvalidParameterError(f"ids of dtype {ids.dtype} cannot be saved")
+        else:
+            arrays[f"{prefix}ids"] = ids
+    return arrays
+
+
+def decode_side(arrays: Mapping[str, np.ndarray], prefix: str = "") -> Embeddings:
+    """The :class:`Embeddings` stored by :func:`encode_side`. A member that is
+    missing or of the wrong kind raises ``KeyError`` or ``ValueError`` (the
+    callers turn them into their own errors)."""
+    keys = [key_from_json(k) for k in _json_member(arrays, f"{prefix}keys", list)]
+    metadata = _json_member(arrays, f"{prefix}metadata", dict)
+    ids: np.ndarray | None = None
+    if f"{prefix}ids_json" in arrays:
+        values = _json_member(arrays, f"{prefix}ids_json", list)
+        ids = _object_array([key_from_json(x) for x in values])
+    elif f"{prefix}ids" in arrays:
+        ids = arrays[f"{prefix}ids"]
+    return Embeddings(keys, arrays[f"{prefix}vectors"], ids=ids, metadata=metadata)
 
 
 #: Key types kept as they are (exact types: numpy scalars are converted).
@@ -52,6 +128,8 @@ def _plain_keys(keys: Sequence[Hashable]) -> list[Hashable]:
     """``keys`` as a list of plain Python values (numpy scalars converted)."""
     if isinstance(keys, range):
         return list(keys)
+    if isinstance(keys, (str, bytes)) or not isinstance(keys, Iterable):
+        raise InvalidParameterError(f"keys must be a sequence of keys, got {type(keys).__name__}")
     keys = list(keys)
     # the common cases, checked at C speed: all plain, or all tuples of plain
     types = set(map(type, keys))
@@ -131,6 +209,8 @@ class Embeddings:
                 raise ShapeMismatchError(f"{ids.size} ids for {len(keys)} keys")
         self.keys: list[Hashable] = keys
         self.vectors: np.ndarray = vectors
+        if metadata is not None and not isinstance(metadata, Mapping):
+            raise InvalidParameterError(f"metadata must be a dict, got {type(metadata).__name__}")
         self.ids: np.ndarray | None = ids
         self.metadata: dict[str, Any] = dict(metadata or {})
         self._index = index
@@ -243,6 +323,8 @@ class Embeddings:
         cls, mapping: Mapping[Hashable, Any], *, metadata: Mapping[str, Any] | None = None
     ) -> Embeddings:
         """From ``{key: vector}``; rows follow the mapping's order."""
+        if not isinstance(mapping, Mapping):
+            raise InvalidParameterError(f"from_dict takes a mapping, got {type(mapping).__name__}")
         keys = list(mapping.keys())
         if not keys:
             raise ShapeMismatchError("cannot build embeddings from an empty mapping")
@@ -266,6 +348,10 @@ class Embeddings:
         """From a DataFrame: keys from column(s) ``key`` (a list gives tuple keys)
         or from the index when ``key`` is None; vectors from ``columns`` (default:
         every numeric column that is not a key column)."""
+        if not isinstance(frame, pd.DataFrame):
+            raise InvalidParameterError(
+                f"from_frame takes a pandas DataFrame, got {type(frame).__name__}"
+            )
         if key is None:
             keys = list(frame.index)
             rest = frame
@@ -294,45 +380,49 @@ class Embeddings:
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write to ``path`` (.npz, no pickle) atomically: a temporary file in the
         same folder, renamed over the target once complete."""
-        path = Path(path)
+        path = check_path(path, "path")
         if path.suffix != ".npz":
             path = (
                 path.with_suffix(path.suffix + ".npz") if path.suffix else path.with_suffix(".npz")
             )
-        payload = {
-            "format": np.array(_FORMAT),
-            "vectors": self.vectors,
-            "keys": np.array(json.dumps([key_to_json(k) for k in self.keys])),
-            "metadata": np.array(json.dumps(self.metadata, default=json_default)),
-        }
-        if self.ids is not None:
-            payload["ids"] = self.ids
+        payload = {"format": np.array(_FORMAT), **encode_side(self)}
         with atomic_writer(path) as fh:
             np.savez(fh, **payload)
         return path
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Embeddings:
-        """Read a file written by :meth:`save`. A file that is not one raises
-        :class:`~embspace.errors.DatasetFormatError`, a missing one
-        :class:`~embspace.errors.MissingFileError` (also a ``FileNotFoundError``)."""
+        """Read a file written by :meth:`save`.
+
+        A missing file raises :class:`~embspace.errors.MissingFileError` (also
+        a ``FileNotFoundError``); one that cannot be opened (permissions) its
+        ``OSError``; any file that is not a complete, valid embeddings file
+        (truncated, corrupted, empty, a ``.npy``, members of the wrong type,
+        repeated keys, ...) a :class:`~embspace.errors.DatasetFormatError`."""
         from .errors import DatasetFormatError, MissingFileError
 
-        if not Path(path).is_file():
+        path = check_path(path, "path")
+        if not path.is_file():
             raise MissingFileError(f"{path} does not exist or is not a file")
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                if "format" not in z or str(z["format"]) != _FORMAT:
-                    raise DatasetFormatError(f"{path} is not an embspace embeddings file")
-                keys = [key_from_json(k) for k in json.loads(str(z["keys"]))]
-                vectors = z["vectors"]
-                ids = z["ids"] if "ids" in z else None
-                metadata = json.loads(str(z["metadata"]))
-        except (OSError, ValueError, KeyError, json.JSONDecodeError) as exc:
-            if isinstance(exc, DatasetFormatError):
-                raise
-            raise DatasetFormatError(f"cannot read embeddings from {path}: {exc}") from None
-        return cls(keys, vectors, ids=ids, metadata=metadata)
+        with open(path, "rb") as fh:
+            try:
+                magic = fh.read(6)
+                fh.seek(0)
+                if not magic.startswith(b"PK") and not magic.startswith(b"\x93NUMPY"):
+                    raise ValueError("it is not an .npz (zip) archive" if magic else "it is empty")
+                z = np.load(fh, allow_pickle=False)
+                if not isinstance(z, np.lib.npyio.NpzFile):
+                    raise ValueError("it holds a single array (.npy), not an .npz archive")
+                with z:
+                    if "format" not in z or str(z["format"]) != _FORMAT:
+                        raise ValueError("it has no embspace embeddings format marker")
+                    arrays = {name: z[name] for name in z.files}
+                return decode_side(arrays)
+            except Exception as exc:  # any damage is a format error, never a raw one
+                why = " ".join(str(exc).split()) or type(exc).__name__
+                raise DatasetFormatError(
+                    f"cannot read {path}: not an embspace embeddings file, or a damaged one ({why})"
+                ) from None
 
 
 def align(a: Embeddings, b: Embeddings) -> tuple[Embeddings, Embeddings]:
@@ -341,6 +431,10 @@ def align(a: Embeddings, b: Embeddings) -> tuple[Embeddings, Embeddings]:
     Raises :class:`~embspace.errors.NoSharedKeysError` when they share none.
     When both already have the same keys in the same order they are returned
     unchanged (no copy)."""
+    if not isinstance(a, Embeddings) or not isinstance(b, Embeddings):
+        raise InvalidParameterError(
+            f"align takes two Embeddings, got {type(a).__name__} and {type(b).__name__}"
+        )
     if a.keys == b.keys:
         return a, b
     shared = [i for i, k in enumerate(a.keys) if k in b._index]

@@ -122,3 +122,15 @@ class NotFittedError(EmbspaceError, AttributeError):
 
 class DeviceUnavailableError(EmbspaceError, RuntimeError):
     """``device="gpu"`` was asked for but CuPy or a CUDA device is missing."""
+
+
+def os_error_text(exc: OSError) -> str:
+    """One line for an ``OSError``: ``"No space left on device: /path"`` when
+    it carries an errno text and a file name, else its message (not in
+    ``__all__``: a helper of the CLI and the cache, not an error class)."""
+    if exc.strerror:
+        where = f": {exc.filename}" if exc.filename else ""
+        also = f" -> {exc.filename2}" if getattr(exc, "filename2", None) else ""
+        return f"{exc.strerror}{where}{also}"
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__

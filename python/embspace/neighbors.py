@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from . import _core
+from ._params import check_int
 from ._registry import DeviceRegistry
 from ._threads import check_threads
 from .device import module_for
@@ -79,13 +80,12 @@ def register_knn_backend(device: str, backend: KnnBackend) -> None:
 
 
 def _check_k(k: Any, n: int) -> int:
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
-        raise InvalidParameterError(f"k must be an integer, got {k!r}")
+    k = check_int(k, "k")
     if not 1 <= k <= n - 1:
         raise InvalidParameterError(
             f"k = {k} must lie in [1, n - 1] = [1, {n - 1}] for {n} entities"
         )
-    return int(k)
+    return k
 
 
 def knn(

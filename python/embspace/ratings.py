@@ -8,7 +8,7 @@ the Rust core) and keeps item metadata (title, genres) aligned with the columns.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -19,6 +19,7 @@ import scipy.sparse as sp
 
 from . import _core
 from ._buffers import byte_view
+from ._params import check_int
 from .errors import (
     DuplicateEntryError,
     InvalidParameterError,
@@ -79,25 +80,94 @@ def _fmt_rating(v: float) -> str:
 
 
 def _as_index_array(ids: np.ndarray, column: Hashable = "id") -> tuple[np.ndarray, np.ndarray]:
-    """Contiguous codes (int64) for ``ids`` and the sorted unique ids."""
+    """Contiguous codes (int64) for ``ids`` and the sorted unique ids (of the
+    ids' own dtype)."""
     if ids.dtype.kind in "iu" and ids.size:
         lo, hi = int(ids.min()), int(ids.max())
         if hi - lo <= max(4 * ids.size, 1 << 20):
             # Integer ids in a compact range (MovieLens): a presence table is
             # several times faster than hashing and gives the same result.
-            offsets = (ids - lo).astype(np.int64, copy=False)
+            # Offsets are taken in int64 (unsigned ids in their own type, where
+            # ids - lo cannot underflow), never in a narrow signed type, where
+            # int8 ids -100 and 100 are 200 apart and would wrap.
+            if ids.dtype.kind == "u":
+                offsets = (ids - ids.dtype.type(lo)).astype(np.int64, copy=False)
+            else:
+                offsets = ids.astype(np.int64, copy=False) - lo
             present = np.zeros(hi - lo + 1, dtype=bool)
             present[offsets] = True
             lookup = np.cumsum(present, dtype=np.int64) - 1
-            uniques = (np.flatnonzero(present) + lo).astype(ids.dtype)
+            positions = np.flatnonzero(present)
+            if ids.dtype.kind == "u":
+                uniques = positions.astype(ids.dtype) + ids.dtype.type(lo)
+            else:
+                uniques = (positions + lo).astype(ids.dtype)
             return lookup[offsets], uniques
-    codes, uniques = pd.factorize(pd.Series(ids), sort=True)
+    if ids.dtype == object:
+        check_id_types(ids, column)
+    try:
+        codes, uniques = pd.factorize(pd.Series(ids), sort=True)
+    except (TypeError, ValueError) as exc:
+        raise InvalidParameterError(
+            f"column {column!r} has ids that cannot be keys: {exc}"
+        ) from None
     if (codes < 0).any():
         at = int(np.flatnonzero(codes < 0)[0])
         raise InvalidParameterError(
             f"column {column!r} has a missing id (NaN or None), first at position {at}"
         )
     return codes.astype(np.int64, copy=False), np.asarray(uniques)
+
+
+#: numpy scalar types and the Python type they stand for in an id's type.
+_ID_TYPES = {np.bool_: bool, np.str_: str, np.bytes_: bytes}
+
+
+def _id_type(x: Any) -> Any:
+    """The type signature of one id: its Python type (numpy scalars as the
+    Python type they convert to), a tuple of signatures for a tuple id."""
+    if isinstance(x, tuple):
+        return tuple(_id_type(e) for e in x)
+    if isinstance(x, np.generic):
+        return _ID_TYPES.get(type(x)) or type(x.item())
+    return type(x)
+
+
+def check_id_types(ids: np.ndarray, column: Hashable = "id") -> None:
+    """Refuse ids that cannot be keys: unhashable ones (lists, dicts), missing
+    ones (None, NaN), and a column that mixes types (``1`` and ``"1"``, or
+    ``1``, ``1.0`` and ``True``, which compare equal and would merge):
+    :class:`~embspace.errors.InvalidParameterError` naming the first offender."""
+    flat = list(ids)
+    for at, x in enumerate(flat):
+        try:
+            hash(x)
+        except TypeError:
+            raise InvalidParameterError(
+                f"column {column!r} has an unhashable id {x!r} ({type(x).__name__}) "
+                f"at position {at}"
+            ) from None
+    missing = pd.isna(ids)
+    if np.ndim(missing) == 1 and missing.any():
+        at = int(np.flatnonzero(missing)[0])
+        raise InvalidParameterError(
+            f"column {column!r} has a missing id (NaN or None), first at position {at}"
+        )
+    if len(set(map(type, flat))) <= 1 and not (flat and isinstance(flat[0], tuple)):
+        return  # one plain type: the common case, at C speed
+    first = _id_type(flat[0])
+    for at, x in enumerate(flat):
+        if _id_type(x) != first:
+            raise InvalidParameterError(
+                f"column {column!r} mixes id types: {flat[0]!r} of type {_type_text(first)} and "
+                f"{x!r} of type {_type_text(_id_type(x))} at position {at}; use one type for every id"
+            )
+
+
+def _type_text(signature: Any) -> str:
+    if isinstance(signature, tuple):
+        return "(" + ", ".join(_type_text(s) for s in signature) + ")"
+    return signature.__name__
 
 
 def _describe_repeat(
@@ -150,15 +220,18 @@ class Ratings:
         if not sp.issparse(matrix):
             raise InvalidParameterError("matrix must be a scipy sparse matrix")
         matrix = _canonical_csr(matrix, duplicates)
-        self.user_ids = np.asarray(user_ids)
-        self.item_ids = np.asarray(item_ids)
+        self.user_ids = _id_array(user_ids)
+        self.item_ids = _id_array(item_ids)
         if self.user_ids.shape != (matrix.shape[0],) or self.item_ids.shape != (matrix.shape[1],):
             raise ShapeMismatchError(
                 f"matrix is {matrix.shape[0]} x {matrix.shape[1]} but got "
                 f"{self.user_ids.size} user ids and {self.item_ids.size} item ids"
             )
-        if pd.Index(self.user_ids).has_duplicates or pd.Index(self.item_ids).has_duplicates:
-            raise InvalidParameterError("user ids and item ids must be unique")
+        for what, ids in (("user ids", self.user_ids), ("item ids", self.item_ids)):
+            if ids.dtype == object:
+                check_id_types(ids, what)
+            if pd.Index(ids).has_duplicates:
+                raise InvalidParameterError("user ids and item ids must be unique")
         self.matrix = matrix
         self.name = name
         self.item_metadata = item_metadata
@@ -184,6 +257,10 @@ class Ratings:
         :class:`~embspace.errors.DuplicateEntryError` unless ``duplicates`` is
         one of ``first``, ``last``, ``sum``, ``mean``, ``max``.
         """
+        if not isinstance(frame, pd.DataFrame):
+            raise InvalidParameterError(
+                f"from_frame takes a pandas DataFrame, got {type(frame).__name__}"
+            )
         missing = [c for c in (user, item, rating) if c not in frame.columns]
         if missing:
             raise InvalidParameterError(
@@ -194,9 +271,12 @@ class Ratings:
                 f"duplicates must be one of {DUPLICATE_POLICIES}, got {duplicates!r}"
             )
         try:
-            values = pd.to_numeric(frame[rating], errors="raise").to_numpy(np.float32)
+            numeric = pd.to_numeric(frame[rating], errors="raise")
         except (TypeError, ValueError) as exc:
             raise InvalidParameterError(f"rating column {rating!r} is not numeric: {exc}") from None
+        _check_real(numeric.dtype, f"rating column {rating!r}")
+        wide = numeric.to_numpy(np.float64)
+        values = _float32(wide)
         rows, user_ids = _as_index_array(frame[user].to_numpy(), user)
         cols, item_ids = _as_index_array(frame[item].to_numpy(), item)
         try:
@@ -205,14 +285,17 @@ class Ratings:
             )
         except NonFiniteError:
             at = int(np.flatnonzero(~np.isfinite(values))[0])
+            beyond = " in float32" if np.isfinite(wide[at]) else ""
             raise NonFiniteError(
-                f"rating {values[at]} of user {_plain(user_ids[rows[at]])!r}, item "
-                f"{_plain(item_ids[cols[at]])!r} (table row {_plain(frame.index[at])!r}) is not finite"
+                f"rating {wide[at]} of user {_plain(user_ids[rows[at]])!r}, item "
+                f"{_plain(item_ids[cols[at]])!r} (table row {_plain(frame.index[at])!r}) "
+                f"is not finite{beyond}"
             ) from None
         except DuplicateEntryError:
             raise DuplicateEntryError(
                 _describe_repeat(frame.index, rows, cols, len(item_ids), user_ids, item_ids)
             ) from None
+        _check_combined(data, duplicates)
         matrix = sp.csr_matrix(
             (data, indices, indptr), shape=(len(user_ids), len(item_ids)), copy=False
         )
@@ -283,8 +366,8 @@ class Ratings:
         minimum count removes them from a comparison (see
         :func:`embspace.measures.compare`'s tie report).
         """
-        lo_u = _check_min_count(min_user_ratings, "min_user_ratings")
-        lo_i = _check_min_count(min_item_ratings, "min_item_ratings")
+        lo_u = check_int(min_user_ratings, "min_user_ratings", minimum=1)
+        lo_i = check_int(min_item_ratings, "min_item_ratings", minimum=1)
         m = self.matrix
         users = np.arange(self.n_users)
         items = np.arange(self.n_items)
@@ -375,13 +458,19 @@ class Ratings:
 
     @cached_property
     def fingerprint(self) -> str:
-        """sha256 (hex) of the matrix and ids: equal data gives equal fingerprints."""
+        """sha256 (hex) of the matrix and the keys: equal data gives equal
+        fingerprints, and keys of different types differ (user ``0`` is not user
+        ``"0"``). Keys enter by ``repr``, which writes an int (or a tuple of
+        strings) as ``str`` does and a string quoted, so data keyed by integers
+        or by ``(title, genres)`` keeps its earlier fingerprint while string
+        keys no longer collide with integers. numpy scalars count as the Python
+        values they convert to (``np.int8(3)`` is ``3``), as the keys do."""
         h = hashlib.sha256()
         for arr in self.csr_arrays():
             h.update(byte_view(arr))
         h.update(repr(self.shape).encode())
-        h.update("\x1f".join(map(str, self.user_ids)).encode())
-        h.update("\x1e".join(map(str, self.item_keys)).encode())
+        h.update("\x1f".join(map(repr, self.user_keys)).encode())
+        h.update("\x1e".join(map(repr, self.item_keys)).encode())
         return h.hexdigest()
 
     def summary(self) -> RatingsSummary:
@@ -431,11 +520,12 @@ def _canonical_csr(matrix: sp.spmatrix, duplicates: str) -> sp.csr_matrix:
         raise InvalidParameterError(
             f"duplicates must be one of {DUPLICATE_POLICIES}, got {duplicates!r}"
         )
+    _check_real(matrix.dtype, "the ratings matrix")
     if sp.isspmatrix_csr(matrix) or isinstance(matrix, sp.csr_array):
         if matrix.has_canonical_format:
-            m = sp.csr_matrix(matrix, dtype=np.float32)
+            m = sp.csr_matrix((_float32(matrix.data), matrix.indices, matrix.indptr), matrix.shape)
             if not np.isfinite(m.data).all():
-                raise NonFiniteError("ratings contain NaN or infinite values")
+                raise NonFiniteError("ratings contain NaN or infinite values (in float32)")
             return m
     coo = sp.coo_matrix(matrix)
     n_rows, n_cols = coo.shape
@@ -444,9 +534,10 @@ def _canonical_csr(matrix: sp.spmatrix, duplicates: str) -> sp.csr_matrix:
         n_cols,
         coo.row.astype(np.int64),
         coo.col.astype(np.int64),
-        np.ascontiguousarray(coo.data, dtype=np.float32),
+        _float32(coo.data),
         duplicates,
     )
+    _check_combined(data, duplicates)
     return sp.csr_matrix((data, indices, indptr), shape=(n_rows, n_cols), copy=False)
 
 
@@ -454,6 +545,47 @@ def _check_min_count(value: Any, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise InvalidParameterError(f"{name} must be an integer >= 1, got {value!r}")
     return int(value)
+
+
+def _float32(values: np.ndarray) -> np.ndarray:
+    """``values`` as contiguous float32; a value beyond the float32 range
+    becomes infinite (no overflow warning) and is then refused as not finite."""
+    with np.errstate(over="ignore"):
+        return np.ascontiguousarray(values, dtype=np.float32)
+
+
+def _check_combined(data: np.ndarray, duplicates: str) -> None:
+    """Finite inputs combined by ``duplicates="sum"`` (or ``"mean"``, which
+    sums as it goes) can overflow float32: refuse the result rather than
+    store an infinite rating."""
+    if not np.isfinite(data).all():
+        raise NonFiniteError(
+            f"combining repeated entries (duplicates={duplicates!r}) overflows float32"
+        )
+
+
+def _id_array(ids: Any) -> np.ndarray:
+    """``ids`` as a 1-D array; tuple ids stay tuples (one object per id), not
+    a 2-D array."""
+    if isinstance(ids, np.ndarray):
+        return ids
+    if isinstance(ids, (str, bytes)) or not isinstance(ids, Iterable):
+        raise InvalidParameterError(f"ids must be a sequence, got {type(ids).__name__}")
+    ids = list(ids)
+    if any(isinstance(x, tuple) for x in ids):
+        out = np.empty(len(ids), dtype=object)
+        for i, x in enumerate(ids):
+            out[i] = x
+        return out
+    return np.asarray(ids)
+
+
+def _check_real(dtype: np.dtype, what: str) -> None:
+    """Ratings are real numbers: a complex (or non-numeric) dtype is refused
+    rather than silently cut to its real part."""
+    if dtype.kind not in "biuf":
+        kind = "complex" if dtype.kind == "c" else "not numeric"
+        raise InvalidParameterError(f"{what} is {kind} (dtype {dtype}); ratings must be real")
 
 
 def _plain(x: Any) -> Hashable:

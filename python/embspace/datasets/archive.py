@@ -2,8 +2,11 @@
 
 Every member is checked before anything is written: no absolute paths or
 drive letters, no ``..`` components, no symlinks or other non-regular members,
-no repeated names, and the archive must not expand past a bound (total bytes,
-and the compression ratio of large members and of the whole archive). The
+no repeated names, no file whose path is also a folder of another member, only
+compression methods this Python can read, and the archive must not expand past
+a bound (total bytes, and the compression ratio of large members and of the
+whole archive). Damaged data found while extracting (a bad CRC, corrupted
+deflate, lzma or bzip2 streams) is a :class:`~embspace.errors.DatasetFormatError`. The
 members are then written into a temporary folder beside the destination and
 that folder is renamed onto the destination, so the destination either does
 not exist or is complete.
@@ -11,11 +14,13 @@ not exist or is complete.
 
 from __future__ import annotations
 
+import lzma
 import os
 import shutil
 import stat
 import tempfile
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
@@ -36,6 +41,26 @@ MAX_MEMBERS = 100_000
 # Members smaller than this may compress arbitrarily well (tiny repetitive files).
 _RATIO_FLOOR = 1 << 20
 _CHUNK = 1 << 20
+#: Compression methods zipfile reads (the others raise NotImplementedError).
+_METHODS = {
+    zipfile.ZIP_STORED: "stored",
+    zipfile.ZIP_DEFLATED: "deflate",
+    zipfile.ZIP_BZIP2: "bzip2",
+    zipfile.ZIP_LZMA: "lzma",
+}
+#: What reading a damaged member raises (bz2 reports bad data as OSError or
+#: ValueError; errors while *writing* the extracted files are not caught).
+_DAMAGE = (
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    EOFError,
+    zlib.error,
+    lzma.LZMAError,
+    OSError,
+    ValueError,
+    NotImplementedError,
+    RuntimeError,
+)
 
 
 @dataclass(frozen=True)
@@ -73,6 +98,8 @@ def check_archive(
         raise UnsafeArchiveError(f"archive has {len(infos):,} members, more than {max_members:,}")
     members: list[_Member] = []
     seen: set[tuple[str, ...]] = set()
+    files: dict[tuple[str, ...], str] = {}
+    folders: dict[tuple[str, ...], str] = {}
     total = compressed = 0
     for info in infos:
         parts = _safe_parts(info.filename)
@@ -94,6 +121,21 @@ def check_archive(
         if parts in seen:
             raise UnsafeArchiveError(f"archive member {info.filename!r} occurs more than once")
         seen.add(parts)
+        if not is_dir and info.compress_type not in _METHODS:
+            raise DatasetFormatError(
+                f"archive member {info.filename!r} uses compression method "
+                f"{info.compress_type}, which cannot be read (supported: "
+                f"{', '.join(_METHODS.values())})"
+            )
+        # a path that is a file for one member and a folder for another
+        for depth in range(1, len(parts) + (1 if is_dir else 0)):
+            folders.setdefault(parts[:depth], info.filename)
+            if parts[:depth] in files:
+                _clash(files[parts[:depth]], info.filename)
+        if not is_dir:
+            if parts in folders:
+                _clash(info.filename, folders[parts])
+            files[parts] = info.filename
         if info.file_size > _RATIO_FLOOR and info.file_size > max_ratio * max(
             info.compress_size, 1
         ):
@@ -114,6 +156,12 @@ def check_archive(
             f"more than the bound {max_ratio:g}x"
         )
     return members
+
+
+def _clash(file: str, other: str) -> None:
+    raise UnsafeArchiveError(
+        f"archive member {file!r} is a file, but {other!r} needs that path as a folder"
+    )
 
 
 def extract_archive(
@@ -169,7 +217,7 @@ def extract_archive(
             except OSError:
                 if not dest.is_dir():
                     raise
-        except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError) as exc:
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, zlib.error) as exc:
             raise DatasetFormatError(f"{zip_path} is a damaged zip archive: {exc}") from None
         finally:
             shutil.rmtree(work, ignore_errors=True)
@@ -180,8 +228,19 @@ def _copy_member(zf: zipfile.ZipFile, member: _Member, target: Path, budget: int
     """Write one member; refuse it if it yields more bytes than declared or than ``budget``."""
     written = 0
     limit = min(member.info.file_size, budget)
-    with zf.open(member.info) as src, open(target, "xb") as out:
-        while chunk := src.read(_CHUNK):
+    name = member.info.filename
+    try:
+        src = zf.open(member.info)
+    except _DAMAGE as exc:
+        raise DatasetFormatError(f"archive member {name!r} cannot be read: {exc}") from None
+    with src, open(target, "xb") as out:
+        while True:
+            try:
+                chunk = src.read(_CHUNK)
+            except _DAMAGE as exc:
+                raise DatasetFormatError(f"archive member {name!r} is damaged: {exc}") from None
+            if not chunk:
+                break
             written += len(chunk)
             if written > limit:
                 raise UnsafeArchiveError(

@@ -34,6 +34,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .. import _core
+from .._params import check_int, check_number
 from ..errors import InvalidParameterError
 from ..ratings import Ratings
 
@@ -265,17 +266,11 @@ def synthetic(
 
 # ------------------------------------------------------------------ parameters
 def _seed_entropy(seed: int) -> int:
-    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise InvalidParameterError(f"seed must be a non-negative integer, got {seed!r}")
-    return int(seed)
+    return check_int(seed, "seed", minimum=0)
 
 
 def _positive_int(value: object, what: str, minimum: int = 1) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise InvalidParameterError(f"{what} must be an integer, got {value!r}")
-    if value < minimum:
-        raise InvalidParameterError(f"{what} must be at least {minimum}, got {value}")
-    return int(value)
+    return check_int(value, what, minimum=minimum)
 
 
 def _resolve_shape(
@@ -339,15 +334,9 @@ def _check_params(
         ("half_star_fraction", half_star_fraction, 0.0, 1.0, True),
     )
     for what, value, low, high, low_ok in checks:
-        try:
-            v = float(value)
-        except (TypeError, ValueError):
-            raise InvalidParameterError(f"{what} must be a number, got {value!r}") from None
-        if not math.isfinite(v) or v > high or v < low or (v == low and not low_ok):
-            bracket = "[" if low_ok else "("
-            raise InvalidParameterError(
-                f"{what} must be in {bracket}{low:g}, {high:g}], got {value!r}"
-            )
+        check_number(
+            value, what, low=low, high=None if math.isinf(high) else high, low_open=not low_ok
+        )
 
 
 # ------------------------------------------------------------------ structure

@@ -16,6 +16,12 @@ Formats:
     (``MovieID::Title::Genres``), latin-1.
 ``csv`` (ml-latest-small, ml-latest, ml-20m, ml-25m)
     ``ratings.csv`` and ``movies.csv`` with headers, UTF-8, quoted titles.
+
+The item files are decoded by one rule (:func:`text_encoding`), whatever the
+format's official encoding: UTF-8 when the bytes are valid UTF-8 (a byte-order
+mark is dropped), else latin-1. A folder re-saved as UTF-8 then reads
+``Amélie`` as ``Amélie``, not ``AmÃ©lie``, and the official latin-1 files, which
+are not valid UTF-8 as soon as they hold an accent, read as before.
 """
 
 from __future__ import annotations
@@ -32,12 +38,14 @@ from ..errors import DatasetFormatError, MissingFileError
 
 __all__ = [
     "ML100K_GENRES",
+    "decode_text",
     "detect_format",
     "read_csv_folder",
     "read_folder",
     "read_ml1m",
     "read_ml100k",
     "resolve_folder",
+    "text_encoding",
 ]
 
 #: The 19 genres of ml-100k, in the order of its ``u.genre`` and ``u.item`` flags.
@@ -68,6 +76,20 @@ _RATING_DTYPES = {"userId": "int64", "movieId": "int64", "rating": "float32"}
 _MARKERS = {"csv": "ratings.csv", "ml-100k": "u.data", "ml-1m": "ratings.dat"}
 
 Frames = tuple[pd.DataFrame, pd.DataFrame | None]
+
+
+def decode_text(raw: bytes) -> tuple[str, str]:
+    """``(text, encoding)``: ``raw`` as UTF-8 when it is valid UTF-8 (a leading
+    byte-order mark dropped), else as latin-1 (which decodes any bytes)."""
+    try:
+        return raw.decode("utf-8-sig"), "utf-8-sig"
+    except UnicodeDecodeError:
+        return raw.decode("latin-1"), "latin-1"
+
+
+def text_encoding(path: Path) -> str:
+    """The encoding :func:`decode_text` picks for the file ``path``."""
+    return decode_text(path.read_bytes())[1]
 
 
 def _format_in(folder: Path) -> str | None:
@@ -143,7 +165,7 @@ def read_csv_folder(folder: str | os.PathLike[str], *, engine: str | None = None
             dtype={"movieId": "int64", "title": str, "genres": str},
             keep_default_na=False,
             na_values=[],
-            encoding="utf-8",
+            encoding=text_encoding(movies),
             engine="c",
         )
     except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
@@ -160,13 +182,13 @@ def read_ml100k(folder: str | os.PathLike[str]) -> Frames:
     if not item_path.is_file():
         return ratings, None
     genres = _ml100k_genres(folder / "u.genre")
+    text, _ = decode_text(item_path.read_bytes())
     try:
         raw = pd.read_csv(
-            item_path,
+            io.StringIO(text),
             sep="|",
             header=None,
             dtype=str,
-            encoding="latin-1",
             quoting=csv.QUOTE_NONE,
             keep_default_na=False,
             na_values=[],
@@ -201,7 +223,7 @@ def _ml100k_genres(path: Path) -> tuple[str, ...]:
     if not path.is_file():
         return ML100K_GENRES
     pairs: list[tuple[int, str]] = []
-    for line in path.read_text(encoding="latin-1").splitlines():
+    for line in decode_text(path.read_bytes())[0].splitlines():
         if not line.strip():
             continue
         name, sep, index = line.rpartition("|")
@@ -216,7 +238,8 @@ def _ml100k_genres(path: Path) -> tuple[str, ...]:
 
 # ------------------------------------------------------------------------- ml-1m
 def read_ml1m(folder: str | os.PathLike[str]) -> Frames:
-    """``ratings.dat`` (+ ``movies.dat``) of ml-1m / ml-10m (``::`` separated, latin-1)."""
+    """``ratings.dat`` (+ ``movies.dat``) of ml-1m / ml-10m (``::`` separated;
+    ``movies.dat`` latin-1 officially, UTF-8 when it decodes as UTF-8)."""
     folder = Path(folder)
     ratings = _read_numeric(folder / "ratings.dat", "::")
     movies = folder / "movies.dat"
@@ -225,7 +248,7 @@ def read_ml1m(folder: str | os.PathLike[str]) -> Frames:
     ids: list[int] = []
     titles: list[str] = []
     genres: list[str] = []
-    for number, line in enumerate(movies.read_bytes().decode("latin-1").splitlines(), 1):
+    for number, line in enumerate(decode_text(movies.read_bytes())[0].splitlines(), 1):
         if not line.strip():
             continue
         # id::title::genres; the title may itself hold ':' (even a trailing one),

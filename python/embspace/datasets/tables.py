@@ -10,6 +10,7 @@ no header, or as told with ``user=``, ``item=``, ``rating=``.
 from __future__ import annotations
 
 import bz2
+import codecs
 import gzip
 import io
 import lzma
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from .._params import check_path
 from ..errors import DatasetFormatError, InvalidParameterError, MissingFileError
 from ..ratings import DUPLICATE_POLICIES, Ratings
 
@@ -147,6 +149,29 @@ def _is_parquet(path: Path) -> bool:
         return fh.read(4) == b"PAR1"
 
 
+def _check_text_options(sep: object, encoding: object) -> None:
+    """``sep``: None or a non-empty string; ``encoding``: None or a codec name
+    Python knows; else an InvalidParameterError (not pandas' ValueError or
+    Python's LookupError from deep inside the reader)."""
+    if sep is not None and (not isinstance(sep, str) or not sep):
+        raise InvalidParameterError(f"sep must be a non-empty string, got {sep!r}")
+    if encoding is not None:
+        if not isinstance(encoding, str):
+            raise InvalidParameterError(f"encoding must be a codec name, got {encoding!r}")
+        try:
+            codecs.lookup(encoding)
+        except LookupError:
+            raise InvalidParameterError(f"unknown encoding {encoding!r}") from None
+
+
+def _as_path(path: object, what: str = "path") -> Path:
+    if not isinstance(path, (str, os.PathLike)):
+        raise InvalidParameterError(
+            f"{what} must be a file path or a pandas DataFrame, got {type(path).__name__}"
+        )
+    return check_path(path, what)
+
+
 def read_table(
     path: str | os.PathLike[str], *, sep: str | None = None, encoding: str | None = None
 ) -> tuple[pd.DataFrame, bool]:
@@ -159,7 +184,8 @@ def read_table(
 
     Returns ``(frame, has_header)``; without a header columns are 0, 1, 2, ...
     """
-    path = Path(path)
+    _check_text_options(sep, encoding)
+    path = _as_path(path)
     if not path.is_file():
         raise DatasetFormatError(f"{path} is not a file")
     if _is_parquet(path):
@@ -253,12 +279,15 @@ def ratings_from_table(
         raise InvalidParameterError(
             f"duplicates must be one of {DUPLICATE_POLICIES}, got {duplicates!r}"
         )
+    _check_text_options(sep, encoding)
+    if items is not None and not isinstance(items, pd.DataFrame):
+        raise InvalidParameterError(f"items must be a pandas DataFrame, got {type(items).__name__}")
     if isinstance(path_or_frame, pd.DataFrame):
         frame, positional = path_or_frame, False
         if not any(isinstance(c, str) for c in frame.columns):
             positional = True  # integer column labels: a frame read without header
     else:
-        path = Path(path_or_frame)
+        path = _as_path(path_or_frame, "path_or_frame")
         if path.is_dir():
             raise DatasetFormatError(f"{path} is a folder, not a table file")
         if not path.exists():

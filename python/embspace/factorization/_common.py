@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from .._params import check_int
 from .._threads import check_threads
 from ..errors import InvalidParameterError, NotFittedError
 from ..ratings import Ratings
@@ -45,15 +46,6 @@ def as_ratings(X: Any) -> Ratings:
     raise InvalidParameterError(
         f"expected embspace.Ratings or a scipy sparse matrix, got {type(X).__name__}"
     )
-
-
-def check_int(value: Any, name: str, minimum: int) -> int:
-    """``value`` as an int >= ``minimum`` (bools are refused)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise InvalidParameterError(f"{name} must be an integer, got {value!r}")
-    if value < minimum:
-        raise InvalidParameterError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
 
 
 def check_seed(random_state: Any) -> tuple[np.random.Generator, int | None]:

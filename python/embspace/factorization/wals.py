@@ -7,8 +7,14 @@ The loss, for ratings ``A`` (observed set ``O``), factors ``U`` (users) and
       + w0 sum_{(i,j) not in O} (u_i . v_j)^2 + lambda (|U|^2 + |V|^2)
 
 One iteration solves every user row exactly with ``V`` fixed, then every
-item row with ``U`` fixed (each an exact block minimisation, so the loss
-never increases). The work is done by the backend of the device
+item row with ``U`` fixed (each an exact block minimisation, so in exact
+arithmetic the loss never increases). Factors are stored in float32: on an
+ill-conditioned problem (ratings around 1e6 with little regularization, rows
+whose normal equations have a condition number past ~1e7) rounding can make
+a half-sweep raise the loss, above all with ``solver="cg"``, whose few
+warm-started steps cannot shrink the poorly determined directions;
+:meth:`WALS.fit` then warns (:class:`~embspace.errors.EmbspaceWarning`) instead
+of passing it by. The work is done by the backend of the device
 (:mod:`.backends`: the Rust core on the CPU, the array-module code on a GPU).
 Every backend starts from :func:`initial_factors` (the same starting point on
 every device for a seed) and the weights of :mod:`.weights`.
@@ -17,14 +23,16 @@ every device for a seed) and the weights of :mod:`.weights`.
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
 from sklearn.base import BaseEstimator
 
+from .._params import check_number
 from ..embeddings import Embeddings
-from ..errors import InvalidParameterError
+from ..errors import EmbspaceWarning, InvalidParameterError
 from ..ratings import Ratings
 from ._common import (
     FittedAttributes,
@@ -115,12 +123,15 @@ class WALS(FittedAttributes, BaseEstimator):
     solver : "cholesky" or "cg"
         Exact solve of each row's normal equations (default), or ``cg_steps``
         conjugate-gradient steps warm-started from the current factor.
+        Both raise :class:`~embspace.errors.NumericalError` on a singular
+        row system (possible only with ``regularization=0``). On an
+        ill-conditioned problem ``"cg"`` can raise the loss; ``fit`` warns.
     cg_steps : int
         Steps of the ``"cg"`` solver.
     regularization_scaling : "none" or "count"
         ``"count"`` scales lambda by each row's number of ratings (Spark ALS).
     init_scale : float or None
-        Standard deviation of the normal initialisation; None means
+        Standard deviation (> 0) of the normal initialisation; None means
         ``1 / sqrt(factors)``. (TensorFlow's ``WALSModel`` draws from N(0, 1),
         which is ``init_scale=1.0``.) With the exact solver the user factors are
         solved first, so only the item factors' starting point matters.
@@ -213,7 +224,8 @@ class WALS(FittedAttributes, BaseEstimator):
             )
         threads = check_threads(self.num_threads)
         scale = 1.0 / np.sqrt(k) if self.init_scale is None else self.init_scale
-        scale = _nonnegative(scale, "init_scale")
+        # a zero scale starts (and, both sides being zero, stays) at U = V = 0
+        scale = check_number(scale, "init_scale", low=0.0, low_open=True)
         by_user = ratings.csr_arrays("user")
         by_item = ratings.csr_arrays("item")
         item_counts = np.diff(by_item[0])
@@ -283,6 +295,7 @@ class WALS(FittedAttributes, BaseEstimator):
             for it in range(1, iterations + 1):
                 history.append(backend.half_sweep("users").total)
                 history.append(backend.half_sweep("items").total)
+                _warn_on_rise(history, it, self.solver)
                 done = it
                 kept = backend.checkpoint()
                 bar.update(1)
@@ -333,18 +346,46 @@ class WALS(FittedAttributes, BaseEstimator):
         self.fit_time_ = time.perf_counter() - t0
 
 
-def _nonnegative(value: Any, name: str) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise InvalidParameterError(f"{name} must be a number, got {value!r}") from None
-    if not np.isfinite(v):
-        from ..errors import NonFiniteError
+#: A half-sweep raises the loss when it exceeds the previous value by more
+#: than this fraction of it plus :data:`_RISE_ATOL` times the starting loss
+#: (rounding noise of a loss near zero is not a rise).
+_RISE_RTOL = 1e-4
+_RISE_ATOL = 1e-7
 
-        raise NonFiniteError(f"{name} must be finite, got {v}")
-    if v < 0:
-        raise InvalidParameterError(f"{name} must be >= 0, got {v}")
-    return v
+
+def _first_rise(history: list[float]) -> int | None:
+    """The index of the first loss in ``history`` that rose past the tolerance."""
+    floor = _RISE_ATOL * abs(history[0])
+    for t in range(1, len(history)):
+        if history[t] > history[t - 1] + _RISE_RTOL * abs(history[t - 1]) + floor:
+            return t
+    return None
+
+
+def _warn_on_rise(history: list[float], iteration: int, solver: str) -> None:
+    """Warn, once per fit, when a half-sweep of ``iteration`` (the last two
+    entries of ``history``) raised the loss."""
+    t = _first_rise(history)
+    if t is None or t < len(history) - 2:
+        return
+    side = "users" if t == len(history) - 2 else "items"
+    why = (
+        "the conjugate-gradient steps work in float32 and cannot resolve rows whose "
+        "normal equations are ill-conditioned; use solver='cholesky' or a larger regularization"
+        if solver == "cg"
+        else "float32 rounding dominates this problem (very large ratings or almost no "
+        "regularization); rescale the ratings or raise the regularization"
+    )
+    warnings.warn(
+        f"WALS loss rose from {history[t - 1]:.6g} to {history[t]:.6g} in the {side} "
+        f"half-sweep of iteration {iteration}: {why}",
+        EmbspaceWarning,
+        stacklevel=3,
+    )
+
+
+def _nonnegative(value: Any, name: str) -> float:
+    return check_number(value, name, low=0.0)
 
 
 def _progress_bar(total: int, enabled: bool) -> Any:

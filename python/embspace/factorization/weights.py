@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from .._params import check_number
 from ..errors import InvalidParameterError, NonFiniteError, ShapeMismatchError
 
 __all__ = ["WEIGHT_OPTIONS", "col_weights", "row_weights", "validate_weights"]
@@ -53,15 +54,7 @@ def validate_weights(values: Any, n: int, name: str) -> np.ndarray:
 
 
 def _check_scalar(value: Any, name: str, *, nonnegative: bool) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise InvalidParameterError(f"{name} must be a number, got {value!r}") from None
-    if not np.isfinite(v):
-        raise NonFiniteError(f"{name} must be finite, got {v}")
-    if nonnegative and v < 0:
-        raise InvalidParameterError(f"{name} must be >= 0, got {v}")
-    return v
+    return check_number(value, name, low=0.0 if nonnegative else None)
 
 
 def col_weights(

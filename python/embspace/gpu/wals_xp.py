@@ -57,6 +57,10 @@ CsrArrays = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 #: Accepted values of ``solver``.
 SOLVERS = ("cholesky", "cg")
+#: With zero regularization a CG direction whose curvature ``p.Ap / p.p`` is at
+#: most this fraction of the mean diagonal of ``A`` shows a singular system (the
+#: Rust core's ``SINGULAR_RTOL``, its Cholesky pivot tolerance).
+SINGULAR_RTOL = 64.0 * float(np.finfo(np.float32).eps)
 
 #: Loss terms ``(observed, unobserved, regularization)`` (Python floats).
 LossTuple = tuple[float, float, float]
@@ -408,7 +412,15 @@ class WalsXp:
                 lam_rows = float(self.lam) * side.counts[batch.rows].astype(np.float64)
                 systems += lam_rows[:, None, None] * eye
             if self.solver == "cg":
-                x = _cg(xp, systems, rhs, out[batch.rows].astype(np.float64), self.cg_steps)
+                floor = None
+                if float(self.lam) == 0.0:
+                    # as the Rust solver: fewer ratings than factors and w0 = 0
+                    # is singular outright, else the curvature test in _cg
+                    if float(self.w0) == 0.0 and int(batch.counts.min()) < k:
+                        raise NumericalError(_SINGULAR_CG)
+                    trace = xp.trace(systems, axis1=1, axis2=2)
+                    floor = SINGULAR_RTOL * trace / k
+                x = _cg(xp, systems, rhs, out[batch.rows].astype(np.float64), self.cg_steps, floor)
             else:
                 x = cholesky_solve(xp, systems, rhs)
             x32 = x.astype(np.float32)
@@ -480,11 +492,19 @@ class WalsXp:
         )
 
 
-def _cg(xp: ModuleType, a: Any, b: Any, x: Any, steps: int) -> Any:
+_SINGULAR_CG = (
+    "a system of the batch is singular (conjugate gradient): use regularization > 0 "
+    "(or unobserved_weight > 0)"
+)
+
+
+def _cg(xp: ModuleType, a: Any, b: Any, x: Any, steps: int, floor: Any = None) -> Any:
     """``steps`` conjugate-gradient steps on every system ``a[i] x = b[i]`` of the
     stack (float64), warm-started from ``x``. A system stops (keeps its current
     ``x``) once its residual is zero or its curvature ``p.Ap`` is not positive,
-    like the Rust solver."""
+    like the Rust solver. ``floor`` (per system, given with zero
+    regularization) is the singularity test: a direction with ``p.Ap <= floor
+    p.p`` raises :class:`~embspace.errors.NumericalError`."""
     r = b - xp.matmul(a, x[:, :, None])[:, :, 0]
     p = r.copy()
     rs = (r * r).sum(axis=1)
@@ -492,6 +512,8 @@ def _cg(xp: ModuleType, a: Any, b: Any, x: Any, steps: int) -> Any:
     for _ in range(steps):
         ap = xp.matmul(a, p[:, :, None])[:, :, 0]
         pap = (p * ap).sum(axis=1)
+        if floor is not None and bool((active & (pap <= floor * (p * p).sum(axis=1))).any()):
+            raise NumericalError(_SINGULAR_CG)
         active = active & xp.isfinite(pap) & (pap > 0)
         alpha = xp.where(active, rs / xp.where(active, pap, 1.0), 0.0)
         x = x + alpha[:, None] * p

@@ -56,8 +56,13 @@ def as_pair(
     """``A`` and ``B`` as float64 arrays of ``xp``, checked: 2-D, the same number
     of rows (at least ``min_n``), at least one column, the same number of columns
     when ``equal_d``, every value finite."""
-    A = xp.asarray(A, dtype=xp.float64)
-    B = xp.asarray(B, dtype=xp.float64)
+    try:
+        A = xp.asarray(A, dtype=xp.float64)
+        B = xp.asarray(B, dtype=xp.float64)
+    except (TypeError, ValueError) as exc:
+        raise InvalidParameterError(
+            f"{name}: A and B must be numeric n x d arrays ({exc})"
+        ) from None
     for side, X in (("A", A), ("B", B)):
         if X.ndim != 2:
             raise ShapeMismatchError(

@@ -84,10 +84,10 @@ def svcca(A: Any, B: Any, *, threshold: float = 0.99, xp: ModuleType = np) -> Me
 
     Cost: O(n (d_a^2 + d_b^2)) for the two thin SVDs plus O(n r_a r_b).
     """
-    from ..errors import InvalidParameterError, NumericalError
+    from .._params import check_number
+    from ..errors import NumericalError
 
-    if not 0.0 < float(threshold) <= 1.0:
-        raise InvalidParameterError(f"svcca: threshold must lie in (0, 1], got {threshold!r}")
+    threshold = check_number(threshold, "svcca: threshold", low=0.0, high=1.0, low_open=True)
     A, B = as_pair(A, B, xp, min_n=2, name="svcca")
     bases = []
     kept = []

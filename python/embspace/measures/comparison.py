@@ -12,12 +12,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .._params import check_choice, check_int, check_number
 from .._threads import check_threads
 from ..device import module_for
 from ..embeddings import Embeddings, align
 from ..errors import EmbspaceWarning, InvalidParameterError, ShapeMismatchError
 from ..jsonio import to_jsonable
-from ..neighbors import NeighborTable
+from ..neighbors import METRICS, NeighborTable
 from ._base import MeasureResult
 from ._blas import thin_blas
 from .neighborhood import neighbor_tables
@@ -31,13 +32,12 @@ def bootstrap_interval(
 ) -> tuple[float, float]:
     """Percentile bootstrap interval of the mean of ``values`` (entities resampled
     with replacement ``n_boot`` times; deterministic for a ``random_state``)."""
+    n_boot = check_int(n_boot, "n_boot", minimum=1)
+    level = check_number(level, "level", low=0.0, high=1.0, low_open=True, high_open=True)
+    random_state = check_int(random_state, "random_state", minimum=0)
     values = np.asarray(values, dtype=np.float64)
     if values.ndim != 1 or values.size == 0:
         raise InvalidParameterError("bootstrap needs a non-empty 1-D array of per-entity values")
-    if not 0.0 < level < 1.0:
-        raise InvalidParameterError(f"level must lie in (0, 1), got {level!r}")
-    if n_boot < 1:
-        raise InvalidParameterError(f"n_boot must be positive, got {n_boot!r}")
     rng = np.random.default_rng(random_state)
     n = values.size
     means = np.empty(n_boot)
@@ -252,6 +252,8 @@ def compare(
     Without neighbor measures, ``knn`` is checked and unused.
     """
     check_threads(num_threads)
+    k = check_int(k, "k", minimum=1)
+    metric = check_choice(metric, "metric", METRICS)
     names = list(check_measures(measures))
     specs = [get_measure(n) for n in names]
     per_measure: dict[str, dict[str, Any]] = {n: {} for n in names}
@@ -292,8 +294,9 @@ def compare(
     for s in specs:
         if s.neighbor_based:
             opts = options_for(s)
-            m = opts.get("metric", metric)
-            need[m] = max(need.get(m, 0), int(opts.get("max_k") or opts.get("k", k)))
+            m = check_choice(opts.get("metric", metric), f"{s.name}: metric", METRICS)
+            kk = check_int(opts.get("max_k") or opts.get("k", k), f"{s.name}: k", minimum=1)
+            need[m] = max(need.get(m, 0), kk)
     tables: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for m, kk in need.items():
         if given is None:

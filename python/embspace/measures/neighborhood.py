@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InvalidParameterError, ShapeMismatchError
+from .._params import check_int
+from ..errors import ShapeMismatchError
 from ..neighbors import knn
 from ._base import MeasureResult, as_pair, population_stdev
 
@@ -33,8 +34,7 @@ def neighbor_tables(
 ) -> tuple[np.ndarray, np.ndarray]:
     """The first k neighbor indices of every row of A and of B (n x k each),
     from ``tables`` when given, else computed exactly."""
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise InvalidParameterError(f"{name}: k must be a positive integer, got {k!r}")
+    k = check_int(k, f"{name}: k", minimum=1)
     if tables is not None:
         ia, ib = (np.asarray(t) for t in tables)
         if ia.ndim != 2 or ia.shape != ib.shape or ia.shape[1] < k:

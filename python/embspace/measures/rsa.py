@@ -7,7 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InvalidParameterError, NumericalError
+from .._params import check_int
+from ..errors import NumericalError
 from ._base import MeasureResult, as_pair, host
 
 __all__ = ["rsa"]
@@ -41,8 +42,8 @@ def rsa(
     """
     from scipy.stats import spearmanr
 
-    if isinstance(sample, bool) or not isinstance(sample, (int, np.integer)) or sample < 3:
-        raise InvalidParameterError(f"rsa: sample must be an integer >= 3, got {sample!r}")
+    sample = check_int(sample, "rsa: sample", minimum=3)
+    random_state = check_int(random_state, "rsa: random_state", minimum=0)
     A, B = as_pair(A, B, xp, min_n=3, name="rsa")
     n = A.shape[0]
     m = min(int(sample), n)

@@ -141,7 +141,10 @@ pub enum Solver {
     Cholesky,
     /// `steps` iterations of conjugate gradient, warm-started from the
     /// current factor, without forming the normal matrix (each step costs
-    /// `2 k |O_i| + k^2`). Approximate; the loss still never increases.
+    /// `2 k |O_i| + k^2`). Approximate: in exact arithmetic each step lowers
+    /// the loss, but on rows whose normal equations are ill-conditioned past
+    /// the reach of the `f32` products (condition number ~1e7) rounding can
+    /// raise it (`WALS.fit` warns then).
     ConjugateGradient { steps: usize },
 }
 

@@ -275,10 +275,10 @@ pub(crate) fn chunk<K: Kernel>(
                 solve_cholesky::<K>(sh, i, idx, vals, lam, next, s)?
             }
             Solver::ConjugateGradient { steps } if whole(sh, idx) => {
-                solve_cg_block::<K>(sh, i, idx, vals, lam, steps, u, s)
+                solve_cg_block::<K>(sh, i, idx, vals, lam, steps, u, s)?
             }
             Solver::ConjugateGradient { steps } => {
-                solve_cg::<K>(sh, i, idx, vals, lam, steps, u, s)
+                solve_cg::<K>(sh, i, idx, vals, lam, steps, u, s)?
             }
         }
         let x = &s.x[..k];
@@ -451,11 +451,15 @@ fn solve_cg_block<K: Kernel>(
     steps: usize,
     start: &[f32],
     s: &mut Scratch,
-) {
+) -> Result<()> {
     type M<K> = <K as Kernel>::Arith;
-    let k = sh.k;
+    let (k, kp) = (sh.k, sh.kp);
     let n = idx.len();
     gather_whole::<K>(sh, i, idx, vals, s);
+    // the block holds sqrt(w_t) v_j: its squared norm is the trace of X^T X
+    let floor = curvature_floor(sh, i, n, lam, || {
+        s.raw[..n * kp].iter().map(|&g| g as f64 * g as f64).sum()
+    })?;
     for (x, &u) in s.x[..k].iter_mut().zip(start) {
         *x = u as f64;
     }
@@ -472,9 +476,45 @@ fn solve_cg_block<K: Kernel>(
         ..
     } = s;
     apply_block::<K>(sh, raw, n, lam, x, ap, p32, y, q32);
-    cg_iterate::<M<K>>(k, steps, rhs, x, r, p, ap, |p, ap| {
+    let ok = cg_iterate::<M<K>>(k, steps, floor, rhs, x, r, p, ap, |p, ap| {
         apply_block::<K>(sh, raw, n, lam, p, ap, p32, y, q32)
     });
+    ok.then_some(()).ok_or_else(|| singular_cg(i, n))
+}
+
+/// With `lam = 0` the normal matrix of row `i` (`n` ratings) may be singular.
+/// Returns the curvature floor for [`cg_iterate`]: 0 when `lam > 0` (never
+/// singular), else [`SINGULAR_RTOL`] times the mean diagonal of the matrix
+/// (`trace_xtx()` is the trace of its observed part `X^T W X`), the CG
+/// counterpart of the Cholesky pivot test. A row with fewer ratings than
+/// factors and `w0 = 0` is singular outright: an [`Error::Numerical`].
+#[inline(always)]
+fn curvature_floor(
+    sh: &Shared<'_>,
+    i: usize,
+    n: usize,
+    lam: f64,
+    trace_xtx: impl FnOnce() -> f64,
+) -> Result<f64> {
+    if lam > 0.0 {
+        return Ok(0.0);
+    }
+    if sh.w0 == 0.0 && n < sh.k {
+        return Err(singular_cg(i, n));
+    }
+    let kp = sh.kp;
+    let trace_g: f64 = (0..sh.k).map(|d| sh.gram[d * kp + d]).sum();
+    let trace = sh.w0 * trace_g + trace_xtx();
+    Ok(SINGULAR_RTOL * trace / sh.k as f64)
+}
+
+/// The error of a singular system met by the conjugate-gradient solver (the
+/// same [`Error::Numerical`] the Cholesky solver raises).
+fn singular_cg(i: usize, n: usize) -> Error {
+    Error::Numerical(format!(
+        "the normal equations of row {i} ({n} ratings) are singular (conjugate gradient): \
+         use regularization > 0 (or unobserved_weight > 0)"
+    ))
 }
 
 /// Normal equations by blocked accumulation, then Cholesky; the solution is
@@ -678,9 +718,20 @@ fn solve_cg<K: Kernel>(
     steps: usize,
     start: &[f32],
     s: &mut Scratch,
-) {
+) -> Result<()> {
     type M<K> = <K as Kernel>::Arith;
     let k = sh.k;
+    let floor = curvature_floor(sh, i, idx.len(), lam, || {
+        let si = sh.solved_weights.map_or(1.0, |w| w[i]) as f64;
+        idx.iter()
+            .map(|&j| {
+                let j = j as usize;
+                let v = &sh.fixed[j * k..j * k + k];
+                let wt = si * sh.fixed_weights.map_or(1.0, |f| f[j]) as f64;
+                wt * v.iter().map(|&x| x as f64 * x as f64).sum::<f64>()
+            })
+            .sum()
+    })?;
     for (x, &u) in s.x[..k].iter_mut().zip(start) {
         *x = u as f64;
     }
@@ -689,27 +740,37 @@ fn solve_cg<K: Kernel>(
     let Scratch {
         x, r, p, ap, rhs, ..
     } = s;
-    cg_iterate::<M<K>>(k, steps, rhs, x, r, p, ap, |p, ap| {
+    let ok = cg_iterate::<M<K>>(k, steps, floor, rhs, x, r, p, ap, |p, ap| {
         apply::<M<K>>(sh, i, idx, vals, lam, p, ap, None)
     });
+    ok.then_some(()).ok_or_else(|| singular_cg(i, idx.len()))
 }
 
 /// The conjugate-gradient iteration shared by both CG paths: from `ap = A
 /// x` (already computed) and the right-hand side `rhs`, `steps` steps with
 /// `apply(p, ap)` computing `ap = A p`; stops early at a zero residual or a
-/// non-positive curvature (rounding), so the quadratic never increases.
+/// non-positive curvature (rounding). In exact arithmetic each step lowers
+/// the row's quadratic; in floating point a row whose matrix is
+/// ill-conditioned (condition number past ~1e7, the `f32` products' reach)
+/// can step the wrong way, which `WALS.fit` reports as a loss rise.
+///
+/// `floor > 0` (only with zero regularisation) is the singularity test: a
+/// direction with curvature `p^T A p <= floor * p^T p` shows an eigenvalue
+/// that small, and the iteration returns `false` (the system is singular);
+/// otherwise it returns `true`.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn cg_iterate<M: MulAdd>(
+pub(super) fn cg_iterate<M: MulAdd>(
     k: usize,
     steps: usize,
+    floor: f64,
     rhs: &[f64],
     x: &mut [f64],
     r: &mut [f64],
     p: &mut [f64],
     ap: &mut [f64],
     mut apply: impl FnMut(&[f64], &mut [f64]),
-) {
+) -> bool {
     for d in 0..k {
         r[d] = rhs[d] - ap[d];
         p[d] = r[d];
@@ -721,6 +782,9 @@ fn cg_iterate<M: MulAdd>(
         }
         apply(p, ap);
         let pap = dot::<M>(&p[..k], &ap[..k]);
+        if floor > 0.0 && pap <= floor * dot::<M>(&p[..k], &p[..k]) {
+            return false;
+        }
         if !pap.is_finite() || pap <= 0.0 {
             break;
         }
@@ -736,6 +800,7 @@ fn cg_iterate<M: MulAdd>(
         }
         rs = rs_new;
     }
+    true
 }
 
 /// The loss terms of row `i` with factor `u`: observed `sum_t W_t (a_t -

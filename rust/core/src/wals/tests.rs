@@ -435,13 +435,27 @@ fn edge_cases() {
         matches!(err, Error::Numerical(ref s) if s.contains("row 0")),
         "{err}"
     );
-    // CG on the same singular system stays finite
+    // CG on the same singular system: the same typed error (a row with
+    // fewer ratings than factors and w0 = 0 cannot be solved)
     let cg = HalfSweepParams {
         solver: Solver::ConjugateGradient { steps: 5 },
         ..base
     };
-    half_sweep(CsrView::from_csr(&one), &fixed, &mut u, &cg, 1).unwrap();
-    assert!(u.iter().all(|v| v.is_finite()));
+    let mut u = vec![0.5f32; k];
+    let err = half_sweep(CsrView::from_csr(&one), &fixed, &mut u, &cg, 1).unwrap_err();
+    assert!(
+        matches!(err, Error::Numerical(ref s) if s.contains("row 0") && s.contains("singular")),
+        "{err}"
+    );
+    // ... while the full-rank rows of the same problem solve as with Cholesky
+    let mut got = vec![1.0f32; n * k];
+    let cg_long = HalfSweepParams {
+        solver: Solver::ConjugateGradient { steps: 4 * k },
+        ..base
+    };
+    half_sweep(CsrView::from_csr(&dense), &fixed, &mut got, &cg_long, 1).unwrap();
+    let want = reference_sweep(&dense, &fixed, k, &base);
+    assert!(max_rel_err(&got, &want) < 1e-4);
     // a large w0 still solves exactly
     let big = HalfSweepParams {
         unobserved_weight: 1e3,
@@ -637,4 +651,47 @@ fn block_cg_converges_to_the_exact_solution_for_every_width() {
             assert!(err < 1e-4, "k={k} {isa:?}: {err}");
         }
     }
+}
+
+#[test]
+fn cg_reports_a_direction_without_curvature_as_singular() {
+    use crate::dense::Unfused;
+    // A = diag(1, 0), b = (1, 1), x0 = 0: the first step moves along (1, 1),
+    // the second direction (0, 2) has zero curvature; with a floor (zero
+    // regularisation) that is a singular system, without one (rounding
+    // under lambda > 0) the iteration stops and keeps the first step.
+    let a = [1.0, 0.0, 0.0, 0.0];
+    let apply = |p: &[f64], ap: &mut [f64]| {
+        ap[0] = a[0] * p[0] + a[1] * p[1];
+        ap[1] = a[2] * p[0] + a[3] * p[1];
+    };
+    let rhs = [1.0, 1.0];
+    for (floor, ok) in [(row::SINGULAR_RTOL * 0.5, false), (0.0, true)] {
+        let (mut x, mut r, mut p, mut ap) = ([0.0; 2], [0.0; 2], [0.0; 2], [0.0; 2]);
+        let done =
+            row::cg_iterate::<Unfused>(2, 5, floor, &rhs, &mut x, &mut r, &mut p, &mut ap, apply);
+        assert_eq!(done, ok);
+        assert_eq!(x, [2.0, 2.0]);
+    }
+    // a well-posed system is solved whatever the floor
+    let spd = |p: &[f64], ap: &mut [f64]| {
+        ap[0] = 4.0 * p[0] + p[1];
+        ap[1] = p[0] + 3.0 * p[1];
+    };
+    let (mut x, mut r, mut p, mut ap) = ([0.0; 2], [0.0; 2], [0.0; 2], [0.0; 2]);
+    assert!(row::cg_iterate::<Unfused>(
+        2,
+        2,
+        1e-3,
+        &[1.0, 2.0],
+        &mut x,
+        &mut r,
+        &mut p,
+        &mut ap,
+        spd
+    ));
+    assert!(
+        (x[0] - 1.0 / 11.0).abs() < 1e-12 && (x[1] - 7.0 / 11.0).abs() < 1e-12,
+        "{x:?}"
+    );
 }

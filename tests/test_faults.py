@@ -18,6 +18,7 @@ import scipy.sparse as sp
 from embspace import WALS, Embeddings, Ratings
 from embspace._buffers import byte_view
 from embspace._params import check_choice, check_int, check_number
+from embspace._registry import DeviceRegistry
 from embspace.cache import EmbeddingCache
 from embspace.errors import (
     DatasetFormatError,
@@ -28,6 +29,7 @@ from embspace.errors import (
     NumericalError,
 )
 from embspace.factorization import wals as wals_module
+from embspace.factorization.wals_cpu import CpuBackend
 
 
 def _frame(users, items, ratings=None) -> pd.DataFrame:
@@ -179,7 +181,7 @@ def test_the_array_module_cg_detects_singular_systems_too():
     # the rule of the Rust solver on numpy (as on a GPU): lambda = w0 = 0 and
     # rows with fewer ratings than factors are a NumericalError, as with the
     # batched Cholesky, never finite factors that mean nothing
-    from embspace.gpu.wals_xp import fit_wals_xp
+    from wals_helpers import fit_wals_xp
 
     m = _sparse(60, 40, 0.3, 0)
     t = m.T.tocsr()
@@ -236,7 +238,7 @@ def test_cg_without_regularization_solves_full_rank_problems():
     assert losses["cg"] == pytest.approx(losses["cholesky"], rel=1e-3)
 
 
-class _RisingBackend(wals_module.CpuBackend):
+class _RisingBackend(CpuBackend):
     """The CPU backend with the loss of one half-sweep inflated (a rise)."""
 
     calls = 0
@@ -251,7 +253,8 @@ class _RisingBackend(wals_module.CpuBackend):
 
 def test_a_loss_rise_is_reported_once(monkeypatch):
     m = _sparse(30, 20, 0.5, 2)
-    monkeypatch.setitem(wals_module._BACKENDS, "cpu", _RisingBackend)
+    only = DeviceRegistry("WALS backend", {"cpu": _RisingBackend})
+    monkeypatch.setattr(wals_module, "WALS_BACKENDS", only)
     _RisingBackend.calls = 0
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")

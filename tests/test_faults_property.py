@@ -31,10 +31,11 @@ from embspace.errors import (
     NonFiniteError,
     NumericalError,
 )
-from embspace.factorization.wals import _first_rise, loss_terms
+from embspace.factorization.wals import _first_rise
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+from wals_helpers import loss_terms
 
 FAST = settings(
     max_examples=40,

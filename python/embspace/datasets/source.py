@@ -107,9 +107,11 @@ def load(
     Raises
     ------
     UnknownDatasetError
-        ``source`` is neither a registry name, a spec nor an existing path.
+        ``source`` is a string that is neither a registry name, a spec nor an
+        existing path.
     InvalidParameterError
-        Table options given for a source that is not a table, or a bad spec.
+        ``source`` is not a string, path or DataFrame; table options given for a
+        source that is not a table; a bad spec.
     ChecksumError, DownloadError, UnsafeArchiveError, DatasetFormatError
         The data could not be obtained or read; nothing half-written is kept.
     """
@@ -167,8 +169,8 @@ def _load(
         except TypeError as exc:
             raise InvalidParameterError(f"bad synthetic dataset spec {source!r}: {exc}") from None
     if not isinstance(source, (str, os.PathLike)):
-        raise UnknownDatasetError(
-            f"expected a dataset name, a path or a DataFrame, got {type(source).__name__}"
+        raise InvalidParameterError(
+            f"expected a dataset name, a path or a pandas DataFrame, got {type(source).__name__}"
         )
     path = Path(source).expanduser()
     if path.is_dir() or (path.is_file() and path.suffix.lower() == ".zip"):

@@ -8,56 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 from embspace import datasets
-from embspace.errors import InvalidParameterError, UnknownDatasetError
+from embspace.errors import InvalidParameterError
 from embspace.tui import model
 
-# ---------------------------------------------------------------------- parsing
 
-
-def test_parse_values_takes_the_type_of_the_default():
-    assert model.parse_values("0, 0.01 0.1,1", like=0.01) == [0.0, 0.01, 0.1, 1.0]
-    assert all(type(v) is float for v in model.parse_values("0 1 2", like=0.5))
-    ints = model.parse_values("5, 10, 20.0", like=10)
-    assert ints == [5, 10, 20] and all(type(v) is int for v in ints)
-    assert model.parse_values("3;4", like=None) == [3, 4]
-
-
-@pytest.mark.parametrize(
-    ("text", "like", "message"),
-    [
-        ("", 0.1, "at least one"),
-        ("   ,  ", 0.1, "at least one"),
-        ("1, 2, 1.0", 0.1, "twice"),
-        ("2.5", 10, "whole numbers"),
-        ("inf", 0.1, "finite"),
-        ("nan", 0.1, "finite"),
-    ],
-)
-def test_parse_values_rejects_bad_fields(text, like, message):
-    with pytest.raises(InvalidParameterError, match=message):
-        model.parse_values(text, like=like)
-
-
-def test_parse_params_checks_names_and_types():
-    defaults = {"factors": 10, "regularization": 0.07, "solver": "cholesky", "random_state": None}
-    got = model.parse_params("factors=12, regularization=1 solver=cg random_state=3", defaults)
-    assert got == {"factors": 12, "regularization": 1.0, "solver": "cg", "random_state": 3}
-    assert type(got["regularization"]) is float
-    assert model.parse_params("", defaults) == {}
-    with pytest.raises(InvalidParameterError, match="'alpha' is not a parameter; known: factors"):
-        model.parse_params("alpha=1", defaults)
-    with pytest.raises(InvalidParameterError, match="name=value"):
-        model.parse_params("factors", defaults)
-    with pytest.raises(InvalidParameterError, match="name=value"):
-        model.parse_params("factors=", defaults)
-    with pytest.raises(InvalidParameterError, match="whole numbers"):
-        model.parse_params("factors=2.5", defaults)
-
-
-def test_format_value_and_cell():
-    assert model.format_value(0.0) == "0"
-    assert model.format_value(np.float32(0.5)) == "0.5"
-    assert model.format_value(10) == "10"
+def test_format_cell():
     assert model.format_cell(0.87349, 0.95) == "0.873 (floor 0.950)"
     assert model.format_cell(0.5, float("nan")) == "0.500"
     assert model.format_cell(0.5, None) == "0.500"
@@ -225,46 +180,6 @@ def test_search_entities_and_completion_ignore_accents_and_case():
     assert index.complete("toys") == "Toys (1992)"
 
 
-# ---------------------------------------------------------------------- datasets
-
-
-def test_dataset_choices_show_the_state_of_each_registry_dataset(tmp_path, monkeypatch):
-    monkeypatch.setenv("EMBSPACE_DATA_DIR", str(tmp_path / "empty"))
-    choices = model.dataset_choices()
-    by_id = {c.id: c for c in choices}
-    for name in datasets.REGISTRY:
-        assert by_id[name].needs_download
-        assert "download" in by_id[name].label
-    assert by_id["ml-latest-small"].label == "ml-latest-small (download 978 kB)"
-    assert by_id["ml-20m"].label == "ml-20m (download 198.7 MB)"
-    assert not by_id["synthetic:tiny"].needs_download
-    # an extracted folder in the data dir makes it available without download
-    (tmp_path / "data" / "ml-100k").mkdir(parents=True)
-    monkeypatch.setenv("EMBSPACE_DATA_DIR", str(tmp_path / "data"))
-    by_id = {c.id: c for c in model.dataset_choices()}
-    assert by_id["ml-100k"].label == "ml-100k (on disk)" and not by_id["ml-100k"].needs_download
-    assert by_id["ml-1m"].needs_download
-
-
-def test_load_source_synthetic_and_errors(tmp_path):
-    got = model.load_source("synthetic:tiny")
-    assert got.fingerprint == datasets.synthetic(preset="tiny", seed=0).fingerprint
-    with pytest.raises(InvalidParameterError, match="unknown preset 'huge'"):
-        model.load_source("synthetic:huge")
-    with pytest.raises(UnknownDatasetError):
-        model.load_source(str(tmp_path / "missing"))
-    line = model.describe_ratings(got)
-    assert f"{got.n_users:,} users" in line and f"{got.n_ratings:,} ratings" in line
-
-
-def test_parse_values_wants_numbers_for_a_numeric_parameter():
-    with pytest.raises(InvalidParameterError, match="unobserved_weight takes numbers, got 'abc'"):
-        model.parse_values("0, abc", like=0.01, name="unobserved_weight")
-    with pytest.raises(InvalidParameterError, match="takes numbers"):
-        model.parse_params("factors=true", {"factors": 10})
-    assert model.parse_values("cg cholesky", like="cholesky") == ["cg", "cholesky"]
-
-
 # ---------------------------------------------------------------------- sweep spec, models
 
 
@@ -286,15 +201,6 @@ def small_sweep(tiny):
         measures=("neighbors",),
         cache_dir=False,
     ).run(progress=False)
-
-
-def test_sweepable_params_are_the_numeric_model_parameters():
-    wals = model.sweepable_params("WALS")
-    assert {"unobserved_weight", "factors", "regularization", "iterations"} <= set(wals)
-    assert not {"random_state", "num_threads", "device", "solver", "row_weights"} & set(wals)
-    assert model.sweepable_params("SVD") == ["factors"]
-    with pytest.raises(InvalidParameterError, match="estimator must be one of"):
-        model.estimator_defaults("ALS")
 
 
 def test_sweep_spec_from_the_form(tiny):
@@ -336,7 +242,9 @@ def test_sweep_spec_from_the_form(tiny):
         ({"seeds": "0"}, "at least 1"),
         ({"seeds": "two"}, "whole number"),
         ({"measures": []}, "at least one measure"),
-        ({"param": "alpha"}, "no parameter 'alpha'"),
+        ({"param": "alpha"}, "WALS has no parameter 'alpha'"),
+        ({"params": "alpha=1"}, "WALS has no parameter alpha"),
+        ({"params": "factors=2.5"}, "factors takes whole numbers, got 2.5"),
         ({"param": "random_state"}, "cannot be swept"),
         ({"params": "factors=ten"}, "takes numbers"),
         ({"values": ""}, "at least one"),

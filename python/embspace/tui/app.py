@@ -13,17 +13,15 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widgets import Footer, Header, Input, Select, TabbedContent, TabPane
 
+from .. import datasets
+from ..faces.datasets import DatasetChoice, dataset_choices, describe_ratings
 from .changes_pane import ChangesPane
 from .commands import ActionCommands, EntityCommands
 from .model import (
-    DatasetChoice,
     ModelChoice,
     ModelPair,
-    dataset_choices,
     default_pair,
-    describe_ratings,
     genres_of,
-    load_source,
     model_choices,
     popularity_of,
     svd_factors,
@@ -185,7 +183,7 @@ class EmbspaceApp(App[None]):
     def _load(self, source: str) -> Any:
         with self._load_lock:
             if source not in self._loaded:
-                self._loaded[source] = load_source(source)
+                self._loaded[source] = datasets.load(source, progress=False)
             return self._loaded[source]
 
     def _load_failed(self, source: str, exc: BaseException) -> None:

@@ -5,7 +5,7 @@ estimators, :class:`~embspace.Sweep`, :class:`~embspace.NeighborTable`,
 :func:`~embspace.compare`, :func:`~embspace.search.search_titles`), so it is
 tested directly and the widgets only display what these functions return:
 
-- the sweep form: :func:`parse_values`, :func:`parse_params`, :class:`SweepSpec`;
+- the sweep form: :class:`SweepSpec` (values read by :mod:`embspace.faces.values`);
 - the sweep results: :func:`similarity_grid` (rows = values, columns =
   measures, cells = similarity with the noise floor) and :func:`chart_series`;
 - the two models compared: :class:`ModelChoice`, :func:`model_choices` and
@@ -26,14 +26,16 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InvalidParameterError
+from ..faces.estimators import (
+    check_sweep_param,
+    estimator_defaults,
+    make_estimator,
+)
+from ..faces.values import format_value, parse_params, parse_values
 
 __all__ = [
-    "ESTIMATORS",
-    "NOT_SWEPT",
     "SHARED_MARK",
-    "SYNTHETIC_PRESETS",
     "ChartSeries",
-    "DatasetChoice",
     "GridRow",
     "ModelChoice",
     "ModelPair",
@@ -44,215 +46,19 @@ __all__ = [
     "changes_table",
     "chart_series",
     "complete_title",
-    "dataset_choices",
     "default_pair",
-    "describe_ratings",
-    "estimator_defaults",
     "format_cell",
-    "format_value",
     "genres_of",
-    "load_source",
     "model_choices",
-    "parse_params",
-    "parse_values",
     "popularity_of",
     "search_entities",
     "side_by_side",
     "similarity_grid",
     "svd_factors",
-    "sweepable_params",
 ]
-
-#: Estimators the sweep form offers, by the name shown in the UI.
-ESTIMATORS = ("WALS", "SVD")
-
-#: Parameters that are never offered as the swept parameter (they are not
-#: hyperparameters of the model: seeds are varied by ``seeds``, the others
-#: only choose where and how fast it runs).
-NOT_SWEPT = frozenset({"random_state", "num_threads", "device", "solver", "progress"})
 
 #: Mark of a neighbor that both models share.
 SHARED_MARK = "●"
-
-
-# ---------------------------------------------------------------------- values
-def format_value(value: Any) -> str:
-    """A parameter value as the UI prints it (``0.01``, ``10``, ``None``)."""
-    if isinstance(value, (float, np.floating)):
-        return f"{float(value):g}"
-    return str(value)
-
-
-def _parse_scalar(text: str) -> Any:
-    """``"10"`` -> 10, ``"0.5"`` / ``"1e-3"`` -> float, ``none``/``true``/``false``,
-    anything else stays a string (quotes stripped)."""
-    raw = text.strip()
-    lowered = raw.lower()
-    if lowered in ("none", "null"):
-        return None
-    if lowered in ("true", "false"):
-        return lowered == "true"
-    try:
-        return int(raw)
-    except ValueError:
-        pass
-    try:
-        number = float(raw)
-    except ValueError:
-        return raw.strip("'\"")
-    if not math.isfinite(number):
-        raise InvalidParameterError(f"{raw!r} is not a finite number")
-    return number
-
-
-def _coerce(value: Any, like: Any, name: str) -> Any:
-    """Give ``value`` the type of the default ``like`` when that is a number
-    (``1`` for a float parameter becomes ``1.0``; ``2.5`` for an int one is an
-    error), so that labels and cache keys do not depend on how it was typed."""
-    if value is None or isinstance(like, bool) or like is None:
-        return value
-    if isinstance(like, (int, float, np.integer, np.floating)) and (isinstance(value, (str, bool))):
-        raise InvalidParameterError(f"{name} takes numbers, got {value!r}")
-    if (
-        isinstance(like, (float, np.floating))
-        and isinstance(value, int)
-        and not isinstance(value, bool)
-    ):
-        return float(value)
-    if isinstance(like, (int, np.integer)) and isinstance(value, float):
-        if not value.is_integer():
-            raise InvalidParameterError(f"{name} takes whole numbers, got {value:g}")
-        return int(value)
-    return value
-
-
-def _split(text: str) -> list[str]:
-    return [part for part in text.replace(",", " ").replace(";", " ").split() if part]
-
-
-def parse_values(text: str, like: Any = None, name: str = "value") -> list[Any]:
-    """The values typed in a field: numbers (or words) separated by commas or
-    spaces, e.g. ``"0, 0.01, 0.1 1"``. With ``like`` (the parameter's default)
-    numbers take its type. Raises :class:`InvalidParameterError` on an empty
-    field or a repeated value."""
-    parts = _split(text)
-    if not parts:
-        raise InvalidParameterError(f"give at least one {name}")
-    values = [_coerce(_parse_scalar(p), like, name) for p in parts]
-    for i, v in enumerate(values):
-        if any(type(v) is type(w) and v == w for w in values[:i]):
-            raise InvalidParameterError(f"{name} {format_value(v)} is given twice")
-    return values
-
-
-def parse_params(text: str, defaults: Mapping[str, Any]) -> dict[str, Any]:
-    """``"factors=10, iterations=20"`` -> ``{"factors": 10, "iterations": 20}``.
-
-    Every name must be one of ``defaults`` (the estimator's parameters), and
-    numbers take the type of the default. Raises :class:`InvalidParameterError`
-    naming the bad entry."""
-    params: dict[str, Any] = {}
-    for part in _split(text):
-        name, sep, raw = part.partition("=")
-        name = name.strip()
-        if not sep or not name or not raw.strip():
-            raise InvalidParameterError(f"parameters are name=value pairs; got {part!r}")
-        if name not in defaults:
-            known = ", ".join(sorted(defaults))
-            raise InvalidParameterError(f"{name!r} is not a parameter; known: {known}")
-        params[name] = _coerce(_parse_scalar(raw), defaults[name], name)
-    return params
-
-
-def _estimator_class(name: str) -> type:
-    import embspace
-
-    if name not in ESTIMATORS:
-        raise InvalidParameterError(f"estimator must be one of {ESTIMATORS}, got {name!r}")
-    return getattr(embspace, name)
-
-
-def estimator_defaults(name: str) -> dict[str, Any]:
-    """The parameters of estimator ``name`` ("WALS" or "SVD") with their defaults."""
-    return dict(_estimator_class(name)().get_params(deep=False))
-
-
-def sweepable_params(name: str) -> list[str]:
-    """Parameters of ``name`` worth sweeping: numeric ones that shape the model
-    (not seeds, threads or devices), in the estimator's own order."""
-    out = []
-    for param, default in estimator_defaults(name).items():
-        if param in NOT_SWEPT or isinstance(default, bool):
-            continue
-        if isinstance(default, (int, float, np.integer, np.floating)):
-            out.append(param)
-    return out
-
-
-# ---------------------------------------------------------------------- datasets
-#: Synthetic presets offered beside the registry (generated, seed 0).
-SYNTHETIC_PRESETS = ("tiny", "ml-latest-small")
-SYNTHETIC_PREFIX = "synthetic:"
-
-
-@dataclass(frozen=True)
-class DatasetChoice:
-    """A dataset the chooser offers: ``id`` is what :func:`load_source`
-    takes, ``label`` says its state (on disk, or the size of the download)."""
-
-    id: str
-    label: str
-    needs_download: bool
-
-
-def _megabytes(n_bytes: int) -> str:
-    return f"{n_bytes / 1e6:.1f} MB" if n_bytes >= 1e6 else f"{n_bytes / 1e3:.0f} kB"
-
-
-def dataset_choices() -> list[DatasetChoice]:
-    """The registry datasets with their state (found in the data folder, in
-    the cache, or the size of the download), then the synthetic presets."""
-    from .. import datasets
-
-    out = []
-    for status in datasets.list_datasets():
-        if status.state == "not downloaded":
-            label = f"{status.name} (download {_megabytes(status.size)})"
-        elif status.state == "data dir":
-            label = f"{status.name} (on disk)"
-        else:
-            label = f"{status.name} ({status.state})"
-        out.append(DatasetChoice(status.name, label, status.state == "not downloaded"))
-    for preset in SYNTHETIC_PRESETS:
-        out.append(
-            DatasetChoice(
-                f"{SYNTHETIC_PREFIX}{preset}", f"synthetic {preset} (generated, seed 0)", False
-            )
-        )
-    return out
-
-
-def load_source(source: str) -> Any:
-    """Load a dataset as the CLI's ``--dataset`` names it: ``synthetic:PRESET``
-    or ``synthetic:key=value,...`` (see :func:`embspace.demo.load_dataset`),
-    else :func:`embspace.datasets.load` (a registry name, downloaded and
-    checked if needed, or a local folder, zip or table)."""
-    from .. import datasets
-    from ..demo import load_dataset
-
-    source = source.strip()
-    if source.startswith(SYNTHETIC_PREFIX):
-        return load_dataset(source)
-    return datasets.load(source, progress=False)
-
-
-def describe_ratings(ratings: Any) -> str:
-    """One line: name, users, items and ratings."""
-    name = getattr(ratings, "name", None) or "ratings"
-    return (
-        f"{name}: {ratings.n_users:,} users × {ratings.n_items:,} items, "
-        f"{ratings.n_ratings:,} ratings"
-    )
 
 
 def svd_factors(sweep: Any) -> int:
@@ -298,11 +104,8 @@ class SweepSpec:
         """Parse and check the text of the form's fields; raises
         :class:`InvalidParameterError` with a message for the user."""
         defaults = estimator_defaults(estimator)
-        fixed = parse_params(params, defaults)
-        if param not in defaults:
-            raise InvalidParameterError(f"{estimator} has no parameter {param!r}")
-        if param in NOT_SWEPT:
-            raise InvalidParameterError(f"{param} cannot be swept")
+        fixed = parse_params(params, defaults, owner=estimator)
+        check_sweep_param(estimator, param, defaults)
         swept = tuple(parse_values(values, defaults[param], param))
         if reference.strip():
             ref = parse_values(reference, defaults[param], "reference")
@@ -339,7 +142,7 @@ class SweepSpec:
 
     def make_estimator(self) -> Any:
         """The estimator with the fixed parameters (the swept one at its default)."""
-        return _estimator_class(self.estimator)(**dict(self.params))
+        return make_estimator(self.estimator, self.params)
 
     def make_sweep(self, ratings: Any, *, cache_dir: Any = None) -> Any:
         """The :class:`~embspace.Sweep` of this spec on ``ratings`` (not run yet)."""

@@ -28,15 +28,10 @@ from textual.widgets import (
 from textual_plotext import PlotextPlot
 
 from ..errors import InvalidParameterError
-from .model import (
-    ESTIMATORS,
-    SweepSpec,
-    chart_series,
-    estimator_defaults,
-    format_value,
-    similarity_grid,
-    sweepable_params,
-)
+from ..faces.estimators import ESTIMATORS, estimator_defaults, sweepable_params
+from ..faces.measures import DEFAULT_MEASURES
+from ..faces.values import format_value
+from .model import SweepSpec, chart_series, similarity_grid
 
 if TYPE_CHECKING:
     from .app import EmbspaceApp
@@ -53,8 +48,6 @@ FORM_SWEEP = {
     "WALS": ("unobserved_weight", "0, 0.01, 0.1, 0.5, 1, 2", "0"),
     "SVD": ("factors", "5, 10, 20, 50", "10"),
 }
-#: The measures of the reference notebook, checked by default.
-DEFAULT_MEASURES = ("neighbors", "cca", "unitmatch", "cka")
 #: Colors of the chart's series (and of their noise-floor lines), by measure order.
 CHART_COLORS = ("cyan", "magenta", "green", "orange", "red", "blue", "yellow", "white")
 #: Width of a similarity cell: "0.873 (floor 0.950)".
@@ -131,7 +124,7 @@ class SweepPane(Vertical):
 
     # ------------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
-        estimator = ESTIMATORS[0]
+        estimator = next(iter(ESTIMATORS))
         param, values, reference = FORM_SWEEP[estimator]
         with Horizontal(id="sweep-body"):
             with VerticalScroll(id="sweep-form"):

@@ -245,7 +245,7 @@ def test_a_registered_estimator_is_offered_like_the_built_in_ones(monkeypatch):
 
 def test_the_command_line_and_the_sweep_form_read_settings_alike(tmp_path, capsys):
     from embspace.cli import _estimator, build_parser, main
-    from embspace.tui.model import SweepSpec
+    from embspace.tui.views.form import SweepSpec
 
     text = "factors=8, regularization=1 unobserved_weight=.5"
     args = build_parser().parse_args(

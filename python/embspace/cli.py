@@ -676,7 +676,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_training(p)
     p.add_argument("--param", "-p", required=True, metavar="NAME", help="the parameter to vary")
-    p.add_argument("--values", required=True, metavar="LIST", help="comma-separated values")
+    p.add_argument(
+        "--values",
+        required=True,
+        metavar="LIST",
+        help="values separated by commas (or spaces), e.g. 0,0.1,1",
+    )
     p.add_argument(
         "--reference", metavar="VALUE", help="the value compared against (default: the first value)"
     )

@@ -137,3 +137,58 @@ def test_the_root_check_sees_a_root_import(tmp_path: Path) -> None:
     bad = tmp_path / "bad.py"
     bad.write_text("from embspace import Sweep\nfrom .. import _core\n")
     assert _root_imports(bad, "embspace.sweeps.bad") == ["Sweep", "_core"]
+
+
+def _cycles(edges: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components with more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    out: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in edges.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                out.append(sorted(component))
+
+    for v in sorted(edges):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def test_the_cycle_finder_finds_a_cycle() -> None:
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert _cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_no_import_cycles_between_modules() -> None:
+    """No module imports itself through others, TYPE_CHECKING imports included.
+    Imports of the package root are left out: ``from .. import _core`` reaches
+    the compiled module, which the graph cannot see."""
+    import grimp
+
+    graph = grimp.build_graph("embspace", exclude_type_checking_imports=False)
+    edges = {
+        m: {t for t in graph.find_modules_directly_imported_by(m) if t != "embspace"}
+        for m in graph.modules
+        if m != "embspace"
+    }
+    assert _cycles(edges) == []

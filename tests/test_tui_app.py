@@ -498,3 +498,32 @@ def test_app_accepts_ratings_in_memory(tiny):
         assert f"{tiny.n_ratings:,} ratings" in status
 
     run(app, scenario)
+
+
+def test_every_palette_action_is_an_action_of_the_app():
+    """Each command palette entry runs ``App.run_action``, which does nothing
+    (silently) for a name without an ``action_`` method."""
+    from embspace.tui.commands import ACTIONS
+
+    for text, _, action in ACTIONS:
+        name = action.split("(", 1)[0]
+        assert callable(getattr(EmbspaceApp, f"action_{name}", None)), text
+
+
+def test_the_palette_opens_a_title_in_the_neighbors_screen(tiny):
+    app = EmbspaceApp("synthetic:tiny")
+    key = tiny.item_keys[2]
+
+    async def scenario(pilot: Pilot) -> None:
+        await pilot.press("ctrl+p")
+        for ch in key[0][:22].lower():
+            await pilot.press("space" if ch == " " else ch)
+        await settle(pilot)
+        await pilot.press("enter")
+        await settle(pilot)
+        assert app.query_one("#tabs", TabbedContent).active == "neighbors"
+        assert app.neighbors_pane.key == key
+        text = str(app.query_one("#entity", Static).content)
+        assert "choose models A and B" in text  # no sweep has run yet
+
+    run(app, scenario)

@@ -22,16 +22,20 @@ import os
 import sys
 import warnings
 from collections.abc import Callable, Sequence
+from importlib import import_module
 from pathlib import Path
 from typing import Any, NoReturn
 
 from .errors import EmbspaceError, InvalidParameterError, os_error_text
-from .jsonio import to_jsonable
+from .jsonio import parse_literal, to_jsonable
 
 __all__ = ["build_parser", "main"]
 
-ESTIMATORS = ("WALS", "SVD")
-DEFAULT_MEASURES = "neighbors,cca,unitmatch,cka"
+#: The faces the command line starts, by module path ("module:function"):
+#: they stand beside it on the top floor, so it does not import them; each is
+#: imported when its subcommand runs (:func:`_face`).
+DEMO = "embspace.demo:run_demo"
+TUI = "embspace.tui:run"
 
 
 class CliError(InvalidParameterError):
@@ -47,18 +51,18 @@ class _Parser(argparse.ArgumentParser):
 
 
 # ---------------------------------------------------------------------- helpers
-def parse_value(text: str) -> Any:
-    """See :func:`embspace.demo.parse_value` (imported lazily: ``--help`` stays fast)."""
-    from .demo import parse_value as parse
+def _face(path: str) -> Callable[..., Any]:
+    """The function ``"module:function"`` names, imported now."""
+    module, _, name = path.partition(":")
+    return getattr(import_module(module), name)
 
-    return parse(text)
 
+def _load(spec: str, args: argparse.Namespace) -> Any:
+    """The ratings of a dataset spec (:func:`embspace.datasets.load`), with
+    progress bars as the arguments say."""
+    from . import datasets
 
-def load_dataset(spec: str, args: argparse.Namespace | None = None) -> Any:
-    """See :func:`embspace.demo.load_dataset` (progress bars as the arguments say)."""
-    from .demo import load_dataset as load
-
-    return load(spec, progress=args is None or _progress(args))
+    return datasets.load(spec, progress=_progress(args))
 
 
 def _progress(args: argparse.Namespace) -> bool:
@@ -78,60 +82,17 @@ def _print_json(payload: Any) -> None:
     print(json.dumps(to_jsonable(payload, finite=True, fallback=str), indent=2, allow_nan=False))
 
 
-def _coerce(value: Any, default: Any) -> Any:
-    """An int given where the estimator's default is a float becomes a float
-    (``--values 0,0.1`` means 0.0 and 0.1), so equal settings share cache entries."""
-    if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    return value
+def _estimator(args: argparse.Namespace) -> Any:
+    """The estimator ``--estimator``, ``--set``, ``--seed``, ``--threads`` and
+    ``--device`` describe (values read by :mod:`embspace.faces.values`)."""
+    from .faces.estimators import estimator_defaults, estimator_name, make_estimator
+    from .faces.values import parse_params
 
-
-def _parse_sets(pairs: Sequence[str] | None) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for pair in pairs or []:
-        name, sep, raw = pair.partition("=")
-        if not sep or not name.strip():
-            raise CliError(f"--set takes NAME=VALUE, got {pair!r}")
-        out[name.strip()] = parse_value(raw)
-    return out
-
-
-def _split_list(text: str) -> list[str]:
-    items = [t.strip() for t in text.split(",")]
-    if not all(items):
-        raise CliError(f"empty item in the list {text!r}")
-    return items
-
-
-def make_estimator(
-    name: str,
-    params: dict[str, Any],
-    *,
-    seed: int | None = 0,
-    num_threads: int | None = None,
-    device: str | None = None,
-) -> Any:
-    """A WALS or SVD configured from command-line parameters (validated by name)."""
-    import embspace
-
-    match = {e.lower(): e for e in ESTIMATORS}.get(name.lower())
-    if match is None:
-        raise CliError(f"unknown estimator {name!r}; choose one of {', '.join(ESTIMATORS)}")
-    estimator = getattr(embspace, match)()
-    defaults = estimator.get_params(deep=False)
-    unknown = sorted(set(params) - set(defaults))
-    if unknown:
-        raise CliError(
-            f"{match} has no parameter {', '.join(unknown)}; it has: {', '.join(sorted(defaults))}"
-        )
-    settings = {k: _coerce(v, defaults[k]) for k, v in params.items()}
-    if "random_state" in defaults and "random_state" not in settings:
-        settings["random_state"] = seed
-    if num_threads is not None and "num_threads" in defaults:
-        settings["num_threads"] = num_threads
-    if device is not None and "device" in defaults:
-        settings["device"] = device
-    return estimator.set_params(**settings)
+    name = estimator_name(args.estimator)
+    params = parse_params(args.set or [], estimator_defaults(name), owner=name)
+    return make_estimator(
+        name, params, seed=args.seed, num_threads=args.threads, device=args.device
+    )
 
 
 def _cache(args: argparse.Namespace) -> Any:
@@ -142,17 +103,10 @@ def _cache(args: argparse.Namespace) -> Any:
     return EmbeddingCache(getattr(args, "cache_dir", None))
 
 
-def _train(args: argparse.Namespace, ratings: Any) -> Any:
-    """Train the estimator the arguments describe, through the cache."""
+def _train(args: argparse.Namespace, estimator: Any, ratings: Any) -> Any:
+    """Train ``estimator`` on ``ratings`` through the cache."""
     from .sweeps import fit_cached
 
-    estimator = make_estimator(
-        args.estimator,
-        _parse_sets(args.set),
-        seed=args.seed,
-        num_threads=args.threads,
-        device=args.device,
-    )
     run = fit_cached(ratings, estimator, cache=_cache(args), progress=_progress(args))
     how = "loaded from the cache" if run.cached else f"trained in {run.fit_time:.2f} s"
     _note(args, f"{type(estimator).__name__} on {ratings.name or 'the data'}: {how}")
@@ -175,8 +129,7 @@ def _load_embeddings(path: str) -> Any:
 
 # ---------------------------------------------------------------------- demo
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo
-
+    run_demo = _face(DEMO)
     echo = None if args.json else print
     result = run_demo(
         args.dataset,
@@ -258,8 +211,9 @@ def _cmd_datasets_download(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------- train
 def _cmd_train(args: argparse.Namespace) -> int:
-    ratings = load_dataset(args.dataset, args)
-    run = _train(args, ratings)
+    estimator = _estimator(args)
+    ratings = _load(args.dataset, args)
+    run = _train(args, estimator, ratings)
     items_path = run.items.save(args.out)
     users_path = run.users.save(args.users_out) if args.users_out else None
     payload = {
@@ -288,12 +242,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------- neighbors
 def _cmd_neighbors(args: argparse.Namespace) -> int:
     from . import NeighborTable
+    from .faces.tables import neighbors_text
 
     if args.embeddings:
         emb = _load_embeddings(args.embeddings)
     else:
-        ratings = load_dataset(args.dataset, args)
-        emb = _train(args, ratings).side(args.entities)
+        estimator = _estimator(args)
+        ratings = _load(args.dataset, args)
+        emb = _train(args, estimator, ratings).side(args.entities)
     table = NeighborTable(emb, metric=args.metric, num_threads=args.threads, device=args.device)
     results = []
     for query in args.query:
@@ -307,32 +263,26 @@ def _cmd_neighbors(args: argparse.Namespace) -> int:
         if i:
             print()
         print(f"neighbors of {query!r} ({args.metric}, k={args.k}):")
-        print(_neighbor_text(frame))
+        print(neighbors_text(frame))
     return 0
 
 
 def _query(text: str, emb: Any) -> Any:
-    """An integer-looking query names a key when the keys are integers (user ids)."""
-    value = parse_value(text)
+    """An integer-looking query names a key when the keys are integers (user
+    ids); any other query is a title (a query is not a parameter value, so it
+    is read as a literal, never refused)."""
+    value = parse_literal(text)
     if isinstance(value, int) and not isinstance(value, bool) and value in emb:
         return value
     return text
 
 
-def _neighbor_text(frame: Any) -> str:
-    cols = [c for c in ("rank", "title", "key", "score") if c in frame.columns]
-    if "title" in cols and "key" in cols:
-        cols.remove("key")
-    return frame[cols].to_string(index=False, float_format=lambda x: f"{x:.4f}")
-
-
 # ---------------------------------------------------------------------- compare
 def _cmd_compare(args: argparse.Namespace) -> int:
     from . import compare
-    from .sweeps import _check_measures
+    from .faces.measures import parse_measures
 
-    measures = _split_list(args.measures)
-    _check_measures(measures)
+    measures = parse_measures(args.measures)
     a = _load_embeddings(args.a)
     b = _load_embeddings(args.b)
     result = compare(
@@ -357,26 +307,22 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------- sweep
 def _cmd_sweep(args: argparse.Namespace) -> int:
-    from .demo import format_sweep_table
+    from .faces.estimators import check_sweep_param, make_estimator
+    from .faces.measures import parse_measures
+    from .faces.tables import format_sweep_table
+    from .faces.values import coerce, parse_value, parse_values
     from .sweeps import Sweep, SweepEvent
 
-    ratings = load_dataset(args.dataset, args)
-    estimator = make_estimator(
-        args.estimator,
-        _parse_sets(args.set),
-        seed=args.seed,
-        num_threads=args.threads,
-        device=args.device,
-    )
+    estimator = _estimator(args)
     defaults = estimator.get_params(deep=False)
-    if args.param not in defaults:
-        raise CliError(
-            f"{type(estimator).__name__} has no parameter {args.param!r}; "
-            f"it has: {', '.join(sorted(defaults))}"
-        )
-    default = defaults[args.param]
-    values = [_coerce(parse_value(v), default) for v in _split_list(args.values)]
-    reference = None if args.reference is None else _coerce(parse_value(args.reference), default)
+    check_sweep_param(args.estimator, args.param, defaults)
+    like = defaults[args.param]
+    values = parse_values(args.values, like, args.param)
+    reference = (
+        None if args.reference is None else coerce(parse_value(args.reference), like, args.param)
+    )
+    measures = parse_measures(args.measures)
+    ratings = _load(args.dataset, args)
     sweep = Sweep(
         ratings,
         estimator,
@@ -384,7 +330,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         values,
         reference=reference,
         seeds=args.seeds,
-        measures=_split_list(args.measures),
+        measures=measures,
         entities=args.entities,
         cache_dir=False if args.no_cache else args.cache_dir,
         k=args.k,
@@ -405,17 +351,14 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
     sweep.run(callback=None if args.quiet else report, progress=_progress(args))
     if args.against_svd:
-        from . import SVD
-
-        factors = defaults.get("factors", 10)
-        svd_kwargs: dict[str, Any] = {
-            "factors": factors,
-            "random_state": args.seed,
-            "num_threads": args.threads,
-        }
-        svd = SVD(**svd_kwargs)
         from .sweeps import fit_cached
 
+        svd = make_estimator(
+            "SVD",
+            {"factors": defaults.get("factors", 10)},
+            seed=args.seed,
+            num_threads=args.threads,
+        )
         run = fit_cached(ratings, svd, cache=_cache(args))
         sweep.against(run.side(args.entities), name="svd")
     paths = sweep.save(args.out) if args.out else {}
@@ -443,12 +386,15 @@ def _formatter(prog: str) -> argparse.HelpFormatter:
 
 def _add_measures(p: argparse.ArgumentParser) -> None:
     """--measures and -k, shared by compare and sweep."""
+    from .faces.measures import DEFAULT_MEASURES
+
+    default = ",".join(DEFAULT_MEASURES)
     p.add_argument(
         "--measures",
         "-m",
-        default=DEFAULT_MEASURES,
+        default=default,
         metavar="LIST",
-        help=f"comma-separated (default: {DEFAULT_MEASURES})",
+        help=f"comma-separated (default: {default})",
     )
     p.add_argument(
         "-k", type=_positive_int, default=10, help="neighbors for neighbor measures (default: 10)"
@@ -490,6 +436,8 @@ def _add_cache(p: argparse.ArgumentParser) -> None:
 
 
 def _add_training(p: argparse.ArgumentParser, estimator_default: str = "WALS") -> None:
+    from .faces.estimators import ESTIMATORS
+
     g = p.add_argument_group("training")
     g.add_argument(
         "--dataset",
@@ -730,7 +678,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_training(p)
     p.add_argument("--param", "-p", required=True, metavar="NAME", help="the parameter to vary")
-    p.add_argument("--values", required=True, metavar="LIST", help="comma-separated values")
+    p.add_argument(
+        "--values",
+        required=True,
+        metavar="LIST",
+        help="values separated by commas (or spaces), e.g. 0,0.1,1",
+    )
     p.add_argument(
         "--reference", metavar="VALUE", help="the value compared against (default: the first value)"
     )
@@ -772,7 +725,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _cmd_tui(args: argparse.Namespace) -> int:
     try:
-        from .tui import run
+        run = _face(TUI)
     except ImportError as exc:
         raise CliError(str(exc)) from None
     try:

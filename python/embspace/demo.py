@@ -34,27 +34,20 @@ import pandas as pd
 
 from ._atomic import write_atomic
 from .cache import EmbeddingCache
-from .jsonio import json_default, parse_literal
+from .faces.datasets import load_described
+from .faces.tables import SHORT_NAMES, format_neighbors, format_sweep_table, value_label
+from .faces.values import format_value, same_value
+from .jsonio import json_default
+from .measures import DEFAULT_MEASURES
 from .sweeps import Sweep, SweepEvent, fit_cached
 
-__all__ = [
-    "DEMO_VALUES",
-    "DemoResult",
-    "data_source",
-    "format_neighbors",
-    "format_sweep_table",
-    "load_dataset",
-    "parse_value",
-    "pick_movies",
-    "run_demo",
-    "summarize",
-]
+__all__ = ["DEMO_VALUES", "DemoResult", "pick_movies", "run_demo", "summarize"]
 
 #: The unobserved weights of the reference notebook's sweep.
 DEMO_VALUES = (0.0, 0.01, 0.1, 0.5, 1.0, 2.0)
-DEMO_MEASURES = ("neighbors", "cca", "unitmatch", "cka")
+#: The reference notebook's measures: the package defaults.
+DEMO_MEASURES = DEFAULT_MEASURES
 PARAM = "unobserved_weight"
-SHORT = {"unobserved_weight": "w0"}
 
 
 @dataclass
@@ -96,92 +89,6 @@ class DemoResult:
         }
 
 
-# ---------------------------------------------------------------------- formatting
-def _fmt(v: Any) -> str:
-    return f"{v:g}" if isinstance(v, float) else str(v)
-
-
-def _label(param: str, value: Any) -> str:
-    return f"{SHORT.get(param, param)}={_fmt(value)}"
-
-
-def _cell(mean: float, sd: float, with_sd: bool) -> str:
-    if not math.isfinite(mean):
-        return "n/a"
-    if with_sd and math.isfinite(sd):
-        return f"{mean:.3f} ± {sd:.3f}"
-    return f"{mean:.3f}"
-
-
-def format_sweep_table(sweep: Sweep, against: str = "reference") -> str:
-    """A value x measure text table of one ``against`` group, mean ± stdev over
-    seeds, with the noise floor as its last row."""
-    table = sweep.table
-    rows = table[table["against"] == against]
-    with_sd = len(sweep.seeds) > 1
-    what = _label(sweep.param, sweep.reference) if against == "reference" else against
-    n = len(sweep.seeds)
-    head = f"similarity to {what}"
-    head += f" (mean ± stdev over {n} seeds)" if with_sd else " (one seed)"
-    measures = [m for m in sweep.measures if m in set(rows["measure"])]
-    lines: dict[str, list[str]] = {}
-    for value in sweep.values:
-        part = rows[rows["value"].map(lambda v, value=value: _eq(v, value))]
-        if part.empty:
-            continue
-        cells = []
-        for m in measures:
-            r = part[part["measure"] == m]
-            cells.append(
-                _cell(float(r["similarity"].iloc[0]), float(r["stdev"].iloc[0]), with_sd)
-                if len(r)
-                else ""
-            )
-        lines[_fmt(value)] = cells
-    floor = sweep.noise_floor
-    label = f"noise floor ({_label(sweep.param, sweep.reference)} reseeded)"
-    if n > 1:
-        lines[label] = [_cell(floor[m][0], floor[m][1], floor[m][2] > 1) for m in measures]
-    else:
-        lines[label] = ["n/a (1 seed)" for _ in measures]
-    return head + "\n" + _text_table([sweep.param, *measures], [[k, *v] for k, v in lines.items()])
-
-
-def _text_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """Plain columns: the first left-aligned, the others right-aligned."""
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-
-    def line(cells: Sequence[str]) -> str:
-        first = f"{cells[0]!s:<{widths[0]}}"
-        rest = [f"{c!s:>{w}}" for c, w in zip(cells[1:], widths[1:], strict=True)]
-        return "  ".join([first, *rest]).rstrip()
-
-    return "\n".join([line(header), *(line(r) for r in rows)])
-
-
-def format_neighbors(frame: pd.DataFrame) -> str:
-    """rank, title, genres (when the keys carry them) and score of a neighbors frame."""
-    out = pd.DataFrame({"rank": frame["rank"]})
-    if "title" in frame.columns:
-        out["title"] = frame["title"]
-    else:
-        out["key"] = frame["key"].astype(str)
-    if (
-        "key" in frame.columns
-        and frame["key"].map(lambda k: isinstance(k, tuple) and len(k) > 1).all()
-    ):
-        out["genres"] = frame["key"].map(lambda k: k[1])
-    out["score"] = frame["score"].map(lambda s: f"{s:.3f}")
-    return out.to_string(index=False)
-
-
-def _eq(a: Any, b: Any) -> bool:
-    try:
-        return bool(a == b) and isinstance(a, bool) == isinstance(b, bool)
-    except Exception:
-        return False
-
-
 # ---------------------------------------------------------------------- words
 def _beyond(sim: float, sd: float, nf: float, nf_sd: float) -> bool:
     """A change is beyond the noise floor when the mean similarity is lower than
@@ -216,11 +123,11 @@ def summarize(sweep: Sweep, svd_name: str | None = "svd") -> list[str]:
     measures = list(sweep.measures)
     lines: list[str] = []
     floor = sweep.noise_floor
-    others = [v for v in sweep.values if not _eq(v, ref)]
+    others = [v for v in sweep.values if not same_value(v, ref)]
     ref_rows = table[table["against"] == "reference"]
 
     def sim(rows: pd.DataFrame, value: Any, m: str) -> tuple[float, float]:
-        r = rows[(rows["measure"] == m) & rows["value"].map(lambda v: _eq(v, value))]
+        r = rows[(rows["measure"] == m) & rows["value"].map(lambda v: same_value(v, value))]
         return (
             (float(r["similarity"].iloc[0]), float(r["stdev"].iloc[0]))
             if len(r)
@@ -232,9 +139,9 @@ def summarize(sweep: Sweep, svd_name: str | None = "svd") -> list[str]:
         parts = [f"{m} {floor[m][0]:.3f}" for m in measures]
         n_pairs = floor[measures[0]][2]
         lines.append(
-            f"Reseeding {_label(param, ref)} alone gives similarities of {_join(parts)} "
+            f"Reseeding {value_label(param, ref)} alone gives similarities of {_join(parts)} "
             f"(mean over {n_pairs} seed pair{'s' if n_pairs != 1 else ''}): a weight whose "
-            f"similarity to {_label(param, ref)} is not below these has changed the space no "
+            f"similarity to {value_label(param, ref)} is not below these has changed the space no "
             "more than a new seed does."
         )
         all_beyond, none_beyond = [], []
@@ -242,27 +149,27 @@ def summarize(sweep: Sweep, svd_name: str | None = "svd") -> list[str]:
         for v in others:
             flags = {m: _beyond(*sim(ref_rows, v, m), floor[m][0], floor[m][1]) for m in measures}
             if all(flags.values()):
-                all_beyond.append(_fmt(v))
+                all_beyond.append(format_value(v))
             elif not any(flags.values()):
-                none_beyond.append(_fmt(v))
+                none_beyond.append(format_value(v))
             else:
                 over = tuple(m for m, f in flags.items() if f)
                 under = tuple(m for m, f in flags.items() if not f)
-                mixed.setdefault((over, under), []).append(_fmt(v))
-        short = SHORT.get(param, param)
+                mixed.setdefault((over, under), []).append(format_value(v))
+        short = SHORT_NAMES.get(param, param)
         if all_beyond:
             lines.append(
-                f"Against {_label(param, ref)}, {short} = {_join(all_beyond)} "
+                f"Against {value_label(param, ref)}, {short} = {_join(all_beyond)} "
                 f"change{'s' if len(all_beyond) == 1 else ''} the space by more than the noise floor on every measure."
             )
         if none_beyond:
             lines.append(
                 f"{short} = {_join(none_beyond)} stay{'s' if len(none_beyond) == 1 else ''} within the "
-                f"noise floor of {_label(param, ref)} on every measure: indistinguishable from reseeding."
+                f"noise floor of {value_label(param, ref)} on every measure: indistinguishable from reseeding."
             )
         for (over, under), vals in mixed.items():
             lines.append(
-                f"At {SHORT.get(param, param)} = {_join(vals)} the change exceeds the noise floor "
+                f"At {SHORT_NAMES.get(param, param)} = {_join(vals)} the change exceeds the noise floor "
                 f"on {_join(over)} but not on {_join(under)}."
             )
     else:
@@ -273,18 +180,19 @@ def summarize(sweep: Sweep, svd_name: str | None = "svd") -> list[str]:
 
     if others:
         lows = {m: min(others, key=lambda v, m=m: sim(ref_rows, v, m)[0]) for m in measures}
-        values = set(map(_fmt, lows.values()))
+        values = set(map(format_value, lows.values()))
         if len(values) == 1:
             v = next(iter(lows.values()))
             parts = [f"{m} {sim(ref_rows, v, m)[0]:.3f}" for m in measures]
             lines.append(
-                f"The largest change from {_label(param, ref)} is at {_label(param, v)} on every measure ({_join(parts)})."
+                f"The largest change from {value_label(param, ref)} is at {value_label(param, v)} on every measure ({_join(parts)})."
             )
         else:
             parts = [
-                f"{m} at {_label(param, v)} ({sim(ref_rows, v, m)[0]:.3f})" for m, v in lows.items()
+                f"{m} at {value_label(param, v)} ({sim(ref_rows, v, m)[0]:.3f})"
+                for m, v in lows.items()
             ]
-            lines.append(f"The largest change from {_label(param, ref)} is: {_join(parts)}.")
+            lines.append(f"The largest change from {value_label(param, ref)} is: {_join(parts)}.")
         numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in sweep.values)
         if numeric:
             order = sorted(sweep.values)
@@ -293,11 +201,11 @@ def summarize(sweep: Sweep, svd_name: str | None = "svd") -> list[str]:
             ]
             if falling == measures:
                 lines.append(
-                    f"Similarity to {_label(param, ref)} falls steadily as {param} grows, on every measure."
+                    f"Similarity to {value_label(param, ref)} falls steadily as {param} grows, on every measure."
                 )
             elif falling:
                 lines.append(
-                    f"Similarity to {_label(param, ref)} falls steadily as {param} grows on {_join(falling)}."
+                    f"Similarity to {value_label(param, ref)} falls steadily as {param} grows on {_join(falling)}."
                 )
 
     if svd_name and svd_name in set(table["against"]):
@@ -305,24 +213,25 @@ def summarize(sweep: Sweep, svd_name: str | None = "svd") -> list[str]:
         best = {m: max(sweep.values, key=lambda v, m=m: sim(svd_rows, v, m)[0]) for m in measures}
         worst = {m: min(sweep.values, key=lambda v, m=m: sim(svd_rows, v, m)[0]) for m in measures}
         name = svd_name.upper() if svd_name == "svd" else svd_name
-        if len(set(map(_fmt, best.values()))) == 1:
+        if len(set(map(format_value, best.values()))) == 1:
             v = next(iter(best.values()))
             parts = [f"{m} {sim(svd_rows, v, m)[0]:.3f}" for m in measures]
             lines.append(
-                f"The spaces closest to {name} are at {_label(param, v)} on every measure ({_join(parts)})."
+                f"The spaces closest to {name} are at {value_label(param, v)} on every measure ({_join(parts)})."
             )
         else:
             parts = [
-                f"{m} at {_label(param, v)} ({sim(svd_rows, v, m)[0]:.3f})" for m, v in best.items()
+                f"{m} at {value_label(param, v)} ({sim(svd_rows, v, m)[0]:.3f})"
+                for m, v in best.items()
             ]
-            counts = pd.Series([_fmt(v) for v in best.values()]).value_counts()
+            counts = pd.Series([format_value(v) for v in best.values()]).value_counts()
             lines.append(
-                f"Closest to {name}: {_join(parts)}; {SHORT.get(param, param)}={counts.index[0]} "
+                f"Closest to {name}: {_join(parts)}; {SHORT_NAMES.get(param, param)}={counts.index[0]} "
                 f"wins on {counts.iloc[0]} of {len(measures)} measures."
             )
-        if len(set(map(_fmt, worst.values()))) == 1:
+        if len(set(map(format_value, worst.values()))) == 1:
             v = next(iter(worst.values()))
-            lines.append(f"The farthest from {name} is {_label(param, v)} on every measure.")
+            lines.append(f"The farthest from {name} is {value_label(param, v)} on every measure.")
         numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in sweep.values)
         if numeric:
             order = sorted(sweep.values)
@@ -334,37 +243,6 @@ def summarize(sweep: Sweep, svd_name: str | None = "svd") -> list[str]:
                     f"Similarity to {name} rises steadily with {param} on {_join(rising)}."
                 )
     return lines
-
-
-# ---------------------------------------------------------------------- datasets
-def parse_value(text: str) -> Any:
-    """A command-line value (:func:`embspace.jsonio.parse_literal`)."""
-    return parse_literal(text)
-
-
-def data_source(name: str, before: Any) -> str:
-    """Where dataset ``name`` was read from, given its
-    :func:`~embspace.datasets.locate` status before loading (None: not a
-    registry name, so a path or a synthetic spec)."""
-    from .datasets.folders import cached_folder
-
-    if before is None:
-        return name
-    if before.path is None:
-        return f"downloaded, verified and extracted into {cached_folder(name)}"
-    if before.state == "data dir" and before.path.is_dir():
-        return f"{before.path} (EMBSPACE_DATA_DIR, read in place)"
-    if before.state == "data dir":
-        return f"{before.path} (EMBSPACE_DATA_DIR, verified, extracted into the cache)"
-    return f"{before.path} (cache)"
-
-
-def load_dataset(spec: str, *, progress: bool = True) -> Any:
-    """Ratings for a dataset spec: a registry name, a path, or ``synthetic:...``
-    (``progress``: bars for a download or an extraction)."""
-    from . import datasets
-
-    return datasets.load(spec, progress=progress)
 
 
 # ---------------------------------------------------------------------- the workflow
@@ -419,9 +297,7 @@ def run_demo(
         ratings, name, source = dataset, dataset.name or "ratings", "given in Python"
     else:
         name = str(dataset)
-        before = es.datasets.locate(name) if name in es.datasets.REGISTRY else None
-        ratings = load_dataset(name, progress=progress)
-        source = data_source(name, before)
+        ratings, source = load_described(name, progress=progress)
     timings["load"] = time.perf_counter() - t
     overview = ratings.summary()  # once: its histogram sorts every rating
     say(f"== {name}\n{overview}\n  source     {source}\n")
@@ -443,7 +319,7 @@ def run_demo(
     first = fit_cached(ratings, base, cache=cache, progress=progress)
     trained, cached = trained + (not first.cached), cached + first.cached
     note(
-        f"WALS {_label(PARAM, 0.01)} seed=0: "
+        f"WALS {value_label(PARAM, 0.01)} seed=0: "
         + ("loaded from the cache" if first.cached else f"trained in {first.fit_time:.2f} s")
     )
     timings["train"] = time.perf_counter() - t
@@ -452,7 +328,7 @@ def run_demo(
     queries = pick_movies(ratings, n_movies, movie_seed)
     neighbors: dict[str, pd.DataFrame] = {}
     say(
-        f"== WALS factors=10 {_label(PARAM, 0.01)}, {n_iter} iterations: neighbors of {len(queries)} random movies"
+        f"== WALS factors=10 {value_label(PARAM, 0.01)}, {n_iter} iterations: neighbors of {len(queries)} random movies"
     )
     for key in queries:
         frame = table.neighbors(key, k=10)
@@ -482,7 +358,7 @@ def run_demo(
         if event.kind == "run_done":
             how = "loaded from the cache" if event.cached else f"trained in {event.elapsed:.2f} s"
             note(
-                f"run {event.run_index + 1}/{event.n_runs} {_label(PARAM, event.value)} seed={event.seed}: {how}"
+                f"run {event.run_index + 1}/{event.n_runs} {value_label(PARAM, event.value)} seed={event.seed}: {how}"
             )
 
     sweep.run(callback=on_event, progress=progress)

@@ -22,7 +22,7 @@ interruption left out: its table equals the uninterrupted one.
 
 from __future__ import annotations
 
-from ..measures import DEFAULT_MEASURES, check_measures
+from ..measures import DEFAULT_MEASURES
 from .plan import NOISE, REFERENCE
 from .sweep import Sweep
 from .training import EVENT_KINDS, RunRecord, SweepCancelled, SweepEvent, TrainedRun, fit_cached
@@ -41,7 +41,3 @@ __all__ = [
     "TrainedRun",
     "fit_cached",
 ]
-
-# The CLI's name from before embspace.measures.check_measures; kept until it
-# imports that one.
-_check_measures = check_measures

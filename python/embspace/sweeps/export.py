@@ -7,17 +7,44 @@ import json
 import math
 from collections.abc import Hashable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import pandas as pd
 
 from .._atomic import write_atomic
 from ..jsonio import json_default, plain_value, to_jsonable
 
-if TYPE_CHECKING:
-    from .sweep import Sweep
+__all__ = ["Exportable", "records", "save", "to_dict"]
 
-__all__ = ["records", "save", "to_dict"]
+
+class Exportable(Protocol):
+    """What the exporters read of a sweep (:class:`~embspace.Sweep` has it all);
+    a protocol, so this module needs no import of the sweep itself."""
+
+    param: str
+    values: list[Any]
+    reference: Any
+    seeds: list[int]
+    measures: Any
+    entities: str
+    k: int
+    metric: str
+    estimator: Any
+    ratings: Any
+
+    @property
+    def table(self) -> pd.DataFrame: ...
+
+    @property
+    def results(self) -> pd.DataFrame: ...
+
+    @property
+    def noise(self) -> pd.DataFrame: ...
+
+    @property
+    def runs(self) -> list[Any]: ...
+
+    def plot(self) -> Any: ...
 
 
 def records(frame: pd.DataFrame) -> list[dict[str, Hashable]]:
@@ -31,7 +58,7 @@ def records(frame: pd.DataFrame) -> list[dict[str, Hashable]]:
     ]
 
 
-def to_dict(sweep: Sweep) -> dict[str, Any]:
+def to_dict(sweep: Exportable) -> dict[str, Any]:
     """Configuration, table, per-pair results, noise pairs and runs, JSON-ready."""
     return {
         "param": sweep.param,
@@ -52,7 +79,7 @@ def to_dict(sweep: Sweep) -> dict[str, Any]:
     }
 
 
-def save(sweep: Sweep, folder: str | Path, stem: str | None = None) -> dict[str, Path]:
+def save(sweep: Exportable, folder: str | Path, stem: str | None = None) -> dict[str, Path]:
     """Write ``<stem>_table.csv``, ``<stem>_results.csv``, ``<stem>.json`` and
     ``<stem>.png`` into ``folder`` (created), each atomically. ``stem``
     defaults to ``sweep_<param>``. Returns ``{"table", "results", "json",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Hashable
+from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -11,26 +12,25 @@ from rich.text import Text
 from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
-from textual.widgets import Footer, Header, Input, Select, TabbedContent, TabPane
+from textual.widgets import Footer, Header, Input, TabbedContent, TabPane
 
+from .. import datasets
+from ..faces.datasets import DatasetChoice, dataset_choices, describe_ratings
 from .changes_pane import ChangesPane
 from .commands import ActionCommands, EntityCommands
-from .model import (
-    DatasetChoice,
-    ModelChoice,
-    ModelPair,
-    dataset_choices,
-    default_pair,
-    describe_ratings,
-    genres_of,
-    load_source,
-    model_choices,
-    popularity_of,
-    svd_factors,
-)
+from .messages import ErrorReported, KStepRequested, OpenEntityRequested, SwapRequested
 from .neighbors_pane import NeighborsPane
 from .screens import ExportScreen, HelpScreen
 from .sweep_pane import SweepPane
+from .views.changes import genres_of, popularity_of
+from .views.pairs import (
+    ModelChoice,
+    ModelPair,
+    ModelsShown,
+    default_pair,
+    model_choices,
+    svd_factors,
+)
 from .widgets import ModelBar
 
 __all__ = ["EmbspaceApp"]
@@ -42,6 +42,11 @@ MAIN_WIDGET = {"sweep": "#grid", "neighbors": "#side", "changes": "#changes-tabl
 
 class EmbspaceApp(App[None]):
     """Run sweeps, read their similarity table and chart, and look up neighbors.
+
+    The app owns the data (ratings, the sweep, the models compared, the SVD
+    and model-pair caches); the panes show it. A pane posts what the user asks
+    for as a message (:mod:`.messages`, ``SweepPane.RunRequested``, ...), the
+    app handles it and calls the panes' methods to show the outcome.
 
     Parameters
     ----------
@@ -104,9 +109,9 @@ class EmbspaceApp(App[None]):
             with TabPane("Sweep", id="sweep"):
                 yield SweepPane(id="sweep-pane")
             with TabPane("Neighbors", id="neighbors"):
-                yield NeighborsPane(id="neighbors-pane")
+                yield NeighborsPane(self.model_pair, id="neighbors-pane")
             with TabPane("Changes", id="changes"):
-                yield ChangesPane(id="changes-pane")
+                yield ChangesPane(self.model_pair, id="changes-pane")
         yield Footer()
 
     @property
@@ -185,14 +190,14 @@ class EmbspaceApp(App[None]):
     def _load(self, source: str) -> Any:
         with self._load_lock:
             if source not in self._loaded:
-                self._loaded[source] = load_source(source)
+                self._loaded[source] = datasets.load(source, progress=False)
             return self._loaded[source]
 
     def _load_failed(self, source: str, exc: BaseException) -> None:
         self.sweep_pane.show_dataset_status(f"could not load {source}")
         self.report_error(exc, f"Loading {source}")
 
-    def ratings_for_sweep(self, source: str | None) -> Any:
+    def _ratings_for_sweep(self, source: str | None) -> Any:
         """Called from the sweep worker: the ratings of ``source`` (loaded in
         the calling thread when needed), or the loaded ones."""
         if source is None or source == self.dataset_id:
@@ -221,19 +226,45 @@ class EmbspaceApp(App[None]):
             self.changes_pane.invalidate()
             self._models_changed()
         self.sweep_pane.show_dataset_status(describe_ratings(ratings))
-        self.neighbors_pane.set_titles(
-            [str(k[0]) if isinstance(k, tuple) else str(k) for k in ratings.item_keys]
-        )
-        self.changes_pane.set_genres(genres_of(ratings.item_keys))
+        self.neighbors_pane.set_dataset(ratings.item_keys, self.popularity)
+        self.changes_pane.set_dataset(genres_of(ratings.item_keys), self.popularity)
         self._refresh_dataset_choices(source)
         self.notify(describe_ratings(ratings), title="Dataset loaded", markup=False)
 
-    def _source(self) -> str | None:
-        path = self.query_one("#dataset-path", Input).value.strip()
-        if path:
-            return path
-        value = self.query_one("#dataset", Select).value
-        return None if value is Select.NULL else str(value)
+    @on(SweepPane.DatasetChosen)
+    def _dataset_chosen(self, message: SweepPane.DatasetChosen) -> None:
+        self.choose_dataset(message.source)
+
+    @on(SweepPane.LoadRequested)
+    def _load_requested(self, message: SweepPane.LoadRequested) -> None:
+        self.load_dataset(message.source)
+
+    # ------------------------------------------------------------------ the sweep
+    @on(SweepPane.RunRequested)
+    def _run_requested(self) -> None:
+        self.action_run_sweep()
+
+    @on(SweepPane.CancelRequested)
+    def _cancel_requested(self) -> None:
+        self.action_cancel_sweep()
+
+    @on(SweepPane.ExportRequested)
+    def _export_requested(self) -> None:
+        self.action_export()
+
+    @on(SweepPane.Started)
+    def _sweep_started(self, message: SweepPane.Started) -> None:
+        self.sweep_started(message.sweep)
+
+    @on(SweepPane.Progress)
+    def _sweep_progress(self, message: SweepPane.Progress) -> None:
+        if message.event.kind == "run_done":
+            self.runs_changed(message.sweep)
+
+    @on(SweepPane.Stopped)
+    def _sweep_stopped(self, message: SweepPane.Stopped) -> None:
+        if message.sweep is not None:
+            self.runs_changed(message.sweep)
 
     # ------------------------------------------------------------------ models
     def sweep_started(self, sweep: Any) -> None:
@@ -298,11 +329,28 @@ class EmbspaceApp(App[None]):
                 pair = self._pairs.setdefault((a, b), pair)
         return pair
 
+    def models_shown(self) -> ModelsShown:
+        """Models A and B, their labels and k, as the panes are told them."""
+        return ModelsShown(
+            self.model_a,
+            self.model_b,
+            self.k,
+            self.model_label(self.model_a),
+            self.model_label(self.model_b),
+        )
+
     def _sync_bars(self) -> None:
         for bar in self.query(ModelBar):
             bar.set_state(self.choices, self.model_a, self.model_b, self.k)
+        self._tell_models()
+
+    def _tell_models(self) -> None:
+        shown = self.models_shown()
+        self.neighbors_pane.set_models(shown)
+        self.changes_pane.set_models(shown)
 
     def _models_changed(self) -> None:
+        self._tell_models()
         self.neighbors_pane.refresh_view()
         if self.query_one("#tabs", TabbedContent).active == "changes":
             self.changes_pane.refresh_view()
@@ -332,6 +380,22 @@ class EmbspaceApp(App[None]):
         self._switch_to("neighbors")
         self.neighbors_pane.show_entity(key)
         self._focus_now("#side")
+
+    @on(KStepRequested)
+    def _k_step(self, message: KStepRequested) -> None:
+        self.set_k(max(1, self.k + message.step))
+
+    @on(SwapRequested)
+    def _swap_requested(self) -> None:
+        self.swap_models()
+
+    @on(OpenEntityRequested)
+    def _open_requested(self, message: OpenEntityRequested) -> None:
+        self.open_entity(message.key)
+
+    @on(ErrorReported)
+    def _error_reported(self, message: ErrorReported) -> None:
+        self.report_error(message.error, message.title)
 
     @on(TabbedContent.TabActivated, "#tabs")
     def _tab_shown(self, event: TabbedContent.TabActivated) -> None:
@@ -376,13 +440,13 @@ class EmbspaceApp(App[None]):
         except Exception as exc:
             self.report_error(exc, "Sweep settings")
             return
-        source = self._source()
+        source = pane.dataset_source()
         if source is None and self.ratings is None:
             self.notify("choose a dataset first", severity="error", markup=False)
             return
         self._switch_to("sweep")
-        vs_svd = bool(self.query_one("#vs-svd").value)  # type: ignore[attr-defined]
-        pane.start(spec, source, vs_svd)
+        svd = self.svd_embeddings if pane.compare_with_svd else None
+        pane.start(spec, load=partial(self._ratings_for_sweep, source), svd=svd)
 
     def action_toggle_form(self) -> None:
         self._switch_to("sweep")
@@ -392,8 +456,12 @@ class EmbspaceApp(App[None]):
         if not self.sweep_pane.cancel():
             self.notify("no sweep is running", severity="warning", markup=False)
 
+    def action_swap_models(self) -> None:
+        """Exchange models A and B (the command palette's "Swap models A and B")."""
+        self.swap_models()
+
     def action_load(self) -> None:
-        source = self._source()
+        source = self.sweep_pane.dataset_source()
         if source is None:
             self.notify("choose a dataset or type a path", severity="error", markup=False)
             return

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Hashable
-from typing import TYPE_CHECKING, ClassVar
+from collections.abc import Callable, Hashable
+from typing import ClassVar
 
 import pandas as pd
 from rich.text import Text
@@ -13,11 +13,10 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Input, Label, Select, Static
 
-from .model import changes_table
+from .messages import ErrorReported, KStepRequested, OpenEntityRequested, SwapRequested
+from .views.changes import changes_table, parse_bound
+from .views.pairs import ModelPair, ModelsShown
 from .widgets import ModelBar
-
-if TYPE_CHECKING:
-    from .app import EmbspaceApp
 
 __all__ = ["ChangesPane"]
 
@@ -25,19 +24,15 @@ __all__ = ["ChangesPane"]
 MAX_ROWS = 500
 
 
-def _bound(text: str, name: str) -> int | None:
-    text = text.strip()
-    if not text:
-        return None
-    value = int(text)
-    if value < 0:
-        raise ValueError(f"{name} must not be negative")
-    return value
-
-
 class ChangesPane(Vertical):
     """Lowest Jaccard first, filtered by genre and number of ratings; Enter
-    opens the entity in the Neighbors screen."""
+    opens the entity in the Neighbors screen.
+
+    ``pairs(a, b)`` returns the :class:`~.views.pairs.ModelPair` of two model
+    ids (called in a worker thread). The app tells the pane the dataset
+    (:meth:`set_dataset`) and the models shown (:meth:`set_models`); the pane
+    posts :class:`~.messages.OpenEntityRequested`,
+    :class:`~.messages.KStepRequested` and :class:`~.messages.SwapRequested` up."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("plus,equals_sign", "k_up", "k+1"),
@@ -45,15 +40,14 @@ class ChangesPane(Vertical):
         Binding("ctrl+t", "swap", "Swap A/B"),
     ]
 
-    def __init__(self, *, id: str | None = None) -> None:
+    def __init__(self, pairs: Callable[[str, str], ModelPair], *, id: str | None = None) -> None:
         super().__init__(id=id)
+        self._pairs = pairs
+        self._models = ModelsShown()
+        self._popularity: dict[Hashable, int] = {}
         self._jaccard: pd.Series | None = None
         self._request: tuple[str, str, int] | None = None
         self.rows: pd.DataFrame | None = None
-
-    @property
-    def embspace_app(self) -> EmbspaceApp:
-        return self.app  # type: ignore[return-value]
 
     def compose(self) -> ComposeResult:
         yield ModelBar(id="ch-models")
@@ -76,20 +70,26 @@ class ChangesPane(Vertical):
     def _status(self, text: str) -> None:
         self.query_one("#changes-status", Static).update(Text(text))
 
-    def set_genres(self, genres: list[str]) -> None:
+    def set_dataset(self, genres: list[str], popularity: dict[Hashable, int]) -> None:
+        """The genres offered by the filter and the entities' numbers of ratings."""
+        self._popularity = popularity
         select = self.query_one("#genre", Select)
         with self.prevent(Select.Changed):
             select.set_options([(g, g) for g in genres])
 
     # ------------------------------------------------------------------ actions
     def action_k_up(self) -> None:
-        self.embspace_app.set_k(self.embspace_app.k + 1)
+        self.post_message(KStepRequested(+1))
 
     def action_k_down(self) -> None:
-        self.embspace_app.set_k(max(1, self.embspace_app.k - 1))
+        self.post_message(KStepRequested(-1))
 
     def action_swap(self) -> None:
-        self.embspace_app.swap_models()
+        self.post_message(SwapRequested())
+
+    def set_models(self, models: ModelsShown) -> None:
+        """The models A and B (and k) to compare; :meth:`refresh_view` recomputes."""
+        self._models = models
 
     # ------------------------------------------------------------------ compute
     def invalidate(self) -> None:
@@ -101,32 +101,30 @@ class ChangesPane(Vertical):
 
     def refresh_view(self) -> None:
         """Models or k changed: recompute the per-entity Jaccard."""
-        app = self.embspace_app
-        if app.model_a is None or app.model_b is None:
+        models = self._models
+        if models.a is None or models.b is None:
             self._jaccard = None
             self.rows = None
             self.query_one("#changes-table", DataTable).clear(columns=True)
             self._status("choose models A and B above (finished sweep runs or SVD)")
             return
-        request = (app.model_a, app.model_b, app.k)
+        request = (models.a, models.b, models.k)
         if request == self._request and self._jaccard is not None:
             self._fill()
             return
         self._request = request
         self._jaccard = None
         self._status(
-            f"comparing the neighborhoods of {app.model_label(app.model_a)} and "
-            f"{app.model_label(app.model_b)} (k={app.k})…"
+            f"comparing the neighborhoods of {models.label_a} and {models.label_b} (k={models.k})…"
         )
         self._compute(*request)
 
     @work(thread=True, exclusive=True, group="changes", exit_on_error=False)
     def _compute(self, a: str, b: str, k: int) -> None:
-        app = self.embspace_app
         try:
-            series = app.model_pair(a, b).jaccard(k)
+            series = self._pairs(a, b).jaccard(k)
         except Exception as exc:
-            self.app.call_from_thread(app.report_error, exc, "Changes")
+            self.post_message(ErrorReported(exc, "Changes"))
             return
         self.app.call_from_thread(self._computed, (a, b, k), series)
 
@@ -147,20 +145,20 @@ class ChangesPane(Vertical):
         series = self._jaccard
         if series is None:
             return
-        app = self.embspace_app
+        models = self._models
         genre = self.query_one("#genre", Select).value
         try:
-            low = _bound(self.query_one("#min-ratings", Input).value, "min ratings")
-            high = _bound(self.query_one("#max-ratings", Input).value, "max ratings")
+            low = parse_bound(self.query_one("#min-ratings", Input).value, "min ratings")
+            high = parse_bound(self.query_one("#max-ratings", Input).value, "max ratings")
             rows = changes_table(
                 series,
-                app.popularity,
+                self._popularity,
                 genre=None if genre is Select.NULL else str(genre),
                 min_ratings=low,
                 max_ratings=high,
             )
         except ValueError as exc:
-            app.report_error(exc, "Changes")
+            self.post_message(ErrorReported(exc, "Changes"))
             return
         self.rows = rows
         table = self.query_one("#changes-table", DataTable)
@@ -187,7 +185,7 @@ class ChangesPane(Vertical):
         mean = float(series.mean()) if len(series) else float("nan")
         more = f", first {MAX_ROWS} shown" if len(rows) > MAX_ROWS else ""
         self._status(
-            f"{app.model_label(app.model_a)} vs {app.model_label(app.model_b)}, k={app.k}: "
+            f"{models.label_a} vs {models.label_b}, k={models.k}: "
             f"mean Jaccard {mean:.3f} over {len(series):,} entities; "
             f"{len(rows):,} match the filters{more}. Enter opens one in Neighbors."
         )
@@ -197,4 +195,4 @@ class ChangesPane(Vertical):
         if self.rows is None or event.row_key.value is None:
             return
         key: Hashable = self.rows.iloc[int(event.row_key.value)]["key"]
-        self.embspace_app.open_entity(key)
+        self.post_message(OpenEntityRequested(key))

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
-from typing import TYPE_CHECKING
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
-from .model import search_entities
-
-if TYPE_CHECKING:
-    from .app import EmbspaceApp
+from .messages import OpenEntityRequested
+from .views.search import search_entities
 
 __all__ = ["ACTIONS", "ActionCommands", "EntityCommands"]
 
@@ -58,11 +55,12 @@ class ActionCommands(Provider):
 
 
 class EntityCommands(Provider):
-    """``open <title>``: the titles of the loaded dataset, opened in Neighbors."""
+    """``open <title>``: the titles of the app's ``ratings`` (None: no dataset
+    loaded yet), opened in Neighbors by an :class:`~.messages.OpenEntityRequested`."""
 
     async def search(self, query: str) -> Hits:
-        app: EmbspaceApp = self.app  # type: ignore[assignment]
-        ratings = app.ratings
+        app = self.app
+        ratings = getattr(app, "ratings", None)
         if ratings is None or len(query.strip()) < 2:
             return
         hits = search_entities(ratings.item_keys, query, limit=8)
@@ -70,7 +68,7 @@ class EntityCommands(Provider):
             yield Hit(
                 1.0 - rank / 10,
                 f"Open {label}",
-                partial(app.open_entity, key),
+                partial(app.post_message, OpenEntityRequested(key)),
                 text=f"Open {label}",
                 help="show its neighbors in models A and B",
             )

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable
-from typing import TYPE_CHECKING, Any, ClassVar
+from collections.abc import Callable, Hashable, Sequence
+from typing import ClassVar
 
 from rich.text import Text
 from textual import on, work
@@ -15,11 +15,12 @@ from textual.widgets import DataTable, Input, OptionList, Static
 from textual.widgets.option_list import Option
 from textual.worker import get_current_worker
 
-from .model import SHARED_MARK, SideBySide, search_entities
+from ..faces.keys import key_title
+from .messages import ErrorReported, KStepRequested, SwapRequested
+from .views.neighbors import SHARED_MARK, SideBySide
+from .views.pairs import ModelPair, ModelsShown
+from .views.search import search_entities, titles_of
 from .widgets import ModelBar, TitleSuggester
-
-if TYPE_CHECKING:
-    from .app import EmbspaceApp
 
 __all__ = ["NeighborsPane"]
 
@@ -32,7 +33,13 @@ def _score(x: float) -> str:
 
 
 class NeighborsPane(Vertical):
-    """Search box with suggestions, hits, the entity and the side-by-side table."""
+    """Search box with suggestions, hits, the entity and the side-by-side table.
+
+    ``pairs(a, b)`` returns the :class:`~.views.pairs.ModelPair` of two model
+    ids (called in a worker thread). The app tells the pane the dataset
+    (:meth:`set_dataset`) and the models shown (:meth:`set_models`); the pane
+    posts :class:`~.messages.KStepRequested` and :class:`~.messages.SwapRequested`
+    up."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("slash", "focus_search", "Search"),
@@ -42,17 +49,17 @@ class NeighborsPane(Vertical):
         Binding("down", "focus_hits", "Matches", show=False),
     ]
 
-    def __init__(self, *, id: str | None = None) -> None:
+    def __init__(self, pairs: Callable[[str, str], ModelPair], *, id: str | None = None) -> None:
         super().__init__(id=id)
+        self._pairs = pairs
         self._key: Hashable | None = None
+        self._keys: Sequence[Hashable] | None = None
+        self._popularity: dict[Hashable, int] = {}
+        self._models = ModelsShown()
         self._hits: list[Hashable] = []
         self._hits_query: str | None = None
         self.shown: SideBySide | None = None
         self.suggester = TitleSuggester()
-
-    @property
-    def embspace_app(self) -> EmbspaceApp:
-        return self.app  # type: ignore[return-value]
 
     def compose(self) -> ComposeResult:
         yield ModelBar(id="nb-models")
@@ -71,8 +78,11 @@ class NeighborsPane(Vertical):
         self._show_empty("run a sweep on the Sweep screen (1), then search a title here")
 
     # ------------------------------------------------------------------ search
-    def set_titles(self, titles: list[str]) -> None:
-        self.suggester.set_titles(titles)
+    def set_dataset(self, keys: Sequence[Hashable], popularity: dict[Hashable, int]) -> None:
+        """The entities searched (item keys) and their numbers of ratings."""
+        self._keys = keys
+        self._popularity = popularity
+        self.suggester.set_titles(titles_of(keys))
         self.query_one("#hits", OptionList).clear_options()
         self._hits = []
         self._hits_query = None
@@ -94,8 +104,8 @@ class NeighborsPane(Vertical):
     def _search(self, query: str, open_best: bool = False) -> None:
         """Rank the titles against ``query`` off the event loop (a tenth of a
         second over MovieLens), then list them, or open the best one."""
-        ratings = self.embspace_app.ratings
-        hits = [] if ratings is None else search_entities(ratings.item_keys, query, limit=N_HITS)
+        keys = self._keys
+        hits = [] if keys is None else search_entities(keys, query, limit=N_HITS)
         if get_current_worker().is_cancelled:  # a newer keystroke replaced this search
             return
         self.app.call_from_thread(self._show_hits, query, hits)
@@ -113,15 +123,15 @@ class NeighborsPane(Vertical):
 
     def _open_best(self, query: str) -> None:
         if not self._hits:
-            self.app.notify(f"no title matches {query!r}", severity="warning", markup=False)
+            self.notify(f"no title matches {query!r}", severity="warning", markup=False)
             return
         self.show_entity(self._hits[0])
         self.query_one("#side", DataTable).focus()
 
     @on(Input.Submitted, "#search")
     def _submitted(self, event: Input.Submitted) -> None:
-        if self.embspace_app.ratings is None:
-            self.app.notify("load a dataset first (Sweep screen)", severity="warning", markup=False)
+        if self._keys is None:
+            self.notify("load a dataset first (Sweep screen)", severity="warning", markup=False)
             return
         if self._hits_query == event.value:
             self._open_best(event.value)
@@ -137,13 +147,17 @@ class NeighborsPane(Vertical):
 
     # ------------------------------------------------------------------ k / models
     def action_k_up(self) -> None:
-        self.embspace_app.set_k(self.embspace_app.k + 1)
+        self.post_message(KStepRequested(+1))
 
     def action_k_down(self) -> None:
-        self.embspace_app.set_k(max(1, self.embspace_app.k - 1))
+        self.post_message(KStepRequested(-1))
 
     def action_swap(self) -> None:
-        self.embspace_app.swap_models()
+        self.post_message(SwapRequested())
+
+    def set_models(self, models: ModelsShown) -> None:
+        """The models A and B (and k) to show; :meth:`refresh_view` redraws."""
+        self._models = models
 
     def refresh_view(self) -> None:
         """Models or k changed: recompute the shown entity."""
@@ -158,31 +172,29 @@ class NeighborsPane(Vertical):
     def show_entity(self, key: Hashable) -> None:
         """Show the neighbors of ``key`` in the current models A and B."""
         self._key = key
-        app = self.embspace_app
-        if app.model_a is None or app.model_b is None:
+        models = self._models
+        if models.a is None or models.b is None:
             self._show_empty("choose models A and B above (finished sweep runs or SVD)")
             return
-        self.query_one("#entity", Static).update(Text(f"{_title(key)}: computing…"))
-        self._compute(key, app.model_a, app.model_b, app.k)
+        self.query_one("#entity", Static).update(Text(f"{key_title(key)}: computing…"))
+        self._compute(key, models.a, models.b, models.k)
 
     @work(thread=True, exclusive=True, group="neighbors", exit_on_error=False)
     def _compute(self, key: Hashable, a: str, b: str, k: int) -> None:
-        app = self.embspace_app
         try:
-            pair = app.model_pair(a, b)
-            result = pair.side_by_side(key, k)
+            result = self._pairs(a, b).side_by_side(key, k)
         except Exception as exc:
-            self.app.call_from_thread(app.report_error, exc, "Neighbors")
+            self.post_message(ErrorReported(exc, "Neighbors"))
             return
         self.app.call_from_thread(self._display, result, a, b)
 
     def _display(self, result: SideBySide, a: str, b: str) -> None:
-        app = self.embspace_app
-        if result.key != self._key or (a, b) != (app.model_a, app.model_b):
+        models = self._models
+        if result.key != self._key or (a, b) != (models.a, models.b):
             return  # an older request
         self.shown = result
-        label_a, label_b = app.model_label(a), app.model_label(b)
-        pop = app.popularity.get(result.key)
+        label_a, label_b = models.label_a, models.label_b
+        pop = self._popularity.get(result.key)
         head = Text()
         head.append(result.title, style="bold")
         if result.genres:
@@ -224,7 +236,3 @@ def _mark(title: str, shared: bool) -> Text:
     if shared:
         return Text(f"{SHARED_MARK} {title}", style="bold green")
     return Text(f"  {title}")
-
-
-def _title(key: Any) -> str:
-    return str(key[0]) if isinstance(key, tuple) and key else str(key)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 import threading
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
 from rich.text import Text
 from textual import on, work
@@ -27,96 +28,89 @@ from textual.widgets import (
 )
 from textual_plotext import PlotextPlot
 
-from ..errors import InvalidParameterError
-from .model import (
-    ESTIMATORS,
-    SweepSpec,
-    chart_series,
-    estimator_defaults,
-    format_value,
-    similarity_grid,
-    sweepable_params,
-)
-
-if TYPE_CHECKING:
-    from .app import EmbspaceApp
+from ..faces.estimators import ESTIMATORS
+from ..faces.values import format_value
+from .messages import ErrorReported
+from .views.form import SweepSpec, form_defaults, offered_measures
+from .views.grid import chart_series, similarity_grid
 
 __all__ = ["SweepPane"]
 
-#: Parameters the form fills in for each estimator (the rest keep their defaults).
-FORM_PARAMS = {
-    "WALS": ("factors", "iterations", "regularization"),
-    "SVD": ("factors",),
-}
-#: What the form proposes to sweep first, with its values and reference.
-FORM_SWEEP = {
-    "WALS": ("unobserved_weight", "0, 0.01, 0.1, 0.5, 1, 2", "0"),
-    "SVD": ("factors", "5, 10, 20, 50", "10"),
-}
-#: The measures of the reference notebook, checked by default.
-DEFAULT_MEASURES = ("neighbors", "cca", "unitmatch", "cka")
 #: Colors of the chart's series (and of their noise-floor lines), by measure order.
 CHART_COLORS = ("cyan", "magenta", "green", "orange", "red", "blue", "yellow", "white")
 #: Width of a similarity cell: "0.873 (floor 0.950)".
 CELL_WIDTH = 19
 
 
-class SweepProgress(Message):
-    """A :class:`~embspace.sweeps.SweepEvent` of the running sweep."""
-
-    def __init__(self, sweep: Any, event: Any) -> None:
-        super().__init__()
-        self.sweep = sweep
-        self.event = event
-
-
-class SweepStarted(Message):
-    def __init__(self, sweep: Any, spec: SweepSpec) -> None:
-        super().__init__()
-        self.sweep = sweep
-        self.spec = spec
-
-
-class SweepNote(Message):
-    """A line for the status bar from the worker."""
-
-    def __init__(self, text: str) -> None:
-        super().__init__()
-        self.text = text
-
-
-class SweepStopped(Message):
-    """The sweep worker ended: ``status`` is "done", "cancelled" or "failed"."""
-
-    def __init__(self, sweep: Any | None, status: str, error: BaseException | None = None) -> None:
-        super().__init__()
-        self.sweep = sweep
-        self.status = status
-        self.error = error
-
-
 def _cells(cells: tuple[str, ...]) -> list[Text]:
     return [Text(c, justify="right") for c in cells]
 
 
-def _measure_names() -> list[str]:
-    from ..measures import MEASURES
-
-    names = list(DEFAULT_MEASURES) + sorted(m for m in MEASURES if m not in DEFAULT_MEASURES)
-    return [m for m in names if m in MEASURES and m != "overlap_curve"]
-
-
-def _params_text(estimator: str) -> str:
-    defaults = estimator_defaults(estimator)
-    return ", ".join(
-        f"{name}={format_value(defaults[name])}"
-        for name in FORM_PARAMS[estimator]
-        if name in defaults
-    )
-
-
 class SweepPane(Vertical):
-    """Form on the left; progress, table, chart and run log on the right."""
+    """Form on the left; progress, table, chart and run log on the right.
+
+    It posts the user's requests (:class:`DatasetChosen`, :class:`LoadRequested`,
+    :class:`RunRequested`, :class:`CancelRequested`, :class:`ExportRequested`)
+    and the running sweep's :class:`Started`, :class:`Progress` and
+    :class:`Stopped` up to the app, which calls :meth:`start`, :meth:`cancel`,
+    :meth:`set_dataset_choices`, :meth:`show_dataset_status` ... down."""
+
+    class DatasetChosen(Message):
+        """The user picked dataset ``source`` in the chooser."""
+
+        def __init__(self, source: str) -> None:
+            super().__init__()
+            self.source = source
+
+    class LoadRequested(Message):
+        """The user typed a path (or spec) and pressed Enter: load ``source``."""
+
+        def __init__(self, source: str) -> None:
+            super().__init__()
+            self.source = source
+
+    class RunRequested(Message):
+        """The Run button."""
+
+    class CancelRequested(Message):
+        """The Cancel button."""
+
+    class ExportRequested(Message):
+        """The Export button."""
+
+    class Started(Message):
+        """The worker built ``sweep`` from ``spec`` and starts running it."""
+
+        def __init__(self, sweep: Any, spec: SweepSpec) -> None:
+            super().__init__()
+            self.sweep = sweep
+            self.spec = spec
+
+    class Progress(Message):
+        """A :class:`~embspace.sweeps.SweepEvent` of the running sweep."""
+
+        def __init__(self, sweep: Any, event: Any) -> None:
+            super().__init__()
+            self.sweep = sweep
+            self.event = event
+
+    class Note(Message):
+        """A line for the status bar from the worker."""
+
+        def __init__(self, text: str) -> None:
+            super().__init__()
+            self.text = text
+
+    class Stopped(Message):
+        """The sweep worker ended: ``status`` is "done", "cancelled" or "failed"."""
+
+        def __init__(
+            self, sweep: Any | None, status: str, error: BaseException | None = None
+        ) -> None:
+            super().__init__()
+            self.sweep = sweep
+            self.status = status
+            self.error = error
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
@@ -125,14 +119,10 @@ class SweepPane(Vertical):
         self._group = "reference"
         self._grid_shape: tuple[int, str] | None = None
 
-    @property
-    def embspace_app(self) -> EmbspaceApp:
-        return self.app  # type: ignore[return-value]
-
     # ------------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
-        estimator = ESTIMATORS[0]
-        param, values, reference = FORM_SWEEP[estimator]
+        estimator = next(iter(ESTIMATORS))
+        form = form_defaults(estimator)
         with Horizontal(id="sweep-body"):
             with VerticalScroll(id="sweep-form"):
                 with Horizontal(classes="field"):
@@ -155,22 +145,24 @@ class SweepPane(Vertical):
                     )
                 with Horizontal(classes="field"):
                     yield Label("Params")
-                    yield Input(_params_text(estimator), id="params", compact=True)
+                    yield Input(form.params, id="params", compact=True)
                 with Horizontal(classes="field"):
                     yield Label("Sweep")
                     yield Select[str](
-                        [(p, p) for p in sweepable_params(estimator)],
-                        value=param,
+                        [(p, p) for p in form.choices],
+                        value=form.param,
                         allow_blank=False,
                         id="param",
                         compact=True,
                     )
                 with Horizontal(classes="field"):
                     yield Label("Values")
-                    yield Input(values, id="values", compact=True)
+                    yield Input(form.values, id="values", compact=True)
                 with Horizontal(classes="field"):
                     yield Label("Reference")
-                    yield Input(reference, placeholder="first value", id="reference", compact=True)
+                    yield Input(
+                        form.reference, placeholder="first value", id="reference", compact=True
+                    )
                 with Horizontal(classes="field"):
                     yield Label("Seeds")
                     yield Input("2", id="seeds", type="integer", compact=True)
@@ -180,7 +172,7 @@ class SweepPane(Vertical):
                 yield Checkbox("also compare every run with SVD", id="vs-svd", compact=True)
                 yield Label("Measures", classes="section")
                 yield SelectionList[str](
-                    *[(m, m, m in DEFAULT_MEASURES) for m in _measure_names()], id="measures"
+                    *[(m, m, checked) for m, checked in offered_measures()], id="measures"
                 )
                 with Horizontal(id="sweep-buttons"):
                     yield Button("Run ^r", id="run", variant="primary", compact=True)
@@ -221,36 +213,45 @@ class SweepPane(Vertical):
     def show_dataset_status(self, text: str) -> None:
         self.query_one("#dataset-status", Static).update(text)
 
+    def dataset_source(self) -> str | None:
+        """The dataset the form names: the typed path when there is one, else
+        the chosen dataset, else None."""
+        path = self.query_one("#dataset-path", Input).value.strip()
+        if path:
+            return path
+        value = self.query_one("#dataset", Select).value
+        return None if value is Select.NULL else str(value)
+
     @on(Select.Changed, "#dataset")
     def _dataset_chosen(self, event: Select.Changed) -> None:
         if event.value is not Select.NULL:
-            self.embspace_app.choose_dataset(str(event.value))
+            self.post_message(self.DatasetChosen(str(event.value)))
 
     @on(Input.Submitted, "#dataset-path")
     def _path_given(self, event: Input.Submitted) -> None:
         if event.value.strip():
-            self.embspace_app.load_dataset(event.value.strip())
+            self.post_message(self.LoadRequested(event.value.strip()))
 
     # ------------------------------------------------------------------ form
     @on(Select.Changed, "#estimator")
     def _estimator_chosen(self, event: Select.Changed) -> None:
-        name = str(event.value)
-        param, values, reference = FORM_SWEEP[name]
-        self.query_one("#params", Input).value = _params_text(name)
+        form = form_defaults(str(event.value))
+        self.query_one("#params", Input).value = form.params
         select = self.query_one("#param", Select)
-        select.set_options([(p, p) for p in sweepable_params(name)])
-        select.value = param
-        self.query_one("#values", Input).value = values
-        self.query_one("#reference", Input).value = reference
+        select.set_options([(p, p) for p in form.choices])
+        if form.param:
+            select.value = form.param
+        self.query_one("#values", Input).value = form.values
+        self.query_one("#reference", Input).value = form.reference
+
+    @property
+    def compare_with_svd(self) -> bool:
+        """Whether the form asks to compare every run with SVD too."""
+        return bool(self.query_one("#vs-svd", Checkbox).value)
 
     def read_spec(self) -> SweepSpec:
         """The spec of the form (raises InvalidParameterError on bad fields)."""
         param = self.query_one("#param", Select).value
-        k_text = self.query_one("#sweep-k", Input).value.strip() or "10"
-        try:
-            k = int(k_text)
-        except ValueError:
-            raise InvalidParameterError(f"k must be a whole number, got {k_text!r}") from None
         return SweepSpec.from_form(
             estimator=str(self.query_one("#estimator", Select).value),
             params=self.query_one("#params", Input).value,
@@ -259,20 +260,20 @@ class SweepPane(Vertical):
             reference=self.query_one("#reference", Input).value,
             seeds=self.query_one("#seeds", Input).value,
             measures=list(self.query_one("#measures", SelectionList).selected),
-            k=k,
+            k=self.query_one("#sweep-k", Input).value,
         )
 
     @on(Button.Pressed, "#run")
     def _run_pressed(self) -> None:
-        self.embspace_app.action_run_sweep()
+        self.post_message(self.RunRequested())
 
     @on(Button.Pressed, "#cancel")
     def _cancel_pressed(self) -> None:
-        self.embspace_app.action_cancel_sweep()
+        self.post_message(self.CancelRequested())
 
     @on(Button.Pressed, "#export")
     def _export_pressed(self) -> None:
-        self.embspace_app.action_export()
+        self.post_message(self.ExportRequested())
 
     # ------------------------------------------------------------------ running
     @property
@@ -283,15 +284,22 @@ class SweepPane(Vertical):
     def sweep(self) -> Any:
         return self._sweep
 
-    def start(self, spec: SweepSpec, source: str | None, vs_svd: bool) -> None:
-        """Run ``spec`` on the app's dataset (loading ``source`` first when it
-        is not loaded yet) in a thread worker."""
+    def start(
+        self,
+        spec: SweepSpec,
+        *,
+        load: Callable[[], Any],
+        svd: Callable[[Any], Any] | None = None,
+    ) -> None:
+        """Run ``spec`` in a thread worker on the ratings ``load()`` returns
+        (called in the worker: it may load a dataset); with ``svd``, compare
+        every run with the embeddings ``svd(sweep)`` returns."""
         self._cancel.clear()
         self.show_form(False)
         self._set_running(True)
         self.query_one("#runs-log", Log).clear()
         self.query_one("#sweep-status", Static).update("starting…")
-        self._worker(spec, source, vs_svd)
+        self._worker(spec, load, svd)
 
     def show_form(self, show: bool | None = None) -> None:
         """Show or hide (None: toggle) the form; hidden, the results take the
@@ -315,41 +323,46 @@ class SweepPane(Vertical):
         return True
 
     @work(thread=True, exclusive=True, group="sweep", exit_on_error=False)
-    def _worker(self, spec: SweepSpec, source: str | None, vs_svd: bool) -> None:
+    def _worker(
+        self,
+        spec: SweepSpec,
+        load: Callable[[], Any],
+        svd: Callable[[Any], Any] | None,
+    ) -> None:
         from ..sweeps import SweepCancelled
 
-        app = self.embspace_app
         sweep = None
         try:
-            ratings = app.ratings_for_sweep(source)
+            ratings = load()
             if self._cancel.is_set():
                 raise SweepCancelled("cancelled before the first run")
             sweep = spec.make_sweep(ratings)
             self._sweep = sweep
-            self.post_message(SweepStarted(sweep, spec))
+            self.post_message(self.Started(sweep, spec))
 
             def callback(event: Any) -> None:
                 if self._cancel.is_set():
                     raise SweepCancelled("the sweep was cancelled")
-                self.post_message(SweepProgress(sweep, event))
+                self.post_message(self.Progress(sweep, event))
 
             sweep.run(callback=callback, progress=False)
-            if vs_svd:
-                self.post_message(SweepNote("comparing every run with SVD…"))
-                sweep.against(app.svd_embeddings(sweep), name="svd")
+            if svd is not None:
+                self.post_message(self.Note("comparing every run with SVD…"))
+                sweep.against(svd(sweep), name="svd")
         except SweepCancelled:
-            self.post_message(SweepStopped(sweep, "cancelled"))
+            self.post_message(self.Stopped(sweep, "cancelled"))
         except Exception as exc:
-            self.post_message(SweepStopped(sweep, "failed", exc))
+            self.post_message(self.Stopped(sweep, "failed", exc))
         else:
-            self.post_message(SweepStopped(sweep, "done"))
+            self.post_message(self.Stopped(sweep, "done"))
 
     def _set_running(self, running: bool) -> None:
         self.query_one("#run", Button).disabled = running
         self.query_one("#cancel", Button).disabled = not running
         self.query_one("#export", Button).disabled = running or self._sweep is None
 
-    def on_sweep_started(self, message: SweepStarted) -> None:
+    @on(Started)
+    def _started(self, message: Started) -> None:
         sweep = message.sweep
         self._group = "reference"
         self._reset_groups()
@@ -365,12 +378,13 @@ class SweepPane(Vertical):
             f"reference {format_value(sweep.reference)}, {len(sweep.seeds)} seed(s)"
         )
         self.refresh_results()
-        self.embspace_app.sweep_started(sweep)
 
-    def on_sweep_note(self, message: SweepNote) -> None:
+    @on(Note)
+    def _note(self, message: Note) -> None:
         self.query_one("#sweep-status", Static).update(message.text)
 
-    def on_sweep_progress(self, message: SweepProgress) -> None:
+    @on(Progress)
+    def _progress(self, message: Progress) -> None:
         event = message.event
         kind = event.kind
         if kind == "run_start":
@@ -395,7 +409,6 @@ class SweepPane(Vertical):
             train = self.query_one("#train-bar", ProgressBar)
             train.update(total=1 if train.total is None else train.total, progress=train.total or 1)
             self._log_run(message.sweep, event)
-            self.embspace_app.runs_changed(message.sweep)
         elif kind == "compare_done":
             self.refresh_results()
         elif kind == "done":
@@ -414,7 +427,8 @@ class SweepPane(Vertical):
             line = f"{what}: trained{iters}{loss}"
         self.query_one("#runs-log", Log).write_line(line)
 
-    def on_sweep_stopped(self, message: SweepStopped) -> None:
+    @on(Stopped)
+    def _stopped(self, message: Stopped) -> None:
         if message.sweep is not None:
             self._sweep = message.sweep
         self._set_running(False)
@@ -428,7 +442,7 @@ class SweepPane(Vertical):
             cached = sum(1 for r in sweep.runs if r.cached)
             status.update(f"done: {n_runs} runs ({cached} cached)")
             took = sum(r.elapsed for r in sweep.runs)
-            self.app.notify(
+            self.notify(
                 f"sweep finished: {n_runs} runs ({cached} from the cache), "
                 f"{took:.1f} s of training and loading",
                 title="Sweep",
@@ -436,7 +450,7 @@ class SweepPane(Vertical):
             )
         elif message.status == "cancelled":
             status.update(f"cancelled after {n_done} of {n_runs} runs (finished runs are cached)")
-            self.app.notify(
+            self.notify(
                 f"sweep cancelled after {n_done} of {n_runs} runs",
                 title="Sweep",
                 severity="warning",
@@ -444,13 +458,11 @@ class SweepPane(Vertical):
             )
         else:
             status.update(f"failed: {message.error}")
-            self.app.notify(
+            self.notify(
                 str(message.error), title="Sweep failed", severity="error", timeout=10, markup=False
             )
         self._reset_groups()
         self.refresh_results()
-        if sweep is not None:
-            self.embspace_app.runs_changed(sweep)
 
     # ------------------------------------------------------------------ results
     def _reset_groups(self) -> None:
@@ -476,7 +488,7 @@ class SweepPane(Vertical):
         try:
             self._refresh_results()
         except Exception as exc:
-            self.embspace_app.report_error(exc, "Results")
+            self.post_message(ErrorReported(exc, "Results"))
 
     def _refresh_results(self) -> None:
         sweep = self._sweep

@@ -11,14 +11,15 @@ from textual.message import Message
 from textual.suggester import Suggester
 from textual.widgets import Input, Label, Select
 
-from .model import ModelChoice, TitleIndex
+from .views.pairs import ModelChoice
+from .views.search import TitleIndex
 
 __all__ = ["ModelBar", "TitleSuggester"]
 
 
 class TitleSuggester(Suggester):
     """Completes a typed title with the shortest title starting with it
-    (accents and case ignored), through :class:`embspace.tui.model.TitleIndex`;
+    (accents and case ignored), through :class:`embspace.tui.views.search.TitleIndex`;
     the work runs in a thread so typing never waits for it."""
 
     def __init__(self, titles: Sequence[str] = ()) -> None:

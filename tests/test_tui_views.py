@@ -1,4 +1,4 @@
-"""The TUI's view model (embspace.tui.model): pure functions, tested without Textual."""
+"""What the TUI shows (embspace.tui.views): pure functions, tested without Textual."""
 
 from __future__ import annotations
 
@@ -8,60 +8,15 @@ import numpy as np
 import pandas as pd
 import pytest
 from embspace import datasets
-from embspace.errors import InvalidParameterError, UnknownDatasetError
-from embspace.tui import model
-
-# ---------------------------------------------------------------------- parsing
+from embspace.errors import InvalidParameterError
+from embspace.tui.views import changes, form, grid, neighbors, pairs, search
 
 
-def test_parse_values_takes_the_type_of_the_default():
-    assert model.parse_values("0, 0.01 0.1,1", like=0.01) == [0.0, 0.01, 0.1, 1.0]
-    assert all(type(v) is float for v in model.parse_values("0 1 2", like=0.5))
-    ints = model.parse_values("5, 10, 20.0", like=10)
-    assert ints == [5, 10, 20] and all(type(v) is int for v in ints)
-    assert model.parse_values("3;4", like=None) == [3, 4]
-
-
-@pytest.mark.parametrize(
-    ("text", "like", "message"),
-    [
-        ("", 0.1, "at least one"),
-        ("   ,  ", 0.1, "at least one"),
-        ("1, 2, 1.0", 0.1, "twice"),
-        ("2.5", 10, "whole numbers"),
-        ("inf", 0.1, "finite"),
-        ("nan", 0.1, "finite"),
-    ],
-)
-def test_parse_values_rejects_bad_fields(text, like, message):
-    with pytest.raises(InvalidParameterError, match=message):
-        model.parse_values(text, like=like)
-
-
-def test_parse_params_checks_names_and_types():
-    defaults = {"factors": 10, "regularization": 0.07, "solver": "cholesky", "random_state": None}
-    got = model.parse_params("factors=12, regularization=1 solver=cg random_state=3", defaults)
-    assert got == {"factors": 12, "regularization": 1.0, "solver": "cg", "random_state": 3}
-    assert type(got["regularization"]) is float
-    assert model.parse_params("", defaults) == {}
-    with pytest.raises(InvalidParameterError, match="'alpha' is not a parameter; known: factors"):
-        model.parse_params("alpha=1", defaults)
-    with pytest.raises(InvalidParameterError, match="name=value"):
-        model.parse_params("factors", defaults)
-    with pytest.raises(InvalidParameterError, match="name=value"):
-        model.parse_params("factors=", defaults)
-    with pytest.raises(InvalidParameterError, match="whole numbers"):
-        model.parse_params("factors=2.5", defaults)
-
-
-def test_format_value_and_cell():
-    assert model.format_value(0.0) == "0"
-    assert model.format_value(np.float32(0.5)) == "0.5"
-    assert model.format_value(10) == "10"
-    assert model.format_cell(0.87349, 0.95) == "0.873 (floor 0.950)"
-    assert model.format_cell(0.5, float("nan")) == "0.500"
-    assert model.format_cell(0.5, None) == "0.500"
-    assert model.format_cell(float("nan"), 0.9) == "—"
+def test_format_cell():
+    assert grid.format_cell(0.87349, 0.95) == "0.873 (floor 0.950)"
+    assert grid.format_cell(0.5, float("nan")) == "0.500"
+    assert grid.format_cell(0.5, None) == "0.500"
+    assert grid.format_cell(float("nan"), 0.9) == "—"
 
 
 # ---------------------------------------------------------------------- results
@@ -85,22 +40,22 @@ def test_similarity_grid_rows_are_values_and_cells_fill_as_results_arrive():
             (0.5, "neighbors", "svd", 0.2, 0.61),
         ]
     )
-    rows = model.similarity_grid(table, [0.0, 0.5, 2.0], ["neighbors", "cca"], reference=0.0)
+    rows = grid.similarity_grid(table, [0.0, 0.5, 2.0], ["neighbors", "cca"], reference=0.0)
     assert [r.label for r in rows] == ["0 (ref)", "0.5", "2"]
     assert rows[0].cells == ("1.000 (floor 0.610)", "1.000 (floor 0.970)")
     assert rows[1].cells == ("0.432 (floor 0.610)", "…")
     assert rows[2].cells == ("…", "…")
     assert [r.done for r in rows] == [True, False, False]
-    svd = model.similarity_grid(table, [0.0, 0.5], ["neighbors"], against="svd")
+    svd = grid.similarity_grid(table, [0.0, 0.5], ["neighbors"], against="svd")
     assert [r.cells for r in svd] == [("…",), ("0.200 (floor 0.610)",)]
     # an empty table (nothing finished yet) gives placeholders only
-    empty = model.similarity_grid(table.iloc[:0], [1, 2], ["cka"])
+    empty = grid.similarity_grid(table.iloc[:0], [1, 2], ["cka"])
     assert [r.cells for r in empty] == [("…",), ("…",)]
 
 
 def test_similarity_grid_matches_int_and_float_values():
     table = _table([(1, "cka", "reference", 0.9, float("nan"))])
-    rows = model.similarity_grid(table, [1.0, 2.0], ["cka"])
+    rows = grid.similarity_grid(table, [1.0, 2.0], ["cka"])
     assert rows[0].cells == ("0.900",)
 
 
@@ -112,7 +67,7 @@ def test_chart_series_positions_and_gaps():
             (1.0, "cka", "reference", 1.0, 0.9),
         ]
     )
-    linear = model.chart_series(table, [1.0, 2.0, 3.0], ["neighbors", "cka"])
+    linear = grid.chart_series(table, [1.0, 2.0, 3.0], ["neighbors", "cka"])
     assert not linear.categorical
     assert linear.x == (1.0, 2.0, 3.0)
     assert linear.labels == ("1", "2", "3")
@@ -120,7 +75,7 @@ def test_chart_series_positions_and_gaps():
     assert math.isnan(linear.series["neighbors"][1])
     assert linear.series["cka"][0] == 1.0 and all(math.isnan(y) for y in linear.series["cka"][1:])
     # more than two decades: evenly spaced, labelled with the values
-    wide = model.chart_series(table, [0.0, 0.01, 1.0, 3.0], ["neighbors"])
+    wide = grid.chart_series(table, [0.0, 0.01, 1.0, 3.0], ["neighbors"])
     assert wide.categorical and wide.x == (0.0, 1.0, 2.0, 3.0)
     assert wide.labels == ("0", "0.01", "1", "3")
     assert wide.series["neighbors"][2:] == (1.0, 0.25)
@@ -144,7 +99,7 @@ def test_side_by_side_marks_shared_neighbors_and_gives_the_jaccard():
     keys = [(f"T{i}", "Drama") for i in range(8)]
     a = _neighbors([keys[1], keys[2], keys[3], keys[4]], [0.9, 0.8, 0.7, 0.6])
     b = _neighbors([keys[3], keys[5], keys[1], keys[6]], [0.95, 0.85, 0.5, 0.4])
-    got = model.side_by_side(keys[0], a, b)
+    got = neighbors.side_by_side(keys[0], a, b)
     shared = {keys[1], keys[3]}
     assert got.shared == 2
     assert got.jaccard == pytest.approx(len(shared) / len(set(a["key"]) | set(b["key"])))
@@ -154,7 +109,7 @@ def test_side_by_side_marks_shared_neighbors_and_gives_the_jaccard():
     assert [r.b_title for r in got.rows] == ["T3", "T5", "T1", "T6"]
     assert [r.b_shared for r in got.rows] == [True, False, True, False]
     assert [r.b_score for r in got.rows] == [0.95, 0.85, 0.5, 0.4]
-    same = model.side_by_side(keys[0], a, a)
+    same = neighbors.side_by_side(keys[0], a, a)
     assert same.jaccard == 1.0 and all(r.a_shared and r.b_shared for r in same.rows)
 
 
@@ -171,7 +126,7 @@ def test_changes_table_ranks_lowest_jaccard_first_and_filters():
     ]
     jaccard = pd.Series([0.5, 0.1, 0.1, 0.0, 0.9], index=pd.Index(keys, tupleize_cols=False))
     popularity = dict(zip(keys, [120, 40, 80, 300, 5], strict=True))
-    table = model.changes_table(jaccard, popularity)
+    table = changes.changes_table(jaccard, popularity)
     # lowest Jaccard first; ties (0.1) broken by more ratings first
     assert list(table["title"]) == [
         "Blade Runner (1982)",
@@ -183,21 +138,21 @@ def test_changes_table_ranks_lowest_jaccard_first_and_filters():
     assert list(table["jaccard"]) == sorted(jaccard)
     assert list(table["n_ratings"]) == [300, 80, 40, 120, 5]
     assert table.iloc[0]["key"] == keys[3]
-    sci_fi = model.changes_table(jaccard, popularity, genre="Sci-Fi")
+    sci_fi = changes.changes_table(jaccard, popularity, genre="Sci-Fi")
     assert list(sci_fi["title"]) == ["Blade Runner (1982)", "Alien (1979)"]
     # a genre matches whole names only ("Action" is not "Action|..." prefix matching)
-    assert model.changes_table(jaccard, popularity, genre="Act").empty
-    popular = model.changes_table(jaccard, popularity, min_ratings=50, max_ratings=200)
+    assert changes.changes_table(jaccard, popularity, genre="Act").empty
+    popular = changes.changes_table(jaccard, popularity, min_ratings=50, max_ratings=200)
     assert list(popular["title"]) == ["Amélie (2001)", "Alien (1979)"]
     with pytest.raises(InvalidParameterError, match="above"):
-        model.changes_table(jaccard, popularity, min_ratings=10, max_ratings=5)
-    unknown = model.changes_table(jaccard, {})
+        changes.changes_table(jaccard, popularity, min_ratings=10, max_ratings=5)
+    unknown = changes.changes_table(jaccard, {})
     assert (unknown["n_ratings"] == -1).all()
 
 
 def test_genres_of_splits_movielens_genres():
     keys = [("A", "Drama|Comedy"), ("B", "(no genres listed)"), ("C", ""), 7]
-    assert model.genres_of(keys) == ["(no genres listed)", "Comedy", "Drama"]
+    assert changes.genres_of(keys) == ["(no genres listed)", "Comedy", "Drama"]
 
 
 def test_search_entities_and_completion_ignore_accents_and_case():
@@ -208,61 +163,21 @@ def test_search_entities_and_completion_ignore_accents_and_case():
         ("Heat (1995)", "Action"),
     ]
     titles = [k[0] for k in keys]
-    hits = model.search_entities(keys, "AMELIE", limit=3)
+    hits = search.search_entities(keys, "AMELIE", limit=3)
     assert hits[0] == (keys[0], "Amélie (2001)  Comedy|Romance")
-    assert model.search_entities(keys, "godfather", limit=1)[0][0] == keys[2]
-    assert model.search_entities(keys, "   ", limit=5) == []
+    assert search.search_entities(keys, "godfather", limit=1)[0][0] == keys[2]
+    assert search.search_entities(keys, "   ", limit=5) == []
     # the completion extends what was typed, whatever its accents and case
-    assert model.complete_title(titles, "amel") == "Amélie (2001)"
-    assert model.complete_title(titles, "AMER") == "American Beauty (1999)"
+    assert search.complete_title(titles, "amel") == "Amélie (2001)"
+    assert search.complete_title(titles, "AMER") == "American Beauty (1999)"
     # "father" is inside a title but does not start one: no completion
-    assert model.complete_title(titles, "father") is None
-    assert model.complete_title(titles, "") is None
+    assert search.complete_title(titles, "father") is None
+    assert search.complete_title(titles, "") is None
     # the shortest of several completions, the first among equals
-    index = model.TitleIndex(["Toy Story 2 (1999)", "Toy Story (1995)", "Toys (1992)", "Toyz"])
+    index = search.TitleIndex(["Toy Story 2 (1999)", "Toy Story (1995)", "Toys (1992)", "Toyz"])
     assert index.complete("toy st") == "Toy Story (1995)"
     assert index.complete("TOY") == "Toyz"
     assert index.complete("toys") == "Toys (1992)"
-
-
-# ---------------------------------------------------------------------- datasets
-
-
-def test_dataset_choices_show_the_state_of_each_registry_dataset(tmp_path, monkeypatch):
-    monkeypatch.setenv("EMBSPACE_DATA_DIR", str(tmp_path / "empty"))
-    choices = model.dataset_choices()
-    by_id = {c.id: c for c in choices}
-    for name in datasets.REGISTRY:
-        assert by_id[name].needs_download
-        assert "download" in by_id[name].label
-    assert by_id["ml-latest-small"].label == "ml-latest-small (download 978 kB)"
-    assert by_id["ml-20m"].label == "ml-20m (download 198.7 MB)"
-    assert not by_id["synthetic:tiny"].needs_download
-    # an extracted folder in the data dir makes it available without download
-    (tmp_path / "data" / "ml-100k").mkdir(parents=True)
-    monkeypatch.setenv("EMBSPACE_DATA_DIR", str(tmp_path / "data"))
-    by_id = {c.id: c for c in model.dataset_choices()}
-    assert by_id["ml-100k"].label == "ml-100k (on disk)" and not by_id["ml-100k"].needs_download
-    assert by_id["ml-1m"].needs_download
-
-
-def test_load_source_synthetic_and_errors(tmp_path):
-    got = model.load_source("synthetic:tiny")
-    assert got.fingerprint == datasets.synthetic(preset="tiny", seed=0).fingerprint
-    with pytest.raises(InvalidParameterError, match="unknown preset 'huge'"):
-        model.load_source("synthetic:huge")
-    with pytest.raises(UnknownDatasetError):
-        model.load_source(str(tmp_path / "missing"))
-    line = model.describe_ratings(got)
-    assert f"{got.n_users:,} users" in line and f"{got.n_ratings:,} ratings" in line
-
-
-def test_parse_values_wants_numbers_for_a_numeric_parameter():
-    with pytest.raises(InvalidParameterError, match="unobserved_weight takes numbers, got 'abc'"):
-        model.parse_values("0, abc", like=0.01, name="unobserved_weight")
-    with pytest.raises(InvalidParameterError, match="takes numbers"):
-        model.parse_params("factors=true", {"factors": 10})
-    assert model.parse_values("cg cholesky", like="cholesky") == ["cg", "cholesky"]
 
 
 # ---------------------------------------------------------------------- sweep spec, models
@@ -288,17 +203,8 @@ def small_sweep(tiny):
     ).run(progress=False)
 
 
-def test_sweepable_params_are_the_numeric_model_parameters():
-    wals = model.sweepable_params("WALS")
-    assert {"unobserved_weight", "factors", "regularization", "iterations"} <= set(wals)
-    assert not {"random_state", "num_threads", "device", "solver", "row_weights"} & set(wals)
-    assert model.sweepable_params("SVD") == ["factors"]
-    with pytest.raises(InvalidParameterError, match="estimator must be one of"):
-        model.estimator_defaults("ALS")
-
-
 def test_sweep_spec_from_the_form(tiny):
-    spec = model.SweepSpec.from_form(
+    spec = form.SweepSpec.from_form(
         estimator="WALS",
         params="factors=6, iterations=3, unobserved_weight=0.5",
         param="unobserved_weight",
@@ -316,7 +222,7 @@ def test_sweep_spec_from_the_form(tiny):
     assert sweep.measures == ("neighbors", "cka")
     params = sweep.estimator.get_params()
     assert params["factors"] == 6 and params["iterations"] == 3
-    ref = model.SweepSpec.from_form(
+    ref = form.SweepSpec.from_form(
         estimator="SVD",
         params="",
         param="factors",
@@ -336,14 +242,16 @@ def test_sweep_spec_from_the_form(tiny):
         ({"seeds": "0"}, "at least 1"),
         ({"seeds": "two"}, "whole number"),
         ({"measures": []}, "at least one measure"),
-        ({"param": "alpha"}, "no parameter 'alpha'"),
+        ({"param": "alpha"}, "WALS has no parameter 'alpha'"),
+        ({"params": "alpha=1"}, "WALS has no parameter alpha"),
+        ({"params": "factors=2.5"}, r"factors takes whole numbers, got 2\.5"),
         ({"param": "random_state"}, "cannot be swept"),
         ({"params": "factors=ten"}, "takes numbers"),
         ({"values": ""}, "at least one"),
     ],
 )
 def test_sweep_spec_rejects_bad_fields(fields, message):
-    form = {
+    typed = {
         "estimator": "WALS",
         "params": "factors=4",
         "param": "unobserved_weight",
@@ -352,30 +260,30 @@ def test_sweep_spec_rejects_bad_fields(fields, message):
         "seeds": "1",
         "measures": ["neighbors"],
     }
-    form.update(fields)
+    typed.update(fields)
     with pytest.raises(InvalidParameterError, match=message):
-        model.SweepSpec.from_form(**form)
+        form.SweepSpec.from_form(**typed)
 
 
 def test_model_choices_and_default_pair(small_sweep):
-    choices = model.model_choices(small_sweep)
+    choices = pairs.model_choices(small_sweep)
     assert [c.id for c in choices] == ["run:0:0", "run:0:1", "run:1:0", "run:1:1", "svd"]
     assert choices[0].label == "unobserved_weight=0 seed 0 (ref)"
     assert choices[3].label == "unobserved_weight=1 seed 1"
     assert (choices[2].value, choices[2].seed) == (1.0, 0) and choices[-1].svd
-    assert model.default_pair(choices, small_sweep) == ("run:0:0", "run:1:0")
+    assert pairs.default_pair(choices, small_sweep) == ("run:0:0", "run:1:0")
     # only the reference finished: B is the SVD
     only_ref = [c for c in choices if c.value in (None, 0.0)]
-    assert model.default_pair(only_ref, small_sweep) == ("run:0:0", "svd")
-    assert model.default_pair([choices[-1]], small_sweep) == (None, None)
-    assert [c.id for c in model.model_choices(None)] == ["svd"]
+    assert pairs.default_pair(only_ref, small_sweep) == ("run:0:0", "svd")
+    assert pairs.default_pair([choices[-1]], small_sweep) == (None, None)
+    assert [c.id for c in pairs.model_choices(None)] == ["svd"]
 
 
 def test_model_pair_matches_neighbor_table_and_compare(small_sweep):
     import embspace
 
     a, b = small_sweep.embeddings(0.0), small_sweep.embeddings(1.0, seed=1)
-    pair = model.ModelPair(a, b)
+    pair = pairs.ModelPair(a, b)
     key = a.keys[11]
     got = pair.side_by_side(key, 5)
     want_a = embspace.NeighborTable(a).neighbors(key, k=5)
@@ -391,13 +299,13 @@ def test_model_pair_matches_neighbor_table_and_compare(small_sweep):
     with pytest.raises(InvalidParameterError, match="k must be between 1 and"):
         pair.side_by_side(key, a.n)
     # models over different entities are compared on the shared ones, in A's order
-    partial = model.ModelPair(a, b.subset(b.keys[5:]))
+    partial = pairs.ModelPair(a, b.subset(b.keys[5:]))
     assert partial.keys == [k for k in a.keys if k in set(b.keys[5:])]
 
 
 def test_svd_factors_and_popularity(small_sweep, tiny):
-    assert model.svd_factors(small_sweep) == 4
-    spec = model.SweepSpec.from_form(
+    assert pairs.svd_factors(small_sweep) == 4
+    spec = form.SweepSpec.from_form(
         estimator="SVD",
         params="",
         param="factors",
@@ -406,7 +314,116 @@ def test_svd_factors_and_popularity(small_sweep, tiny):
         seeds="1",
         measures=["cca"],
     )
-    assert model.svd_factors(spec.make_sweep(tiny, cache_dir=False)) == 6
-    pop = model.popularity_of(tiny)
+    assert pairs.svd_factors(spec.make_sweep(tiny, cache_dir=False)) == 6
+    pop = changes.popularity_of(tiny)
     counts = np.diff(tiny.matrix.tocsc().indptr)
     assert [pop[k] for k in tiny.item_keys] == counts.tolist()
+
+
+# ---------------------------------------------------------------------- the form's defaults
+
+
+def test_form_defaults_for_the_built_in_estimators():
+    wals = form.form_defaults("WALS")
+    assert wals.params == "factors=10, iterations=20, regularization=0.07"
+    assert (wals.param, wals.values, wals.reference) == (
+        "unobserved_weight",
+        "0, 0.01, 0.1, 0.5, 1, 2",
+        "0",
+    )
+    assert wals.param in wals.choices and "random_state" not in wals.choices
+    svd = form.form_defaults("svd")
+    assert svd == form.FormDefaults("factors=10", ("factors",), "factors", "5, 10, 20, 50", "10")
+    # what the form proposes parses into a sweep
+    spec = form.SweepSpec.from_form(
+        estimator="WALS",
+        params=wals.params,
+        param=wals.param,
+        values=wals.values,
+        reference=wals.reference,
+        seeds="1",
+        measures=["cka"],
+    )
+    assert spec.values == (0.0, 0.01, 0.1, 0.5, 1.0, 2.0) and spec.reference == 0.0
+
+
+class _Shrink:
+    """A scikit-learn style estimator with no entry in the form's tables."""
+
+    def __init__(self, shrink: float = 0.25, random_state=None):
+        self.shrink, self.random_state = shrink, random_state
+
+    def get_params(self, deep=False):
+        return {"shrink": self.shrink, "random_state": self.random_state}
+
+    def set_params(self, **params):
+        for k, v in params.items():
+            setattr(self, k, v)
+        return self
+
+
+def test_form_defaults_for_a_registered_estimator(monkeypatch):
+    from embspace._registry import Registry
+    from embspace.faces import estimators
+
+    registry = Registry("estimator", dict(estimators.ESTIMATORS))
+    registry.register("Shrink", _Shrink)
+    monkeypatch.setattr(estimators, "ESTIMATORS", registry)
+    got = form.form_defaults("Shrink")
+    assert got == form.FormDefaults("", ("shrink",), "shrink", "0.25", "0.25")
+
+
+def test_offered_measures_put_the_defaults_first_and_checked():
+    offered = form.offered_measures(
+        ["rsa", "cka", "overlap_curve", "neighbors", "cca", "unitmatch"]
+    )
+    assert offered == [
+        ("neighbors", True),
+        ("cca", True),
+        ("unitmatch", True),
+        ("cka", True),
+        ("rsa", False),
+    ]
+    assert form.offered_measures(["procrustes", "cka"]) == [("cka", True), ("procrustes", False)]
+    from embspace.measures import MEASURES
+
+    assert {m for m, _ in form.offered_measures()} == set(MEASURES) - {"overlap_curve"}
+
+
+def test_parse_count_and_bound():
+    assert form.parse_count(" 3 ", "seeds") == 3 and form.parse_count(4, "k") == 4
+    assert form.parse_count("", "k", default=10) == 10
+    with pytest.raises(InvalidParameterError, match="k must be a whole number, got 'x'"):
+        form.parse_count("x", "k")
+    with pytest.raises(InvalidParameterError, match="seeds must be at least 1"):
+        form.parse_count("0", "seeds")
+    with pytest.raises(InvalidParameterError, match="must be a whole number"):
+        form.parse_count("", "seeds")
+    assert changes.parse_bound("  ", "min ratings") is None
+    assert changes.parse_bound("30", "min ratings") == 30
+    with pytest.raises(ValueError, match="min ratings must not be negative"):
+        changes.parse_bound("-1", "min ratings")
+
+
+def test_sweep_spec_reads_k_from_its_field():
+    fields = dict(
+        estimator="WALS",
+        params="",
+        param="unobserved_weight",
+        values="0 1",
+        reference="",
+        seeds="1",
+        measures=["cka"],
+    )
+    assert form.SweepSpec.from_form(**fields, k=" 7 ").k == 7
+    assert form.SweepSpec.from_form(**fields, k="").k == 10
+    with pytest.raises(InvalidParameterError, match="k must be a whole number"):
+        form.SweepSpec.from_form(**fields, k="ten")
+
+
+def test_models_shown_and_titles():
+    shown = pairs.ModelsShown()
+    assert not shown.ready and (shown.label_a, shown.label_b, shown.k) == ("—", "—", 10)
+    assert pairs.ModelsShown("run:0:0", "svd", 5, "w=0", "SVD").ready
+    keys = [("Heat (1995)", "Action"), 17, ("Solo",)]
+    assert search.titles_of(keys) == ["Heat (1995)", "17", "Solo"]

@@ -1,0 +1,113 @@
+"""The sweep's results as the Sweep screen shows them: the table and the chart's series."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from ...faces.values import format_value, same_value
+
+__all__ = ["ChartSeries", "GridRow", "chart_series", "format_cell", "similarity_grid"]
+
+
+def format_cell(similarity: float, noise_floor: float | None = None) -> str:
+    """``"0.873 (floor 0.950)"``; the floor is left out when unknown (one seed)."""
+    if similarity is None or not math.isfinite(similarity):
+        return "—"
+    if noise_floor is None or not math.isfinite(noise_floor):
+        return f"{similarity:.3f}"
+    return f"{similarity:.3f} (floor {noise_floor:.3f})"
+
+
+@dataclass(frozen=True)
+class GridRow:
+    """One row of the results table: a value of the swept parameter."""
+
+    value: Any
+    label: str
+    cells: tuple[str, ...]
+    done: bool
+
+
+def _cells(
+    table: pd.DataFrame, values: Sequence[Any], against: str
+) -> dict[tuple[int, str], tuple[float, float]]:
+    """(index in ``values``, measure) -> (similarity, noise floor) of the
+    ``against`` rows of a :attr:`Sweep.table`."""
+    out: dict[tuple[int, str], tuple[float, float]] = {}
+    if not len(table):
+        return out
+    rows = table[table["against"] == against]
+    for value, measure, sim, floor in zip(
+        rows["value"], rows["measure"], rows["similarity"], rows["noise_floor"], strict=True
+    ):
+        for i, v in enumerate(values):
+            if same_value(v, value):
+                out.setdefault((i, str(measure)), (float(sim), float(floor)))
+                break
+    return out
+
+
+def similarity_grid(
+    table: pd.DataFrame,
+    values: Sequence[Any],
+    measures: Sequence[str],
+    *,
+    reference: Any = None,
+    against: str = "reference",
+) -> list[GridRow]:
+    """Rows = ``values`` (every one, finished or not), columns = ``measures``;
+    each cell formats the ``similarity`` of that (value, measure) in ``table``
+    (a :attr:`Sweep.table`) for the ``against`` group, with its noise floor,
+    or ``"…"`` while it is not computed yet. The reference value's label is
+    marked ``(ref)``."""
+    cells = _cells(table, values, against)
+    rows = []
+    for i, value in enumerate(values):
+        texts = tuple(format_cell(*cells[(i, m)]) if (i, m) in cells else "…" for m in measures)
+        label = format_value(value)
+        if reference is not None and same_value(value, reference):
+            label += " (ref)"
+        rows.append(GridRow(value, label, texts, done=all((i, m) in cells for m in measures)))
+    return rows
+
+
+@dataclass(frozen=True)
+class ChartSeries:
+    """What the chart draws: ``x`` positions with tick ``labels``, and for each
+    measure its similarities (NaN where not computed yet)."""
+
+    x: tuple[float, ...]
+    labels: tuple[str, ...]
+    series: dict[str, tuple[float, ...]]
+    categorical: bool
+
+
+def chart_series(
+    table: pd.DataFrame,
+    values: Sequence[Any],
+    measures: Sequence[str],
+    *,
+    against: str = "reference",
+) -> ChartSeries:
+    """Similarity against the swept value, one series per measure.
+
+    Numbers spanning at most two decades are drawn at their value; wider
+    ranges (0, 0.01 ... 2) and non-numbers are drawn evenly spaced with their
+    values as tick labels (:func:`embspace.plots.x_positions` decides the
+    scale, as for the matplotlib figure)."""
+    from ...plots import x_positions
+
+    positions, scale, labels = x_positions(list(values))
+    categorical = scale != "linear"
+    x = tuple(float(i) for i in range(len(values))) if categorical else tuple(map(float, positions))
+    cells = _cells(table, values, against)
+    series = {
+        m: tuple(cells[(i, m)][0] if (i, m) in cells else float("nan") for i in range(len(values)))
+        for m in measures
+    }
+    return ChartSeries(x=x, labels=tuple(labels), series=series, categorical=categorical)

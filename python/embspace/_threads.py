@@ -38,7 +38,7 @@ def check_threads(num_threads: Any) -> int:
             f"num_threads must be None (every CPU) or an integer in [1, {limit}], "
             f"got {num_threads!r}"
         )
-    if not 1 <= num_threads <= limit:
+    if not 1 <= int(num_threads) <= limit:
         raise InvalidParameterError(
             f"num_threads must be None (every CPU) or an integer in [1, {limit}] "
             f"(at most 4 x the CPUs available, at least 16), got {num_threads}"

@@ -36,7 +36,7 @@ import json
 import logging
 import os
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -242,7 +242,8 @@ class EmbeddingCache:
         _check_entities(entities)
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
             raise InvalidParameterError(f"seed must be an integer or None, got {seed!r}")
-        own = getattr(estimator, "get_params", lambda **_: {})(deep=False).get(SEED_PARAM)
+        get_params: Callable[..., dict[str, Any]] = getattr(estimator, "get_params", lambda **_: {})
+        own = get_params(deep=False).get(SEED_PARAM)
         if isinstance(own, (int, np.integer)) and not isinstance(own, bool) and seed != own:
             raise InvalidParameterError(
                 f"the estimator has random_state={own} but the key asks for seed {seed}"
@@ -354,7 +355,7 @@ class EmbeddingCache:
         }
         payload = {**arrays, "header": np.array(json.dumps(header, default=json_default))}
         buffer = io.BytesIO()
-        np.savez(buffer, **payload)
+        np.savez(buffer, allow_pickle=False, **payload)
         path = self.path(key)
         try:
             return write_atomic(path, buffer.getvalue())

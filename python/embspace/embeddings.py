@@ -12,7 +12,7 @@ import os
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from itertools import chain
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -135,7 +135,8 @@ def _plain_keys(keys: Sequence[Hashable]) -> list[Hashable]:
     types = set(map(type, keys))
     if _PLAIN_TYPES.issuperset(types):
         return keys
-    if types == {tuple} and _PLAIN_TYPES.issuperset(map(type, chain.from_iterable(keys))):
+    tuples = cast("list[tuple[Hashable, ...]]", keys)
+    if types == {tuple} and _PLAIN_TYPES.issuperset(map(type, chain.from_iterable(tuples))):
         return keys
     return [_plain_key(k) for k in keys]
 
@@ -387,7 +388,7 @@ class Embeddings:
             )
         payload = {"format": np.array(_FORMAT), **encode_side(self)}
         with atomic_writer(path) as fh:
-            np.savez(fh, **payload)
+            np.savez(fh, allow_pickle=False, **payload)
         return path
 
     @classmethod

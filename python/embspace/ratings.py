@@ -243,9 +243,9 @@ class Ratings:
         cls,
         frame: pd.DataFrame,
         *,
-        user: str = "userId",
-        item: str = "movieId",
-        rating: str = "rating",
+        user: Hashable = "userId",
+        item: Hashable = "movieId",
+        rating: Hashable = "rating",
         items: pd.DataFrame | None = None,
         duplicates: str = "error",
         name: str | None = None,
@@ -438,14 +438,15 @@ class Ratings:
         if "title" not in self.items.columns:
             return [_plain(i) for i in self.item_ids]
         genres = self.items["genres"] if "genres" in self.items.columns else [""] * self.n_items
-        keys = list(
+        pairs = list(
             zip(self.items["title"].astype(str), pd.Series(genres).astype(str), strict=True)
         )
-        seen = pd.Series(keys).duplicated(keep=False).to_numpy()
+        seen = pd.Series(pairs).duplicated(keep=False).to_numpy()
+        keys: list[Hashable] = list(pairs)
         if seen.any():
             keys = [
                 (f"{t} [id {_plain(i)}]", g) if dup else (t, g)
-                for (t, g), i, dup in zip(keys, self.item_ids, seen, strict=True)
+                for (t, g), i, dup in zip(pairs, self.item_ids, seen, strict=True)
             ]
         return keys
 
@@ -476,7 +477,7 @@ class Ratings:
     def summary(self) -> RatingsSummary:
         """Counts, density, value range and histogram of the ratings."""
         data = self.matrix.data.astype(np.float64)
-        values, counts = np.unique(data, return_counts=True) if data.size else ([], [])
+        values, counts = np.unique(data, return_counts=True)
         cells = self.n_users * self.n_items
         return RatingsSummary(
             name=self.name,
@@ -488,7 +489,9 @@ class Ratings:
             rating_min=float(data.min()) if data.size else float("nan"),
             rating_max=float(data.max()) if data.size else float("nan"),
             rating_mean=float(data.mean()) if data.size else float("nan"),
-            histogram={float(v): int(c) for v, c in zip(values, counts, strict=True)},
+            histogram={
+                float(v): int(c) for v, c in zip(values.tolist(), counts.tolist(), strict=True)
+            },
         )
 
     def __repr__(self) -> str:

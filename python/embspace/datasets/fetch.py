@@ -202,7 +202,7 @@ def _opener(watch: _Watchdog) -> urllib.request.OpenerDirector:
     """A urllib opener whose connections report their socket to ``watch``."""
 
     def watched(cls: Any) -> Any:
-        class Watched(cls):  # type: ignore[misc, valid-type]
+        class Watched(cls):
             def connect(self) -> None:
                 super().connect()
                 watch.attach(self.sock)

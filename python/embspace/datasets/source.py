@@ -145,11 +145,25 @@ def _load(
     duplicates: str,
     progress: bool,
 ) -> Ratings:
-    table_options = {"user": user, "item": item, "rating": rating, "sep": sep}
-    table_options.update(encoding=encoding, items=items, name=name)
-    given = [k for k, v in table_options.items() if v is not None]
+    options: dict[str, Any] = {"user": user, "item": item, "rating": rating, "sep": sep}
+    options.update(encoding=encoding, items=items, name=name)
+    given = [k for k, v in options.items() if v is not None]
+
+    def table(path_or_frame: Path | pd.DataFrame) -> Ratings:
+        return ratings_from_table(
+            path_or_frame,
+            user=user,
+            item=item,
+            rating=rating,
+            sep=sep,
+            encoding=encoding,
+            items=items,
+            name=name,
+            duplicates=duplicates,
+        )
+
     if isinstance(source, pd.DataFrame):
-        return ratings_from_table(source, duplicates=duplicates, **table_options)
+        return table(source)
 
     def not_a_table(what: str) -> None:
         if given:
@@ -177,7 +191,7 @@ def _load(
         not_a_table("a folder or zip")
         return read_movielens(path, duplicates=duplicates, progress=progress)
     if path.is_file():
-        return ratings_from_table(path, duplicates=duplicates, **table_options)
+        return table(path)
     raise UnknownDatasetError(
         f"unknown dataset {os.fspath(source)!r}: not a registry name "
         f"({', '.join(registry.names())}), a {SYNTHETIC_PREFIX} spec, nor an existing file or "

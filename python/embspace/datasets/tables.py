@@ -16,8 +16,9 @@ import io
 import lzma
 import os
 import re
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from pathlib import Path
+from typing import Any, cast
 
 import pandas as pd
 
@@ -54,7 +55,7 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
 }
 _SEPARATORS = ("\t", "::", ",", ";", "|")
 _NUMBER = re.compile(r"^\s*[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*$")
-_OPENERS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
+_OPENERS: dict[str, Callable[..., Any]] = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
 
 Column = Hashable
 
@@ -120,7 +121,9 @@ def detect_columns(
 def _open_text(path: Path, encoding: str) -> io.TextIOBase:
     opener = _OPENERS.get(path.suffix.lower())
     if opener is not None:
-        return opener(path, "rt", encoding=encoding, errors="replace", newline="")  # type: ignore[return-value]
+        return cast(
+            io.TextIOBase, opener(path, "rt", encoding=encoding, errors="replace", newline="")
+        )
     return open(path, encoding=encoding, errors="replace", newline="")
 
 

@@ -97,6 +97,7 @@ class _Prepared:
         if self.metric == "dot":
             return -scores
         sq = self.screen_sq
+        assert sq is not None  # set for the euclidean metric
         return sq[rows][:, None] + sq[None, :] - np.float32(2) * scores
 
     def exact_keys(self, xp: ModuleType, q: Any, x: Any) -> Any:

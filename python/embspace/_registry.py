@@ -2,7 +2,7 @@
 
 A :class:`Registry` maps names to entries (measures, estimators, WALS and k-NN
 backends, ...). It reads like a dict; :meth:`Registry.register` adds an entry
-(refusing to replace one unless asked) and :meth:`Registry.get` raises an
+(refusing to replace one unless asked) and :meth:`Registry.lookup` raises an
 :class:`~embspace.errors.InvalidParameterError` that lists the known names.
 A :class:`DeviceRegistry` is keyed by device (``"cpu"``, ``"gpu"``) and
 resolves ``device="auto"`` once, falling back to the CPU entry.
@@ -48,9 +48,9 @@ class Registry(Mapping[str, T], Generic[T]):
         e.g. to take a plug-in out again after a test."""
         return self._entries.pop(name, None)
 
-    def get(self, name: str) -> T:  # type: ignore[override]
+    def lookup(self, name: str) -> T:
         """The entry ``name``; an :class:`InvalidParameterError` lists the known
-        names otherwise."""
+        names otherwise. (``get`` keeps the dict meaning: None when absent.)"""
         try:
             return self._entries[name]
         except (KeyError, TypeError):

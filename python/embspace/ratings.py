@@ -26,6 +26,7 @@ from .errors import (
     NonFiniteError,
     ShapeMismatchError,
 )
+from .jsonio import plain_value
 
 __all__ = ["DUPLICATE_POLICIES", "Ratings", "RatingsSummary"]
 
@@ -182,10 +183,10 @@ def _describe_repeat(
     keys = pd.Series(rows * n_cols + cols)
     second = int(np.flatnonzero(keys.duplicated().to_numpy())[0])
     first = int(np.flatnonzero((keys == keys.iloc[second]).to_numpy())[0])
-    user, item = _plain(user_ids[rows[second]]), _plain(item_ids[cols[second]])
+    user, item = plain_value(user_ids[rows[second]]), plain_value(item_ids[cols[second]])
     return (
         f"user {user!r} rated item {item!r} more than once (table rows "
-        f"{_plain(index[first])!r} and {_plain(index[second])!r}); pass duplicates= one of {DUPLICATE_POLICIES[1:]} to combine repeats"
+        f"{plain_value(index[first])!r} and {plain_value(index[second])!r}); pass duplicates= one of {DUPLICATE_POLICIES[1:]} to combine repeats"
     )
 
 
@@ -287,8 +288,8 @@ class Ratings:
             at = int(np.flatnonzero(~np.isfinite(values))[0])
             beyond = " in float32" if np.isfinite(wide[at]) else ""
             raise NonFiniteError(
-                f"rating {wide[at]} of user {_plain(user_ids[rows[at]])!r}, item "
-                f"{_plain(item_ids[cols[at]])!r} (table row {_plain(frame.index[at])!r}) "
+                f"rating {wide[at]} of user {plain_value(user_ids[rows[at]])!r}, item "
+                f"{plain_value(item_ids[cols[at]])!r} (table row {plain_value(frame.index[at])!r}) "
                 f"is not finite{beyond}"
             ) from None
         except DuplicateEntryError:
@@ -303,7 +304,7 @@ class Ratings:
             repeated = items[item].duplicated()
             if repeated.any():
                 raise DuplicateEntryError(
-                    f"item metadata lists item {_plain(items[item][repeated].iloc[0])!r} "
+                    f"item metadata lists item {plain_value(items[item][repeated].iloc[0])!r} "
                     "more than once"
                 )
             items = items.set_index(item, drop=False)
@@ -427,7 +428,7 @@ class Ratings:
     @cached_property
     def user_keys(self) -> list[Hashable]:
         """Keys of the rows: the original user ids."""
-        return [_plain(u) for u in self.user_ids]
+        return [plain_value(u) for u in self.user_ids]
 
     @cached_property
     def item_keys(self) -> list[Hashable]:
@@ -436,7 +437,7 @@ class Ratings:
         ``(title, genres)`` pair shared by several items gets ``" [id N]"``
         appended to its title so that keys stay unique."""
         if "title" not in self.items.columns:
-            return [_plain(i) for i in self.item_ids]
+            return [plain_value(i) for i in self.item_ids]
         genres = self.items["genres"] if "genres" in self.items.columns else [""] * self.n_items
         pairs = list(
             zip(self.items["title"].astype(str), pd.Series(genres).astype(str), strict=True)
@@ -445,7 +446,7 @@ class Ratings:
         keys: list[Hashable] = list(pairs)
         if seen.any():
             keys = [
-                (f"{t} [id {_plain(i)}]", g) if dup else (t, g)
+                (f"{t} [id {plain_value(i)}]", g) if dup else (t, g)
                 for (t, g), i, dup in zip(pairs, self.item_ids, seen, strict=True)
             ]
         return keys
@@ -589,8 +590,3 @@ def _check_real(dtype: np.dtype, what: str) -> None:
     if dtype.kind not in "biuf":
         kind = "complex" if dtype.kind == "c" else "not numeric"
         raise InvalidParameterError(f"{what} is {kind} (dtype {dtype}); ratings must be real")
-
-
-def _plain(x: Any) -> Hashable:
-    """numpy scalars as Python scalars, so keys print and serialise plainly."""
-    return x.item() if isinstance(x, np.generic) else x

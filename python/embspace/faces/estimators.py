@@ -61,14 +61,14 @@ def estimator_name(name: str) -> str:
     folded = {n.casefold(): n for n in ESTIMATORS}
     match = folded.get(name.casefold()) if isinstance(name, str) else None
     if match is None:
-        ESTIMATORS.get(name)  # raises, listing the known names
+        ESTIMATORS.lookup(name)  # raises, listing the known names
     assert match is not None
     return match
 
 
 def estimator_class(name: str) -> type:
     """The class registered as ``name`` (imported when given as ``"module:Class"``)."""
-    entry = ESTIMATORS.get(estimator_name(name))
+    entry = ESTIMATORS.lookup(estimator_name(name))
     if isinstance(entry, str):
         module, _, attr = entry.partition(":")
         entry = getattr(import_module(module), attr)

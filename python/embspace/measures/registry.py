@@ -162,7 +162,7 @@ def register_measure(
 def get_measure(name: str) -> Measure:
     """The registered measure ``name``; an :class:`~embspace.errors.InvalidParameterError`
     lists the known names otherwise."""
-    return MEASURES.get(name)
+    return MEASURES.lookup(name)
 
 
 def _dimension(d: Any) -> int:

@@ -17,7 +17,7 @@ from ..errors import EmbspaceWarning, InvalidParameterError
 from ..gpu.device import module_for
 from ._base import MeasureResult, get_measure
 from ._blas import thin_blas
-from .neighborhood import neighbor_tables
+from .neighborhood import TIE_TOLERANCE, neighbor_tables
 
 __all__ = ["DEFAULT_MEASURES", "Comparison", "bootstrap_interval", "compare"]
 
@@ -71,7 +71,9 @@ class Comparison:
     scores : dict[str, float]
         Measure name -> headline score.
     details : dict[str, dict]
-        Measure name -> everything else it reports.
+        Measure name -> everything else it reports (for the neighbor measures,
+        among others ``tied_fraction``: the share of entities whose k-NN set
+        involves ties, on either side).
     per_entity : pandas.DataFrame
         Indexed by the shared keys, one column per measure with per-entity values.
     n_shared, n_a, n_b : int
@@ -199,8 +201,11 @@ def compare(
     the other lacks; :class:`~embspace.errors.NoSharedKeysError` when none are
     shared) or plain n x d arrays whose rows already correspond.
 
-    ``k`` and ``metric`` set the neighbor measures (one k-NN table per side is
-    computed and shared by all of them); dense measures run on ``device``
+    ``k`` and ``metric`` set the neighbor measures (one k-NN table per side and
+    one tie-aware overlap are computed and shared by all of them; their details
+    report ``tied_fraction``, the share of entities whose k-NN set depends on
+    how ties are broken, see :mod:`embspace.measures.neighborhood`); dense
+    measures run on ``device``
     ("cpu", "gpu" or "auto"). Other ``options`` go to the measures: a measure's
     name maps to a dict of its own options (``unitmatch={"absolute": True}``),
     and any other keyword reaches every requested measure that takes it
@@ -250,19 +255,26 @@ def compare(
         opts.update(per_measure[s.name])
         return opts
 
-    # one k-NN table per side and metric, with as many neighbors as the most
-    # demanding neighbor measure needs, shared by all of them
-    need: dict[str, int] = {}
+    # one tie-aware overlap per metric and tie tolerance (from one k-NN table per
+    # side), with as many levels as the most demanding neighbor measure needs,
+    # shared by all of them
+    need: dict[tuple[str, float], int] = {}
     for s in specs:
         if s.family == "neighbors":
             opts = options_for(s)
-            m = opts.get("metric", metric)
-            need[m] = max(need.get(m, 0), int(opts.get("max_k") or opts.get("k", k)))
+            key = (opts.get("metric", metric), opts.get("tie_tolerance", TIE_TOLERANCE))
+            need[key] = max(need.get(key, 0), int(opts.get("max_k") or opts.get("k", k)))
     tables = {
-        m: neighbor_tables(
-            aa.vectors, bb.vectors, kk, metric=m, num_threads=num_threads, device=device
+        key: neighbor_tables(
+            aa.vectors,
+            bb.vectors,
+            kk,
+            metric=key[0],
+            tie_tolerance=key[1],
+            num_threads=num_threads,
+            device=device,
         )
-        for m, kk in need.items()
+        for key, kk in need.items()
     }
     xp = module_for(device)[1]
     dense_a = dense_b = None
@@ -274,7 +286,7 @@ def compare(
             opts = options_for(s)
             if s.family == "neighbors":
                 opts = {"k": k, "metric": metric, **opts}
-                opts["tables"] = tables[opts["metric"]]
+                opts["tables"] = tables[(opts["metric"], opts.get("tie_tolerance", TIE_TOLERANCE))]
                 results[s.name] = s.function(aa.vectors, bb.vectors, **opts)
             else:
                 if dense_a is None:

@@ -10,6 +10,7 @@ mod convert;
 mod csr;
 mod errors;
 mod knn;
+mod ties;
 mod wals;
 
 #[pymodule]
@@ -18,5 +19,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     csr::register(m)?;
     wals::register(m)?;
     knn::register(m)?;
+    ties::register(m)?;
     Ok(())
 }

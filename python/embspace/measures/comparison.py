@@ -232,6 +232,8 @@ def compare(
         unknown = set(per_measure[s.name]) - _accepts(s.function)
         if unknown:
             raise InvalidParameterError(f"measure {s.name!r} takes no option(s) {sorted(unknown)}")
+    if "keys" in shared_opts or any("keys" in o for o in per_measure.values()):
+        raise InvalidParameterError("'keys' is not an option: the keys are the aligned embeddings'")
 
     ea, eb = _as_embeddings(a, "a"), _as_embeddings(b, "b")
     aa, bb = align(ea, eb)
@@ -292,5 +294,7 @@ def compare(
                 if dense_a is None:
                     dense_a = xp.asarray(aa.vectors, dtype=xp.float64)
                     dense_b = xp.asarray(bb.vectors, dtype=xp.float64)
+                if "keys" in _accepts(s.function):
+                    opts["keys"] = aa.keys  # e.g. rsa samples by key
                 results[s.name] = s.function(dense_a, dense_b, xp=xp, **opts)
     return Comparison(results, aa.keys, n_a=ea.n, n_b=eb.n, k=k, metric=metric)

@@ -56,12 +56,14 @@ def _expect(counts: list[list[int]], ks: list[int]) -> tuple[np.ndarray, np.ndar
     )
 
 
-def _planted(seed: int, n: int = 150, d: int = 4) -> tuple[np.ndarray, np.ndarray]:
+def _planted(
+    seed: int, n: int = 150, d: int = 4, exact: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
     """Two spaces of the same entities with planted groups of parallel rows, as
     WALS gives items rated by one same user: each group is parallel in both
     spaces (different directions and scales in each). Scales are powers of two
     (exactly parallel in float32, some rows exactly equal) for even groups and
-    arbitrary (parallel up to float32 rounding) for odd ones."""
+    arbitrary (parallel up to float32 rounding) for odd ones, unless ``exact``."""
     rng = np.random.default_rng(seed)
     A = np.empty((n, d), dtype=np.float32)
     B = np.empty((n, d), dtype=np.float32)
@@ -71,7 +73,7 @@ def _planted(seed: int, n: int = 150, d: int = 4) -> tuple[np.ndarray, np.ndarra
         a = rng.standard_normal(d)
         b = a + 0.8 * rng.standard_normal(d)
         for m in range(size):
-            if g % 2 == 0:  # powers of two, with repeats: exact duplicates too
+            if g % 2 == 0 or exact:  # powers of two, with repeats: exact duplicates too
                 sa, sb = (float(rng.choice([0.25, 1.0, 1.0, 2.0, 8.0])) for _ in range(2))
             else:
                 sa, sb = rng.uniform(0.2, 5.0), rng.uniform(0.2, 5.0)
@@ -226,16 +228,16 @@ def test_planted_groups_equal_the_definition_for_every_metric() -> None:
 
 
 def test_expectation_is_the_average_over_random_entity_orders() -> None:
-    # exact ties only (power-of-two scales): the k-NN table breaks them by
-    # index, so over uniformly random row orders, drawn independently for each
-    # side, it breaks them uniformly at random
-    # (tie_tolerance=0: the groups parallel only up to float32 rounding are
-    # then ordered by their values, as the k-NN table orders them)
+    # exact ties only (power-of-two scales, nothing else within the tolerance):
+    # the k-NN table breaks them by index, so over uniformly random row orders,
+    # drawn independently for each side, it breaks them uniformly at random
     rng = np.random.default_rng(7)
-    A, B = _planted(4, n=50, d=3)
+    A, B = _planted(4, n=50, d=3, exact=True)
     k = 3
-    res = M.neighbors(A, B, k=k, tie_tolerance=0.0)
-    mut = M.mutual_knn(A, B, k=k, tie_tolerance=0.0)
+    res = M.neighbors(A, B, k=k)
+    mut = M.mutual_knn(A, B, k=k)
+    # no near-ties: the same ties with tolerance 0 (bitwise-equal values only)
+    assert M.neighbors(A, B, k=k, tie_tolerance=0.0).score == res.score
     assert res.details["tied_fraction"] > 0.2
     draws = 1500
     scores = np.empty(draws)
@@ -361,9 +363,15 @@ def test_tolerance_tables_and_errors() -> None:
     # a precomputed overlap, and index tables read as hints, give the same values
     direct = M.neighbors(A, B, k=3)
     assert M.neighbors(A, B, k=3, tables=ov).score == direct.score
-    hints = (knn(A, 3)[1], knn(B, 7)[1])
+    hints = (knn(A, 5)[1], knn(B, 7)[1])
     np.testing.assert_array_equal(
         M.neighbors(A, B, k=3, tables=hints).per_entity, direct.per_entity
+    )
+    # tables of exactly k columns cannot show where a tie group ends: wider
+    # ones are computed, with the same result
+    narrow = (knn(A, 3)[1], knn(B, 3)[1])
+    np.testing.assert_array_equal(
+        M.neighbors(A, B, k=3, tables=narrow).per_entity, direct.per_entity
     )
     with pytest.raises(ShapeMismatchError):
         M.neighbors(A, B, k=6, tables=ov)

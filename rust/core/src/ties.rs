@@ -71,7 +71,6 @@ struct Space<'a> {
     d: usize,
     n: usize,
     metric: Metric,
-    norm: Vec<f64>,
     /// Per query: `tolerance * scale_q`.
     tol: Vec<f64>,
     /// Per query: the slack allowed between another code's distances and ours.
@@ -84,6 +83,12 @@ struct Space<'a> {
     /// Per query: a bound on how far the scan's fast value (or, for euclidean,
     /// its square) may lie from the exact one.
     scan_slack: Vec<f64>,
+    /// Per query: the scale of its values (see the module docs).
+    scale: Vec<f64>,
+    /// `|v_q(j) - v_r(j)| <= lip * |prep_q - prep_r|` for every row `j`.
+    lip: f64,
+    /// The largest norm of a `prep` row (for the grouping cells).
+    unit: f64,
 }
 
 fn dot64(a: &[f32], b: &[f32]) -> f64 {
@@ -161,6 +166,16 @@ impl<'a> Space<'a> {
             }
         };
         let rel_slack = (2f64.powi(-40)).max(8.0 * (d + 2) as f64 * f64::EPSILON);
+        let max_norm = |p: &[f64]| {
+            p.par_chunks(d)
+                .map(|r| r.iter().map(|v| v * v).sum::<f64>().sqrt())
+                .reduce(|| 0.0, f64::max)
+        };
+        let unit = max_norm(&prep);
+        let lip = match metric {
+            Metric::Dot => unit,
+            Metric::Cosine | Metric::Euclidean => 1.0,
+        };
         Self {
             data,
             d,
@@ -168,36 +183,78 @@ impl<'a> Space<'a> {
             metric,
             tol: scale.iter().map(|&s| tolerance * s).collect(),
             slack: scale.iter().map(|&s| rel_slack * s).collect(),
-            norm,
             prep,
             prep_sq,
             scan_slack,
+            scale,
+            lip,
+            unit,
         }
+    }
+
+    /// A key shared by rows of (nearly) the same direction or position: the
+    /// `prep` row, relative to the largest, on a grid of `2^-16`. Only used to
+    /// put such rows next to each other; results never depend on it.
+    fn cell(&self, q: usize) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        let f = if self.unit > 0.0 {
+            65536.0 / self.unit
+        } else {
+            0.0
+        };
+        for &x in &self.prep[q * self.d..(q + 1) * self.d] {
+            ((x * f).round() as i64).hash(&mut h);
+        }
+        h.finish()
+    }
+
+    /// A bound on `|v_q(j) - v_r(j)|` over every row `j`, computed values
+    /// included (the values of two nearby queries differ by at most their
+    /// distance: Cauchy-Schwarz for cosine and dot, the triangle inequality
+    /// for euclidean).
+    fn shift(&self, q: usize, r: usize) -> f64 {
+        let d = self.d;
+        let (pq, pr) = (
+            &self.prep[q * d..(q + 1) * d],
+            &self.prep[r * d..(r + 1) * d],
+        );
+        let dist = pq
+            .iter()
+            .zip(pr)
+            .map(|(a, b)| (a - b) * (a - b))
+            .sum::<f64>()
+            .sqrt();
+        let rounding = 16.0 * (d + 8) as f64 * f64::EPSILON * self.scale[q].max(self.scale[r]);
+        dist * self.lip * (1.0 + 1e-9) + rounding
     }
 
     fn row(&self, i: usize) -> &[f32] {
         &self.data[i * self.d..(i + 1) * self.d]
     }
 
-    /// The distance value of row `j` for query `q` (smaller is closer).
+    /// The distance value of row `j` for query `q` (smaller is closer), in
+    /// `f64`: `1 - u_q . u_j` with the unit rows `u = x / |x|` (cosine; zero
+    /// rows have `u = 0`), `-(q . j)` (dot), `|q - j|` (euclidean).
     fn value(&self, q: usize, j: usize) -> f64 {
-        let (a, b) = (self.row(q), self.row(j));
+        let d = self.d;
+        let (pq, pj) = (
+            &self.prep[q * d..(q + 1) * d],
+            &self.prep[j * d..(j + 1) * d],
+        );
+        let dot = || pq.iter().zip(pj).map(|(a, b)| a * b).sum::<f64>();
         let v = match self.metric {
-            Metric::Cosine => {
-                let den = self.norm[q] * self.norm[j];
-                if den > 0.0 {
-                    1.0 - dot64(a, b) / den
-                } else {
-                    1.0
-                }
+            // unit rows (zero rows stay zero: cos = 0, value 1)
+            Metric::Cosine => 1.0 - dot(),
+            Metric::Dot => -dot(),
+            Metric::Euclidean => {
+                let (a, b) = (self.row(q), self.row(j));
+                a.iter()
+                    .zip(b)
+                    .map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2))
+                    .sum::<f64>()
+                    .sqrt()
             }
-            Metric::Dot => -dot64(a, b),
-            Metric::Euclidean => a
-                .iter()
-                .zip(b)
-                .map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2))
-                .sum::<f64>()
-                .sqrt(),
         };
         v + 0.0 // -0.0 -> +0.0, so equal zeros compare equal in the total order
     }
@@ -289,10 +346,25 @@ impl<'a> Space<'a> {
                     gemm::Parallelism::None,
                 );
             }
-            for (t, (&q, col)) in qs.iter().zip(tile.chunks_exact(cb)).enumerate() {
+            for (t, (&q, col)) in qs.iter().zip(tile.chunks_exact_mut(cb)).enumerate() {
                 let (limit, sl) = (limits[t], self.scan_slack[q]);
                 let list = &mut lists[t];
-                let mut keep = |i: usize| {
+                // a fast score that is >= `thr` for every row that may pass
+                let thr = match self.metric {
+                    Metric::Cosine => 1.0 - (limit + sl),
+                    Metric::Dot => -(limit + sl),
+                    Metric::Euclidean => {
+                        if limit < 0.0 {
+                            continue;
+                        }
+                        // |z_q|^2 + |z_j|^2 - 2 p <= limit^2  <=>  2 p - |z_j|^2 >= ...
+                        for (p, &rs) in col.iter_mut().zip(&self.prep_sq[c0..c0 + cb]) {
+                            *p = 2.0 * *p - rs;
+                        }
+                        self.prep_sq[q] - (limit * limit + sl)
+                    }
+                };
+                each_at_least(col, thr, |i| {
                     let j = c0 + i;
                     if j != q {
                         let v = self.value(q, j);
@@ -300,39 +372,37 @@ impl<'a> Space<'a> {
                             list.push((v, j as u32));
                         }
                     }
-                };
-                match self.metric {
-                    Metric::Cosine => {
-                        for (i, &p) in col.iter().enumerate() {
-                            if 1.0 - p <= limit + sl {
-                                keep(i);
-                            }
-                        }
-                    }
-                    Metric::Dot => {
-                        for (i, &p) in col.iter().enumerate() {
-                            if -p <= limit + sl {
-                                keep(i);
-                            }
-                        }
-                    }
-                    Metric::Euclidean => {
-                        if limit >= 0.0 {
-                            let (lim2, sq) = (limit * limit + sl, self.prep_sq[q]);
-                            let norms = &self.prep_sq[c0..c0 + cb];
-                            for (i, (&p, &rs)) in col.iter().zip(norms).enumerate() {
-                                if sq + rs - 2.0 * p <= lim2 {
-                                    keep(i);
-                                }
-                            }
-                        }
-                    }
-                }
+                });
             }
             c0 += cb;
         }
         for list in lists.iter_mut() {
             list.sort_unstable_by(by_value);
+        }
+    }
+}
+
+/// Calls `f(i)` for every `i` with `col[i] >= thr`, taking the comparisons 8
+/// at a time into a mask (most chunks hold no hit).
+#[inline(always)]
+fn each_at_least(col: &[f64], thr: f64, mut f: impl FnMut(usize)) {
+    let mut chunks = col.chunks_exact(8);
+    let mut at = 0;
+    for ch in &mut chunks {
+        let mut mask = 0u32;
+        for (u, &x) in ch.iter().enumerate() {
+            mask |= u32::from(x >= thr) << u;
+        }
+        while mask != 0 {
+            let u = mask.trailing_zeros() as usize;
+            mask &= mask - 1;
+            f(at + u);
+        }
+        at += 8;
+    }
+    for (u, &x) in chunks.remainder().iter().enumerate() {
+        if x >= thr {
+            f(at + u);
         }
     }
 }
@@ -368,20 +438,46 @@ fn levels(cands: &[(f64, u32)], k: usize, tol: f64, s: &mut Vec<u32>, e: &mut Ve
 
 #[derive(Default)]
 struct Scratch {
-    lists_a: Vec<Vec<(f64, u32)>>,
-    lists_b: Vec<Vec<(f64, u32)>>,
-    pending: Vec<usize>,
-    pending_q: Vec<usize>,
-    limits: Vec<f64>,
+    lists: [Vec<Vec<(f64, u32)>>; 2],
+    /// Scanned rows of a block: their position in the block, their limit.
+    leaders: Vec<(usize, f64)>,
+    leader_q: Vec<usize>,
+    leader_limit: Vec<f64>,
+    /// For each pending row of a block: (its position, its leader's index).
+    followers: Vec<(usize, usize)>,
     found: Vec<Vec<(f64, u32)>>,
     tile: Vec<f64>,
     ys: Vec<f64>,
     pos_b: Vec<u32>,
-    sa: Vec<u32>,
-    ea: Vec<u32>,
-    sb: Vec<u32>,
-    eb: Vec<u32>,
+    bounds: [Vec<u32>; 4],
     diff: Vec<[i64; 4]>,
+}
+
+impl Scratch {
+    fn lists(&mut self, m: usize) {
+        for l in &mut self.lists {
+            l.resize_with(m, Vec::new);
+        }
+    }
+
+    /// Levels and counts of the `t`-th row of the block into `out`.
+    fn count(&mut self, t: usize, tol: [f64; 2], k: usize, n: usize, out: &mut [u32]) {
+        if self.pos_b.len() != n {
+            self.pos_b = vec![u32::MAX; n];
+        }
+        let [sa, ea, sb, eb] = &mut self.bounds;
+        levels(&self.lists[0][t], k, tol[0], sa, ea);
+        levels(&self.lists[1][t], k, tol[1], sb, eb);
+        combine(
+            &self.lists[0][t],
+            &self.lists[1][t],
+            [sa, ea, sb, eb],
+            &mut self.pos_b,
+            &mut self.diff,
+            k,
+            out,
+        );
+    }
 }
 
 /// Tie-aware overlap counts of two spaces of the same `n` entities (row `i`
@@ -489,71 +585,41 @@ fn run(
     metric: Metric,
     tolerance: f64,
 ) -> Result<Vec<u32>> {
-    let sa = Space::new(a.data, n, a.d, metric, tolerance);
-    let sb = Space::new(b.data, n, b.d, metric, tolerance);
-    let mut counts = vec![0u32; n * k * COUNTS];
+    let spaces = [
+        Space::new(a.data, n, a.d, metric, tolerance),
+        Space::new(b.data, n, b.d, metric, tolerance),
+    ];
+    let sides = [a, b];
+    let hint = |s: usize, q: usize| &sides[s].hint[q * sides[s].width..(q + 1) * sides[s].width];
+    let tol = |q: usize| [spaces[0].tol[q], spaces[1].tol[q]];
+    let kc = k * COUNTS;
+    let mut counts = vec![0u32; n * kc];
     // 0 = fine, 1 = table of A unsorted, 2 = table of B unsorted
     let mut status = vec![0u8; n];
+    // per row and side: the scan limit when its table ends inside its tie
+    // group (NaN when the table is complete)
+    let mut limits = vec![[f64::NAN; 2]; n];
+
+    // 1. rows whose tables reach past their tie groups on both sides
     counts
-        .par_chunks_mut(QUERY_BLOCK * k * COUNTS)
+        .par_chunks_mut(QUERY_BLOCK * kc)
         .zip(status.par_chunks_mut(QUERY_BLOCK))
+        .zip(limits.par_chunks_mut(QUERY_BLOCK))
         .enumerate()
-        .for_each_init(Scratch::default, |sc, (blk, (out, st))| {
-            let q0 = blk * QUERY_BLOCK;
-            let m = st.len();
-            sc.lists_a.resize_with(m, Vec::new);
-            sc.lists_b.resize_with(m, Vec::new);
-            if sc.pos_b.len() != n {
-                sc.pos_b = vec![u32::MAX; n];
-            }
-            for (code, space, side, lists) in [
-                (1u8, &sa, &a, &mut sc.lists_a),
-                (2u8, &sb, &b, &mut sc.lists_b),
-            ] {
-                sc.pending.clear();
-                sc.pending_q.clear();
-                sc.limits.clear();
-                for (t, list) in lists.iter_mut().enumerate().take(m) {
-                    let q = q0 + t;
-                    let hint = &side.hint[q * side.width..(q + 1) * side.width];
-                    match space.read_table(q, hint, k, list) {
-                        Err(()) => st[t] = st[t].max(code),
+        .for_each_init(Scratch::default, |sc, (blk, ((out, st), lim))| {
+            sc.lists(1);
+            for t in 0..st.len() {
+                let q = blk * QUERY_BLOCK + t;
+                for s in 0..2 {
+                    match spaces[s].read_table(q, hint(s, q), k, &mut sc.lists[s][0]) {
+                        Err(()) => st[t] = st[t].max(s as u8 + 1),
                         Ok(None) => {}
-                        Ok(Some(limit)) => {
-                            sc.pending.push(t);
-                            sc.pending_q.push(q);
-                            sc.limits.push(limit);
-                        }
+                        Ok(Some(limit)) => lim[t][s] = limit,
                     }
                 }
-                if !sc.pending.is_empty() {
-                    sc.found.resize_with(sc.pending.len(), Vec::new);
-                    let found = &mut sc.found[..sc.pending.len()];
-                    space.scan(&sc.pending_q, &sc.limits, found, &mut sc.tile, &mut sc.ys);
-                    for ((&t, &q), f) in sc.pending.iter().zip(&sc.pending_q).zip(found) {
-                        std::mem::swap(&mut lists[t], f);
-                        space.finish(q, k, &mut lists[t]);
-                    }
+                if st[t] == 0 && lim[t].iter().all(|l| l.is_nan()) {
+                    sc.count(0, tol(q), k, n, &mut out[t * kc..(t + 1) * kc]);
                 }
-            }
-            for t in 0..m {
-                if st[t] != 0 {
-                    continue;
-                }
-                let q = q0 + t;
-                let la = &sc.lists_a[t];
-                let lb = &sc.lists_b[t];
-                levels(la, k, sa.tol[q], &mut sc.sa, &mut sc.ea);
-                levels(lb, k, sb.tol[q], &mut sc.sb, &mut sc.eb);
-                combine(
-                    la,
-                    lb,
-                    [&sc.sa, &sc.ea, &sc.sb, &sc.eb],
-                    &mut sc.pos_b,
-                    &mut sc.diff,
-                    k,
-                    &mut out[t * k * COUNTS..(t + 1) * k * COUNTS],
-                );
             }
         });
     if let Some(q) = status.iter().position(|&s| s != 0) {
@@ -563,7 +629,122 @@ fn run(
              pass the exact k-NN indices of these vectors"
         )));
     }
+
+    // 2. the others, with a scan; rows of nearly the same direction (parallel
+    // groups) are put next to each other, so that one scan serves them all
+    let mut rest: Vec<(u64, u64, usize)> = (0..n)
+        .into_par_iter()
+        .filter(|&q| limits[q].iter().any(|l| !l.is_nan()))
+        .map(|q| (spaces[0].cell(q), spaces[1].cell(q), q))
+        .collect();
+    rest.par_sort_unstable();
+    let rest: Vec<usize> = rest.into_iter().map(|(_, _, q)| q).collect();
+    let done: Vec<Vec<u32>> = rest
+        .par_chunks(QUERY_BLOCK)
+        .map_init(Scratch::default, |sc, block| {
+            sc.lists(block.len());
+            for (s, space) in spaces.iter().enumerate() {
+                scan_block(space, s, block, &limits, |q| hint(s, q), k, sc);
+            }
+            let mut out = vec![0u32; block.len() * kc];
+            for (t, &q) in block.iter().enumerate() {
+                sc.count(t, tol(q), k, n, &mut out[t * kc..(t + 1) * kc]);
+            }
+            out
+        })
+        .collect();
+    for (block, out) in rest.chunks(QUERY_BLOCK).zip(done) {
+        for (t, &q) in block.iter().enumerate() {
+            counts[q * kc..(q + 1) * kc].copy_from_slice(&out[t * kc..(t + 1) * kc]);
+        }
+    }
     Ok(counts)
+}
+
+/// The candidates of side `s` for every row of `block` into `sc.lists[s]`.
+/// Complete tables are read again; the other rows are scanned, one scan per
+/// *leader*: a row takes the latest leaders' scan when it lies within its
+/// tie tolerance of them (every row within its limit is then within the
+/// leader's limit, raised to cover it; see [`Space::shift`]).
+fn scan_block<'h>(
+    space: &Space<'_>,
+    s: usize,
+    block: &[usize],
+    limits: &[[f64; 2]],
+    hint: impl Fn(usize) -> &'h [i64],
+    k: usize,
+    sc: &mut Scratch,
+) {
+    sc.leaders.clear();
+    sc.followers.clear();
+    for (t, &q) in block.iter().enumerate() {
+        let limit = limits[q][s];
+        if limit.is_nan() {
+            let complete = space.read_table(q, hint(q), k, &mut sc.lists[s][t]);
+            debug_assert!(matches!(complete, Ok(None)));
+            continue;
+        }
+        // the latest leaders first: rows of a group are next to each other
+        let lead = sc.leaders.iter().rev().take(4).position(|&(lt, ll)| {
+            let lq = block[lt];
+            let shift = space.shift(lq, q);
+            shift <= space.tol[lq] && limit + shift <= ll.max(limits[lq][s] + 2.0 * space.tol[lq])
+        });
+        match lead {
+            Some(back) => {
+                let li = sc.leaders.len() - 1 - back;
+                let lq = block[sc.leaders[li].0];
+                let need = limit + space.shift(lq, q);
+                if need > sc.leaders[li].1 {
+                    sc.leaders[li].1 = need;
+                }
+                sc.followers.push((t, li));
+            }
+            None => sc.leaders.push((t, limit)),
+        }
+    }
+    if sc.leaders.is_empty() {
+        return;
+    }
+    sc.leader_q.clear();
+    sc.leader_limit.clear();
+    for &(t, limit) in &sc.leaders {
+        sc.leader_q.push(block[t]);
+        sc.leader_limit.push(limit);
+    }
+    sc.found.resize_with(sc.leaders.len(), Vec::new);
+    let found = &mut sc.found[..sc.leaders.len()];
+    space.scan(
+        &sc.leader_q,
+        &sc.leader_limit,
+        found,
+        &mut sc.tile,
+        &mut sc.ys,
+    );
+    let lists = &mut sc.lists[s];
+    for &(t, li) in &sc.followers {
+        let (q, limit) = (block[t], limits[block[t]][s]);
+        let lq = sc.leader_q[li];
+        let list = &mut lists[t];
+        list.clear();
+        let from = found[li].iter().map(|&(_, j)| j as usize).chain([lq]);
+        for j in from.filter(|&j| j != q) {
+            let v = space.value(q, j);
+            if v <= limit {
+                list.push((v, j as u32));
+            }
+        }
+        list.sort_unstable_by(by_value);
+        space.finish(q, k, list);
+    }
+    for (&(t, _), f) in sc.leaders.iter().zip(found.iter_mut()) {
+        let q = block[t];
+        let limit = limits[q][s];
+        let list = &mut lists[t];
+        list.clear();
+        list.extend(f.iter().copied().filter(|c| c.0 <= limit));
+        space.finish(q, k, list);
+    }
 }
 
 /// First level (0-based) at which position `p` is inside the prefix `bound`

@@ -951,8 +951,8 @@ mod tests {
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
 
-    /// Random rows with planted groups of exactly parallel rows (scaled by
-    /// powers of two, so they stay exactly parallel in f32).
+    /// Random rows with planted groups of parallel rows: scaled by powers of
+    /// two (exactly parallel in f32) or not (parallel up to f32 rounding).
     fn planted(n: usize, d: usize, seed: u64) -> Vec<f32> {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let mut x: Vec<f32> = (0..n * d)
@@ -962,7 +962,7 @@ mod tests {
         while i + 12 < n {
             let g = rng.random_range(2..12usize);
             for m in 1..g {
-                let s = [0.5f32, 2.0, 4.0, 1.0][m % 4];
+                let s = [0.5f32, 2.0, 3.0, 1.0, 0.7, 4.0][m % 6];
                 for t in 0..d {
                     x[(i + m) * d + t] = x[i * d + t] * s;
                 }

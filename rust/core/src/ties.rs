@@ -1153,6 +1153,25 @@ mod tests {
     }
 
     #[test]
+    fn expectation_with_huge_tie_groups() {
+        // one slot on each side in the same group of a million rows: they
+        // agree with probability 1 / 1e6
+        let t = 1_000_000u32;
+        let (o, j) = expectation(&[0, t, 0, t, 0, 0, 0, t], 1).unwrap();
+        assert!(
+            (o - 1e-6).abs() < 1e-20 && (j - 1e-6).abs() < 1e-20,
+            "{o} {j}"
+        );
+        // ten slots: E|X & Y| = 10 * 10 / 1e6, and J is finite and below it
+        let (o, j) = expectation(&[0, t, 0, t, 0, 0, 0, t], 10).unwrap();
+        assert!((o - 1e-4).abs() < 1e-16, "{o}");
+        assert!(j > 0.0 && j < o / 10.0, "{j}");
+        // sides that share half of their groups
+        let (o, _) = expectation(&[5, t, 5, t, 5, 0, 0, t / 2], 10).unwrap();
+        assert!((o - (5.0 + 25.0 * 0.5 / 1e6)).abs() < 1e-12, "{o}");
+    }
+
+    #[test]
     fn expectation_by_hand_and_bad_counts() {
         // l = 1, each side picks one of the same two tied rows: overlap 1/2
         let (o, j) = expectation(&[0, 2, 0, 2, 0, 0, 0, 2], 1).unwrap();

@@ -5,8 +5,9 @@
 //! # Tie groups
 //!
 //! For a query `q` of one space, let `v_j` be the distance value of row `j`
-//! (`1 - cos` for cosine with `cos = 0` for zero rows, `-(q . j)` for dot,
-//! `|q - j|` for euclidean, all in `f64` from the `f32` values) and `v_(l)` the
+//! (`1 - u_q . u_j` for cosine with the `f64` unit rows `u = x / |x|`, zero
+//! rows having `u = 0`; `-(q . j)` for dot; `|q - j|` for euclidean; all in
+//! `f64` from the `f32` values) and `v_(l)` the
 //! l-th smallest over `j != q`. At level `l` the **strict set** is
 //! `S = {j : v_j < v_(l) - tol}` and the **tie group** is
 //! `T = {j : |v_j - v_(l)| <= tol}`; `|S| < l <= |S| + |T|`, and the l-NN set
@@ -28,9 +29,16 @@
 //! row, as [`crate::knn::knn`] returns them): a row is complete when its last
 //! hint lies beyond `v_(k) + tol` (with a slack for rounding differences
 //! between the table's distances and these), and otherwise its candidates are
-//! found by one exact `f64` scan of all rows. Memory is the tables plus, per
-//! thread, O(n); never n x n. Time is the tables' plus O(n w d) plus O(n d) per
-//! incomplete row.
+//! found by a scan of all rows: an `f64` product keeps the rows within a
+//! rounding bound of the limit, and their exact values decide. Rows of nearly
+//! the same direction (parallel groups) are processed together and share
+//! one scan when they lie within their tie tolerance of the scanned row (the
+//! values of two queries differ by at most their distance, times the largest
+//! norm for dot: `Space::shift`), which makes large parallel groups cost
+//! one scan instead of one per member. Memory is the tables, the counts and
+//! the candidates of 64 rows per thread at a time; never n x n. Time is the
+//! tables' plus O(n w d) plus O(n d) per scan; results depend neither on the
+//! grouping nor on the thread count.
 //!
 //! # Expectations
 //!

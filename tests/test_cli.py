@@ -227,12 +227,18 @@ def test_train_neighbors_compare_on_tiny(tmp_path: Path, capsys) -> None:
         "zzzz qqqq xxxx",
     )
 
-    # compare: a file with itself scores 1, two weights score what compare() says
+    # compare: a file with itself scores 1 (neighbors: what compare() says,
+    # below 1 where ties at the k-th neighbor are broken independently on each
+    # side), two weights score what compare() says
     done = run_cli("compare", str(items_a), str(items_a), "--json")
     assert done.returncode == 0, done.stderr
     same = json.loads(done.stdout)
-    for m in ("neighbors", "cca", "unitmatch", "cka"):
+    for m in ("cca", "unitmatch", "cka"):
         assert same["scores"][m] == pytest.approx(1.0, abs=1e-5)
+    self_nb = es.compare(a, a, measures=["neighbors"])
+    assert same["scores"]["neighbors"] == pytest.approx(self_nb.scores["neighbors"], abs=1e-12)
+    assert same["details"]["neighbors"]["tied_fraction"] > 0
+    assert 0.99 < same["scores"]["neighbors"] < 1.0
     done = run_cli("compare", str(items_a), str(items_b), "--measures", "neighbors,cka", "--json")
     scores = json.loads(done.stdout)["scores"]
     b = Embeddings.load(items_b)

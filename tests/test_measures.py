@@ -307,12 +307,15 @@ def test_every_measure_documents_range_invariances_and_cost() -> None:
 
 # ----------------------------------------------------------------------------- RSA
 def test_rsa_equals_scipy_on_the_sample() -> None:
+    from embspace.measures.rsa import sample_by_key
     from scipy.spatial.distance import pdist
     from scipy.stats import spearmanr
 
     A, B = _pair(500, 6, seed=22)
     res = M.rsa(A, B, sample=120, random_state=3)
-    rows = np.sort(np.random.default_rng(3).choice(500, size=120, replace=False))
+    # without keys the row positions are the keys (the sample is drawn by key)
+    rows = sample_by_key(range(500), 120, 3)
+    assert len(set(rows.tolist())) == 120
     want = spearmanr(pdist(A[rows], "cosine"), pdist(B[rows], "cosine")).statistic
     assert res.score == pytest.approx(want, abs=1e-12)
     R = ortho_group.rvs(6, random_state=23)
@@ -323,3 +326,78 @@ def test_rsa_equals_scipy_on_the_sample() -> None:
     assert M.rsa(A[:30], B[:30], sample=1000).details["sample"] == 30
     with pytest.raises(InvalidParameterError):
         M.rsa(A, B, sample=2)
+
+
+def test_sample_by_key_depends_on_the_key_set_only() -> None:
+    from embspace.measures.rsa import sample_by_key
+
+    keys = [f"movie {i}" for i in range(300)] + [(i, "x") for i in range(100)]
+    rows = sample_by_key(keys, 50, random_state=4)
+    chosen = {keys[i] for i in rows}
+    assert len(chosen) == 50 and rows.tolist() == sorted(rows.tolist())
+    p = np.random.default_rng(0).permutation(len(keys))
+    shuffled = [keys[i] for i in p]
+    assert {shuffled[i] for i in sample_by_key(shuffled, 50, random_state=4)} == chosen
+    assert {keys[i] for i in sample_by_key(keys, 50, random_state=5)} != chosen
+    assert sample_by_key(keys, 400, 0).tolist() == list(range(400))
+    # equal keys (1, 1.0, True, np.int64(1)) rank alike
+    for same in (1.0, True, np.int64(1)):
+        assert (
+            sample_by_key([same, 2, 3, 4], 2, 9).tolist()
+            == sample_by_key([1, 2, 3, 4], 2, 9).tolist()
+        )
+    # uniform: each of 20 keys is in a sample of 5 a quarter of the time
+    hits = np.zeros(20)
+    for seed in range(2000):
+        hits[sample_by_key(range(20), 5, seed)] += 1
+    freq = hits / 2000
+    assert np.abs(freq - 0.25).max() < 5 * np.sqrt(0.25 * 0.75 / 2000)
+    for bad in (None, 1.5, True):
+        with pytest.raises(InvalidParameterError):
+            sample_by_key(keys, 5, bad)
+
+
+def test_rsa_does_not_depend_on_the_order_of_the_entities() -> None:
+    import embspace as es
+
+    A, B = _pair(600, 5, seed=24)
+    keys = [("item", i) for i in range(600)]
+    p = np.random.default_rng(1).permutation(600)
+    base = M.rsa(A, B, sample=100, random_state=2, keys=keys)
+    moved = M.rsa(A[p], B[p], sample=100, random_state=2, keys=[keys[i] for i in p])
+    assert moved.score == pytest.approx(base.score, abs=1e-12)
+    # by position it would move: the sample of positions is another entity set
+    assert abs(M.rsa(A[p], B[p], sample=100, random_state=2).score - base.score) > 1e-3
+    # compare passes the aligned keys: one side reordered, aligned by key
+    a = es.Embeddings(keys, A.astype(np.float32))
+    b = es.Embeddings([keys[i] for i in p], B[p].astype(np.float32))
+    c = es.compare(a, b, measures=["rsa"], sample=100, random_state=2)
+    want = M.rsa(a.vectors, B.astype(np.float32), sample=100, random_state=2, keys=keys)
+    assert c.scores["rsa"] == pytest.approx(want.score, abs=1e-12)
+    assert c.details["rsa"]["sampled_by"] == "key"
+    with pytest.raises(InvalidParameterError, match="keys"):
+        es.compare(a, b, measures=["rsa"], keys=keys)
+    with pytest.raises(ShapeMismatchError):
+        M.rsa(A, B, keys=keys[:10])
+
+
+def test_svcca_keeping_every_direction_is_cca() -> None:
+    A, B = _pair(400, 6, seed=25)
+    full = M.svcca(A, B, threshold=1.0)
+    assert full.details["all_kept"] and full.details["kept_dims"] == {"A": 6, "B": 6}
+    assert full.details["ranks"] == {"A": 6, "B": 6} and full.details["n_components"] == 6
+    assert full.score == pytest.approx(M.cca(A, B).score, abs=1e-12)
+    np.testing.assert_allclose(
+        full.details["correlations"], M.cca(A, B).details["correlations"], atol=1e-12
+    )
+    # a rank-deficient side: only its 4 real directions are kept, still cca
+    A2 = np.column_stack([A[:, :4], A[:, 0] + A[:, 1], 2 * A[:, 2]])
+    with pytest.warns(EmbspaceWarning, match="rank deficient"):
+        want = M.cca(A2, B)
+    got = M.svcca(A2, B, threshold=1.0)
+    assert got.details["kept_dims"]["A"] == 4 and got.details["ranks"]["A"] == 4
+    assert got.details["all_kept"]
+    assert got.score == pytest.approx(want.score, abs=1e-12)
+    # a threshold that drops directions says so
+    part = M.svcca(A, B, threshold=0.5)
+    assert not part.details["all_kept"] and part.details["kept_dims"]["A"] < 6

@@ -50,6 +50,21 @@ def knn(
     queries: npt.NDArray[np.int64] | None = None,
     num_threads: int = 0,
 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]: ...
+def tie_overlap(
+    a: npt.NDArray[np.float32],
+    b: npt.NDArray[np.float32],
+    table_a: npt.NDArray[np.int64],
+    table_b: npt.NDArray[np.int64],
+    k: int,
+    metric: str = "cosine",
+    tolerance: float = 2.0**-20,
+    num_threads: int = 0,
+) -> npt.NDArray[np.uint32]: ...
+def tie_expectation(
+    counts: npt.NDArray[np.uint32],
+    k: npt.NDArray[np.uint32],
+    num_threads: int = 0,
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]: ...
 def wals_half_sweep(
     indptr: npt.NDArray[np.int64],
     indices: npt.NDArray[np.int32],

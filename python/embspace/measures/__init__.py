@@ -8,24 +8,26 @@ validates names before any work); :func:`compare` aligns two
 :class:`~embspace.Embeddings` by key and runs several at once, sharing one
 k-NN table per side (or reading precomputed ones, ``knn=``).
 
-========================= =========== ==============================================
+========================= =========== =====================================================
 name                      range       invariant to
-========================= =========== ==============================================
-``neighbors`` (Jaccard@k) [0, 1]      what keeps neighbor order (cosine: rotation, scale)
+========================= =========== =====================================================
+``neighbors`` (Jaccard@k) [0, 1]      entity order; cosine: rotation, scale (tie-aware)
 ``mutual_knn``            [0, 1]      as neighbors
 ``overlap_curve``         [0, 1]      as neighbors
 ``cca``                   [0, 1]      translation, any invertible linear map
-``svcca``                 [0, 1]      translation, rotation, isotropic scaling
-``pwcca``                 [0, 1]      translation, rotation, isotropic scaling
+``svcca``                 [0, 1]      translation, rotation, isotropic scaling (cca if all kept)
+``pwcca``                 [0, 1]      translation, scaling, maps of B (not rotations of A)
 ``cka``                   [0, 1]      translation, rotation, isotropic scaling
 ``cka_debiased``          <= 1        translation, rotation, isotropic scaling
 ``procrustes``            [0, 1]      translation, rotation, isotropic scaling
 ``unitmatch``             [-1, 1]     translation, per-unit scaling, unit permutation
-``rsa`` (on a sample)     [-1, 1]     rotation, scaling (cosine distance order)
-========================= =========== ==============================================
+``rsa`` (on a sample)     [-1, 1]     rotation, scaling, entity order (sampled by key)
+========================= =========== =====================================================
 
 Dense measures are written against an array module ``xp`` (numpy or CuPy) and
-compute in float64; neighbor measures use the exact Rust k-NN.
+compute in float64; neighbor measures use the exact Rust k-NN and are defined on
+tie groups (:mod:`embspace.measures.neighborhood`), so they do not depend on how
+equal similarities are ordered.
 """
 
 from __future__ import annotations

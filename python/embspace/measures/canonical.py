@@ -61,12 +61,13 @@ def cca(A: Any, B: Any, *, xp: ModuleType = np) -> MeasureResult:
     )
 
 
-def _kept_components(s: Any, threshold: float) -> int:
+def _kept_components(s: Any, threshold: float, rank: int) -> int:
     # the fewest leading directions whose share of the variance exceeds the
-    # threshold (scikit-learn's PCA(n_components=threshold) rule)
+    # threshold (scikit-learn's PCA(n_components=threshold) rule), never more
+    # than the numerical rank (directions of zero variance carry nothing)
     energy = np.cumsum(np.asarray(floats(s)) ** 2)
     ratio = energy / energy[-1]
-    return int(min(np.searchsorted(ratio, threshold, side="right") + 1, len(ratio)))
+    return int(min(np.searchsorted(ratio, threshold, side="right") + 1, rank))
 
 
 def svcca(A: Any, B: Any, *, threshold: float = 0.99, xp: ModuleType = np) -> MeasureResult:
@@ -74,9 +75,15 @@ def svcca(A: Any, B: Any, *, threshold: float = 0.99, xp: ModuleType = np) -> Me
     singular directions that explain ``threshold`` (default 99%) of the variance.
 
     Kept on each side: the fewest leading directions whose share of the variance
-    exceeds ``threshold`` (scikit-learn's ``PCA(n_components=threshold)`` rule).
-    Score: mean canonical correlation of the two reduced spaces; details hold the
-    correlations and the dimensions kept. Range [0, 1].
+    exceeds ``threshold`` (scikit-learn's ``PCA(n_components=threshold)`` rule),
+    at most the numerical rank of the centred matrix (singular values above
+    ``max(n, d) eps s_max``, the rule of :func:`cca`). Score: mean canonical
+    correlation of the two reduced spaces. Details: the correlations,
+    ``kept_dims`` (directions kept per side), ``ranks`` (directions available
+    per side), ``n_components`` (correlations averaged) and ``all_kept``
+    (whether every direction passed on both sides). When every direction
+    passes (``threshold=1``, or ``all_kept``), the reduced spaces are the
+    column spaces themselves and SVCCA equals :func:`cca`. Range [0, 1].
 
     Invariances: translation, rotation, isotropic scaling, column permutation and
     sign flips. Not invariant to general invertible linear maps (they change which
@@ -91,11 +98,16 @@ def svcca(A: Any, B: Any, *, threshold: float = 0.99, xp: ModuleType = np) -> Me
     A, B = as_pair(A, B, xp, min_n=2, name="svcca")
     bases = []
     kept = []
+    ranks = []
     for side, X in (("A", A), ("B", B)):
         U, s, _ = xp.linalg.svd(centered(X), full_matrices=False)
-        if float(s[0]) == 0.0:
+        s_max = float(s[0])
+        if s_max == 0.0:
             raise NumericalError(f"svcca: {side} has no variance (every row is the same)")
-        r = _kept_components(s, float(threshold))
+        tol = max(X.shape) * np.finfo(np.float64).eps * s_max
+        rank = int((s > tol).sum())
+        r = _kept_components(s, float(threshold), rank)
+        ranks.append(rank)
         kept.append(r)
         bases.append(U[:, :r])
     warn_if_few_rows(A.shape[0], kept[0], kept[1], "svcca")
@@ -106,6 +118,9 @@ def svcca(A: Any, B: Any, *, threshold: float = 0.99, xp: ModuleType = np) -> Me
         {
             "correlations": [float(r) for r in rho],
             "kept_dims": {"A": kept[0], "B": kept[1]},
+            "ranks": {"A": ranks[0], "B": ranks[1]},
+            "n_components": len(rho),
+            "all_kept": kept == ranks,
             "threshold": float(threshold),
         },
     )

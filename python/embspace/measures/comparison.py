@@ -21,7 +21,7 @@ from ..jsonio import to_jsonable
 from ..neighbors import METRICS, NeighborTable
 from ._base import MeasureResult
 from ._blas import thin_blas
-from .neighborhood import neighbor_tables
+from .neighborhood import TIE_TOLERANCE, neighbor_tables, table_width
 from .registry import DEFAULT_MEASURES, Measure, check_measures, get_measure
 
 __all__ = ["DEFAULT_MEASURES", "Comparison", "bootstrap_interval", "compare"]
@@ -59,7 +59,9 @@ class Comparison:
     scores : dict[str, float]
         Measure name -> headline score.
     details : dict[str, dict]
-        Measure name -> everything else it reports.
+        Measure name -> everything else it reports (for the neighbor measures,
+        among others ``tied_fraction``: the share of entities whose k-NN set
+        involves ties, on either side).
     per_entity : pandas.DataFrame
         Indexed by the shared keys, one column per measure with per-entity values.
     n_shared, n_a, n_b : int
@@ -229,8 +231,11 @@ def compare(
     ``measures`` are checked by :func:`~embspace.measures.check_measures`
     (including the dimensions of both sides) before anything is computed.
 
-    ``k`` and ``metric`` set the neighbor measures (one k-NN table per side is
-    computed and shared by all of them); dense measures run on ``device``
+    ``k`` and ``metric`` set the neighbor measures (one k-NN table per side and
+    one tie-aware overlap are computed and shared by all of them; their details
+    report ``tied_fraction``, the share of entities whose k-NN set depends on
+    how ties are broken, see :mod:`embspace.measures.neighborhood`); dense
+    measures run on ``device``
     ("cpu", "gpu" or "auto"). Other ``options`` go to the measures: a measure's
     name maps to a dict of its own options (``unitmatch={"absolute": True}``),
     and any other keyword reaches every requested measure that takes it
@@ -270,6 +275,8 @@ def compare(
         unknown = set(per_measure[s.name]) - _accepts(s.function)
         if unknown:
             raise InvalidParameterError(f"measure {s.name!r} takes no option(s) {sorted(unknown)}")
+    if "keys" in shared_opts or any("keys" in o for o in per_measure.values()):
+        raise InvalidParameterError("'keys' is not an option: the keys are the aligned embeddings'")
 
     ea, eb = _as_embeddings(a, "a"), _as_embeddings(b, "b")
     aa, bb = align(ea, eb)
@@ -288,29 +295,41 @@ def compare(
         opts.update(per_measure[s.name])
         return opts
 
-    # one k-NN table per side and metric, with as many neighbors as the most
-    # demanding neighbor measure needs, shared by all of them
-    need: dict[str, int] = {}
+    # one tie-aware overlap per metric and tie tolerance (from one k-NN table per
+    # side), with as many levels as the most demanding neighbor measure needs,
+    # shared by all of them
+    need: dict[tuple[str, float], int] = {}
     for s in specs:
         if s.neighbor_based:
             opts = options_for(s)
             m = check_choice(opts.get("metric", metric), f"{s.name}: metric", METRICS)
             kk = check_int(opts.get("max_k") or opts.get("k", k), f"{s.name}: k", minimum=1)
-            need[m] = max(need.get(m, 0), kk)
-    tables: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    for m, kk in need.items():
-        if given is None:
-            tables[m] = neighbor_tables(
-                aa.vectors, bb.vectors, kk, metric=m, num_threads=num_threads, device=device
-            )
-            continue
-        for side, table in zip("ab", given, strict=True):
-            if table.metric != m:
-                raise InvalidParameterError(
-                    f"knn: the table of {side} is {table.metric!r}, but a requested "
-                    f"neighbor measure uses metric {m!r}"
-                )
-        tables[m] = (given[0].knn(kk)[1], given[1].knn(kk)[1])
+            key = (m, opts.get("tie_tolerance", TIE_TOLERANCE))
+            need[key] = max(need.get(key, 0), kk)
+    tables = {}
+    for key, kk in need.items():
+        m, tol = key
+        index_tables = None
+        if given is not None:
+            for side, table in zip("ab", given, strict=True):
+                if table.metric != m:
+                    raise InvalidParameterError(
+                        f"knn: the table of {side} is {table.metric!r}, but a requested "
+                        f"neighbor measure uses metric {m!r}"
+                    )
+            # wider than kk, so that the tie group at the k-th neighbor shows
+            width = min(table_width(kk, aa.n), aa.n - 1)
+            index_tables = (given[0].knn(width)[1], given[1].knn(width)[1])
+        tables[key] = neighbor_tables(
+            aa.vectors,
+            bb.vectors,
+            kk,
+            metric=m,
+            tie_tolerance=tol,
+            num_threads=num_threads,
+            device=device,
+            tables=index_tables,
+        )
     xp = module_for(device)[1]
     dense_a = dense_b = None
     results: dict[str, MeasureResult] = {}
@@ -321,11 +340,13 @@ def compare(
             opts = options_for(s)
             if s.neighbor_based:
                 opts = {"k": k, "metric": metric, **opts}
-                opts["tables"] = tables[opts["metric"]]
+                opts["tables"] = tables[(opts["metric"], opts.get("tie_tolerance", TIE_TOLERANCE))]
                 results[s.name] = s.function(aa.vectors, bb.vectors, **opts)
             else:
                 if dense_a is None:
                     dense_a = xp.asarray(aa.vectors, dtype=xp.float64)
                     dense_b = xp.asarray(bb.vectors, dtype=xp.float64)
+                if "keys" in _accepts(s.function):
+                    opts["keys"] = aa.keys  # e.g. rsa samples by key
                 results[s.name] = s.function(dense_a, dense_b, xp=xp, **opts)
     return Comparison(results, aa.keys, n_a=ea.n, n_b=eb.n, k=k, metric=metric)

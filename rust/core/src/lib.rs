@@ -10,6 +10,7 @@ pub mod error;
 pub mod knn;
 pub mod parallel;
 pub mod spmv;
+pub mod ties;
 pub mod wals;
 
 pub use error::{Error, Result};

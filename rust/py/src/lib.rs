@@ -16,6 +16,7 @@ mod csr;
 mod errors;
 mod interrupt;
 mod knn;
+mod ties;
 mod wals;
 
 /// The largest ``num_threads`` the core accepts: 4 times the CPUs this
@@ -33,5 +34,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     csr::register(m)?;
     wals::register(m)?;
     knn::register(m)?;
+    ties::register(m)?;
     Ok(())
 }

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 from embspace import datasets, paths
-from embspace.datasets import fetch
+from embspace._registry import Registry
+from embspace.datasets import fetch, registry
 from embspace.datasets.registry import DatasetInfo
 from embspace.errors import ChecksumError, DownloadError, UnsafeArchiveError
 
@@ -199,7 +200,8 @@ def _serve_as_dataset(server: _Server, monkeypatch: pytest.MonkeyPatch, name: st
     """Register ``name`` with the blob's true size and sha256, so only the
     archive's safety decides."""
     entry = DatasetInfo(name, len(blob), hashlib.sha256(blob).hexdigest(), "test archive")
-    monkeypatch.setitem(datasets.REGISTRY, name, entry)
+    extended = Registry("dataset", {**datasets.REGISTRY, name: entry})
+    monkeypatch.setattr(registry, "REGISTRY", extended)
     server.files[f"/mirror/{name}.zip"] = blob
 
 

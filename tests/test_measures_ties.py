@@ -400,3 +400,13 @@ def test_tolerance_tables_and_errors() -> None:
     # a larger tolerance can only merge more values into tie groups
     wide = M.neighbors(A, B, k=3, tie_tolerance=2.0**-12).details["tied_fraction"]
     assert wide >= direct.details["tied_fraction"]
+
+
+def test_the_binding_default_tolerance_is_the_measures_one() -> None:
+    import inspect
+
+    from embspace import _core
+    from embspace.measures.neighborhood import TIE_TOLERANCE
+
+    default = inspect.signature(_core.tie_overlap).parameters["tolerance"].default
+    assert default == TIE_TOLERANCE == 2.0**-20

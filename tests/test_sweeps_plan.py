@@ -181,13 +181,15 @@ def test_each_run_gets_one_knn_table(tiny, monkeypatch) -> None:
         k=7,
         cache_dir=False,
     ).run(progress=False)
-    assert searched == [7] * 6  # six runs, 6 + 2 + 1 comparisons
+    # six runs, 6 + 2 + 1 comparisons; each table is wider than k so that the
+    # tie group at the k-th neighbor shows (neighborhood.table_width)
+    assert searched == [neighborhood.table_width(7, tiny.n_items)] * 6
     svd = es.SVD(factors=4, random_state=0).fit(tiny)
     sweep.against(svd, name="svd")
-    assert searched == [7] * 7
+    assert searched == [neighborhood.table_width(7, tiny.n_items)] * 7
     sweep.comparison(0.5, seed=1)
     sweep.comparison(1.0, seed=0, against="svd")
-    assert searched == [7] * 7
+    assert searched == [neighborhood.table_width(7, tiny.n_items)] * 7
     monkeypatch.undo()
     # the scores are those of compare() searching on its own
     for value, seed in [(0.5, 1), (1.0, 0)]:

@@ -10,6 +10,8 @@ __all__ = [
     "csr_transpose",
     "knn",
     "max_threads",
+    "tie_expectation",
+    "tie_overlap",
     "wals_gramian",
     "wals_half_sweep",
     "wals_kernels",
@@ -57,7 +59,7 @@ def tie_overlap(
     table_b: npt.NDArray[np.int64],
     k: int,
     metric: str = "cosine",
-    tolerance: float = 2.0**-20,
+    tolerance: float = 9.5367431640625e-07,
     num_threads: int = 0,
 ) -> npt.NDArray[np.uint32]: ...
 def tie_expectation(

@@ -8,7 +8,7 @@ use crate::convert::{slice1, slice2};
 use crate::errors::{to_py, IntoPyResult};
 use embspace_core::knn::Metric;
 use embspace_core::ties::{tie_expectation as core_expectation, tie_overlap as core_overlap};
-use embspace_core::ties::{Side, COUNTS, DEFAULT_TOLERANCE};
+use embspace_core::ties::{Side, COUNTS};
 use embspace_core::Error;
 
 type Expectations<'py> = (Bound<'py, PyArray1<f64>>, Bound<'py, PyArray1<f64>>);
@@ -31,7 +31,9 @@ fn non_negative(value: i64, name: &str) -> PyResult<usize> {
 /// |T_A & S_B|, |T_A & T_B| (strict sets S and tie groups T; see
 /// `embspace_core::ties`). `tolerance` is relative to each query's scale.
 #[pyfunction]
-#[pyo3(signature = (a, b, table_a, table_b, k, metric = "cosine", tolerance = DEFAULT_TOLERANCE, num_threads = 0))]
+// `tolerance` defaults to embspace_core::ties::DEFAULT_TOLERANCE (2^-20), written
+// out so that Python's signature shows the value (tests/test_core_binding.py).
+#[pyo3(signature = (a, b, table_a, table_b, k, metric = "cosine", tolerance = 9.5367431640625e-07, num_threads = 0))]
 #[allow(clippy::too_many_arguments)]
 fn tie_overlap<'py>(
     py: Python<'py>,

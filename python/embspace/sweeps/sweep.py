@@ -518,8 +518,11 @@ class Sweep:
     # ------------------------------------------------------------------ output
     def plot(self, against: str | Sequence[str] | None = None) -> Any:
         """A matplotlib Figure: one panel per measure, x = the parameter,
-        y = similarity (mean over seeds, stdev as error bars), the noise floor
-        as a band. ``against`` picks the groups drawn (default: all)."""
+        y = similarity (mean over seeds, stdev as error bars); the reference
+        compared with itself is not drawn, and the reference's noise floor is
+        a band only beside the comparisons with the reference (see
+        :func:`embspace.plots.plot_sweep`). ``against`` picks the groups drawn
+        (default: all)."""
         from ..plots import plot_sweep
 
         return plot_sweep(

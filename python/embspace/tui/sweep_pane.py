@@ -536,8 +536,15 @@ class SweepPane(Vertical):
             plt.title("no sweep yet")
             chart.refresh()
             return
-        series = chart_series(sweep.table, sweep.values, list(sweep.measures), against=self._group)
-        floors = sweep.noise_floor
+        series = chart_series(
+            sweep.table,
+            sweep.values,
+            list(sweep.measures),
+            against=self._group,
+            reference=sweep.reference,
+        )
+        # the reference's seed noise is drawn only beside the comparisons with it
+        floors = sweep.noise_floor if self._group == "reference" else {}
         for i, (measure, ys) in enumerate(series.series.items()):
             color = CHART_COLORS[i % len(CHART_COLORS)]
             floor = floors.get(measure, (float("nan"),))[0]
@@ -555,7 +562,9 @@ class SweepPane(Vertical):
         plt.xticks(list(series.x), list(series.labels))
         if len(series.x) > 1:
             plt.xlim(min(series.x), max(series.x))
-        plt.xlabel(sweep.param)
+        from ..plots import axis_label  # matplotlib is imported once a chart is drawn
+
+        plt.xlabel(axis_label(sweep.param, "category" if series.categorical else "linear"))
         plt.ylabel("similarity")
         if any(not math.isnan(f[0]) for f in floors.values()):
             plt.title("horizontal lines: noise floor (the reference between seeds)")

@@ -38,6 +38,12 @@ def test_demo_on_ml_latest_small(data_dir: Path, tmp_path: Path) -> None:
     assert "26,818" in out  # the 4.0 bar of the histogram
     source = next(ln for ln in out.splitlines() if ln.startswith("  source "))
     assert source.startswith(f"  source     {data_dir}") and "EMBSPACE_DATA_DIR" in source
+    assert "  filter     none (every user and item with a rating kept)" in out
+    # items rated by one same user share a direction: the demo counts them
+    parallel = [ln for ln in out.splitlines() if ln.startswith("  parallel ")]
+    assert len(parallel) == 2 and all("of 9,724 items" in ln for ln in parallel)
+    # --quick stops every run at 5 iterations, before the demo's tol: the summary says so
+    assert "runs stopped at their cap of 5 iterations" in out
     # the workflow: neighbors, both tables, the summary, the files
     assert "neighbors of 3 random movies" in out
     assert "similarity to w0=0 (one seed)" in out and "similarity to svd (one seed)" in out
@@ -55,6 +61,10 @@ def test_demo_on_ml_latest_small(data_dir: Path, tmp_path: Path) -> None:
     assert payload["trainings"] == {"trained": 0, "from_cache": 8}
     assert len(payload["sweep"]["table"]) == 2 * 6 * 4
     assert payload["ratings"]["n_ratings"] == 100_836
+    wals = payload["parallel_vectors"]["wals"]
+    assert wals["n_entities"] == 9_724 and 0 < wals["n_parallel"] < 9_724
+    assert f"{wals['n_parallel']:,} of 9,724 items" in parallel[0]
+    assert all(run["converged"] is False for run in payload["sweep"]["runs"])
 
 
 def test_unknown_dataset_is_one_line_and_non_zero():

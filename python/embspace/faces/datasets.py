@@ -156,18 +156,20 @@ class ParallelGroups:
     n_groups: int
     largest: int
 
-    def describe(self, entities: str = "items", where: str = "") -> str:
-        """One line: ``"2,845 of 9,724 items (29%) sit in 412 groups of exactly
-        parallel vectors (largest 57) in <where>: ..."``."""
+    def describe(self, entities: str = "items", where: str = "", *, why: bool = True) -> str:
+        """One line: ``"2,845 of 9,724 items (29.3%) sit in 412 groups of
+        exactly parallel vectors in <where> (largest 57): within a group the
+        nearest neighbors are ties"`` (the last clause only with ``why``)."""
         at = f" in {where}" if where else ""
         if not self.n_parallel:
             return f"no two {entities}{at} have exactly parallel vectors"
         share = self.n_parallel / self.n_entities if self.n_entities else 0.0
-        return (
+        text = (
             f"{self.n_parallel:,} of {self.n_entities:,} {entities} ({share:.1%}) sit in "
             f"{self.n_groups:,} groups of exactly parallel vectors{at} (largest "
-            f"{self.largest:,}): within a group the nearest neighbors are ties"
+            f"{self.largest:,})"
         )
+        return text + (": within a group the nearest neighbors are ties" if why else "")
 
     def to_dict(self) -> dict[str, int]:
         return asdict(self)

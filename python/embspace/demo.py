@@ -20,8 +20,10 @@ ml-latest-small):
 Every WALS run has the notebook's 20 iterations as its cap and a convergence
 test (``tol``, :data:`DEMO_TOL`): a run stops early when its relative loss
 decrease per iteration falls below it. On ml-latest-small no run gets there in
-20 iterations (the loss still falls by about 0.1% per iteration), so the runs
-are exactly the notebook's, and the summary says that they stopped at the cap.
+20 iterations (the loss still falls by 0.03% to 0.6% per iteration), so the
+runs are exactly the notebook's, and the summary says that they stopped at the
+cap; converging takes 50 to 100 iterations for w0 >= 0.01 and about 320 at
+w0 = 0 (``iterations=400``).
 
 Trainings go through the embeddings cache, so a second demo is fast and the
 WALS of step 2 is reused by the sweep.
@@ -61,8 +63,9 @@ DEMO_MEASURES = DEFAULT_MEASURES
 #: The reference notebook's number of WALS iterations: the demo's cap.
 DEMO_ITERATIONS = 20
 #: The relative loss decrease per iteration below which a demo run has
-#: converged (and stops). At 1e-4 the measures between a run and a 10x longer
-#: one agree to about 1e-3 (CCA, CKA) on ml-latest-small.
+#: converged (and stops). On ml-latest-small at w0 = 2, a run stopped there
+#: (about 60 iterations) and one of 200 iterations have CCA 0.999 and CKA
+#: 0.9998 (Jaccard of 10-NN sets 0.86); after 20 iterations, CCA 0.94.
 DEMO_TOL = 1e-4
 PARAM = "unobserved_weight"
 

@@ -90,6 +90,20 @@ def test_both_backends_stop_at_the_same_iteration(no_cupy: None, tiny) -> None:
     assert cpu.converged_ and xp.converged_ and cpu.n_iter_ == xp.n_iter_
 
 
+@pytest.mark.gpu
+def test_tol_on_a_cuda_device_stops_where_the_cpu_does(tiny) -> None:
+    """The CuPy backend: the same stopping iteration as the Rust path, and the
+    factors of a fixed-count fit of that many iterations on the device."""
+    if not device.gpu_available():
+        pytest.skip("needs CuPy and a CUDA device")
+    cpu = _wals(iterations=200, tol=TOL).fit(tiny, progress=False)
+    gpu = _wals(iterations=200, tol=TOL, device="gpu").fit(tiny, progress=False)
+    assert gpu.converged_ and gpu.n_iter_ == cpu.n_iter_
+    fixed = _wals(iterations=gpu.n_iter_, device="gpu").fit(tiny, progress=False)
+    assert np.array_equal(gpu.item_factors_, fixed.item_factors_)
+    np.testing.assert_allclose(gpu.loss_history_, cpu.loss_history_, rtol=1e-5)
+
+
 def test_a_tol_reached_exactly_at_the_cap_is_converged(tiny) -> None:
     want = _first_below(_wals(iterations=60).fit(tiny, progress=False).loss_history_, TOL)
     assert want is not None

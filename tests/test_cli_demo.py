@@ -51,6 +51,9 @@ def test_demo_on_ml_latest_small(data_dir: Path, tmp_path: Path) -> None:
     assert "closest to SVD" in out.replace("Closest to SVD", "closest to SVD")
     for name in ("sweep_unobserved_weight.png", "sweep_vs_svd.png", "neighbors.csv", "summary.txt"):
         assert (out_dir / name).is_file(), name
+    written = json.loads((out_dir / "demo.json").read_text())
+    assert written["filter"]["min_user_ratings"] == written["filter"]["min_item_ratings"] == 1
+    assert set(written["parallel_vectors"]) == {"wals", "svd"}
     # --json: only JSON on stdout, and every training now comes from the cache
     result = _run(
         "demo", "--quick", "--json", "--out", str(out_dir), "--cache-dir", str(cache), env=env

@@ -119,6 +119,25 @@ def test_sweep_with_minimum_counts_trains_on_the_filtered_ratings(tmp_path) -> N
     assert {row["converged"] for row in payload["table"]} == {True}
 
 
+def test_train_says_whether_it_converged(tmp_path, capsys) -> None:
+    common = ["train", "-d", TINY, "--set", "factors=4", "--no-cache", "--quiet"]
+    capped = run_main(
+        capsys, *common, "--set", "iterations=3", "--set", "tol=1e-9",
+        "--out", str(tmp_path / "a.npz"),
+    )  # fmt: skip
+    assert capped.returncode == 0, capped.stderr
+    assert "3 iterations: stopped at the iteration cap before tol=1e-09" in capped.stdout
+    done = run_main(
+        capsys, *common, "--set", "iterations=300", "--set", "tol=0.01",
+        "--out", str(tmp_path / "b.npz"), "--json",
+    )  # fmt: skip
+    report = json.loads(done.stdout)
+    want = es.WALS(factors=4, iterations=300, tol=0.01, random_state=0).fit(
+        es.datasets.synthetic(preset="tiny", seed=0), progress=False
+    )
+    assert report["converged"] is True and report["n_iter"] == want.n_iter_ < 300
+
+
 def test_minimum_counts_errors(tmp_path, capsys) -> None:
     assert_one_line_error(
         run_main(capsys, "train", "--min-item-ratings", "0", "--out", "x.npz"),

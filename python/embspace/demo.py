@@ -474,7 +474,11 @@ def run_demo(
     files: dict[str, Path] = {}
     if out is not None:
         t = time.perf_counter()
-        files = _write_outputs(Path(out), sweep, neighbors, summary, overview, name)
+        used = {
+            "filter": filter_info,
+            "parallel_vectors": {"wals": wals_parallel.to_dict(), "svd": svd_parallel.to_dict()},
+        }
+        files = _write_outputs(Path(out), sweep, neighbors, summary, overview, name, used)
         timings["files"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t_all
     say("== summary")
@@ -531,6 +535,7 @@ def _write_outputs(
     summary: list[str],
     overview: Any,
     name: str,
+    used: dict[str, Any],
 ) -> dict[str, Path]:
     from .plots import save_figure
 
@@ -552,7 +557,7 @@ def _write_outputs(
             out / "neighbors.csv", pd.concat(frames).to_csv(index=False).encode()
         )
     files["summary"] = write_atomic(out / "summary.txt", ("\n".join(summary) + "\n").encode())
-    meta = {"dataset": name, "ratings": overview.to_dict(), "summary": summary}
+    meta = {"dataset": name, "ratings": overview.to_dict(), **used, "summary": summary}
     files["demo"] = write_atomic(
         out / "demo.json", json.dumps(meta, indent=2, default=json_default).encode()
     )

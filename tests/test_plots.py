@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from embspace.errors import InvalidParameterError
-from embspace.plots import plot_sweep, save_figure, x_positions
+from embspace.plots import axis_label, plot_sweep, save_figure, x_positions
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -63,11 +63,12 @@ def test_one_panel_per_measure_with_noise_band(tmp_path: Path) -> None:
         "linear",
     ]
     for ax in panels:
-        assert ax.get_xlabel() == "unobserved_weight"
-        # two groups: reference and svd, each one line with 6 points
+        assert ax.get_xlabel().startswith("unobserved_weight (symlog scale")
+        # two groups: reference (without the reference itself) and svd (every value)
         lines = [ln for ln in ax.get_lines() if ln.get_marker() == "o"]
         assert len(lines) == 2
-        np.testing.assert_allclose(sorted(lines[0].get_xdata()), [0, 0.01, 0.1, 0.5, 1, 2])
+        np.testing.assert_allclose(sorted(lines[0].get_xdata()), [0.01, 0.1, 0.5, 1, 2])
+        np.testing.assert_allclose(sorted(lines[1].get_xdata()), [0, 0.01, 0.1, 0.5, 1, 2])
         # the noise floor: a horizontal line at 0.8 and a band 0.77..0.83
         floors = [ln for ln in ax.get_lines() if list(ln.get_ydata()) == [0.8, 0.8]]
         assert len(floors) == 1
@@ -110,3 +111,72 @@ def test_bad_tables() -> None:
         plot_sweep(_table().iloc[:0])
     with pytest.raises(InvalidParameterError, match="no rows against"):
         plot_sweep(_table(), against="pca")
+
+
+def _marker_lines(ax):
+    return [ln for ln in ax.get_lines() if ln.get_marker() == "o"]
+
+
+@pytest.mark.parametrize("reference", [0.0, 1.0])
+def test_no_line_to_the_reference_compared_with_itself(reference: float) -> None:
+    table = _table(groups=("reference",))
+    fig = plot_sweep(table, param="unobserved_weight", reference=reference)
+    values = [0.0, 0.01, 0.1, 0.5, 1.0, 2.0]
+    others = [v for v in values if v != reference]
+    for ax in _panels(fig):
+        (line,) = _marker_lines(ax)
+        np.testing.assert_allclose(line.get_xdata(), others)
+        # the drawn similarities are the table's, at the other values, in x order
+        want = [1.0 - 0.1 * values.index(v) for v in others]
+        np.testing.assert_allclose(line.get_ydata(), want)
+        # a dotted vertical line marks where the reference is
+        marks = [ln for ln in ax.get_lines() if ln.get_linestyle() == ":"]
+        assert len(marks) == 1 and list(marks[0].get_xdata()) == [reference, reference]
+
+
+def test_without_a_known_reference_every_value_is_drawn() -> None:
+    table = _table(groups=("reference",))
+    fig = plot_sweep(table, param="unobserved_weight")  # no attrs, no reference given
+    for ax in _panels(fig):
+        (line,) = _marker_lines(ax)
+        assert len(line.get_xdata()) == 6
+        assert not [ln for ln in ax.get_lines() if ln.get_linestyle() == ":"]
+
+
+def test_no_reference_band_against_other_embeddings() -> None:
+    fig = plot_sweep(_table(), param="unobserved_weight", reference=0.0, against="svd")
+    for ax in _panels(fig):
+        (line,) = _marker_lines(ax)
+        assert len(line.get_xdata()) == 6  # every value, the reference value included
+        assert not [ln for ln in ax.get_lines() if ln.get_linestyle() in ("--", ":")]
+        assert all(p.get_extents().height == 0 for p in ax.patches)
+        assert not any("noise floor" in t.get_text() for t in ax.texts)
+    legend = _panels(fig)[0].get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == ["vs svd"]
+
+
+def test_wide_values_are_on_a_symlog_axis_that_says_so() -> None:
+    """0, 0.01, 0.1, 0.5, 1, 2: 0 on the linear part, the others on equal decades."""
+    fig = plot_sweep(_table(), param="unobserved_weight", reference=0.0)
+    ax = _panels(fig)[0]
+    assert ax.get_xscale() == "symlog" and "symlog scale" in ax.get_xlabel()
+    fig.canvas.draw()
+    px = [ax.transData.transform((v, 0.5))[0] for v in (0.0, 0.01, 0.1, 1.0)]
+    decade = px[2] - px[1]
+    assert decade > 0 and px[3] - px[2] == pytest.approx(decade, rel=1e-6)
+    assert px[1] - px[0] > 0.2 * decade  # 0 and 0.01 do not sit on each other
+
+
+def test_axis_scales_and_labels() -> None:
+    x, scale, _ = x_positions([0.01, 0.1, 1.0])
+    assert scale == "log" and list(x) == [0.01, 0.1, 1.0]
+    assert x_positions([0.0, 0.5, 1.0, 2.0])[1] == "linear"  # within a decade: drawn to scale
+    assert x_positions([-1.0, 0.0, 0.01, 1.0])[1] == "symlog"
+    assert axis_label("w", "linear") == "w"
+    assert axis_label("w", "log") == "w (log scale)"
+    assert "evenly spaced" in axis_label("solver", "category")
+    table = _table(groups=("svd",))
+    table = table[table["value"] > 0]
+    fig = plot_sweep(table, param="unobserved_weight")
+    ax = _panels(fig)[0]
+    assert ax.get_xscale() == "log" and ax.get_xlabel() == "unobserved_weight (log scale)"

@@ -15,6 +15,7 @@ pytest.importorskip("textual")
 pytest.importorskip("textual_plotext")
 
 import embspace
+from embspace.faces.datasets import parallel_groups
 from embspace.tui.app import EmbspaceApp
 from embspace.tui.screens import ExportScreen, HelpScreen
 from rich.console import Console
@@ -146,8 +147,12 @@ def test_sweep_fills_the_table_and_chart_then_reruns_from_the_cache(tiny):
         # the reference against itself is 1 in every measure
         assert all(cell(grid, "0 (ref)", m).startswith("1.000") for m in MEASURES)
         log = app.query_one("#runs-log", Log)
-        assert len(log.lines) == expected.n_runs
-        assert all(": trained" in line for line in log.lines)
+        # a line per run, then the parallel item vectors of the reference run
+        runs, (parallel,) = log.lines[: expected.n_runs], log.lines[expected.n_runs :]
+        assert len(runs) == expected.n_runs
+        assert all(": trained" in line for line in runs)
+        groups = parallel_groups(expected.embeddings(0.0, 0))
+        assert parallel == f"parallel: {groups.describe('items', 'w0=0 seed 0', why=False)}"
         assert "done: 6 runs (0 cached)" in str(app.query_one("#sweep-status", Static).content)
         chart = str(app.query_one("#chart").render())
         assert all(m in chart for m in MEASURES) and "unobserved_weight" in chart
@@ -155,8 +160,8 @@ def test_sweep_fills_the_table_and_chart_then_reruns_from_the_cache(tiny):
         # the same sweep again: every run comes from the cache, same table
         await pilot.press("ctrl+r")
         await settle(pilot)
-        assert len(log.lines) == expected.n_runs
-        assert all(line.endswith(": cached") for line in log.lines)
+        assert len(log.lines) == expected.n_runs + 1 and log.lines[-1] == parallel
+        assert all(line.endswith(": cached") for line in log.lines[:-1])
         assert [r.cached for r in app.sweep.runs] == [True] * expected.n_runs
         row = table[(table["value"] == 1.0) & (table["measure"] == "cka")].iloc[0]
         assert cell(grid, "1", "cka").startswith(f"{row['similarity']:.3f}")
@@ -525,5 +530,77 @@ def test_the_palette_opens_a_title_in_the_neighbors_screen(tiny):
         assert app.neighbors_pane.key == key
         text = str(app.query_one("#entity", Static).content)
         assert "choose models A and B" in text  # no sweep has run yet
+
+    run(app, scenario)
+
+
+# ---------------------------------------------------------------------- degenerate data, convergence
+
+
+def test_minimum_counts_in_the_form_filter_the_ratings_and_say_so(tiny):
+    from test_degenerate_faces import core
+
+    app = EmbspaceApp("synthetic:tiny")
+    _, items, n = core(tiny, 1, 20)
+
+    async def scenario(pilot: Pilot) -> None:
+        field = app.query_one("#min-item-ratings", Input)
+        field.value = "20"
+        field.focus()
+        await pilot.press("enter")
+        await settle(pilot)
+        assert sorted(app.ratings.item_ids) == items and app.ratings.n_ratings == n
+        assert app.dataset_filter == (1, 20)
+        status = str(app.query_one("#dataset-status", Static).content)
+        assert "filter: users with >= 1 and items with >= 20 ratings" in status
+        assert f"{len(items)} of 300 items, {n:,} of 10,000 ratings" in status
+        # a sweep runs on the filtered ratings
+        fill_form(app, values="0, 1", seeds="1")
+        await pilot.press("ctrl+r")
+        await settle(pilot)
+        assert app.sweep.ratings is app.ratings
+        assert app.sweep.embeddings(0.0).n == len(items)
+        # a bad minimum is reported and nothing starts
+        field.value = "0"
+        before = app.sweep
+        await pilot.press("ctrl+r")
+        await settle(pilot)
+        errors = [n for n in notifications(app) if n.severity == "error"]
+        assert "min ratings per item must be at least 1" in errors[-1].message
+        assert app.sweep is before
+        # back to every item: the next sweep loads the whole dataset again
+        field.value = "1"
+        await pilot.press("ctrl+r")
+        await settle(pilot)
+        assert app.sweep.ratings.fingerprint == tiny.fingerprint
+        assert app.dataset_filter == (1, 1)
+
+    run(app, scenario)
+
+
+@pytest.mark.filterwarnings("ignore:.*stopped at their cap:embspace.errors.EmbspaceWarning")
+def test_runs_stopped_at_the_cap_are_reported(tiny):
+    app = EmbspaceApp("synthetic:tiny")
+
+    async def scenario(pilot: Pilot) -> None:
+        fill_form(app, params="factors=8, iterations=2, tol=1e-9", values="0, 1", seeds="1")
+        await pilot.press("ctrl+r")
+        await settle(pilot)
+        assert all(r.converged is False and r.tol == 1e-9 for r in app.sweep.runs)
+        status = str(app.query_one("#sweep-status", Static).content)
+        assert "2 stopped at the iteration cap before tol" in status
+        lines = app.query_one("#runs-log", Log).lines
+        assert sum("(the cap: tol not reached)" in line for line in lines) == 2
+        warned = [n for n in notifications(app) if n.title == "Not converged"]
+        assert warned and warned[-1].severity == "warning"
+        # a tol met at once: every run says it converged, and nobody is warned
+        app.clear_notifications()
+        fill_form(app, params="factors=8, iterations=50, tol=0.5", values="0, 1", seeds="1")
+        await pilot.press("ctrl+r")
+        await settle(pilot)
+        assert all(r.converged for r in app.sweep.runs)
+        lines = app.query_one("#runs-log", Log).lines
+        assert sum("(converged)" in line for line in lines) == 2
+        assert not [n for n in notifications(app) if n.title == "Not converged"]
 
     run(app, scenario)

@@ -79,6 +79,12 @@ def test_chart_series_positions_and_gaps():
     assert wide.categorical and wide.x == (0.0, 1.0, 2.0, 3.0)
     assert wide.labels == ("0", "0.01", "1", "3")
     assert wide.series["neighbors"][2:] == (1.0, 0.25)
+    # against the reference, the reference value itself is not drawn (against SVD it is)
+    ref = grid.chart_series(table, [1.0, 2.0, 3.0], ["neighbors"], reference=1.0)
+    assert math.isnan(ref.series["neighbors"][0]) and ref.series["neighbors"][2] == 0.25
+    svd_rows = table.assign(against="svd")
+    svd = grid.chart_series(svd_rows, [1.0, 2.0, 3.0], ["neighbors"], against="svd", reference=1.0)
+    assert svd.series["neighbors"][0] == 1.0
 
 
 # ---------------------------------------------------------------------- neighbors

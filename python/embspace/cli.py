@@ -59,10 +59,23 @@ def _face(path: str) -> Callable[..., Any]:
 
 def _load(spec: str, args: argparse.Namespace) -> Any:
     """The ratings of a dataset spec (:func:`embspace.datasets.load`), with
-    progress bars as the arguments say."""
+    progress bars as the arguments say, filtered by ``--min-user-ratings`` and
+    ``--min-item-ratings`` (what the filter kept is noted on stderr)."""
     from . import datasets
+    from .faces.datasets import filter_described
 
-    return datasets.load(spec, progress=_progress(args))
+    ratings = datasets.load(spec, progress=_progress(args))
+    lo_u, lo_i = _minimums(args)
+    if (lo_u, lo_i) == (1, 1):
+        return ratings
+    ratings, text = filter_described(ratings, lo_u, lo_i)
+    _note(args, f"filter: {text}")
+    return ratings
+
+
+def _minimums(args: argparse.Namespace) -> tuple[int, int]:
+    """``(--min-user-ratings, --min-item-ratings)``; 1 where a command has none."""
+    return getattr(args, "min_user_ratings", 1), getattr(args, "min_item_ratings", 1)
 
 
 def _progress(args: argparse.Namespace) -> bool:
@@ -142,6 +155,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         device=args.device,
         echo=echo,
         log=None if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True)),
+        iterations=args.iterations,
+        tol=args.tol,
+        min_user_ratings=args.min_user_ratings,
+        min_item_ratings=args.min_item_ratings,
     )
     if args.json:
         _print_json(result.to_dict())
@@ -227,6 +244,16 @@ def _cmd_train(args: argparse.Namespace) -> int:
         if users_path is None
         else {"path": str(users_path), "n": run.users.n, "d": run.users.d},
         "loss": run.loss,
+        "n_iter": run.n_iter,
+        "converged": run.converged,
+        "ratings": {
+            "name": ratings.name,
+            "n_users": ratings.n_users,
+            "n_items": ratings.n_items,
+            "n_ratings": ratings.n_ratings,
+            "min_user_ratings": args.min_user_ratings,
+            "min_item_ratings": args.min_item_ratings,
+        },
     }
     if args.json:
         _print_json(payload)
@@ -236,6 +263,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
         print(f"user embeddings: {run.users.n:,} x {run.users.d} -> {users_path}")
     if run.loss is not None:
         print(f"final loss: {run.loss:.6g}")
+    tol = run.estimator.get_params(deep=False).get("tol")
+    if run.n_iter is not None and tol:
+        state = "converged" if run.converged else "stopped at the iteration cap before"
+        print(f"{run.n_iter} iterations: {state} tol={tol:g}")
     return 0
 
 
@@ -245,6 +276,11 @@ def _cmd_neighbors(args: argparse.Namespace) -> int:
     from .faces.tables import neighbors_text
 
     if args.embeddings:
+        if _minimums(args) != (1, 1):
+            raise CliError(
+                "--min-user-ratings and --min-item-ratings filter the ratings a model is "
+                "trained on; they do not apply to --embeddings"
+            )
         emb = _load_embeddings(args.embeddings)
     else:
         estimator = _estimator(args)
@@ -460,6 +496,27 @@ def _add_training(p: argparse.ArgumentParser, estimator_default: str = "WALS") -
         help="an estimator parameter, e.g. --set factors=10 (repeatable)",
     )
     g.add_argument("--seed", type=int, default=0, help="random_state of the training (default: 0)")
+    _add_filter(g)
+
+
+def _add_filter(g: Any) -> None:
+    """--min-user-ratings and --min-item-ratings (:meth:`embspace.Ratings.filter`)."""
+    g.add_argument(
+        "--min-user-ratings",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="keep only users with at least N ratings (default: 1, all)",
+    )
+    g.add_argument(
+        "--min-item-ratings",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="keep only items with at least N ratings (default: 1, all); both minimums "
+        "are applied until both hold. Items rated by a single user get exactly "
+        "parallel vectors, whose neighbors are ties",
+    )
 
 
 def _positive_int(text: str) -> int:
@@ -469,6 +526,16 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value
+
+
+def _nonneg_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text}")
     return value
 
 
@@ -520,7 +587,9 @@ def build_parser() -> argparse.ArgumentParser:
         "neighbors of 3 random movies; the sweep of the unobserved weight over\n"
         "0, 0.01, 0.1, 0.5, 1, 2 against weight 0 with the seed noise floor; SVD against\n"
         "every sweep run. Prints the tables, writes PNG plots, CSV and JSON to --out, and\n"
-        "ends with a summary in words. --quick: one seed and 5 iterations (a smoke run).",
+        "ends with a summary in words. --quick: one seed and 5 iterations (a smoke run).\n"
+        "WALS runs stop at --iterations (20) or when the loss settles (--tol), and the\n"
+        "summary says which runs stopped at the cap.",
         "embspace demo --dataset ml-latest-small --out embspace-demo --seeds 3",
     )
     p.add_argument(
@@ -543,6 +612,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--quick", action="store_true", help="one seed, 5 iterations: seconds, for a smoke test"
     )
+    p.add_argument(
+        "--iterations",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="WALS iteration cap (default: 20, the reference notebook's; 5 with --quick)",
+    )
+    p.add_argument(
+        "--tol",
+        type=_nonneg_float,
+        default=None,
+        metavar="T",
+        help="relative loss decrease at which a WALS run stops early (default: 1e-4; 0 "
+        "runs every iteration); the demo says which runs stopped at the cap",
+    )
+    _add_filter(p.add_argument_group("data"))
     _add_common(p)
     _add_cache(p)
     p.set_defaults(func=_cmd_demo)

@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 from ._atomic import write_atomic
 from .errors import InvalidParameterError
 
-__all__ = ["MEASURE_LABELS", "plot_sweep", "save_figure", "x_positions"]
+__all__ = ["MEASURE_LABELS", "axis_label", "plot_sweep", "save_figure", "x_positions"]
 
 #: Panel titles of the known measures.
 MEASURE_LABELS = {
@@ -39,20 +39,44 @@ def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
 
 
+#: Numbers whose non-zero magnitudes span more than this ratio are drawn on a
+#: logarithmic axis (``"log"``, or ``"symlog"`` when 0 or negatives are among them).
+WIDE_RANGE = 10.0
+
+#: What the x-axis label adds for each scale that is not evenly spaced in the values.
+SCALE_NOTES = {
+    "symlog": "symlog scale",
+    "log": "log scale",
+    "category": "evenly spaced",
+}
+
+
 def x_positions(values: Sequence[Any]) -> tuple[np.ndarray, str, list[str]]:
     """Where to draw each value on the x axis: ``(positions, scale, labels)``.
 
-    Numbers are drawn at their value, on a ``"symlog"`` scale when the positive
-    ones span more than two decades (so 0, 0.01 and 2 are all readable), else
-    ``"linear"``; anything else (strings, None) at 0, 1, 2, ... (``"category"``).
+    Numbers are drawn at their value. When their non-zero magnitudes span more
+    than a decade (:data:`WIDE_RANGE`) the axis is logarithmic: ``"log"`` when
+    all are positive, else ``"symlog"`` (linear within the smallest non-zero
+    magnitude of 0, logarithmic beyond), so 0, 0.01, 0.1, 0.5, 1 and 2 are all
+    readable and none is squeezed into its neighbour; otherwise ``"linear"``.
+    Anything else (strings, None) is drawn at 0, 1, 2, ... (``"category"``).
     """
     labels = [f"{v:g}" if isinstance(v, float) else str(v) for v in values]
     if values and all(_is_number(v) for v in values):
         x = np.asarray(values, dtype=np.float64)
-        positive = np.abs(x[x != 0])
-        wide = positive.size >= 2 and positive.max() / positive.min() > 100
-        return x, ("symlog" if wide else "linear"), labels
+        nonzero = np.abs(x[x != 0])
+        wide = nonzero.size >= 2 and nonzero.max() / nonzero.min() > WIDE_RANGE
+        if not wide:
+            return x, "linear", labels
+        return x, ("log" if (x > 0).all() else "symlog"), labels
     return np.arange(len(values), dtype=np.float64), "category", labels
+
+
+def axis_label(param: str, scale: str) -> str:
+    """The x-axis label: the parameter, and how the axis is spaced when it is
+    not linear in the values (``"unobserved_weight (symlog scale)"``)."""
+    note = SCALE_NOTES.get(scale)
+    return f"{param} ({note})" if note else param
 
 
 def plot_sweep(
@@ -68,10 +92,16 @@ def plot_sweep(
     """One panel per measure of a sweep table (see :attr:`embspace.Sweep.table`).
 
     Each panel shows, for each ``against`` group, the mean similarity at each
-    value (error bars: stdev over seeds) and the reference configuration's
-    noise floor as a dashed line with a band of +- one stdev (what re-seeding
-    alone produces). ``values`` fixes the order of the x axis (default: the
-    order in the table).
+    value (error bars: stdev over seeds). The ``"reference"`` group leaves out
+    the reference value itself (the reference compared with itself is no
+    change, not a measurement; a dotted vertical line marks where it is).
+    When the reference group is drawn, the reference configuration's noise
+    floor is a dashed line with a band of +- one stdev (what re-seeding alone
+    produces); a figure of other groups only (against SVD) has no such band,
+    since the reference's seed noise says nothing about them. The x axis is
+    drawn by :func:`x_positions` and its label says its scale
+    (:func:`axis_label`). ``values`` fixes the order of the x axis (default:
+    the order in the table).
     """
     missing = [c for c in _REQUIRED if c not in table.columns]
     if missing:
@@ -97,6 +127,8 @@ def plot_sweep(
     if values is None:
         values = list(dict.fromkeys(table["value"]))
     x_all, scale, labels = x_positions(list(values))
+    ref_index = _find(values, reference) if reference is not None else None
+    with_reference = "reference" in groups
 
     n = len(measures)
     ncols = n if n <= 4 else 3
@@ -112,6 +144,9 @@ def plot_sweep(
         low = 0.0
         for g, group in enumerate(groups):
             part = rows[rows["against"] == group]
+            if group == "reference" and ref_index is not None:
+                # the reference against itself: no line is drawn to it
+                part = part[[_position(values, v) != ref_index for v in part["value"]]]
             if part.empty:
                 continue
             idx = [_position(values, v) for v in part["value"]]
@@ -132,7 +167,13 @@ def plot_sweep(
                 label=label,
             )
             low = min(low, float(np.nanmin(y - err)))
-        if "noise_floor" in rows and rows["noise_floor"].notna().any():
+        if with_reference and ref_index is not None:
+            ax.axvline(
+                x_all[ref_index], color="0.6", ls=":", lw=1, label=f"the reference, {ref_label}"
+            )
+        # the reference's seed noise: only beside the comparisons with the reference
+        has_floor = "noise_floor" in rows and rows["noise_floor"].notna().any()
+        if with_reference and has_floor:
             nf = float(rows["noise_floor"].dropna().iloc[0])
             sd = (
                 float(rows["noise_floor_stdev"].dropna().iloc[0])
@@ -143,7 +184,7 @@ def plot_sweep(
             if sd > 0:
                 ax.axhspan(nf - sd, nf + sd, color="0.5", alpha=0.2, lw=0)
             low = min(low, nf - sd)
-        else:
+        elif with_reference:
             ax.text(
                 0.02,
                 0.03,
@@ -153,7 +194,7 @@ def plot_sweep(
                 color="0.4",
             )
         ax.set_title(MEASURE_LABELS.get(measure, measure), fontsize=9)
-        ax.set_xlabel(param)
+        ax.set_xlabel(axis_label(param, scale), fontsize=9)
         ax.set_ylabel("similarity")
         ax.set_ylim(min(low - 0.05, 0.0), 1.05)
         if scale == "symlog":
@@ -163,7 +204,10 @@ def plot_sweep(
             lo = float(x_all.min())
             left = lo - 0.3 * thresh if lo >= 0 else lo * 1.4
             ax.set_xlim(left, float(x_all.max()) * 1.4 if x_all.max() > 0 else thresh)
-        if scale in ("symlog", "category") or len(values) <= 8:
+        elif scale == "log":
+            ax.set_xscale("log")
+            ax.set_xlim(float(x_all.min()) / 1.4, float(x_all.max()) * 1.4)
+        if scale in ("symlog", "log", "category") or len(values) <= 8:
             ax.set_xticks(x_all, labels, fontsize=8, rotation=0 if len(values) <= 6 else 45)
             ax.minorticks_off()
         ax.grid(True, alpha=0.3)
@@ -175,11 +219,18 @@ def plot_sweep(
     return fig
 
 
-def _position(values: Sequence[Any], v: Any) -> int:
+def _find(values: Sequence[Any], v: Any) -> int | None:
     for i, w in enumerate(values):
         if (w == v and isinstance(w, bool) == isinstance(v, bool)) or w is v:
             return i
-    raise InvalidParameterError(f"value {v!r} is not among {list(values)}")
+    return None
+
+
+def _position(values: Sequence[Any], v: Any) -> int:
+    i = _find(values, v)
+    if i is None:
+        raise InvalidParameterError(f"value {v!r} is not among {list(values)}")
+    return i
 
 
 def _fmt(v: Any) -> str:

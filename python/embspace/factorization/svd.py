@@ -45,6 +45,7 @@ _FITTED = (
     "singular_values_",
     "fit_time_",
     "seed_",
+    "converged_",
 )
 
 
@@ -74,6 +75,11 @@ class SVD(FittedAttributes, BaseEstimator):
     fit_time_ : float
         Seconds spent in :meth:`fit`.
     seed_ : int or None
+    converged_ : bool
+        Always True after a fit: ARPACK either converges (to machine
+        precision) or ``fit`` raises :class:`~embspace.errors.NumericalError`.
+        It is there so that a sweep reads every estimator's convergence alike
+        (see :attr:`embspace.WALS.converged_`).
     """
 
     _estimator_name: ClassVar[str] = "SVD"
@@ -130,6 +136,7 @@ class SVD(FittedAttributes, BaseEstimator):
         vf = np.ascontiguousarray(vt.T * root, dtype=np.float32)
         meta = fitted_metadata(self, ratings, seed)
         meta["singular_values"] = s.tolist()
+        meta["converged"] = True
         self.singular_values_ = s
         self.user_factors_ = uf
         self.item_factors_ = vf
@@ -140,6 +147,7 @@ class SVD(FittedAttributes, BaseEstimator):
             ratings.item_keys, vf, ids=ratings.item_ids, metadata={**meta, "side": "items"}
         )
         self.seed_ = seed
+        self.converged_ = True
         self.fit_time_ = time.perf_counter() - t0
         if callback is not None:
             callback(1, self.fit_time_, float("nan"))

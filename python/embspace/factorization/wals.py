@@ -14,7 +14,17 @@ whose normal equations have a condition number past ~1e7) rounding can make
 a half-sweep raise the loss, above all with ``solver="cg"``, whose few
 warm-started steps cannot shrink the poorly determined directions;
 :meth:`WALS.fit` then warns (:class:`~embspace.errors.EmbspaceWarning`) instead
-of passing it by. The work is done by the backend of the device
+of passing it by.
+
+Convergence: with ``tol`` set, the fit stops after the first iteration whose
+relative loss decrease ``(L_{t-1} - L_t) / L_{t-1}`` (``L_t`` the loss after
+iteration ``t``, ``L_0`` that of the starting point) is below ``tol``, and
+``converged_`` says whether that happened before the ``iterations`` cap. The
+test runs in the shared loop of :meth:`WALS.fit`, so every backend stops at the
+same iteration, and a fit stopped at ``n_iter_`` has exactly the factors of a
+fit with ``iterations=n_iter_`` and no ``tol``.
+
+The work is done by the backend of the device
 (:mod:`.backends`: the Rust core on the CPU, the array-module code on a GPU).
 Every backend starts from :func:`initial_factors` (the same starting point on
 every device for a seed) and the weights of :mod:`.weights`.
@@ -93,15 +103,19 @@ _FITTED = (
     "fit_time_",
     "seed_",
     "interrupted_",
+    "converged_",
 )
 
 
 class WALS(FittedAttributes, BaseEstimator):
     """Weighted alternating least squares with TensorFlow ``WALSModel`` semantics.
 
-    The defaults reproduce the reference notebook (Google's WALS sample):
-    10 factors, unobserved weight 0.01, regularization 0.07, 20 iterations, row
-    weights 1 and column weights ``C_j = n_j ** -0.08``.
+    The defaults reproduce the reference notebook: 10 factors (the notebook's
+    choice; Google's WALS sample, whose training code the notebook copied,
+    defaults to 5 latent factors), and the sample's other defaults: unobserved
+    weight 0.01, regularization 0.07, 20 iterations, row weights 1 and column
+    weights ``C_j = n_j ** -0.08``. No convergence test by default
+    (``tol=None``), so a default fit runs exactly those 20 iterations.
 
     Parameters
     ----------
@@ -112,12 +126,28 @@ class WALS(FittedAttributes, BaseEstimator):
     regularization : float
         ``lambda >= 0``.
     iterations : int
-        Number of iterations (>= 1); each is a user and an item half-sweep.
+        The number of iterations (>= 1), or their cap when ``tol`` is set;
+        each is a user and an item half-sweep.
+    tol : float or None
+        Relative loss decrease below which the fit stops: after iteration
+        ``t``, stop when ``(L_{t-1} - L_t) / L_{t-1} < tol`` (a rise, possible
+        only from float32 rounding at the optimum, also stops it). ``None``
+        (default) or ``0`` never stops early: the fit runs exactly
+        ``iterations`` iterations, as the reference notebook did. Typical
+        values: ``1e-4`` to ``1e-6``. A finite number ``>= 0``.
     row_weights : None, "none" or array of n_users floats
-        ``R`` (ones by default); see :mod:`embspace.factorization.weights`.
+        ``R``. ``None`` (the default) or ``"none"`` means all ones, so an
+        observed cell weighs ``w0 + C_j``. This is **not** TensorFlow's
+        ``None``: in ``WALSModel``, ``row_weights=None`` (with
+        ``col_weights=None``) selects its ALS mode, where every cell, observed
+        or not, weighs ``w0``; here that mode is
+        ``col_weights=numpy.zeros(n_items)``. TensorFlow's default
+        (``row_weights=1``) is this ``None``. See
+        :mod:`embspace.factorization.weights`.
     col_weights : None, "none", "log", "linear" or array of n_items floats
         ``C``: ``"log"`` is ``n_j ** -col_weight_exponent``, ``"linear"`` is
-        ``col_weight_factor / n_j``.
+        ``col_weight_factor / n_j``; ``None`` or ``"none"`` all ones (as for
+        ``row_weights``, not TensorFlow's ALS mode).
     col_weight_exponent, col_weight_factor : float
         Parameters of the ``"log"`` and ``"linear"`` column weights.
     solver : "cholesky" or "cg"
@@ -156,7 +186,14 @@ class WALS(FittedAttributes, BaseEstimator):
     loss_ : float
         The final loss.
     n_iter_ : int
-        Completed iterations.
+        Completed iterations (at most ``iterations``; fewer when ``tol`` stopped
+        the fit or Ctrl-C interrupted it).
+    converged_ : bool
+        True when ``tol`` stopped the fit: the relative loss decrease of
+        iteration ``n_iter_`` was below ``tol``. False when the fit ran to
+        its ``iterations`` cap (always, with ``tol=None`` or ``0``: nothing
+        was tested) or was interrupted. (A fit that converges exactly at the
+        cap is True.)
     fit_time_ : float
         Seconds spent in :meth:`fit`.
     seed_ : int or None
@@ -175,6 +212,7 @@ class WALS(FittedAttributes, BaseEstimator):
         unobserved_weight: float = 0.01,
         regularization: float = 0.07,
         iterations: int = 20,
+        tol: float | None = None,
         row_weights: Any = None,
         col_weights: Any = "log",
         col_weight_exponent: float = 0.08,
@@ -191,6 +229,7 @@ class WALS(FittedAttributes, BaseEstimator):
         self.unobserved_weight = unobserved_weight
         self.regularization = regularization
         self.iterations = iterations
+        self.tol = tol
         self.row_weights = row_weights
         self.col_weights = col_weights
         self.col_weight_exponent = col_weight_exponent
@@ -266,7 +305,10 @@ class WALS(FittedAttributes, BaseEstimator):
 
         After every iteration ``callback(iteration, elapsed_seconds, loss)`` is
         called (iteration counts from 1) and the progress bar (``progress``,
-        on stderr) shows the loss.
+        on stderr) shows the loss. With ``tol`` set the fit stops after the
+        first iteration whose relative loss decrease is below ``tol``
+        (``converged_ = True``, ``n_iter_`` that iteration), the callback
+        having seen it; otherwise it runs ``iterations`` iterations.
 
         Ctrl-C stops the running half-sweep within a row. The estimator then
         keeps the state of the last completed iteration (fitted attributes
@@ -282,6 +324,7 @@ class WALS(FittedAttributes, BaseEstimator):
         t0 = time.perf_counter()
         ratings = as_ratings(X)
         iterations = check_int(self.iterations, "iterations", minimum=1)
+        tol = _tolerance(self.tol)
         rng, seed = check_seed(self.random_state)
         factory = WALS_BACKENDS.for_device(self.device)
         problem = self._problem(ratings, rng)
@@ -289,7 +332,7 @@ class WALS(FittedAttributes, BaseEstimator):
         history = [backend.loss().total]
         kept = backend.checkpoint()
         done = 0
-        interrupted = False
+        converged = interrupted = False
         bar = _progress_bar(iterations, progress)
         try:
             for it in range(1, iterations + 1):
@@ -298,10 +341,13 @@ class WALS(FittedAttributes, BaseEstimator):
                 _warn_on_rise(history, it, self.solver)
                 done = it
                 kept = backend.checkpoint()
+                converged = tol is not None and _relative_decrease(history[-3], history[-1]) < tol
                 bar.update(1)
                 bar.set_postfix(loss=f"{history[-1]:.6g}", refresh=False)
                 if callback is not None:
                     callback(it, time.perf_counter() - t0, history[-1])
+                if converged:
+                    break
         except KeyboardInterrupt:
             interrupted = True
             raise
@@ -310,8 +356,13 @@ class WALS(FittedAttributes, BaseEstimator):
             if interrupted:
                 # the last completed iteration: its factors, loss and history
                 factors, history = kept(), history[: 1 + 2 * done]
-                self._record(ratings, factors, history, done, t0, seed, interrupted=True)
-        self._record(ratings, backend.factors(), history, done, t0, seed, interrupted=False)
+                self._record(
+                    ratings, factors, history, done, t0, seed, interrupted=True, converged=False
+                )
+        self._record(
+            ratings, backend.factors(), history, done, t0, seed, interrupted=False,
+            converged=converged,
+        )  # fmt: skip
         return self
 
     def _record(
@@ -324,12 +375,13 @@ class WALS(FittedAttributes, BaseEstimator):
         seed: int | None,
         *,
         interrupted: bool,
+        converged: bool,
     ) -> None:
         u, v = factors
         u = np.ascontiguousarray(u, dtype=np.float32)
         v = np.ascontiguousarray(v, dtype=np.float32)
         meta = fitted_metadata(self, ratings, seed)
-        meta.update(loss=history[-1], n_iter=done, interrupted=interrupted)
+        meta.update(loss=history[-1], n_iter=done, interrupted=interrupted, converged=converged)
         self.user_factors_ = u
         self.item_factors_ = v
         self.user_embeddings_ = Embeddings(
@@ -343,6 +395,7 @@ class WALS(FittedAttributes, BaseEstimator):
         self.n_iter_ = done
         self.seed_ = seed
         self.interrupted_ = interrupted
+        self.converged_ = converged
         self.fit_time_ = time.perf_counter() - t0
 
 
@@ -382,6 +435,21 @@ def _warn_on_rise(history: list[float], iteration: int, solver: str) -> None:
         EmbspaceWarning,
         stacklevel=3,
     )
+
+
+def _relative_decrease(before: float, after: float) -> float:
+    """``(before - after) / before``: the relative loss decrease of an
+    iteration (negative when the loss rose; 0 when ``before`` is 0, where the
+    loss, a sum of non-negative terms, cannot decrease)."""
+    return (before - after) / before if before > 0 else 0.0
+
+
+def _tolerance(tol: Any) -> float | None:
+    """``tol`` checked: None (also for 0: no early stop) or a float > 0."""
+    if tol is None:
+        return None
+    value = check_number(tol, "tol", low=0.0)
+    return value if value > 0 else None
 
 
 def _nonnegative(value: Any, name: str) -> float:

@@ -40,6 +40,7 @@ from .training import (
     configure,
     n_iterations,
     train_run,
+    warn_stopped_at_cap,
 )
 
 __all__ = ["Sweep"]
@@ -221,7 +222,11 @@ class Sweep:
         trains the runs that are missing and makes every comparison that is
         missing, those of runs trained before the stop included
         (``compare_done`` events report them with their run's ``run_index``).
-        ``progress`` shows a progress bar on stderr.
+        ``progress`` shows a progress bar on stderr. When the estimator has a
+        convergence test (``tol``) and runs stopped at their iteration cap
+        without meeting it, the finished sweep warns
+        (:class:`~embspace.errors.EmbspaceWarning`) and names them; the
+        table's ``converged`` column says which rows they touch.
         """
         from tqdm import tqdm
 
@@ -259,6 +264,7 @@ class Sweep:
                     )
         finally:
             bar.close()
+        warn_stopped_at_cap(self.runs, self.param)
         emit(SweepEvent("done", n_runs=len(runs), elapsed=time.perf_counter() - start))
         return self
 
@@ -416,9 +422,33 @@ class Sweep:
         its ``stdev``, the reference configuration's ``noise_floor`` and
         ``noise_floor_stdev``, and ``n_pairs`` (seeds averaged). Rows of runs
         not finished yet are absent (a sweep that is still running or was
-        cancelled shows what it has)."""
+        cancelled shows what it has). ``converged`` is True when every run of
+        the row converged (the value's runs, and for rows against the
+        reference also the reference's runs; see :attr:`RunRecord.converged
+        <embspace.sweeps.RunRecord>`), False when one ran to its iteration cap
+        (always so for WALS without ``tol``: nothing was tested), None when
+        the estimator does not say."""
         scores, externals = self._snapshot()
-        return views.table(self._plan, scores, externals)
+        return views.table(self._plan, scores, externals, converged=self._row_converged())
+
+    def _row_converged(self) -> Callable[[int, str], bool | None]:
+        """``converged(value_index, against)`` of a table row, from the runs now recorded."""
+        with self._lock:
+            flags: dict[int, list[bool | None]] = {}
+            for (vi, _), record in self._runs.items():
+                flags.setdefault(vi, []).append(record.converged)
+
+        def converged(value_index: int, against: str) -> bool | None:
+            seen = list(flags.get(value_index, []))
+            if against == REFERENCE:
+                seen += flags.get(self.reference_index, [])
+            if any(f is False for f in seen):
+                return False
+            if not seen or any(f is None for f in seen):
+                return None
+            return True
+
+        return converged
 
     @property
     def results(self) -> pd.DataFrame:
@@ -488,8 +518,11 @@ class Sweep:
     # ------------------------------------------------------------------ output
     def plot(self, against: str | Sequence[str] | None = None) -> Any:
         """A matplotlib Figure: one panel per measure, x = the parameter,
-        y = similarity (mean over seeds, stdev as error bars), the noise floor
-        as a band. ``against`` picks the groups drawn (default: all)."""
+        y = similarity (mean over seeds, stdev as error bars); the reference
+        compared with itself is not drawn, and the reference's noise floor is
+        a band only beside the comparisons with the reference (see
+        :func:`embspace.plots.plot_sweep`). ``against`` picks the groups drawn
+        (default: all)."""
         from ..plots import plot_sweep
 
         return plot_sweep(

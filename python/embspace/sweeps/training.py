@@ -12,16 +12,20 @@ cancellation, and its :class:`RunRecord`.
 from __future__ import annotations
 
 import inspect
+import math
 import threading
 import time
-from collections.abc import Callable, Mapping
+import warnings
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import numpy as np
+
 from ..cache import EmbeddingCache
 from ..embeddings import Embeddings
-from ..errors import InvalidParameterError
-from .plan import is_int
+from ..errors import EmbspaceWarning, InvalidParameterError
+from .plan import format_value, is_int
 
 __all__ = [
     "EVENT_KINDS",
@@ -32,7 +36,10 @@ __all__ = [
     "configure",
     "fit_cached",
     "n_iterations",
+    "stopped_at_cap",
+    "tolerance",
     "train_run",
+    "warn_stopped_at_cap",
 ]
 
 #: Kinds of :class:`SweepEvent`, in the order they occur for a run.
@@ -79,6 +86,12 @@ class RunRecord:
     ``fit_time`` is the training time in seconds (for a cached run, the time of
     the training that made the entry, NaN when unknown); ``elapsed`` the wall
     time this sweep spent on the run (training, or loading from the cache).
+    ``n_iter`` and ``loss`` are the iterations done and the final loss;
+    ``converged`` the estimator's ``converged_`` (True: its convergence test
+    was met; False: it ran to its iteration cap, or was given no test; None:
+    the estimator does not say); ``tol`` the run's ``tol`` parameter (None
+    when unset, 0 or absent); ``last_decrease`` the relative loss decrease of
+    its last iteration (None without a loss history).
     """
 
     value: Any
@@ -90,6 +103,9 @@ class RunRecord:
     run_index: int
     n_iter: int | None = None
     loss: float | None = None
+    converged: bool | None = None
+    tol: float | None = None
+    last_decrease: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -108,6 +124,8 @@ class TrainedRun:
     n_iter: int | None = None
     loss: float | None = None
     estimator: Any = None
+    converged: bool | None = None
+    last_decrease: float | None = None
 
     def side(self, entities: str) -> Embeddings:
         """``items`` or ``users``."""
@@ -132,7 +150,9 @@ def fit_cached(
     ``random_state`` is None is random by design and is never cached.
     ``callback(iteration, elapsed, loss)`` and ``progress`` are passed to
     ``fit`` where it accepts them. ``fit_time`` of a cached run is the time of
-    the training that made the entry (NaN when unknown).
+    the training that made the entry (NaN when unknown); ``n_iter``, ``loss``,
+    ``converged`` and ``last_decrease`` are stored with the entry and read
+    back from it (None when the entry does not have them).
     """
     t0 = time.perf_counter()
     seed = estimator.get_params(deep=False).get("random_state")
@@ -151,6 +171,8 @@ def fit_cached(
                 cache_path=str(entry.path),
                 n_iter=info.get("n_iter"),
                 loss=info.get("loss"),
+                converged=_flag(info.get("converged")),
+                last_decrease=_number(info.get("last_decrease")),
             )
     _fit(estimator, ratings, callback, progress)
     fit_time = time.perf_counter() - t0
@@ -158,13 +180,22 @@ def fit_cached(
     n_done = getattr(estimator, "n_iter_", None)
     n_done = int(n_done) if is_int(n_done) else None
     history = getattr(estimator, "loss_history_", None)
-    loss = None
+    loss = last_decrease = None
     if history is not None and len(history):
         last = history[-1]
         loss = None if last is None else float(last)
+        last_decrease = _last_decrease(history)
+    converged = _flag(getattr(estimator, "converged_", None))
     path = None
     if cache is not None and key is not None:
-        info = {"fit_time": fit_time, "n_iter": n_done, "loss": loss, **dict(extra or {})}
+        info = {
+            "fit_time": fit_time,
+            "n_iter": n_done,
+            "loss": loss,
+            "converged": converged,
+            "last_decrease": last_decrease,
+            **dict(extra or {}),
+        }
         path = str(cache.put(key, users, items, extra=info))
     return TrainedRun(
         users=users,
@@ -176,7 +207,35 @@ def fit_cached(
         n_iter=n_done,
         loss=loss,
         estimator=estimator,
+        converged=converged,
+        last_decrease=last_decrease,
     )
+
+
+def _flag(value: Any) -> bool | None:
+    """A recorded convergence flag: a bool, or None when unknown."""
+    return bool(value) if isinstance(value, (bool, np.bool_)) else None
+
+
+def _number(value: Any) -> float | None:
+    """A recorded finite number, or None."""
+    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
+        v = float(value)
+        return v if math.isfinite(v) else None
+    return None
+
+
+def _last_decrease(history: Any) -> float | None:
+    """The relative loss decrease of the last iteration of a WALS-style
+    history (start, then two values per iteration): ``(L_{t-1} - L_t) /
+    L_{t-1}``; None when there is no whole iteration or the numbers are not
+    finite."""
+    if len(history) < 3:
+        return None
+    before, after = _number(history[-3]), _number(history[-1])
+    if before is None or after is None:
+        return None
+    return (before - after) / before if before > 0 else 0.0
 
 
 def _fit(
@@ -221,6 +280,55 @@ def n_iterations(estimator: Any) -> int | None:
     """The estimator's ``iterations`` parameter, when it is an integer."""
     n = estimator.get_params(deep=False).get("iterations")
     return int(n) if is_int(n) else None
+
+
+def tolerance(estimator: Any) -> float | None:
+    """The estimator's ``tol`` parameter when it sets a convergence test (a
+    number > 0); None otherwise (no ``tol``, None or 0: run the cap)."""
+    tol = estimator.get_params(deep=False).get("tol")
+    number = _number(tol)
+    return number if number is not None and number > 0 else None
+
+
+def stopped_at_cap(record: RunRecord) -> bool:
+    """Whether a run had a convergence test (``tol``) and stopped at its
+    iteration cap without meeting it."""
+    return record.tol is not None and record.converged is False
+
+
+def warn_stopped_at_cap(records: Sequence[RunRecord], param: str) -> None:
+    """Warn (:class:`~embspace.errors.EmbspaceWarning`) when runs of a sweep
+    had a ``tol`` and stopped at their iteration cap (:func:`stopped_at_cap`):
+    their similarities then measure the iteration budget as well as
+    ``param``. One warning for the whole sweep, listing the values."""
+    capped = [r for r in records if stopped_at_cap(r)]
+    if not capped:
+        return
+    by_value: dict[str, list[int]] = {}
+    for r in capped:
+        by_value.setdefault(format_value(r.value), []).append(r.seed)
+    where = "; ".join(
+        f"{param}={v} (seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))})"
+        for v, seeds in by_value.items()
+    )
+    caps = sorted({r.n_iter for r in capped if r.n_iter is not None})
+    cap = f" of {', '.join(map(str, caps))} iterations" if caps else ""
+    decreases = [r.last_decrease for r in capped if r.last_decrease is not None]
+    still = (
+        f"; the loss was still falling by {min(decreases):.2g} to {max(decreases):.2g} "
+        "(relative) per iteration"
+        if decreases
+        else ""
+    )
+    tols = sorted({r.tol for r in capped if r.tol is not None})
+    warnings.warn(
+        f"{len(capped)} of {len(records)} runs stopped at their cap{cap} before the relative "
+        f"loss decrease fell below tol={', '.join(format_value(t) for t in tols)}: {where}"
+        f"{still}. Their similarities measure the iteration budget as well as {param}; "
+        "raise iterations (see Sweep.runs and the table's converged column).",
+        EmbspaceWarning,
+        stacklevel=3,
+    )
 
 
 def train_run(
@@ -284,5 +392,8 @@ def train_run(
         run_index=run_index,
         n_iter=trained.n_iter,
         loss=trained.loss,
+        converged=trained.converged,
+        tol=tolerance(estimator),
+        last_decrease=trained.last_decrease,
     )
     return record, trained.side(entities)

@@ -12,7 +12,7 @@ Each is a pure function of the plan, the scores and the order of the
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import pandas as pd
 
@@ -31,16 +31,23 @@ TABLE_COLUMNS = (
     "noise_floor",
     "noise_floor_stdev",
     "n_pairs",
+    "converged",
 )
 
 Scores = Mapping[PairKey, Mapping[str, float]]
 
 
-def table(plan: SweepPlan, scores: Scores, externals: Sequence[str]) -> pd.DataFrame:
+def table(
+    plan: SweepPlan,
+    scores: Scores,
+    externals: Sequence[str],
+    converged: Callable[[int, str], bool | None] | None = None,
+) -> pd.DataFrame:
     """One row per (value, measure, against): mean ``similarity`` over seeds,
     its ``stdev``, the reference configuration's ``noise_floor`` and
     ``noise_floor_stdev`` (repeated on every row of a measure), and ``n_pairs``
-    (seeds averaged). Groups: the reference first, then ``externals`` in order.
+    (seeds averaged), and ``converged(value_index, against)`` (None without it).
+    Groups: the reference first, then ``externals`` in order.
     ``attrs`` hold ``param``, ``reference`` and ``seeds`` (their number)."""
     floor = noise_floor(scores, plan.measures)
     rows = []
@@ -56,6 +63,7 @@ def table(plan: SweepPlan, scores: Scores, externals: Sequence[str]) -> pd.DataF
                 "noise_floor": nf,
                 "noise_floor_stdev": nf_sd,
                 "n_pairs": s.n_pairs,
+                "converged": None if converged is None else converged(s.value_index, s.against),
             }
         )
     frame = pd.DataFrame(rows, columns=list(TABLE_COLUMNS))

@@ -15,7 +15,12 @@ from textual.binding import Binding, BindingType
 from textual.widgets import Footer, Header, Input, TabbedContent, TabPane
 
 from .. import datasets
-from ..faces.datasets import DatasetChoice, dataset_choices, describe_ratings
+from ..faces.datasets import (
+    DatasetChoice,
+    dataset_choices,
+    describe_ratings,
+    filter_described,
+)
 from .changes_pane import ChangesPane
 from .commands import ActionCommands, EntityCommands
 from .messages import ErrorReported, KStepRequested, OpenEntityRequested, SwapRequested
@@ -84,6 +89,8 @@ class EmbspaceApp(App[None]):
         self._initial_ratings = ratings
         self.ratings: Any = None
         self.dataset_id: str | None = None
+        #: (min_user_ratings, min_item_ratings) of the loaded ratings
+        self.dataset_filter: tuple[int, int] = (1, 1)
         self.popularity: dict[Hashable, int] = {}
         self.model_a: str | None = None
         self.model_b: str | None = None
@@ -99,6 +106,7 @@ class EmbspaceApp(App[None]):
         self._pairs_lock = threading.Lock()
         self._sweep: Any = None
         self._loaded: dict[str, Any] = {}
+        self._filtered: dict[tuple[str, tuple[int, int]], tuple[Any, str]] = {}
         self._pairs: dict[tuple[str, str], ModelPair] = {}
         self._svd: dict[tuple[str, int], Any] = {}
 
@@ -136,7 +144,9 @@ class EmbspaceApp(App[None]):
         self._refresh_dataset_choices(self._initial)
         if self._initial_ratings is not None:
             ratings = self._initial_ratings
-            self._dataset_loaded(ratings, getattr(ratings, "name", None) or "ratings")
+            name = getattr(ratings, "name", None) or "ratings"
+            self._loaded[name] = ratings  # so that the filter fields can apply to it
+            self._dataset_loaded(ratings, name)
         elif self._initial:
             self.choose_dataset(self._initial, download=True)
 
@@ -174,46 +184,67 @@ class EmbspaceApp(App[None]):
         self.load_dataset(source)
 
     def load_dataset(self, source: str) -> None:
-        """Load ``source`` in a thread worker; errors become notifications."""
+        """Load ``source`` with the form's minimum counts in a thread worker;
+        errors become notifications."""
+        try:
+            minimums = self.sweep_pane.dataset_filter()
+        except Exception as exc:
+            self.report_error(exc, "Dataset filter")
+            return
         self.sweep_pane.show_dataset_status(f"loading {source}…")
-        self._load_worker(source)
+        self._load_worker(source, minimums)
 
     @work(thread=True, exclusive=True, group="load", exit_on_error=False)
-    def _load_worker(self, source: str) -> None:
+    def _load_worker(self, source: str, minimums: tuple[int, int] = (1, 1)) -> None:
         try:
-            ratings = self._load(source)
+            ratings, described = self._load(source, minimums)
         except Exception as exc:
             self.call_from_thread(self._load_failed, source, exc)
             return
-        self.call_from_thread(self._dataset_loaded, ratings, source)
+        self.call_from_thread(self._dataset_loaded, ratings, source, minimums, described)
 
-    def _load(self, source: str) -> Any:
+    def _load(self, source: str, minimums: tuple[int, int] = (1, 1)) -> tuple[Any, str]:
+        """The ratings of ``source`` kept by ``minimums`` (users, items) and
+        the line saying what the filter kept; both are loaded once."""
         with self._load_lock:
             if source not in self._loaded:
                 self._loaded[source] = datasets.load(source, progress=False)
-            return self._loaded[source]
+            key = (source, minimums)
+            if key not in self._filtered:
+                self._filtered[key] = filter_described(self._loaded[source], *minimums)
+            return self._filtered[key]
 
     def _load_failed(self, source: str, exc: BaseException) -> None:
         self.sweep_pane.show_dataset_status(f"could not load {source}")
         self.report_error(exc, f"Loading {source}")
 
-    def _ratings_for_sweep(self, source: str | None) -> Any:
-        """Called from the sweep worker: the ratings of ``source`` (loaded in
-        the calling thread when needed), or the loaded ones."""
-        if source is None or source == self.dataset_id:
-            if self.ratings is None:
-                raise LookupError("no dataset is loaded: choose one on the Sweep screen")
+    def _ratings_for_sweep(self, source: str | None, minimums: tuple[int, int] = (1, 1)) -> Any:
+        """Called from the sweep worker: the ratings of ``source`` kept by
+        ``minimums`` (loaded in the calling thread when needed), or the loaded
+        ones when they are those."""
+        if source is None:
+            source = self.dataset_id
+        if source is None:
+            raise LookupError("no dataset is loaded: choose one on the Sweep screen")
+        if source == self.dataset_id and minimums == self.dataset_filter:
             return self.ratings
         self.call_from_thread(self.sweep_pane.show_dataset_status, f"loading {source}…")
-        ratings = self._load(source)
-        self.call_from_thread(self._dataset_loaded, ratings, source)
+        ratings, described = self._load(source, minimums)
+        self.call_from_thread(self._dataset_loaded, ratings, source, minimums, described)
         return ratings
 
-    def _dataset_loaded(self, ratings: Any, source: str) -> None:
+    def _dataset_loaded(
+        self,
+        ratings: Any,
+        source: str,
+        minimums: tuple[int, int] = (1, 1),
+        described: str | None = None,
+    ) -> None:
         if self.ratings is ratings:
             return
         self.ratings = ratings
         self.dataset_id = source
+        self.dataset_filter = minimums
         self.popularity = popularity_of(ratings)
         with self._pairs_lock:
             self._pairs.clear()
@@ -225,7 +256,10 @@ class EmbspaceApp(App[None]):
             self._sync_bars()
             self.changes_pane.invalidate()
             self._models_changed()
-        self.sweep_pane.show_dataset_status(describe_ratings(ratings))
+        status = describe_ratings(ratings)
+        if minimums != (1, 1) and described:
+            status += f"\nfilter: {described}"
+        self.sweep_pane.show_dataset_status(status)
         self.neighbors_pane.set_dataset(ratings.item_keys, self.popularity)
         self.changes_pane.set_dataset(genres_of(ratings.item_keys), self.popularity)
         self._refresh_dataset_choices(source)
@@ -437,6 +471,7 @@ class EmbspaceApp(App[None]):
             return
         try:
             spec = pane.read_spec()
+            minimums = pane.dataset_filter()
         except Exception as exc:
             self.report_error(exc, "Sweep settings")
             return
@@ -446,7 +481,7 @@ class EmbspaceApp(App[None]):
             return
         self._switch_to("sweep")
         svd = self.svd_embeddings if pane.compare_with_svd else None
-        pane.start(spec, load=partial(self._ratings_for_sweep, source), svd=svd)
+        pane.start(spec, load=partial(self._ratings_for_sweep, source, minimums), svd=svd)
 
     def action_toggle_form(self) -> None:
         self._switch_to("sweep")

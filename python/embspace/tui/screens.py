@@ -21,11 +21,14 @@ SCREENS = (
     (
         "1",
         "Sweep",
-        "choose a dataset (registry names show whether they are on disk; or type a path), "
+        "choose a dataset (registry names show whether they are on disk; or type a path) and "
+        "the minimum ratings per user and per item to keep (Enter reloads), "
         "the estimator and its parameters, the parameter to sweep, its values, the reference "
         "value, seeds and measures; run it and read the table (rows = values, columns = "
         "measures, cells = similarity to the reference with the noise floor) and the chart. "
-        "Runs found in the cache are marked cached.",
+        "Runs found in the cache are marked cached; with a tol in the parameters, runs say "
+        "whether they converged, and the log ends with the items of the reference run that "
+        "sit in groups of exactly parallel vectors.",
     ),
     (
         "2",

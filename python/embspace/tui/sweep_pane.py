@@ -31,7 +31,7 @@ from textual_plotext import PlotextPlot
 from ..faces.estimators import ESTIMATORS
 from ..faces.values import format_value
 from .messages import ErrorReported
-from .views.form import SweepSpec, form_defaults, offered_measures
+from .views.form import SweepSpec, form_defaults, offered_measures, parse_count
 from .views.grid import chart_series, similarity_grid
 
 __all__ = ["SweepPane"]
@@ -133,6 +133,25 @@ class SweepPane(Vertical):
                     yield Input(
                         placeholder="folder or .zip, Enter loads", id="dataset-path", compact=True
                     )
+                with Horizontal(classes="field"):
+                    yield Label("Min/user")
+                    yield Input(
+                        "1",
+                        id="min-user-ratings",
+                        type="integer",
+                        compact=True,
+                        tooltip="keep only users with at least this many ratings (Enter reloads)",
+                    )
+                with Horizontal(classes="field"):
+                    yield Label("Min/item")
+                    yield Input(
+                        "1",
+                        id="min-item-ratings",
+                        type="integer",
+                        compact=True,
+                        tooltip="keep only items with at least this many ratings (Enter "
+                        "reloads); items rated by one user get exactly parallel vectors",
+                    )
                 yield Static("no dataset loaded", markup=False, id="dataset-status")
                 with Horizontal(classes="field"):
                     yield Label("Estimator")
@@ -221,6 +240,24 @@ class SweepPane(Vertical):
             return path
         value = self.query_one("#dataset", Select).value
         return None if value is Select.NULL else str(value)
+
+    def dataset_filter(self) -> tuple[int, int]:
+        """``(min_user_ratings, min_item_ratings)`` of the form (blank: 1);
+        raises InvalidParameterError on a value that is not a whole number >= 1."""
+        return (
+            parse_count(
+                self.query_one("#min-user-ratings", Input).value, "min ratings per user", default=1
+            ),
+            parse_count(
+                self.query_one("#min-item-ratings", Input).value, "min ratings per item", default=1
+            ),
+        )
+
+    @on(Input.Submitted, "#min-user-ratings, #min-item-ratings")
+    def _filter_given(self) -> None:
+        source = self.dataset_source()
+        if source is not None:
+            self.post_message(self.LoadRequested(source))
 
     @on(Select.Changed, "#dataset")
     def _dataset_chosen(self, event: Select.Changed) -> None:
@@ -419,13 +456,32 @@ class SweepPane(Vertical):
             f"{event.run_index + 1}/{event.n_runs} {sweep.param}={format_value(event.value)} "
             f"seed {event.seed}"
         )
+        record = next((r for r in sweep.runs if r.run_index == event.run_index), None)
+        state = ""
+        if record is not None and record.tol is not None:
+            state = " (converged)" if record.converged else " (the cap: tol not reached)"
         if event.cached:
-            line = f"{what}: cached"
+            line = f"{what}: cached{state}"
         else:
             iters = f", {event.n_iterations} iterations" if event.n_iterations else ""
             loss = f", loss {event.loss:.5g}" if event.loss is not None else ""
-            line = f"{what}: trained{iters}{loss}"
+            line = f"{what}: trained{iters}{state}{loss}"
         self.query_one("#runs-log", Log).write_line(line)
+
+    def _log_parallel(self, sweep: Any) -> None:
+        """One line in the runs log: how many entities of the reference run
+        (first seed) sit in groups of exactly parallel vectors."""
+        from ..faces.datasets import parallel_groups
+        from ..faces.tables import value_label
+
+        try:
+            seed = sweep.seeds[0]
+            groups = parallel_groups(sweep.embeddings(sweep.reference, seed))
+        except Exception:  # a run that is not there: nothing to say
+            return
+        where = f"{value_label(sweep.param, sweep.reference)} seed {seed}"
+        line = groups.describe(sweep.entities, where, why=False)
+        self.query_one("#runs-log", Log).write_line(f"parallel: {line}")
 
     @on(Stopped)
     def _stopped(self, message: Stopped) -> None:
@@ -439,15 +495,30 @@ class SweepPane(Vertical):
         if sweep is not None:
             self.query_one("#runs-label", Label).update(f"{n_done}/{n_runs}")
         if message.status == "done":
+            from ..sweeps.training import stopped_at_cap
+
             cached = sum(1 for r in sweep.runs if r.cached)
-            status.update(f"done: {n_runs} runs ({cached} cached)")
+            capped = sum(1 for r in sweep.runs if stopped_at_cap(r))
+            at_cap = f"; {capped} stopped at the iteration cap before tol" if capped else ""
+            status.update(f"done: {n_runs} runs ({cached} cached){at_cap}")
             took = sum(r.elapsed for r in sweep.runs)
+            self._log_parallel(sweep)
             self.notify(
                 f"sweep finished: {n_runs} runs ({cached} from the cache), "
                 f"{took:.1f} s of training and loading",
                 title="Sweep",
                 markup=False,
             )
+            if capped:
+                self.notify(
+                    f"{capped} of {n_runs} runs stopped at their iteration cap before the "
+                    "relative loss decrease fell below tol: the similarities measure the "
+                    "iteration budget too; raise iterations",
+                    title="Not converged",
+                    severity="warning",
+                    timeout=10,
+                    markup=False,
+                )
         elif message.status == "cancelled":
             status.update(f"cancelled after {n_done} of {n_runs} runs (finished runs are cached)")
             self.notify(
@@ -536,8 +607,15 @@ class SweepPane(Vertical):
             plt.title("no sweep yet")
             chart.refresh()
             return
-        series = chart_series(sweep.table, sweep.values, list(sweep.measures), against=self._group)
-        floors = sweep.noise_floor
+        series = chart_series(
+            sweep.table,
+            sweep.values,
+            list(sweep.measures),
+            against=self._group,
+            reference=sweep.reference,
+        )
+        # the reference's seed noise is drawn only beside the comparisons with it
+        floors = sweep.noise_floor if self._group == "reference" else {}
         for i, (measure, ys) in enumerate(series.series.items()):
             color = CHART_COLORS[i % len(CHART_COLORS)]
             floor = floors.get(measure, (float("nan"),))[0]
@@ -555,7 +633,9 @@ class SweepPane(Vertical):
         plt.xticks(list(series.x), list(series.labels))
         if len(series.x) > 1:
             plt.xlim(min(series.x), max(series.x))
-        plt.xlabel(sweep.param)
+        from ..plots import axis_label  # matplotlib is imported once a chart is drawn
+
+        plt.xlabel(axis_label(sweep.param, "category" if series.categorical else "linear"))
         plt.ylabel("similarity")
         if any(not math.isnan(f[0]) for f in floors.values()):
             plt.title("horizontal lines: noise floor (the reference between seeds)")

@@ -93,21 +93,32 @@ def chart_series(
     measures: Sequence[str],
     *,
     against: str = "reference",
+    reference: Any = None,
 ) -> ChartSeries:
     """Similarity against the swept value, one series per measure.
 
-    Numbers spanning at most two decades are drawn at their value; wider
-    ranges (0, 0.01 ... 2) and non-numbers are drawn evenly spaced with their
-    values as tick labels (:func:`embspace.plots.x_positions` decides the
-    scale, as for the matplotlib figure)."""
+    Numbers spanning at most a decade are drawn at their value; wider ranges
+    (0, 0.01 ... 2) and non-numbers are drawn evenly spaced with their values
+    as tick labels (:func:`embspace.plots.x_positions` decides the scale, as
+    for the matplotlib figure; ``categorical`` says the chart is not to
+    scale). Against the reference, the ``reference`` value itself (compared
+    with itself) is left out (NaN), as in the matplotlib figure."""
     from ...plots import x_positions
 
     positions, scale, labels = x_positions(list(values))
     categorical = scale != "linear"
     x = tuple(float(i) for i in range(len(values))) if categorical else tuple(map(float, positions))
     cells = _cells(table, values, against)
+    skip = {
+        i
+        for i, v in enumerate(values)
+        if against == "reference" and reference is not None and same_value(v, reference)
+    }
     series = {
-        m: tuple(cells[(i, m)][0] if (i, m) in cells else float("nan") for i in range(len(values)))
+        m: tuple(
+            cells[(i, m)][0] if (i, m) in cells and i not in skip else float("nan")
+            for i in range(len(values))
+        )
         for m in measures
     }
     return ChartSeries(x=x, labels=tuple(labels), series=series, categorical=categorical)

@@ -52,7 +52,7 @@ from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Seq
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, Any, Protocol, cast
 
 import numpy as np
 
@@ -199,8 +199,8 @@ def format_for_reading(
         if _sniffs(fmt, path):
             return fmt
     raise DatasetFormatError(
-        f"cannot tell the format of {path} from its name or its first bytes; pass "
-        f"format= one of {', '.join(FORMATS)}"
+        f"cannot tell the format of {path} from its name or its first bytes; name it with "
+        f"format= (--format on the command line): one of {', '.join(FORMATS)}"
     )
 
 
@@ -431,7 +431,7 @@ def _open_read(path: Path) -> Iterator[IO[bytes]]:
     """``path`` opened for binary reading, decompressed when its name ends in ``.gz``."""
     if path.name.lower().endswith(".gz"):
         with gzip.open(path, "rb") as fh:
-            yield fh
+            yield cast("IO[bytes]", fh)
     else:
         with open(path, "rb") as fh:
             yield fh
@@ -444,7 +444,7 @@ def _open_write(path: Path) -> Iterator[IO[bytes]]:
     with atomic_writer(path) as fh:
         if path.name.lower().endswith(".gz"):
             with gzip.GzipFile(filename="", mode="wb", fileobj=fh, mtime=0) as gz:
-                yield gz
+                yield cast("IO[bytes]", gz)
         else:
             yield fh
 
@@ -1140,7 +1140,7 @@ def _sniff_word2vec_binary(path: Path) -> bool:
 def _read_word2vec_text(
     path: Path, *, encoding: str = "utf-8", errors: str = "strict"
 ) -> EmbeddingsData:
-    words: list[str] = []
+    words: list[Hashable] = []
     rows: list[np.ndarray] = []
     declared: int | None = None
     d: int | None = None
@@ -1200,7 +1200,7 @@ def _read_word2vec_binary(
             f"{len(data) - pos} bytes can hold (a truncated file?)"
         )
     vectors = np.empty((n, d), dtype="<f4")
-    words: list[str] = []
+    words: list[Hashable] = []
     size = len(data)
     for i in range(n):
         while pos < size and data[pos] in b"\n\r":

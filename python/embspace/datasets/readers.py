@@ -160,7 +160,8 @@ def read_csv_folder(folder: str | os.PathLike[str], *, engine: str | None = None
     ratings = ratings[_RATING_NAMES[:3]]
     movies = folder / "movies.csv"
     if not movies.is_file():
-        return ratings, _no_titles(movies)
+        _no_titles(movies)
+        return ratings, None
     try:
         items = pd.read_csv(
             movies,
@@ -182,7 +183,8 @@ def read_ml100k(folder: str | os.PathLike[str]) -> Frames:
     ratings = _read_numeric(folder / "u.data", "\t")
     item_path = folder / "u.item"
     if not item_path.is_file():
-        return ratings, _no_titles(item_path)
+        _no_titles(item_path)
+        return ratings, None
     genres = _ml100k_genres(folder / "u.genre")
     text, _ = decode_text(item_path.read_bytes())
     try:
@@ -246,7 +248,8 @@ def read_ml1m(folder: str | os.PathLike[str]) -> Frames:
     ratings = _read_numeric(folder / "ratings.dat", "::")
     movies = folder / "movies.dat"
     if not movies.is_file():
-        return ratings, _no_titles(movies)
+        _no_titles(movies)
+        return ratings, None
     ids: list[int] = []
     titles: list[str] = []
     genres: list[str] = []

@@ -5,7 +5,16 @@ Subcommands: ``demo``, ``datasets list|download|info``, ``train``, ``neighbors``
 arguments, unknown datasets, missing or damaged files, any :class:`EmbspaceError`,
 and operating-system errors such as a full or read-only disk) print a single
 line ``embspace: error: ...`` on stderr and exit with status 2; ``--json``
-prints only JSON on stdout (progress and notes go to stderr).
+prints only JSON on stdout (progress and notes go to stderr). ``neighbors``
+answers every query it can and prints one such line per query it cannot
+resolve (with ``id:N`` / ``row:N`` choices to paste back) before exiting with 2.
+Progress bars show only when stderr is a terminal (``--progress``: always,
+``--quiet``: never).
+
+Embeddings files are read and written in every format of
+:mod:`embspace.embeddings_io` (``--format`` where the name says nothing), and a
+ratings table file takes ``--user-col``, ``--item-col``, ``--rating-col`` (or
+``--implicit``) and ``--sep``.
 
 Datasets are named as :func:`embspace.datasets.load` accepts them (a registry
 name such as ``ml-latest-small`` or a path to a ratings file or folder), or as

@@ -251,9 +251,9 @@ def read_embeddings(
     except OSError as exc:
         if exc.errno is not None:  # permission denied, I/O error: the OS's own error
             raise
-        raise _format_error(path, fmt, exc) from None
+        raise _format_error(path, fmt, exc, guessed=format is None) from None
     except Exception as exc:  # any damage is a format error, never a raw one
-        raise _format_error(path, fmt, exc) from None
+        raise _format_error(path, fmt, exc, guessed=format is None) from None
     if not isinstance(data, EmbeddingsData):
         raise InvalidParameterError(
             f"the reader of format {fmt.name!r} returned {type(data).__name__}, "
@@ -266,8 +266,13 @@ def _why(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
-def _format_error(path: Path, fmt: EmbeddingsFormat, exc: BaseException) -> DatasetFormatError:
-    return DatasetFormatError(f"cannot read {path} as {fmt.name}: {_why(exc)}")
+def _format_error(
+    path: Path, fmt: EmbeddingsFormat, exc: BaseException, *, guessed: bool = False
+) -> DatasetFormatError:
+    hint = (
+        " (told by its name or first bytes; format= or --format names another)" if guessed else ""
+    )
+    return DatasetFormatError(f"cannot read {path} as {fmt.name}{hint}: {_why(exc)}")
 
 
 def write_embeddings(

@@ -5,7 +5,16 @@ Subcommands: ``demo``, ``datasets list|download|info``, ``train``, ``neighbors``
 arguments, unknown datasets, missing or damaged files, any :class:`EmbspaceError`,
 and operating-system errors such as a full or read-only disk) print a single
 line ``embspace: error: ...`` on stderr and exit with status 2; ``--json``
-prints only JSON on stdout (progress and notes go to stderr).
+prints only JSON on stdout (progress and notes go to stderr). ``neighbors``
+answers every query it can and prints one such line per query it cannot
+resolve (with ``id:N`` / ``row:N`` choices to paste back) before exiting with 2.
+Progress bars show only when stderr is a terminal (``--progress``: always,
+``--quiet``: never).
+
+Embeddings files are read and written in every format of
+:mod:`embspace.embeddings_io` (``--format`` where the name says nothing), and a
+ratings table file takes ``--user-col``, ``--item-col``, ``--rating-col`` (or
+``--implicit``) and ``--sep``.
 
 Datasets are named as :func:`embspace.datasets.load` accepts them (a registry
 name such as ``ml-latest-small`` or a path to a ratings file or folder), or as
@@ -23,11 +32,10 @@ import sys
 import warnings
 from collections.abc import Callable, Sequence
 from importlib import import_module
-from pathlib import Path
 from typing import Any, NoReturn
 
 from .errors import EmbspaceError, InvalidParameterError, os_error_text
-from .jsonio import parse_literal, to_jsonable
+from .jsonio import to_jsonable
 
 __all__ = ["build_parser", "main"]
 
@@ -59,12 +67,13 @@ def _face(path: str) -> Callable[..., Any]:
 
 def _load(spec: str, args: argparse.Namespace) -> Any:
     """The ratings of a dataset spec (:func:`embspace.datasets.load`), with
-    progress bars as the arguments say, filtered by ``--min-user-ratings`` and
-    ``--min-item-ratings`` (what the filter kept is noted on stderr)."""
+    progress bars as the arguments say, the table options given, filtered by
+    ``--min-user-ratings`` and ``--min-item-ratings`` (what the filter kept is
+    noted on stderr)."""
     from . import datasets
     from .faces.datasets import filter_described
 
-    ratings = datasets.load(spec, progress=_progress(args))
+    ratings = datasets.load(spec, progress=_progress(args), **_table_options(args))
     lo_u, lo_i = _minimums(args)
     if (lo_u, lo_i) == (1, 1):
         return ratings
@@ -78,8 +87,27 @@ def _minimums(args: argparse.Namespace) -> tuple[int, int]:
     return getattr(args, "min_user_ratings", 1), getattr(args, "min_item_ratings", 1)
 
 
+def _table_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The options of a ratings table given on the command line (only those
+    given: :func:`embspace.datasets.load` refuses them for registry names)."""
+    options: dict[str, Any] = {}
+    for flag, name in (("user_col", "user"), ("item_col", "item"), ("rating_col", "rating")):
+        value = getattr(args, flag, None)
+        if value is not None:
+            options[name] = value
+    if getattr(args, "implicit", False):
+        options["rating"] = False
+    sep = getattr(args, "sep", None)
+    if sep is not None:
+        options["sep"] = {"\\t": "\t", "tab": "\t"}.get(sep, sep)  # backslash-t typed: a tab
+    return options
+
+
 def _progress(args: argparse.Namespace) -> bool:
-    """Progress bars only when asked for and stderr is a terminal."""
+    """Progress bars: ``--progress`` always, ``--quiet`` never, otherwise only
+    when stderr is a terminal (so logs and pipes get no bars)."""
+    if getattr(args, "progress", False):
+        return True
     return not getattr(args, "quiet", False) and sys.stderr.isatty()
 
 
@@ -127,17 +155,12 @@ def _train(args: argparse.Namespace, estimator: Any, ratings: Any) -> Any:
     return run
 
 
-def _existing_file(path: str, what: str) -> Path:
-    p = Path(path)
-    if not p.is_file():
-        raise CliError(f"{what} {path} does not exist")
-    return p
-
-
-def _load_embeddings(path: str) -> Any:
+def _load_embeddings(path: str, format: str | None = None) -> Any:
+    """The embeddings file ``path`` in ``format`` (by default chosen from its
+    name and first bytes; see :mod:`embspace.embeddings_io`)."""
     from .embeddings import Embeddings
 
-    return Embeddings.load(_existing_file(path, "embeddings file"))
+    return Embeddings.load(path, format)
 
 
 # ---------------------------------------------------------------------- demo
@@ -231,8 +254,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     estimator = _estimator(args)
     ratings = _load(args.dataset, args)
     run = _train(args, estimator, ratings)
-    items_path = run.items.save(args.out)
-    users_path = run.users.save(args.users_out) if args.users_out else None
+    items_path = run.items.save(args.out, args.format)
+    users_path = run.users.save(args.users_out, args.format) if args.users_out else None
     payload = {
         "dataset": args.dataset,
         "estimator": type(run.estimator).__name__,
@@ -272,7 +295,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------- neighbors
 def _cmd_neighbors(args: argparse.Namespace) -> int:
+    """Answer every query that resolves; one line per query that does not (with
+    choices to paste back), then exit 2 if there was any."""
     from . import NeighborTable
+    from .errors import AmbiguousQueryError, EntityNotFoundError, IndexOutOfRangeError
     from .faces.tables import neighbors_text
 
     if args.embeddings:
@@ -281,36 +307,59 @@ def _cmd_neighbors(args: argparse.Namespace) -> int:
                 "--min-user-ratings and --min-item-ratings filter the ratings a model is "
                 "trained on; they do not apply to --embeddings"
             )
-        emb = _load_embeddings(args.embeddings)
+        emb = _load_embeddings(args.embeddings, args.format)
     else:
         estimator = _estimator(args)
         ratings = _load(args.dataset, args)
         emb = _train(args, estimator, ratings).side(args.entities)
     table = NeighborTable(emb, metric=args.metric, num_threads=args.threads, device=args.device)
-    results = []
+    answers: list[dict[str, Any]] = []
+    failed = 0
     for query in args.query:
-        frame = table.neighbors(_query(query, emb), k=args.k)
-        results.append((query, frame))
+        try:
+            frame = table.neighbors(query, k=args.k)
+        except (AmbiguousQueryError, EntityNotFoundError, IndexOutOfRangeError) as exc:
+            failed += 1
+            line, choices = _unresolved(table, query, exc)
+            answers.append({"query": query, "neighbors": None, "error": line, "choices": choices})
+            print(f"embspace: error: {line}", file=sys.stderr, flush=True)
+            continue
+        answers.append({"query": query, "neighbors": frame})
+        if not args.json:
+            if len(answers) - failed > 1:
+                print()
+            print(f"neighbors of {query!r} ({args.metric}, k={args.k}):")
+            print(neighbors_text(frame), flush=True)
     if args.json:
-        payload = [{"query": q, "neighbors": f.to_dict(orient="records")} for q, f in results]
-        _print_json(payload)
-        return 0
-    for i, (query, frame) in enumerate(results):
-        if i:
-            print()
-        print(f"neighbors of {query!r} ({args.metric}, k={args.k}):")
-        print(neighbors_text(frame))
-    return 0
+        for answer in answers:
+            if answer["neighbors"] is not None:
+                answer["neighbors"] = answer["neighbors"].to_dict(orient="records")
+        _print_json(answers)  # unresolved queries too: neighbors null, error, choices
+    return 2 if failed else 0
 
 
-def _query(text: str, emb: Any) -> Any:
-    """An integer-looking query names a key when the keys are integers (user
-    ids); any other query is a title (a query is not a parameter value, so it
-    is read as a literal, never refused)."""
-    value = parse_literal(text)
-    if isinstance(value, int) and not isinstance(value, bool) and value in emb:
-        return value
-    return text
+#: How many choices an unresolved query lists.
+_CHOICES = 10
+
+
+def _unresolved(table: Any, query: str, exc: Exception) -> tuple[str, list[str]]:
+    """``(line, choices)`` for a query that did not resolve: what went wrong and
+    the queries (``id:N`` or ``row:N``, from :meth:`NeighborTable.query_of`)
+    that name each candidate, to paste back."""
+    rows: list[int] = list(getattr(exc, "rows", []) or [])
+    choices = [table.query_of(r) for r in rows]
+    titles = table.embeddings.titles
+    shown = [f'{c} "{titles[r]}"' for c, r in zip(choices, rows, strict=True)][:_CHOICES]
+    more = f", and {len(rows) - _CHOICES} more" if len(rows) > _CHOICES else ""
+    if rows and hasattr(exc, "candidates"):
+        line = f"{query!r} matches {len(rows)} entities; choose one: {', '.join(shown)}{more}"
+    elif rows:
+        line = f"nothing matches {query!r}; the closest: {', '.join(shown)}{more}"
+    else:
+        line = " ".join(str(exc).split()) or type(exc).__name__
+        if query not in line:
+            line = f"{query!r}: {line}"
+    return line, choices
 
 
 # ---------------------------------------------------------------------- compare
@@ -319,8 +368,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     from .faces.measures import parse_measures
 
     measures = parse_measures(args.measures)
-    a = _load_embeddings(args.a)
-    b = _load_embeddings(args.b)
+    a = _load_embeddings(args.a, args.format)
+    b = _load_embeddings(args.b, args.format)
     result = compare(
         a,
         b,
@@ -441,7 +490,15 @@ def _add_common(
     p: argparse.ArgumentParser, *, compute: bool = True, json_flag: bool = True
 ) -> None:
     g = p.add_argument_group("common options")
-    g.add_argument("-q", "--quiet", action="store_true", help="no progress bars or status lines")
+    shown = g.add_mutually_exclusive_group()
+    shown.add_argument(
+        "-q", "--quiet", action="store_true", help="no progress bars or status lines"
+    )
+    shown.add_argument(
+        "--progress",
+        action="store_true",
+        help="progress bars even when stderr is not a terminal (default: only on a terminal)",
+    )
     if json_flag:
         g.add_argument("--json", action="store_true", help="print only JSON on stdout")
     if compute:
@@ -497,6 +554,7 @@ def _add_training(p: argparse.ArgumentParser, estimator_default: str = "WALS") -
     )
     g.add_argument("--seed", type=int, default=0, help="random_state of the training (default: 0)")
     _add_filter(g)
+    _add_table_options(p)
 
 
 def _add_filter(g: Any) -> None:
@@ -517,6 +575,36 @@ def _add_filter(g: Any) -> None:
         "are applied until both hold. Items rated by a single user get exactly "
         "parallel vectors, whose neighbors are ties",
     )
+
+
+def _add_table_options(p: argparse.ArgumentParser) -> None:
+    """How to read a ratings table given by path (passed to datasets.load)."""
+    g = p.add_argument_group(
+        "ratings table",
+        "for a CSV/TSV/parquet file given as --dataset: which columns hold what (detected by "
+        "name when unambiguous; a number is a position in a file without header)",
+    )
+    g.add_argument("--user-col", metavar="COLUMN", help="the column of user ids")
+    g.add_argument("--item-col", metavar="COLUMN", help="the column of item ids")
+    rating = g.add_mutually_exclusive_group()
+    rating.add_argument("--rating-col", metavar="COLUMN", help="the column of ratings")
+    rating.add_argument(
+        "--implicit",
+        action="store_true",
+        help="no rating column: every (user, item) pair present rates 1 (assumed for a table "
+        "of two columns)",
+    )
+    g.add_argument(
+        "--sep",
+        metavar="SEP",
+        help="field separator, e.g. ';' or '\\t' (default: sniffed from the first line)",
+    )
+
+
+def _add_format(p: argparse.ArgumentParser, help_: str) -> None:
+    from .embeddings_io import FORMATS
+
+    p.add_argument("--format", "-f", choices=list(FORMATS), default=None, help=help_)
 
 
 def _positive_int(text: str) -> int:
@@ -680,8 +768,11 @@ def build_parser() -> argparse.ArgumentParser:
         "train WALS or SVD and save the embeddings",
         "Train an estimator on a dataset (through the cache: a repeated training is\n"
         "loaded, not redone) and save the item embeddings (and optionally the user\n"
-        "embeddings) as .npz files that 'neighbors' and 'compare' read.",
-        "embspace train --dataset ml-latest-small --set unobserved_weight=0.1 --out items.npz",
+        "embeddings) in the format the file name says (.npz, .npy, .csv, .tsv, .parquet,\n"
+        ".txt/.vec word2vec text, .bin word2vec binary; any other name gets .npz),\n"
+        "or as --format says; 'neighbors' and 'compare' read them all.",
+        "embspace train --dataset ml-latest-small --set unobserved_weight=0.1 --out items.npz\n"
+        "embspace train -d ratings.csv --user-col customer_ref --item-col sku --out items.vec",
     )
     _add_training(p)
     p.add_argument(
@@ -689,9 +780,10 @@ def build_parser() -> argparse.ArgumentParser:
         "-o",
         required=True,
         metavar="FILE",
-        help="where to save the item embeddings (.npz)",
+        help="where to save the item embeddings (.npz by default)",
     )
-    p.add_argument("--users-out", metavar="FILE", help="where to save the user embeddings (.npz)")
+    p.add_argument("--users-out", metavar="FILE", help="where to save the user embeddings")
+    _add_format(p, "file format of --out and --users-out (default: from the file name)")
     _add_common(p)
     _add_cache(p)
     p.set_defaults(func=_cmd_train)
@@ -702,13 +794,22 @@ def build_parser() -> argparse.ArgumentParser:
         "neighbors",
         "nearest neighbors of entities (movies by title)",
         "The k nearest neighbors of each query in an embeddings file, or in embeddings\n"
-        "trained on a dataset (cached). A query is a title (accent- and case-insensitive)\n"
-        "or a key; an unknown title suggests close ones.",
+        "trained on a dataset (cached). A query is a key, id:N (the dataset id N),\n"
+        "row:N (row N) or a title (accent- and case-insensitive; a bare number is a\n"
+        "title too). Every query that resolves is answered; each one that does not gets\n"
+        "one line on stderr with choices to paste back (id:N or row:N), and the exit\n"
+        "status is then 2.",
         'embspace neighbors "They Live (1988)" "Toy Story" -k 5\n'
-        'embspace neighbors --embeddings items.npz "Heat (1995)" --json',
+        "embspace neighbors id:1 row:17 -k 5\n"
+        'embspace neighbors --embeddings vectors.bin "king" --json',
     )
-    p.add_argument("query", nargs="+", help="titles or keys")
-    p.add_argument("--embeddings", metavar="FILE", help="an embeddings .npz (instead of training)")
+    p.add_argument("query", nargs="+", help="keys, id:N, row:N or titles")
+    p.add_argument(
+        "--embeddings",
+        metavar="FILE",
+        help="an embeddings file of any format (instead of training)",
+    )
+    _add_format(p, "file format of --embeddings (default: from its name and first bytes)")
     p.add_argument("-k", type=_positive_int, default=10, help="neighbors per query (default: 10)")
     p.add_argument(
         "--metric",
@@ -733,11 +834,16 @@ def build_parser() -> argparse.ArgumentParser:
         "compare",
         "compare two embeddings files",
         "Similarity of two embeddings of the same entities (aligned on shared keys) under\n"
-        "the chosen measures.",
-        "embspace compare a.npz b.npz --measures neighbors,cca,unitmatch,cka --json",
+        "the chosen measures. The files may be of any format embspace reads (.npz, .npy,\n"
+        "CSV, parquet, word2vec text or binary), chosen by name and first bytes; .npy\n"
+        "files are keyed by row number.",
+        "embspace compare a.npz b.npz --measures neighbors,cca,unitmatch,cka --json\n"
+        "embspace compare a.npy b.npy\n"
+        "embspace compare a.txt b.txt --format word2vec",
     )
-    p.add_argument("a", help="embeddings .npz")
-    p.add_argument("b", help="embeddings .npz")
+    p.add_argument("a", help="an embeddings file")
+    p.add_argument("b", help="an embeddings file")
+    _add_format(p, "file format of both files (default: from their names and first bytes)")
     _add_measures(p)
     p.add_argument(
         "--metric",
@@ -772,7 +878,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--reference", metavar="VALUE", help="the value compared against (default: the first value)"
     )
-    p.add_argument("--seeds", type=_positive_int, default=1, help="seeds per value (default: 1)")
+    p.add_argument(
+        "--seeds",
+        type=_positive_int,
+        default=3,
+        help="seeds per value (default: 3; the noise floor needs at least 2)",
+    )
     _add_measures(p)
     p.add_argument(
         "--entities", choices=("items", "users"), default="items", help="(default: items)"

@@ -7,7 +7,6 @@ what produced it (estimator, parameters, seed, data fingerprint).
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from itertools import chain
@@ -17,95 +16,49 @@ from typing import Any, cast
 import numpy as np
 import pandas as pd
 
-from ._atomic import atomic_writer
 from ._params import check_path
+from .embeddings_io import (
+    EmbeddingsData,
+    EmbeddingsFormat,
+    as_numpy,
+    decode_arrays,
+    encode_arrays,
+    format_for_writing,
+    read_embeddings,
+    read_keys,
+    write_embeddings,
+)
 from .errors import (
+    DatasetFormatError,
     DuplicateEntryError,
+    EmbspaceError,
     InvalidParameterError,
     NonFiniteError,
     NoSharedKeysError,
     ShapeMismatchError,
 )
-from .jsonio import json_default, key_from_json, key_to_json
 
 __all__ = ["Embeddings", "align"]
-
-_FORMAT = "embspace.embeddings/1"
-
 
 # ---------------------------------------------------------------- file encoding
 # The one encoding of keys, ids and metadata in .npz files, shared by
 # Embeddings.save/load and the run cache (embspace.cache), so that a value
-# comes back the same whichever of the two stored it. Nothing is pickled:
-#
-# ``<prefix>keys``      JSON list of the keys (tuples as lists).
-# ``<prefix>ids``       the ids array as it is, for every dtype numpy stores
-#                       natively (bool, int8..uint64, floats, complex, str,
-#                       bytes, datetimes), so the dtype round-trips;
-# ``<prefix>ids_json``  or, for an object array (string ids of a pandas
-#                       column, tuples), a JSON list of its values, read back
-#                       as an object array of the same values.
-# ``<prefix>metadata``  JSON object.
-
-
-def _json_text(value: Any, what: str) -> np.ndarray:
-    try:
-        return np.array(json.dumps(value, default=json_default))
-    except (TypeError, ValueError) as exc:
-        raise InvalidParameterError(f"the {what} cannot be saved as JSON: {exc}") from None
-
-
-def _json_member(arrays: Mapping[str, np.ndarray], name: str, kind: type) -> Any:
-    """The JSON value of the member ``name``, which must be a ``kind``."""
-    member = arrays[name]
-    if not isinstance(member, np.ndarray) or member.shape != () or member.dtype.kind != "U":
-        raise ValueError(f"{name} is not a JSON text")
-    value = json.loads(str(member))
-    if not isinstance(value, kind):
-        raise ValueError(f"{name} holds a JSON {type(value).__name__}, expected a {kind.__name__}")
-    return value
-
-
-def _object_array(values: list[Any]) -> np.ndarray:
-    """A 1-D object array holding ``values`` as they are (tuples stay tuples)."""
-    out = np.empty(len(values), dtype=object)
-    for i, v in enumerate(values):
-        out[i] = v
-    return out
+# comes back the same whichever of the two stored it; it lives in
+# embspace.embeddings_io (see encode_arrays there), with the other formats.
 
 
 def encode_side(emb: Embeddings, prefix: str = "") -> dict[str, np.ndarray]:
     """The arrays that store ``emb`` (vectors, keys, ids, metadata), named
     ``<prefix>vectors`` and so on; :func:`decode_side` reads them back."""
-    arrays = {
-        f"{prefix}vectors": emb.vectors,
-        f"{prefix}keys": _json_text([key_to_json(k) for k in emb.keys], "keys"),
-        f"{prefix}metadata": _json_text(emb.metadata, "metadata"),
-    }
-    if emb.ids is not None:
-        ids = np.asarray(emb.ids)
-        if ids.dtype == object:
-            arrays[f"{prefix}ids_json"] = _json_text([key_to_json(x) for x in ids.tolist()], "ids")
-        elif ids.dtype.hasobject:
-            raise InvalidParameterError(f"ids of dtype {ids.dtype} cannot be saved")
-        else:
-            arrays[f"{prefix}ids"] = ids
-    return arrays
+    return encode_arrays(emb, prefix)
 
 
 def decode_side(arrays: Mapping[str, np.ndarray], prefix: str = "") -> Embeddings:
     """The :class:`Embeddings` stored by :func:`encode_side`. A member that is
     missing or of the wrong kind raises ``KeyError`` or ``ValueError`` (the
     callers turn them into their own errors)."""
-    keys = [key_from_json(k) for k in _json_member(arrays, f"{prefix}keys", list)]
-    metadata = _json_member(arrays, f"{prefix}metadata", dict)
-    ids: np.ndarray | None = None
-    if f"{prefix}ids_json" in arrays:
-        values = _json_member(arrays, f"{prefix}ids_json", list)
-        ids = _object_array([key_from_json(x) for x in values])
-    elif f"{prefix}ids" in arrays:
-        ids = arrays[f"{prefix}ids"]
-    return Embeddings(keys, arrays[f"{prefix}vectors"], ids=ids, metadata=metadata)
+    data = decode_arrays(arrays, prefix)
+    return Embeddings(data.keys or [], data.vectors, ids=data.ids, metadata=data.metadata)
 
 
 #: Key types kept as they are (exact types: numpy scalars are converted).
@@ -377,53 +330,132 @@ class Embeddings:
         index = pd.Index(self.keys, tupleize_cols=False)
         return pd.DataFrame(self.vectors, index=index)
 
-    # ------------------------------------------------------------------ files
-    def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write to ``path`` (.npz, no pickle) atomically: a temporary file in the
-        same folder, renamed over the target once complete."""
-        path = check_path(path, "path")
-        if path.suffix != ".npz":
-            path = (
-                path.with_suffix(path.suffix + ".npz") if path.suffix else path.with_suffix(".npz")
-            )
-        payload = {"format": np.array(_FORMAT), **encode_side(self)}
-        with atomic_writer(path) as fh:
-            np.savez(fh, allow_pickle=False, **payload)
-        return path
+    @classmethod
+    def from_array(
+        cls,
+        x: Any,
+        keys: Sequence[Hashable] | str | os.PathLike[str] | None = None,
+        *,
+        ids: Sequence[Any] | np.ndarray | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Embeddings:
+        """From any (n x d) array-like: a numpy array, a torch tensor (detached
+        and moved to the CPU), a CuPy array, anything with ``__array__`` (see
+        :func:`embspace.embeddings_io.as_numpy`). ``keys``: a sequence or
+        array of n keys, a keys file (:func:`embspace.embeddings_io.read_keys`),
+        or None for the row numbers ``0..n-1``."""
+        vectors = as_numpy(x, "vectors")
+        if vectors.ndim != 2:
+            raise ShapeMismatchError(f"vectors must be 2-D (n x d), got shape {vectors.shape}")
+        if keys is None:
+            found: Sequence[Hashable] = range(vectors.shape[0])
+        elif isinstance(keys, (str, os.PathLike)):
+            found = read_keys(keys)
+        elif not isinstance(keys, (list, tuple, range)) and (
+            hasattr(keys, "__array__") or hasattr(keys, "numpy")
+        ):
+            found = list(as_numpy(keys, "keys").tolist())
+        else:
+            found = keys
+        return cls(found, vectors, ids=ids, metadata=metadata)
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> Embeddings:
-        """Read a file written by :meth:`save`.
+    def from_keyed_vectors(
+        cls, kv: Any, *, metadata: Mapping[str, Any] | None = None
+    ) -> Embeddings:
+        """From gensim ``KeyedVectors`` (or a model holding them as ``.wv``,
+        such as ``Word2Vec``): keys ``kv.index_to_key``, vectors ``kv.vectors``,
+        in that order. Duck-typed: gensim itself is not imported."""
+        target = kv
+        if not hasattr(target, "index_to_key") and hasattr(target, "wv"):
+            target = target.wv
+        if not hasattr(target, "index_to_key") or not hasattr(target, "vectors"):
+            raise InvalidParameterError(
+                "from_keyed_vectors takes gensim KeyedVectors (with .index_to_key and .vectors) "
+                f"or a model with .wv, got {type(kv).__name__}"
+            )
+        return cls.from_array(target.vectors, list(target.index_to_key), metadata=metadata)
+
+    def to_keyed_vectors(self) -> Any:
+        """These embeddings as gensim ``KeyedVectors`` (same keys, order and
+        float32 vectors). Needs gensim (:class:`ImportError` otherwise)."""
+        try:
+            from gensim.models import KeyedVectors
+        except ImportError:
+            raise ImportError("to_keyed_vectors needs gensim: pip install gensim") from None
+        kv = KeyedVectors(vector_size=self.d, dtype=np.float32)
+        kv.add_vectors(list(self.keys), self.vectors)
+        return kv
+
+    # ------------------------------------------------------------------ files
+    def save(
+        self,
+        path: str | os.PathLike[str],
+        format: str | EmbeddingsFormat | None = None,
+        **options: Any,
+    ) -> Path:
+        """Write to ``path`` atomically and return the path written.
+
+        The format is ``format`` (a name of :data:`embspace.embeddings_io.FORMATS`:
+        ``embspace``, ``npz``, ``npy``, ``csv``, ``parquet``, ``word2vec``,
+        ``word2vec-binary``), else the one the name's ending claims (``.npz`` is
+        embspace's own format); a name no format claims gets ``.npz`` appended
+        and embspace's format, as does ``format="embspace"`` for a name not
+        ending in ``.npz``. ``options`` go to the writer: ``keys_file=`` (npy),
+        ``sep=``, ``layout="columns"|"list"`` (csv), ``layout=`` (parquet).
+        Keys a format cannot hold are an
+        :class:`~embspace.errors.InvalidParameterError` (see the table in
+        :mod:`embspace.embeddings_io`); nothing is written then."""
+        path = check_path(path, "path")
+        fmt = format_for_writing(path, format)
+        if fmt is None or fmt.name == "embspace":
+            if path.suffix != ".npz":
+                path = path.with_suffix(path.suffix + ".npz")
+            fmt = fmt or "embspace"  # type: ignore[assignment]
+        return write_embeddings(path, self, fmt, **options)  # type: ignore[arg-type]
+
+    @classmethod
+    def load(
+        cls,
+        path: str | os.PathLike[str],
+        format: str | EmbeddingsFormat | None = None,
+        **options: Any,
+    ) -> Embeddings:
+        """Read an embeddings file in any format of
+        :data:`embspace.embeddings_io.FORMATS`.
+
+        The format is ``format``, else the one the name's ending claims (a
+        ``.npz`` with embspace's marker is embspace's format, any other the plain
+        ``npz``), else the one the first bytes show. ``options`` go to the
+        reader: ``keys=`` (a keys file or an array; npy, npz), ``array=`` (npz),
+        ``key=``, ``columns=`` (csv, parquet), ``sep=``, ``header=`` (csv),
+        ``encoding=`` (csv, word2vec), ``errors=`` (word2vec).
 
         A missing file raises :class:`~embspace.errors.MissingFileError` (also
         a ``FileNotFoundError``); one that cannot be opened (permissions) its
-        ``OSError``; any file that is not a complete, valid embeddings file
-        (truncated, corrupted, empty, a ``.npy``, members of the wrong type,
-        repeated keys, ...) a :class:`~embspace.errors.DatasetFormatError`."""
-        from .errors import DatasetFormatError, MissingFileError
-
+        ``OSError``; any file that is not a complete, valid file of its format
+        (truncated, corrupted, empty, members or values of the wrong type,
+        repeated keys, non-finite values, ...) a
+        :class:`~embspace.errors.DatasetFormatError` naming it."""
         path = check_path(path, "path")
-        if not path.is_file():
-            raise MissingFileError(f"{path} does not exist or is not a file")
-        with open(path, "rb") as fh:
-            try:
-                magic = fh.read(6)
-                fh.seek(0)
-                if not magic.startswith(b"PK") and not magic.startswith(b"\x93NUMPY"):
-                    raise ValueError("it is not an .npz (zip) archive" if magic else "it is empty")
-                z = np.load(fh, allow_pickle=False)
-                if not isinstance(z, np.lib.npyio.NpzFile):
-                    raise ValueError("it holds a single array (.npy), not an .npz archive")
-                with z:
-                    if "format" not in z or str(z["format"]) != _FORMAT:
-                        raise ValueError("it has no embspace embeddings format marker")
-                    arrays = {name: z[name] for name in z.files}
-                return decode_side(arrays)
-            except Exception as exc:  # any damage is a format error, never a raw one
-                why = " ".join(str(exc).split()) or type(exc).__name__
+        data, fmt = read_embeddings(path, format, **options)
+        return cls._from_data(data, path, fmt.name)
+
+    @classmethod
+    def _from_data(cls, data: EmbeddingsData, path: Path, format_name: str) -> Embeddings:
+        vectors = np.asarray(data.vectors)
+        keys: Sequence[Hashable] = range(vectors.shape[0]) if data.keys is None else data.keys
+        try:
+            if vectors.ndim != 2:
+                raise ShapeMismatchError(f"the vectors have shape {vectors.shape}, not n x d")
+            return cls(keys, vectors, ids=data.ids, metadata=data.metadata)
+        except EmbspaceError as exc:
+            why = " ".join(str(exc).split())
+            if format_name == "embspace":
                 raise DatasetFormatError(
                     f"cannot read {path}: not an embspace embeddings file, or a damaged one ({why})"
                 ) from None
+            raise DatasetFormatError(f"cannot read {path} as {format_name}: {why}") from None
 
 
 def align(a: Embeddings, b: Embeddings) -> tuple[Embeddings, Embeddings]:

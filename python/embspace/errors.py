@@ -77,19 +77,27 @@ class NoSharedKeysError(EmbspaceError, ValueError):
 
 
 class EntityNotFoundError(EmbspaceError, _MessageKeyError):
-    """A query (key, index or title) matches no entity. ``suggestions`` lists close titles."""
+    """A query (key, index or title) matches no entity. ``suggestions`` lists
+    close titles and ``rows`` their rows (same order; empty when unknown)."""
 
-    def __init__(self, message: str, suggestions: list[str] | None = None) -> None:
+    def __init__(
+        self, message: str, suggestions: list[str] | None = None, rows: list[int] | None = None
+    ) -> None:
         super().__init__(message)
         self.suggestions = list(suggestions or [])
+        self.rows = list(rows or [])
 
 
 class AmbiguousQueryError(EmbspaceError, _MessageKeyError):
-    """A title query matches several entities. ``candidates`` lists them."""
+    """A title query matches several entities. ``candidates`` lists them and
+    ``rows`` their rows (same order; empty when unknown)."""
 
-    def __init__(self, message: str, candidates: list[str] | None = None) -> None:
+    def __init__(
+        self, message: str, candidates: list[str] | None = None, rows: list[int] | None = None
+    ) -> None:
         super().__init__(message)
         self.candidates = list(candidates or [])
+        self.rows = list(rows or [])
 
 
 class UnknownDatasetError(EmbspaceError, _MessageKeyError):

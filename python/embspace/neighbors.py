@@ -25,7 +25,9 @@ index, and the order is that of a float64 brute force.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Hashable, Sequence
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -49,6 +51,9 @@ __all__ = [
     "knn",
     "register_knn_backend",
 ]
+
+#: The default of ``query`` (None can be a key).
+_NO_QUERY: Any = object()
 
 KnnBackend = Callable[
     [np.ndarray, int, str, "np.ndarray | None", int], tuple[np.ndarray, np.ndarray]
@@ -220,29 +225,134 @@ class NeighborTable:
             device=self.device,
         )
 
-    def resolve(self, query: Hashable) -> int:
-        """The row of ``query``: a key of the embeddings first, then an integer
-        row index, then a title (exact, then case- and accent-insensitive; see
-        :mod:`embspace.search`)."""
+    def resolve(self, query: Hashable = _NO_QUERY, *, row: int | None = None) -> int:
+        """The row of one entity named by ``query`` or ``row=``.
+
+        In this order, the first that applies decides:
+
+        1. ``row=N``: row N (then no ``query``);
+        2. a key of the embeddings: its row (so a key that reads ``"row:3"``
+           is that key);
+        3. ``"row:N"``: row N; ``"id:N"``: the entity whose original id
+           (:attr:`Embeddings.ids`) is N, or whose key is N when the embeddings
+           have no ids;
+        4. an integer: when the embeddings have integer keys (user ids, row
+           numbers), it can only be a key, so an absent one is an
+           :class:`~embspace.errors.EntityNotFoundError`; otherwise it is a row
+           index (kept from earlier versions: it cannot be mistaken for a key);
+        5. any other string: a title (exact, then case- and accent-insensitive;
+           see :mod:`embspace.search`). A string of digits is a title too.
+
+        Rows outside ``[0, n)`` raise
+        :class:`~embspace.errors.IndexOutOfRangeError`; an ambiguous title an
+        :class:`~embspace.errors.AmbiguousQueryError` whose ``rows`` lists the
+        candidates (:meth:`query_of` names each one unambiguously)."""
         emb = self.embeddings
+        if row is not None:
+            if query is not _NO_QUERY:
+                raise InvalidParameterError("give a query or row=, not both")
+            return self._row(check_int(row, "row"))
+        if query is _NO_QUERY:
+            raise InvalidParameterError("give a query (a key, 'id:N', 'row:N' or a title) or row=")
         if query in emb:
             return emb.index_of(query)
-        if isinstance(query, (int, np.integer)) and not isinstance(query, bool):
-            row = int(query)
-            if not 0 <= row < emb.n:
-                from .errors import IndexOutOfRangeError
-
-                raise IndexOutOfRangeError(f"row index {row} is outside [0, {emb.n})")
-            return row
+        if isinstance(query, str):
+            prefix, sep, rest = query.partition(":")
+            if sep and prefix.strip().lower() in ("row", "id"):
+                return self._prefixed(prefix.strip().lower(), rest.strip(), query)
+        if isinstance(query, (int, np.integer)) and not isinstance(query, (bool, np.bool_)):
+            if self._int_keys:
+                raise EntityNotFoundError(
+                    f"no entity has the key {int(query)}; for a row index use row={int(query)} "
+                    f"or 'row:{int(query)}'"
+                )
+            return self._row(int(query))
         if isinstance(query, str):
             return match_title(emb.titles, query, describe=[_label(key) for key in emb.keys])
         raise EntityNotFoundError(f"{query!r} is neither a key, a row index nor a title")
 
-    def neighbors(self, query: Hashable, k: int = 10) -> pd.DataFrame:
-        """The k nearest neighbors of one entity as a DataFrame with columns
-        ``rank`` (1 = closest), ``key``, ``title``, ``score`` (larger is more
-        similar), ``distance`` and ``index`` (row in the embeddings)."""
-        row = self.resolve(query)
+    def _row(self, row: int) -> int:
+        if not 0 <= row < self.n:
+            from .errors import IndexOutOfRangeError
+
+            raise IndexOutOfRangeError(f"row index {row} is outside [0, {self.n})")
+        return row
+
+    def _prefixed(self, kind: str, text: str, query: str) -> int:
+        """The row of ``row:N`` or ``id:N``."""
+        if kind == "row":
+            if not re.fullmatch(r"[-+]?\d+", text):
+                raise EntityNotFoundError(f"{query!r}: a row is an integer, as in 'row:0'")
+            return self._row(int(text))
+        candidates: list[Hashable] = [text]
+        if re.fullmatch(r"[-+]?\d+", text):
+            candidates.insert(0, int(text))
+        index = self._id_index
+        for value in candidates:
+            found = index.get(value) if index is not None else None
+            if found is None and index is None and value in self.embeddings:
+                found = self.embeddings.index_of(value)
+            if found is not None:
+                return found
+        what = "id" if index is not None else "key (these embeddings have no ids)"
+        raise EntityNotFoundError(f"no entity has the {what} {text!r}")
+
+    @cached_property
+    def _int_keys(self) -> bool:
+        """Whether any key is an integer (then an integer query is a key)."""
+        return any(isinstance(k, int) and not isinstance(k, bool) for k in self.embeddings.keys)
+
+    @cached_property
+    def _id_index(self) -> dict[Hashable, int] | None:
+        """``{id: row}`` of the unique ids (None when the embeddings have no ids)."""
+        ids = self.embeddings.ids
+        if ids is None:
+            return None
+        index: dict[Hashable, int] = {}
+        repeated: set[Hashable] = set()
+        for i, value in enumerate(ids.tolist()):
+            try:
+                if value in index:
+                    repeated.add(value)
+                index[value] = i
+            except TypeError:  # an unhashable id cannot be asked for
+                continue
+        for value in repeated:
+            del index[value]
+        return index
+
+    def query_of(self, row: int) -> str:
+        """A query that names ``row`` and only it, to paste back (on the command
+        line too): ``"id:N"`` when the row has a unique id made of letters,
+        digits or ``-_.``, else ``"row:N"``."""
+        row = self._row(check_int(row, "row"))
+        ids = self.embeddings.ids
+        if ids is not None:
+            value = ids[row].item() if isinstance(ids[row], np.generic) else ids[row]
+            text = str(value)
+            if (
+                isinstance(value, (int, str))
+                and not isinstance(value, bool)
+                and re.fullmatch(r"[-\w.]+", text)
+                and self._id_index is not None
+                and self._id_index.get(value) == row
+            ):
+                try:
+                    if self._prefixed("id", text, text) == row:  # it reads back as this row
+                        return f"id:{text}"
+                except EntityNotFoundError:
+                    pass
+        return f"row:{row}"
+
+    def neighbors(
+        self, query: Hashable = _NO_QUERY, k: int = 10, *, row: int | None = None
+    ) -> pd.DataFrame:
+        """The k nearest neighbors of one entity (named as :meth:`resolve`
+        reads it: a key, ``"id:N"``, ``"row:N"``, ``row=N`` or a title) as a
+        DataFrame with columns ``rank`` (1 = closest), ``key``, ``title``,
+        ``score`` (larger is more similar), ``distance`` and ``index`` (row in
+        the embeddings)."""
+        row = self.resolve(query, row=row)
         dist, idx = self.knn(k, [row])
         dist, idx = dist[0].astype(np.float64), idx[0]
         keys = self.embeddings.keys

@@ -156,15 +156,20 @@ def match_title(titles: Sequence[str], query: str, *, describe: Sequence[str] | 
             partial, key=lambda i: (-difflib.SequenceMatcher(None, norms[i], qn).ratio(), i)
         )
         _ambiguous(query, ranked, labels, "contain it")
-    suggestions = closest_titles(titles, query, 5)
+    close = search_titles(titles, query, 5)
+    suggestions = [m.title for m in close]
     hint = f"; closest titles: {'; '.join(suggestions)}" if suggestions else ""
-    raise EntityNotFoundError(f"no title matches {query!r}{hint}", suggestions)
+    raise EntityNotFoundError(
+        f"no title matches {query!r}{hint}", suggestions, [m.index for m in close]
+    )
 
 
 def _ambiguous(query: str, rows: list[int], labels: Sequence[str], how: str) -> None:
     shown = [str(labels[i]) for i in rows]
     listed = "; ".join(shown[:10]) + (f"; ... ({len(shown) - 10} more)" if len(shown) > 10 else "")
     raise AmbiguousQueryError(
-        f"{len(rows)} entities {how} {query!r}: {listed}. Use the key or the row index to choose one.",
+        f"{len(rows)} entities {how} {query!r}: {listed}. Choose one by its key, "
+        "'id:N' (its dataset id) or 'row:N' (its row).",
         shown,
+        rows,
     )

@@ -3,7 +3,8 @@
 Every reader returns ``(ratings, items)``: ``ratings`` a DataFrame with columns
 ``userId`` (int64), ``movieId`` (int64) and ``rating`` (float32); ``items`` a
 DataFrame with ``movieId``, ``title`` and ``genres`` (``|``-joined labels), or
-None when the folder has no item file.
+None when the folder has no item file (an
+:class:`~embspace.errors.EmbspaceWarning` then names the file looked for).
 
 Formats:
 
@@ -29,12 +30,13 @@ from __future__ import annotations
 import csv
 import io
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from ..errors import DatasetFormatError, MissingFileError
+from ..errors import DatasetFormatError, EmbspaceWarning, MissingFileError
 
 __all__ = [
     "ML100K_GENRES",
@@ -158,6 +160,7 @@ def read_csv_folder(folder: str | os.PathLike[str], *, engine: str | None = None
     ratings = ratings[_RATING_NAMES[:3]]
     movies = folder / "movies.csv"
     if not movies.is_file():
+        _no_titles(movies)
         return ratings, None
     try:
         items = pd.read_csv(
@@ -180,6 +183,7 @@ def read_ml100k(folder: str | os.PathLike[str]) -> Frames:
     ratings = _read_numeric(folder / "u.data", "\t")
     item_path = folder / "u.item"
     if not item_path.is_file():
+        _no_titles(item_path)
         return ratings, None
     genres = _ml100k_genres(folder / "u.genre")
     text, _ = decode_text(item_path.read_bytes())
@@ -244,6 +248,7 @@ def read_ml1m(folder: str | os.PathLike[str]) -> Frames:
     ratings = _read_numeric(folder / "ratings.dat", "::")
     movies = folder / "movies.dat"
     if not movies.is_file():
+        _no_titles(movies)
         return ratings, None
     ids: list[int] = []
     titles: list[str] = []
@@ -267,6 +272,15 @@ def read_ml1m(folder: str | os.PathLike[str]) -> Frames:
 
 
 # ------------------------------------------------------------------------ shared
+def _no_titles(path: Path) -> None:
+    """Warn that the titles file ``path`` is missing (the items keep their ids as keys)."""
+    warnings.warn(
+        f"no titles file {path}: the items are keyed by their ids, with no titles or genres",
+        EmbspaceWarning,
+        stacklevel=3,
+    )
+
+
 def _read_numeric(path: Path, sep: str) -> pd.DataFrame:
     """A headerless all-numeric ratings file (user, item, rating, timestamp)."""
     if not path.is_file():

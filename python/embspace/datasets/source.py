@@ -82,6 +82,9 @@ def load(
     user, item, rating : column label, optional
         Columns of a table (detected when omitted; positions 0, 1, 2, ... for a
         file without header). Not accepted for registry names, folders, zips.
+        ``rating=False``: implicit feedback, no rating column; every (user,
+        item) pair present rates 1.0 (also assumed for a table of exactly two
+        columns; see :func:`~embspace.datasets.tables.ratings_from_table`).
     sep, encoding : str, optional
         Field separator (sniffed by default) and text encoding (UTF-8, falling
         back to latin-1) of a table file.

@@ -4,7 +4,9 @@ A leaf of :mod:`embspace.datasets`: :func:`embspace.datasets.load` routes table
 files and DataFrames here. :func:`ratings_from_table` finds the user, item and rating columns by name when that
 is unambiguous (``userId``/``user_id``/``user``..., ``movieId``/``item``...,
 ``rating``/``score``...), by position (user, item, rating) when the file has
-no header, or as told with ``user=``, ``item=``, ``rating=``.
+no header, or as told with ``user=``, ``item=``, ``rating=``. Implicit
+feedback (no rating column: ``rating=False``, or a table of two columns) rates
+every pair present 1.0.
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ import os
 import re
 from collections.abc import Callable, Hashable, Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Literal, cast
 
+import numpy as np
 import pandas as pd
 
 from .._params import check_path
@@ -64,38 +67,60 @@ def _norm(name: object) -> str:
     return re.sub(r"[^0-9a-z]", "", str(name).lower())
 
 
+def _given_label(label: Column, cols: list[Column], role: str) -> Column:
+    """``label`` among ``cols``; text of digits names a position of a table
+    without header (whose column labels are 0, 1, 2, ...), as the command line
+    passes it."""
+    if label in cols:
+        return label
+    if isinstance(label, str) and label.strip().isdigit() and int(label) in cols:
+        return int(label)
+    raise InvalidParameterError(f"{role} column {label!r} not found; the table has {cols}")
+
+
 def detect_columns(
     columns: Sequence[Column],
     *,
     user: Column | None = None,
     item: Column | None = None,
-    rating: Column | None = None,
+    rating: Column | Literal[False] | None = None,
     positional: bool = False,
-) -> tuple[Column, Column, Column]:
-    """``(user, item, rating)`` column labels among ``columns``.
+) -> tuple[Column, Column, Column | None]:
+    """``(user, item, rating)`` column labels among ``columns``; ``rating`` is
+    None for implicit feedback (no rating column).
 
     Given labels are checked (:class:`~embspace.errors.InvalidParameterError`
-    if absent). Missing ones are found by name; with ``positional`` (a table
-    without header) they are the first three columns in that order. A role
-    that matches no column, or several, raises
-    :class:`~embspace.errors.DatasetFormatError` naming the option to pass.
+    if absent). ``rating=False`` says there is no rating column; so does a
+    table of exactly two columns when ``rating`` is not given. Missing ones are
+    found by name; with ``positional`` (a table without header) they are the
+    first columns in the order user, item, rating. A role that matches no
+    column, or several, raises :class:`~embspace.errors.DatasetFormatError`
+    naming the option to pass.
     """
     cols = list(columns)
-    given = {"user": user, "item": item, "rating": rating}
+    implicit = rating is False or (rating is None and len(cols) == 2)
+    given: dict[str, Column | None] = {
+        "user": user,
+        "item": item,
+        "rating": None if rating is False else rating,
+    }
     for role, label in given.items():
-        if label is not None and label not in cols:
-            raise InvalidParameterError(f"{role} column {label!r} not found; the table has {cols}")
+        if label is not None:
+            given[role] = _given_label(label, cols, role)
+    roles = ("user", "item") if implicit else ("user", "item", "rating")
     if positional:
-        if len(cols) < 3:
+        if len(cols) < len(roles):
             raise DatasetFormatError(
-                f"a table without header needs at least 3 columns (user, item, rating), got {len(cols)}"
+                f"a table without header needs at least {len(roles)} columns "
+                f"({', '.join(roles)}), got {len(cols)}"
             )
-        defaults = dict(zip(("user", "item", "rating"), cols[:3], strict=True))
-        picked = {r: (given[r] if given[r] is not None else defaults[r]) for r in given}
+        defaults = dict(zip(roles, cols[: len(roles)], strict=True))
+        picked = {r: (given[r] if given[r] is not None else defaults[r]) for r in roles}
     else:
         picked = {}
-        taken = {v for v in given.values() if v is not None}
-        for role, label in given.items():
+        taken = {given[r] for r in roles if given[r] is not None}
+        for role in roles:
+            label = given[role]
             if label is not None:
                 picked[role] = label
                 continue
@@ -105,17 +130,23 @@ def detect_columns(
                     f"several columns could hold the {role}s: {matches}; pass {role}=... to choose"
                 )
             if not matches:
+                hint = (
+                    " (or rating=False: implicit feedback, every pair rates 1)"
+                    if role == "rating"
+                    else ""
+                )
                 raise DatasetFormatError(
-                    f"cannot tell which column holds the {role}s (columns: {cols}); pass {role}=..."
+                    f"cannot tell which column holds the {role}s (columns: {cols}); "
+                    f"pass {role}=...{hint}"
                 )
             picked[role] = matches[0]
             taken.add(matches[0])
     values = list(picked.values())
-    if len(set(values)) < 3:
+    if len(set(values)) < len(values):
         raise InvalidParameterError(
-            f"user, item and rating must be different columns, got {picked}"
+            f"{', '.join(roles[:-1])} and {roles[-1]} must be different columns, got {picked}"
         )
-    return picked["user"], picked["item"], picked["rating"]
+    return picked["user"], picked["item"], picked.get("rating")
 
 
 def _open_text(path: Path, encoding: str) -> io.TextIOBase:
@@ -248,7 +279,7 @@ def ratings_from_table(
     *,
     user: Column | None = None,
     item: Column | None = None,
-    rating: Column | None = None,
+    rating: Column | Literal[False] | None = None,
     sep: str | None = None,
     duplicates: str = "error",
     items: pd.DataFrame | None = None,
@@ -257,6 +288,12 @@ def ratings_from_table(
 ) -> Ratings:
     """Ratings from a CSV/TSV/parquet file or a DataFrame of (user, item, rating) rows.
 
+    Implicit feedback (who bought, clicked or watched what, with no rating)
+    rates every (user, item) pair present 1.0: asked for with
+    ``rating=False``, and assumed for a table of exactly two columns when
+    ``rating`` is not given. Repeated pairs then count once, unless
+    ``duplicates="sum"``, which rates each pair by its number of rows.
+
     Parameters
     ----------
     path_or_frame : path or pandas.DataFrame
@@ -264,7 +301,8 @@ def ratings_from_table(
         DataFrame.
     user, item, rating : column label, optional
         Columns to use; detected when omitted (see :func:`detect_columns`).
-        For a file without header, labels are positions 0, 1, 2, ...
+        For a file without header, labels are positions 0, 1, 2, ... (also
+        given as text: ``"1"``). ``rating=False``: no rating column.
     sep : str, optional
         Field separator of a text file (default: sniffed from the first line).
     duplicates : str
@@ -306,6 +344,24 @@ def ratings_from_table(
         raise InvalidParameterError(
             f"items metadata has no column {i!r} to match the item column; it has {list(items.columns)}"
         )
+    if r is None:
+        frame, r = _implicit(frame, u, i, duplicates)
+        duplicates = "sum" if duplicates == "sum" else "error"  # the pairs are unique now
     return Ratings.from_frame(
         frame, user=u, item=i, rating=r, items=items, duplicates=duplicates, name=name
     )
+
+
+def _implicit(
+    frame: pd.DataFrame, user: Column, item: Column, duplicates: str
+) -> tuple[pd.DataFrame, Column]:
+    """``(frame, label)``: the user and item columns of ``frame`` with a rating
+    column of ones under a fresh label; repeated pairs kept once, except for
+    ``duplicates="sum"`` (then each row adds 1)."""
+    pairs = frame[[user, item]]
+    if duplicates != "sum":
+        pairs = pairs.drop_duplicates()
+    label: Column = "rating"
+    while label in pairs.columns:
+        label = f"_{label}"
+    return pairs.assign(**{str(label): np.float32(1.0)}), label

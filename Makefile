@@ -50,13 +50,15 @@ test-rust: | $(PY)
 	cargo clippy --workspace --all-targets -- -D warnings
 
 # stubtest: python/embspace/_core.pyi against the compiled module (names,
-# parameters, defaults, __all__), with no allowlist.
+# parameters, defaults, __all__), with no allowlist. mypy: the package at the
+# strictness of [tool.mypy] in pyproject.toml.
 lint: $(EXT)
 	$(VENV)/bin/ruff check python tests benches
 	$(VENV)/bin/ruff format --check python tests benches
 	cargo fmt --all --check
 	cd python && ../$(VENV)/bin/lint-imports --no-cache ../pyproject.toml
 	$(PY) -m mypy.stubtest embspace._core
+	$(VENV)/bin/mypy
 
 test-python: $(EXT)
 	$(PY) -m pytest -q

@@ -428,7 +428,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
             how = "loaded from the cache" if event.cached else f"trained in {event.elapsed:.2f} s"
             # one flushed line per finished run (scripts and the resume test read them)
             print(
-                f"run {event.run_index + 1}/{event.n_runs} {args.param}={event.value} "
+                f"run {(event.run_index or 0) + 1}/{event.n_runs} {args.param}={event.value} "
                 f"seed={event.seed}: {how}",
                 file=sys.stderr,
                 flush=True,

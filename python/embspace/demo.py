@@ -160,6 +160,10 @@ def summarize(sweep: Sweep, svd_name: str | None = "svd") -> list[str]:
             else (math.nan, math.nan)
         )
 
+    def by(rows: pd.DataFrame, m: str) -> Callable[[Any], float]:
+        """The similarity of a value on measure ``m`` in ``rows`` (a sort key)."""
+        return lambda v: sim(rows, v, m)[0]
+
     has_floor = len(sweep.seeds) > 1 and all(math.isfinite(floor[m][0]) for m in measures)
     if has_floor:
         parts = [f"{m} {floor[m][0]:.3f}" for m in measures]
@@ -205,7 +209,7 @@ def summarize(sweep: Sweep, svd_name: str | None = "svd") -> list[str]:
         )
 
     if others:
-        lows = {m: min(others, key=lambda v, m=m: sim(ref_rows, v, m)[0]) for m in measures}
+        lows = {m: min(others, key=by(ref_rows, m)) for m in measures}
         values = set(map(format_value, lows.values()))
         if len(values) == 1:
             v = next(iter(lows.values()))
@@ -238,8 +242,8 @@ def summarize(sweep: Sweep, svd_name: str | None = "svd") -> list[str]:
 
     if svd_name and svd_name in set(table["against"]):
         svd_rows = table[table["against"] == svd_name]
-        best = {m: max(sweep.values, key=lambda v, m=m: sim(svd_rows, v, m)[0]) for m in measures}
-        worst = {m: min(sweep.values, key=lambda v, m=m: sim(svd_rows, v, m)[0]) for m in measures}
+        best = {m: max(sweep.values, key=by(svd_rows, m)) for m in measures}
+        worst = {m: min(sweep.values, key=by(svd_rows, m)) for m in measures}
         name = svd_name.upper() if svd_name == "svd" else svd_name
         if len(set(map(format_value, best.values()))) == 1:
             v = next(iter(best.values()))
@@ -384,7 +388,7 @@ def run_demo(
     cache = (
         None
         if cache_dir is False
-        else EmbeddingCache(None if cache_dir in (None, True) else cache_dir)
+        else EmbeddingCache(None if cache_dir is None or cache_dir is True else cache_dir)
     )
     base = es.WALS(factors=10, unobserved_weight=0.01, iterations=n_iter, tol=tol, random_state=0)
     if num_threads is not None:
@@ -440,7 +444,7 @@ def run_demo(
         if event.kind == "run_done":
             how = "loaded from the cache" if event.cached else f"trained in {event.elapsed:.2f} s"
             note(
-                f"run {event.run_index + 1}/{event.n_runs} {value_label(PARAM, event.value)} seed={event.seed}: {how}"
+                f"run {(event.run_index or 0) + 1}/{event.n_runs} {value_label(PARAM, event.value)} seed={event.seed}: {how}"
             )
 
     with warnings.catch_warnings():
@@ -484,7 +488,7 @@ def run_demo(
     say("== summary")
     for line in summary:
         say(f"- {line}")
-    if files:
+    if files and out is not None:
         say(
             f"\nwrote {len(files)} files to {Path(out)}/: "
             + ", ".join(sorted(p.name for p in files.values()))

@@ -304,11 +304,11 @@ def compare(
             opts = options_for(s)
             m = check_choice(opts.get("metric", metric), f"{s.name}: metric", METRICS)
             kk = check_int(opts.get("max_k") or opts.get("k", k), f"{s.name}: k", minimum=1)
-            key = (m, opts.get("tie_tolerance", TIE_TOLERANCE))
-            need[key] = max(need.get(key, 0), kk)
+            shared = (m, opts.get("tie_tolerance", TIE_TOLERANCE))
+            need[shared] = max(need.get(shared, 0), kk)
     tables = {}
-    for key, kk in need.items():
-        m, tol = key
+    for shared, kk in need.items():
+        m, tol = shared
         index_tables = None
         if given is not None:
             for side, table in zip("ab", given, strict=True):
@@ -320,7 +320,7 @@ def compare(
             # wider than kk, so that the tie group at the k-th neighbor shows
             width = min(table_width(kk, aa.n), aa.n - 1)
             index_tables = (given[0].knn(width)[1], given[1].knn(width)[1])
-        tables[key] = neighbor_tables(
+        tables[shared] = neighbor_tables(
             aa.vectors,
             bb.vectors,
             kk,

@@ -494,7 +494,7 @@ class SweepPane(Vertical):
         n_runs = 0 if sweep is None else sweep.n_runs
         if sweep is not None:
             self.query_one("#runs-label", Label).update(f"{n_done}/{n_runs}")
-        if message.status == "done":
+        if message.status == "done" and sweep is not None:
             from ..sweeps.training import stopped_at_cap
 
             cached = sum(1 for r in sweep.runs if r.cached)

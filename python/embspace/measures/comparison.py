@@ -21,6 +21,7 @@ from ..jsonio import to_jsonable
 from ..neighbors import METRICS, NeighborTable
 from ._base import MeasureResult
 from ._blas import thin_blas
+from .chance import CHANCE_PERMUTATIONS, chance_scores
 from .neighborhood import neighbor_tables
 from .registry import DEFAULT_MEASURES, Measure, check_measures, get_measure
 
@@ -64,7 +65,14 @@ class Comparison:
         Indexed by the shared keys, one column per measure with per-entity values.
     n_shared, n_a, n_b : int
         Shared entities, and entities of each side before alignment.
+    chance : dict[str, float] or None
+        With ``compare(..., chance=True)``: measure -> its chance level, the mean
+        score of ``a`` against ``b`` with ``b``'s rows shuffled (keys kept)
+        over :data:`~embspace.measures.chance.CHANCE_PERMUTATIONS` shuffles
+        (see :mod:`embspace.measures.chance`); None otherwise.
     """
+
+    chance: dict[str, float] | None = None
 
     def __init__(
         self,
@@ -135,6 +143,8 @@ class Comparison:
             "scores": self.scores,
             "details": self.details,
         }
+        if self.chance is not None:
+            out["chance"] = self.chance
         out = to_jsonable(out, finite=True)
         json.dumps(out)  # fail here, not in the caller, if something slipped through
         return out
@@ -218,6 +228,9 @@ def compare(
     num_threads: int | None = None,
     device: str = "cpu",
     knn: tuple[NeighborTable, NeighborTable] | None = None,
+    chance: bool = False,
+    chance_permutations: int = CHANCE_PERMUTATIONS,
+    chance_seed: int = 0,
     **options: Any,
 ) -> Comparison:
     """Compare two embeddings with the named measures.
@@ -250,7 +263,19 @@ def compare(
     :class:`~embspace.errors.ShapeMismatchError`; anything other than two
     NeighborTable is an :class:`~embspace.errors.InvalidParameterError`.
     Without neighbor measures, ``knn`` is checked and unused.
+
+    ``chance=True`` also computes each measure's chance level
+    (:attr:`Comparison.chance`): the mean score of ``a`` against ``b`` with
+    ``b``'s rows shuffled (keys kept), over ``chance_permutations`` shuffles
+    drawn with ``numpy.random.default_rng(chance_seed)``; the shuffles read the
+    k-NN tables of the comparison relabelled, so the neighbor measures search
+    no more than without it (:mod:`embspace.measures.chance`).
     """
+    if not isinstance(chance, bool):
+        raise InvalidParameterError(f"chance must be True or False, got {chance!r}")
+    if chance:
+        chance_permutations = check_int(chance_permutations, "chance_permutations", minimum=1)
+        chance_seed = check_int(chance_seed, "chance_seed", minimum=0)
     check_threads(num_threads)
     k = check_int(k, "k", minimum=1)
     metric = check_choice(metric, "metric", METRICS)
@@ -287,6 +312,19 @@ def compare(
         opts = {key: v for key, v in shared_opts.items() if key in accepted}
         opts.update(per_measure[s.name])
         return opts
+
+    neighbor_specs = [s for s in specs if s.neighbor_based]
+    if (
+        chance
+        and given is None
+        and neighbor_specs
+        and all(options_for(s).get("metric", metric) == metric for s in neighbor_specs)
+    ):
+        # one table per side, shared by the comparison and every shuffle of b
+        given = (
+            NeighborTable(aa, metric=metric, num_threads=num_threads, device=device),
+            NeighborTable(bb, metric=metric, num_threads=num_threads, device=device),
+        )
 
     # one k-NN table per side and metric, with as many neighbors as the most
     # demanding neighbor measure needs, shared by all of them
@@ -328,4 +366,20 @@ def compare(
                     dense_a = xp.asarray(aa.vectors, dtype=xp.float64)
                     dense_b = xp.asarray(bb.vectors, dtype=xp.float64)
                 results[s.name] = s.function(dense_a, dense_b, xp=xp, **opts)
-    return Comparison(results, aa.keys, n_a=ea.n, n_b=eb.n, k=k, metric=metric)
+    comparison = Comparison(results, aa.keys, n_a=ea.n, n_b=eb.n, k=k, metric=metric)
+    if chance:
+        comparison.chance = chance_scores(
+            aa,
+            bb,
+            names,
+            permutations=chance_permutations,
+            random_state=chance_seed,
+            knn=given,
+            make_tables=False,
+            k=k,
+            metric=metric,
+            num_threads=num_threads,
+            device=device,
+            **options,
+        )
+    return comparison

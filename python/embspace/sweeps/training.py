@@ -21,6 +21,7 @@ from typing import Any
 from ..cache import EmbeddingCache
 from ..embeddings import Embeddings
 from ..errors import InvalidParameterError
+from ..factorization import balance
 from .plan import is_int
 
 __all__ = [
@@ -237,6 +238,7 @@ def train_run(
     cancel: threading.Event,
     emit: Callable[[SweepEvent], Any],
     on_iteration: Callable[[], Any] = lambda: None,
+    gauge: str | None = None,
 ) -> tuple[RunRecord, Embeddings]:
     """Train (or load) one run of a sweep: ``estimator`` is the configured clone
     (see :func:`configure`). Each iteration is reported to ``emit`` as an
@@ -244,7 +246,9 @@ def train_run(
     ``cancel`` is set the next iteration raises :class:`SweepCancelled`, and a
     training that ended after it was set is not used (its cache entry, if
     written, is complete and valid). Returns the run's record and its
-    ``entities`` side."""
+    ``entities`` side; with ``gauge="balanced"`` that side of
+    :func:`embspace.balance` of the run's two sides (the cache keeps the
+    factors as trained)."""
     n_iter = n_iterations(estimator)
 
     def iteration(i: int, elapsed: float, loss: float | None) -> None:
@@ -285,4 +289,7 @@ def train_run(
         n_iter=trained.n_iter,
         loss=trained.loss,
     )
+    if gauge == "balanced":
+        users, items = balance(trained.users, trained.items)
+        return record, items if entities == "items" else users
     return record, trained.side(entities)

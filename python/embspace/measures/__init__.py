@@ -36,8 +36,8 @@ from __future__ import annotations
 
 from ._base import MeasureResult
 from .canonical import canonical_correlations, cca, pwcca, svcca
-from .chance import CHANCE_PERMUTATIONS, chance_scores, shuffled_table
-from .comparison import Comparison, bootstrap_interval, compare
+from .chance import CHANCE_PERMUTATIONS, shuffled_table
+from .comparison import Comparison, bootstrap_interval, chance_scores, compare
 from .kernel_alignment import cka, cka_debiased
 from .neighborhood import mutual_knn, neighbors, overlap_curve
 from .registry import (

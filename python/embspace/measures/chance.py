@@ -10,7 +10,7 @@ whose rows were shuffled (keys kept), so that each entity of ``a`` meets the
 vector of a random other entity of ``b``: every marginal property of both spaces
 (spectrum, norms, hubs, ties) stays, the correspondence between them is gone.
 
-:func:`chance_scores` averages the scores over :data:`CHANCE_PERMUTATIONS`
+:func:`~embspace.measures.chance_scores` averages the scores over :data:`CHANCE_PERMUTATIONS`
 shuffles drawn with a fixed seed (``random_state``, default 0); the spread of
 the chance level over shuffles is of order ``1 / sqrt(n)``, far below the
 differences a sweep reads. :func:`~embspace.compare` with ``chance=True``
@@ -49,17 +49,15 @@ measure           chance level
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 
-from .._params import check_int
-from ..embeddings import Embeddings, align
+from ..embeddings import Embeddings
 from ..errors import InvalidParameterError
 from ..neighbors import NeighborTable
 
-__all__ = ["CHANCE_PERMUTATIONS", "ShuffledTable", "chance_scores", "shuffled_table"]
+__all__ = ["CHANCE_PERMUTATIONS", "ShuffledTable", "shuffled_table"]
 
 #: Shuffles averaged for a chance level (seeded with ``random_state``, default 0).
 CHANCE_PERMUTATIONS = 5
@@ -111,55 +109,3 @@ def shuffled_table(
     if embeddings is None:
         embeddings = Embeddings(base.keys, base.vectors[order], metadata=base.metadata)
     return ShuffledTable(table, order, embeddings)
-
-
-def chance_scores(
-    a: Embeddings,
-    b: Embeddings,
-    measures: str | Iterable[str],
-    *,
-    permutations: int = CHANCE_PERMUTATIONS,
-    random_state: int = 0,
-    knn: tuple[NeighborTable, NeighborTable] | None = None,
-    make_tables: bool = True,
-    **compare_options: Any,
-) -> dict[str, float]:
-    """measure -> the mean score of ``a`` against ``b`` with ``b``'s rows
-    shuffled (keys kept), over ``permutations`` shuffles drawn from
-    ``numpy.random.default_rng(random_state)``.
-
-    ``a`` and ``b`` are aligned by key first (their shared entities, in ``a``'s
-    order). ``knn = (table_a, table_b)``: their k-NN tables (as for
-    :func:`~embspace.compare`; both sides must then hold the same keys in the
-    same order); each shuffle reads ``table_b`` relabelled (:func:`shuffled_table`)
-    instead of searching. Without ``knn`` and with neighbor measures, the two
-    tables are made here once (``make_tables=False``: not made, each shuffle
-    then searches, as :func:`~embspace.compare` does when a measure's own
-    ``metric`` option differs from ``metric``). ``compare_options`` (``k``, ``metric``,
-    ``num_threads``, ``device``, measure options) go to
-    :func:`~embspace.compare`.
-    """
-    from .comparison import compare
-    from .registry import MEASURES, check_measures
-
-    permutations = check_int(permutations, "chance permutations", minimum=1)
-    random_state = check_int(random_state, "chance random_state", minimum=0)
-    names = check_measures(measures)
-    if knn is None:
-        a, b = align(a, b)
-        if make_tables and any(MEASURES[n].neighbor_based for n in names):
-            opts = {
-                o: compare_options[o] for o in ("num_threads", "device") if o in compare_options
-            }
-            metric = compare_options.get("metric", "cosine")
-            knn = (NeighborTable(a, metric=metric, **opts), NeighborTable(b, metric=metric, **opts))
-    rng = np.random.default_rng(random_state)
-    totals = dict.fromkeys(names, 0.0)
-    for _ in range(permutations):
-        order = rng.permutation(b.n)
-        shuffled = Embeddings(b.keys, b.vectors[order], metadata=b.metadata)
-        tables = None if knn is None else (knn[0], shuffled_table(knn[1], order, shuffled))
-        result = compare(a, shuffled, names, knn=tables, **compare_options)
-        for n in names:
-            totals[n] += float(result.scores[n])
-    return {n: totals[n] / permutations for n in names}

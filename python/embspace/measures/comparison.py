@@ -21,11 +21,11 @@ from ..jsonio import to_jsonable
 from ..neighbors import METRICS, NeighborTable
 from ._base import MeasureResult
 from ._blas import thin_blas
-from .chance import CHANCE_PERMUTATIONS, chance_scores
+from .chance import CHANCE_PERMUTATIONS, shuffled_table
 from .neighborhood import neighbor_tables
-from .registry import DEFAULT_MEASURES, Measure, check_measures, get_measure
+from .registry import DEFAULT_MEASURES, MEASURES, Measure, check_measures, get_measure
 
-__all__ = ["DEFAULT_MEASURES", "Comparison", "bootstrap_interval", "compare"]
+__all__ = ["DEFAULT_MEASURES", "Comparison", "bootstrap_interval", "chance_scores", "compare"]
 
 
 def bootstrap_interval(
@@ -383,3 +383,52 @@ def compare(
             **options,
         )
     return comparison
+
+
+def chance_scores(
+    a: Embeddings,
+    b: Embeddings,
+    measures: str | Iterable[str],
+    *,
+    permutations: int = CHANCE_PERMUTATIONS,
+    random_state: int = 0,
+    knn: tuple[NeighborTable, NeighborTable] | None = None,
+    make_tables: bool = True,
+    **compare_options: Any,
+) -> dict[str, float]:
+    """measure -> the mean score of ``a`` against ``b`` with ``b``'s rows
+    shuffled (keys kept), over ``permutations`` shuffles drawn from
+    ``numpy.random.default_rng(random_state)``.
+
+    ``a`` and ``b`` are aligned by key first (their shared entities, in ``a``'s
+    order). ``knn = (table_a, table_b)``: their k-NN tables (as for
+    :func:`~embspace.compare`; both sides must then hold the same keys in the
+    same order); each shuffle reads ``table_b`` relabelled (:func:`~embspace.measures.chance.shuffled_table`)
+    instead of searching. Without ``knn`` and with neighbor measures, the two
+    tables are made here once (``make_tables=False``: not made, each shuffle
+    then searches, as :func:`~embspace.compare` does when a measure's own
+    ``metric`` option differs from ``metric``). ``compare_options`` (``k``, ``metric``,
+    ``num_threads``, ``device``, measure options) go to
+    :func:`~embspace.compare`.
+    """
+    permutations = check_int(permutations, "chance permutations", minimum=1)
+    random_state = check_int(random_state, "chance random_state", minimum=0)
+    names = check_measures(measures)
+    if knn is None:
+        a, b = align(a, b)
+        if make_tables and any(MEASURES[n].neighbor_based for n in names):
+            opts = {
+                o: compare_options[o] for o in ("num_threads", "device") if o in compare_options
+            }
+            metric = compare_options.get("metric", "cosine")
+            knn = (NeighborTable(a, metric=metric, **opts), NeighborTable(b, metric=metric, **opts))
+    rng = np.random.default_rng(random_state)
+    totals = dict.fromkeys(names, 0.0)
+    for _ in range(permutations):
+        order = rng.permutation(b.n)
+        shuffled = Embeddings(b.keys, b.vectors[order], metadata=b.metadata)
+        tables = None if knn is None else (knn[0], shuffled_table(knn[1], order, shuffled))
+        result = compare(a, shuffled, names, knn=tables, **compare_options)
+        for n in names:
+            totals[n] += float(result.scores[n])
+    return {n: totals[n] / permutations for n in names}

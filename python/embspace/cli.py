@@ -280,9 +280,9 @@ def _query(text: str, emb: Any) -> Any:
 # ---------------------------------------------------------------------- compare
 def _cmd_compare(args: argparse.Namespace) -> int:
     from . import compare
-    from .faces.measures import parse_measures
+    from .faces.measures import DEFAULT_MEASURES, parse_measures
 
-    measures = parse_measures(args.measures)
+    measures = list(DEFAULT_MEASURES) if args.measures is None else parse_measures(args.measures)
     a = _load_embeddings(args.a)
     b = _load_embeddings(args.b)
     result = compare(
@@ -321,7 +321,9 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     reference = (
         None if args.reference is None else coerce(parse_value(args.reference), like, args.param)
     )
-    measures = parse_measures(args.measures)
+    # not given: the defaults, less those that cannot apply (sweeping factors
+    # skips unitmatch with a note); given: every named measure, or an error
+    measures = None if args.measures is None else parse_measures(args.measures)
     ratings = _load(args.dataset, args)
     sweep = Sweep(
         ratings,
@@ -392,9 +394,10 @@ def _add_measures(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--measures",
         "-m",
-        default=default,
+        default=None,
         metavar="LIST",
-        help=f"comma-separated (default: {default})",
+        help=f"comma-separated (default: {default}; a sweep skips, with a note, the "
+        "defaults that cannot apply, e.g. unitmatch when sweeping factors)",
     )
     p.add_argument(
         "-k", type=_positive_int, default=10, help="neighbors for neighbor measures (default: 10)"

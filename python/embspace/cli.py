@@ -672,10 +672,13 @@ def build_parser() -> argparse.ArgumentParser:
         "sweep",
         "sweep one hyperparameter against a reference value",
         "Train the estimator at each value of --param (other parameters as --set), with\n"
-        "--seeds seeds each, and compare every run with the reference run of the same\n"
-        "seed; the noise floor is the similarity between seeds of the reference. Finished\n"
-        "runs are cached: an interrupted sweep resumes where it stopped. One line per\n"
-        "finished run goes to stderr.",
+        "the same --seeds seeds each, and compare every run with the reference runs of\n"
+        "the other seeds (runs of one seed share their start); each value's floor is the\n"
+        "similarity between its own seeds, and a permutation test of the run labels says\n"
+        "whether a value differs from the reference beyond seed noise (Holm-adjusted;\n"
+        "with few seeds it cannot: a warning says how many are needed). Finished runs\n"
+        "are cached: an interrupted sweep resumes where it stopped. One line per finished\n"
+        "run goes to stderr.",
         "embspace sweep --dataset ml-latest-small --param unobserved_weight \\\n"
         "    --values 0,0.01,0.1,0.5,1,2 --reference 0 --seeds 3 --against-svd --out results",
     )

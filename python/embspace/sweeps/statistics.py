@@ -23,7 +23,7 @@ Per (value ``v``, measure) of the reference group, with ``r`` the reference valu
   beyond their marginal statistics: the reference run of the first seed
   against the run of ``v`` with the last seed, its rows shuffled (keys kept),
   averaged over :data:`~embspace.measures.chance.CHANCE_PERMUTATIONS`
-  permutations (:func:`embspace.measures.chance.chance_scores`);
+  permutations (:func:`embspace.measures.chance_scores`);
 - ``calibrated = (similarity - chance) / (floor_mean - chance)`` with
   ``floor_mean`` the mean of ``floor`` and ``reference_floor``: 1 means as alike
   as a re-seed of the same configuration, 0 as alike as unrelated spaces; NaN
@@ -147,7 +147,9 @@ class PermutationResult:
     exact: bool
 
 
-def _valid_labelings(s: int, tags: np.ndarray, max_exact: int, n_random: int, random_state: int):
+def _valid_labelings(
+    s: int, tags: np.ndarray, max_exact: int, n_random: int, random_state: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, bool]:
     """Relabelings, the pairs of runs with distinct tags, and which pairs each
     relabeling puts within a group; labelings without a within or a between
     pair are dropped (with 2 seeds, a split that pairs the two runs of each
@@ -211,11 +213,13 @@ def permutation_test(
     # T = weights @ values: +1 / n_within on within pairs, -1 / n_between on the others
     weights = np.where(same, 1.0 / n_within[:, None], -1.0 / (n_pairs - n_within)[:, None])
     values = S[pa, pb]  # (n_pairs,) or (n_pairs, n)
-    scale = 1.0 + np.nanmax(np.abs(values), axis=0) if values.size else 1.0
+    # the scale of the statistic, for a tolerance of float rounding: per entity
+    scale = 1.0 + np.nanmax(np.abs(values), axis=0) if values.size else np.float64(1.0)
+    scale = np.asarray(scale, dtype=np.float64)
     if values.ndim == 1:
         T = weights @ values
         observed = float(T[0])
-        p = float(np.mean(T >= observed - 1e-12 * scale))
+        p = float(np.mean(T >= observed - 1e-12 * float(scale)))
         return PermutationResult(observed, p, len(T), exact)
     n = values.shape[1]
     observed_all = np.empty(n)
@@ -223,7 +227,7 @@ def permutation_test(
     step = max(1, (8 << 20) // max(len(weights), 1))  # at most 64 MiB of statistics at once
     for lo in range(0, n, step):
         T = weights @ values[:, lo : lo + step]
-        tol = 1e-12 * (scale[lo : lo + step] if np.ndim(scale) else scale)
+        tol = 1e-12 * scale[lo : lo + step]
         observed_all[lo : lo + step] = T[0]
         p_all[lo : lo + step] = np.mean(T >= T[0] - tol, axis=0)
     return PermutationResult(observed_all, p_all, len(weights), exact)

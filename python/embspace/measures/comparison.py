@@ -306,25 +306,20 @@ def compare(
         )
     check_measures(names, dims=(aa.d, bb.d))
     given = None if knn is None else _precomputed_tables(knn, ea, eb, aa, bb)
+    if chance and given is None and any(s.neighbor_based for s in specs):
+        metrics = {per_measure[s.name].get("metric", metric) for s in specs if s.neighbor_based}
+        if metrics == {metric}:
+            # one table per side, shared by the comparison and every shuffle of b
+            given = (
+                NeighborTable(aa, metric=metric, num_threads=num_threads, device=device),
+                NeighborTable(bb, metric=metric, num_threads=num_threads, device=device),
+            )
 
     def options_for(s: Measure) -> dict[str, Any]:
         accepted = _accepts(s.function)
         opts = {key: v for key, v in shared_opts.items() if key in accepted}
         opts.update(per_measure[s.name])
         return opts
-
-    neighbor_specs = [s for s in specs if s.neighbor_based]
-    if (
-        chance
-        and given is None
-        and neighbor_specs
-        and all(options_for(s).get("metric", metric) == metric for s in neighbor_specs)
-    ):
-        # one table per side, shared by the comparison and every shuffle of b
-        given = (
-            NeighborTable(aa, metric=metric, num_threads=num_threads, device=device),
-            NeighborTable(bb, metric=metric, num_threads=num_threads, device=device),
-        )
 
     # one k-NN table per side and metric, with as many neighbors as the most
     # demanding neighbor measure needs, shared by all of them

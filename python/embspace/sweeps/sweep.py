@@ -247,9 +247,10 @@ class Sweep:
             return
         p_min = smallest_p_value(s)
         if n_tests * p_min > ALPHA:
+            tests = f"{n_tests} test{'s' if n_tests > 1 else ''}"
             warnings.warn(
                 f"with {s} seeds the permutation test's smallest p-value is {p_min:.3g}; "
-                f"after Holm's adjustment over the table's {n_tests} test{'s' if n_tests > 1 else ''} it is "
+                f"after Holm's adjustment over the table's {tests} it is "
                 f"{min(1.0, n_tests * p_min):.3g}, so no value can be flagged changed at "
                 f"{ALPHA:g}: use seeds >= {need}",
                 EmbspaceWarning,

@@ -286,8 +286,14 @@ def test_sweep_on_tiny_writes_files_and_json(tmp_path: Path) -> None:
     assert {r["against"] for r in table} == {"reference", "svd"}
     assert len(table) == 2 * 3 * 4
     ref = [r for r in table if r["against"] == "reference" and r["value"] == 0.0]
-    assert all(r["similarity"] == pytest.approx(1.0, abs=1e-5) for r in ref)
-    assert all(r["noise_floor"] < 1.0 for r in table)
+    # cross pairing: the reference row compares reference runs of distinct
+    # seeds, so it is the reference's noise floor (below 1), not a self-comparison
+    assert all(r["similarity"] == r["noise_floor"] < 1.0 for r in ref)
+    assert all(r["noise_floor"] < 1.0 for r in table if r["against"] == "reference")
+    # against the SVD the floor is the value's own, and there is no reference floor
+    svd = [r for r in table if r["against"] == "svd"]
+    assert all(r["noise_floor"] is None and r["floor"] < 1.0 for r in svd)
+    assert payload["pairing"] == "cross"
     assert len(payload["runs"]) == 6
     # one line per finished run on stderr
     lines = [ln for ln in done.stderr.splitlines() if ln.startswith("run ")]
@@ -310,6 +316,25 @@ def test_sweep_on_tiny_writes_files_and_json(tmp_path: Path) -> None:
     assert "similarity to w0=0 (mean ± stdev over 2 seeds)" in done.stdout
     assert "noise floor" in done.stdout
     assert sum("loaded from the cache" in ln for ln in done.stderr.splitlines()) == 6
+
+
+def test_sweeping_factors_skips_or_refuses_before_training(tmp_path: Path) -> None:
+    """The default measures skip unitmatch (it needs equal d) with a note; a
+    named unitmatch is refused with one error line; neither trains anything."""
+    common = (
+        "sweep", "-d", TINY, "--set", "iterations=2", "--param", "factors",
+        "--values", "3,4", "--no-cache",
+    )  # fmt: skip
+    done = run_cli(*common, "--json")
+    assert done.returncode == 0, done.stderr
+    assert "measure 'unitmatch' skipped" in done.stderr
+    payload = json.loads(done.stdout)
+    assert {r["measure"] for r in payload["table"]} == {"neighbors", "cca", "cka"}
+    assert set(payload["skipped_measures"]) == {"unitmatch"}
+    done = run_cli(*common, "--measures", "cka,unitmatch")
+    assert done.returncode == 2
+    assert done.stderr.startswith("embspace: error:") and "'unitmatch'" in done.stderr
+    assert "run 1/" not in done.stderr  # nothing was trained
 
 
 # ---------------------------------------------------------------------- the real data

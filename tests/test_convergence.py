@@ -225,11 +225,13 @@ def test_table_converged_column_and_the_warning_for_capped_runs(tiny) -> None:
 
 
 def test_no_warning_without_tol_and_the_record_survives_the_cache(tiny, tmp_path) -> None:
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", EmbspaceWarning)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", EmbspaceWarning)
         plain = _sweep(tiny, _wals(iterations=3), "unobserved_weight", [0.0, 0.5], 0.0).run(
             progress=False
         )
+    # (2 seeds also warn that the permutation test cannot reach 0.05: not this test's concern)
+    assert not [w for w in caught if "stopped at their cap" in str(w.message)]
     # nothing was tested: the runs are not known to have converged, and nobody is warned
     assert all(r.converged is False and r.tol is None for r in plain.runs)
     assert set(plain.table["converged"]) == {False}

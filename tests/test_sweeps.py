@@ -9,7 +9,7 @@ import embspace as es
 import numpy as np
 import pytest
 from embspace.cache import CacheWarning, EmbeddingCache
-from embspace.errors import InvalidParameterError, NotFittedError
+from embspace.errors import EmbspaceWarning, InvalidParameterError, NotFittedError
 from embspace.sweeps import Sweep, SweepCancelled, SweepEvent
 from sklearn.base import clone
 
@@ -64,17 +64,77 @@ def test_runs_are_the_estimator_with_the_value_and_seed(swept: Sweep, tiny) -> N
     assert [(r.value, r.seed) for r in swept.runs] == [(v, s) for v in VALUES for s in range(3)]
 
 
-def test_reference_scores_one_against_itself(swept: Sweep) -> None:
+def test_reference_row_is_its_own_floor(swept: Sweep) -> None:
+    """With cross pairing the reference row compares reference runs of distinct
+    seeds: it is the reference floor, not a run against itself."""
     rows = _rows(swept.table)
     ref = rows[rows["value"] == 0.0]
     assert list(ref["measure"]) == list(MEASURES)
+    np.testing.assert_array_equal(ref["similarity"], ref["reference_floor"])
+    np.testing.assert_array_equal(ref["similarity"], ref["floor"])
+    assert (ref["similarity"] < 1.0 - 1e-4).all()
+    assert (ref["n_pairs"] == 3).all()  # the 3 pairs of distinct seeds
+    assert ref["p_value"].isna().all() and ref["changed"].isna().all()
+    np.testing.assert_allclose(ref["calibrated"], 1.0, rtol=1e-12)
+
+
+def test_table_pairs_distinct_seeds(swept: Sweep) -> None:
+    """similarity: the mean over every (reference seed o, seed s) with o != s."""
+    rows = _rows(swept.table)
+    for value in (0.1, 1.0):
+        pairs = [(o, s) for s in swept.seeds for o in swept.seeds if o != s]
+        scores = [_compare(swept.embeddings(0.0, o), swept.embeddings(value, s)) for o, s in pairs]
+        floor = [
+            _compare(swept.embeddings(value, a), swept.embeddings(value, b))
+            for a, b in [(0, 1), (0, 2), (1, 2)]
+        ]
+        for m in MEASURES:
+            sims = [p[m] for p in scores]
+            row = rows[(rows["value"] == value) & (rows["measure"] == m)].iloc[0]
+            assert row["similarity"] == pytest.approx(np.mean(sims), abs=1e-9)
+            assert row["stdev"] == pytest.approx(np.std(sims, ddof=1), abs=1e-9)
+            assert row["n_pairs"] == 6
+            assert row["floor"] == pytest.approx(np.mean([f[m] for f in floor]), abs=1e-9)
+            # 3 seeds: 10 relabelings, so a p-value is a multiple of 1/10
+            assert row["p_value"] * 10 == pytest.approx(round(row["p_value"] * 10), abs=1e-9)
+            assert 0.1 - 1e-12 <= row["p_value"] <= 1.0
+    assert set(swept.table.columns) >= {
+        "value",
+        "measure",
+        "against",
+        "similarity",
+        "stdev",
+        "noise_floor",
+        "noise_floor_stdev",
+        "n_pairs",
+        "floor",
+        "reference_floor",
+        "chance",
+        "calibrated",
+        "p_value",
+        "p_adjusted",
+        "changed",
+    }
+
+
+def test_same_seed_pairing_keeps_the_seed_paired_table(swept: Sweep, tiny) -> None:
+    """pairing="same_seed": the mean over the runs of the same seed, the
+    reference row a run against itself (1); floors and tests as with cross."""
+    with pytest.warns(EmbspaceWarning, match="smallest p-value is 0.1"):
+        same = Sweep(
+            tiny,
+            _wals(),
+            "unobserved_weight",
+            VALUES,
+            seeds=3,
+            pairing="same_seed",
+            cache_dir=swept.cache.folder,
+        ).run(progress=False)
+    assert same.pairing == "same_seed"
+    rows = _rows(same.table)
+    ref = rows[rows["value"] == 0.0]
     np.testing.assert_allclose(ref["similarity"], 1.0, atol=1e-5)
     np.testing.assert_allclose(ref["stdev"], 0.0, atol=1e-5)
-    assert (ref["n_pairs"] == 3).all()
-
-
-def test_table_is_the_seed_paired_mean_and_stdev(swept: Sweep) -> None:
-    rows = _rows(swept.table)
     for value in (0.1, 1.0):
         per_seed = [
             _compare(swept.embeddings(0.0, s), swept.embeddings(value, s)) for s in swept.seeds
@@ -85,16 +145,9 @@ def test_table_is_the_seed_paired_mean_and_stdev(swept: Sweep) -> None:
             assert row["similarity"] == pytest.approx(np.mean(sims), abs=1e-9)
             assert row["stdev"] == pytest.approx(np.std(sims, ddof=1), abs=1e-9)
             assert row["n_pairs"] == 3
-    assert set(swept.table.columns) >= {
-        "value",
-        "measure",
-        "against",
-        "similarity",
-        "stdev",
-        "noise_floor",
-        "noise_floor_stdev",
-        "n_pairs",
-    }
+    cross = _rows(swept.table)
+    for column in ("floor", "reference_floor", "chance", "p_value", "p_adjusted"):
+        np.testing.assert_array_equal(rows[column], cross[column])
 
 
 def test_noise_floor_is_every_pair_of_reference_seeds(swept: Sweep) -> None:
@@ -119,8 +172,9 @@ def test_noise_floor_is_every_pair_of_reference_seeds(swept: Sweep) -> None:
 def test_comparison_of_one_run(swept: Sweep) -> None:
     """The full Comparison behind a results row: same scores, per-entity values, bootstrap."""
     results = swept.results
-    row = results[(results["value"] == 1.0) & (results["seed"] == 2)]
-    comp = swept.comparison(1.0, seed=2)
+    row = results[(results["value"] == 1.0) & (results["seed"] == 2) & (results["other_seed"] == 0)]
+    comp = swept.comparison(1.0, seed=2)  # the reference run of the next seed (cyclically), 0
+    assert comp.scores == swept.comparison(1.0, seed=2, other_seed=0).scores
     for m in MEASURES:
         expected = row[(row["against"] == "reference") & (row["measure"] == m)]["similarity"]
         assert comp.scores[m] == pytest.approx(float(expected.iloc[0]), abs=1e-12)
@@ -241,8 +295,11 @@ def test_events_and_callback_stop(tiny, tmp_path: Path, fit_counter) -> None:
     done = [e for e in events if e.kind == "run_done"]
     assert [(e.value, e.cached) for e in done] == [(0.0, True), (0.5, False), (1.0, False)]
     compared = [e.row for e in events if e.kind == "compare_done"]
-    assert [r["value"] for r in compared] == [0.0, 0.5, 1.0]
-    assert set(compared[1]) >= {"value", "seed", "against", *MEASURES}
+    # one seed: each run against the reference run of its seed, and its chance level
+    assert [(r["value"], r["chance"]) for r in compared] == [
+        (v, c) for v in (0.0, 0.5, 1.0) for c in (False, True)
+    ]
+    assert set(compared[1]) >= {"value", "seed", "other_seed", "against", "chance", *MEASURES}
     assert events[-1].kind == "done"
 
 

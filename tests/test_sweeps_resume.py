@@ -41,12 +41,35 @@ def uninterrupted(tiny, cache: Path) -> Sweep:
 def _assert_same_sweep(resumed: Sweep, expected: Sweep) -> None:
     assert resumed.finished
     table = resumed.table
-    assert (table["n_pairs"] == SEEDS).all()
+    # every pair of distinct seeds: s (s - 1) ordered ones per value, and the
+    # reference row over the s (s - 1) / 2 pairs of its own seeds
+    distinct = SEEDS * (SEEDS - 1)
+    assert (table["n_pairs"] == table["value"].map({0.0: distinct // 2}).fillna(distinct)).all()
+    assert table["p_value"].notna().sum() == (len(VALUES) - 1) * len(MEASURES)
     assert table.equals(expected.table)
     assert resumed.results.equals(expected.results)
     assert resumed.noise.equals(expected.noise)
     assert resumed.noise_floor == pytest.approx(expected.noise_floor, nan_ok=True)
-    assert len(resumed.noise) == len(MEASURES) * SEEDS * (SEEDS - 1) // 2
+    assert len(resumed.noise) == len(VALUES) * len(MEASURES) * SEEDS * (SEEDS - 1) // 2
+
+
+def _runs_of_row(row: dict) -> set[tuple[float, int]]:
+    """The runs a compared pair (an event's row) involves."""
+    if row["against"] == "reference":
+        return {(row["value"], row["seed"]), (0.0, row["other_seed"])}
+    if row["against"] == "noise":
+        return {(row["value"], row["seed"]), (row["value"], row["other_seed"])}
+    return {(row["value"], row["seed"])}
+
+
+def _compared_runs(sweep: Sweep) -> set[tuple[float, int]]:
+    """The runs that take part in a comparison of the sweep's tables."""
+    runs: set[tuple[float, int]] = set()
+    for r in sweep.results.to_dict("records"):
+        runs |= _runs_of_row(r)
+    for r in sweep.noise.to_dict("records"):
+        runs |= {(r["value"], r["seed_a"]), (r["value"], r["seed_b"])}
+    return runs
 
 
 @pytest.mark.parametrize("stop_at", [(0.0, 1), (0.1, 1), (1.0, 2)], ids=str)
@@ -66,14 +89,14 @@ def test_resume_after_a_callback_raised_at_run_done(
     # the run is trained, but none of its comparisons exist: not finished
     assert (stop_at[0], stop_at[1]) in [(r.value, r.seed) for r in sweep.runs]
     assert not sweep.finished
-    compared = set(zip(sweep.results["value"], sweep.results["seed"], strict=True))
-    assert stop_at not in compared
+    assert stop_at not in _compared_runs(sweep)
     events: list[SweepEvent] = []
     sweep.run(callback=events.append, progress=False)
     _assert_same_sweep(sweep, uninterrupted)
     # the comparisons left out are made on resume and reported
     rows = [e.row for e in events if e.kind == "compare_done"]
-    assert any((r["value"], r["seed"]) == stop_at and r["against"] == "reference" for r in rows)
+    assert any(stop_at in _runs_of_row(r) and not r["chance"] for r in rows)
+    assert stop_at in _compared_runs(sweep)
     # runs trained before the stop are not trained again
     trained_before = sweep.plan.index(stop_at) + 1
     assert [e.kind for e in events].count("run_done") == len(VALUES) * SEEDS - trained_before
@@ -97,8 +120,8 @@ def test_resume_after_ctrl_c_inside_a_comparison(
     with pytest.raises(KeyboardInterrupt):
         sweep.run(progress=False)
     assert not sweep.finished
-    n_compared = len(sweep.results.groupby(["value", "seed"])) + len(
-        sweep.noise.groupby(["seed_a", "seed_b"])
+    n_compared = len(sweep.results.groupby(["value", "seed", "other_seed", "against"])) + len(
+        sweep.noise.groupby(["value", "seed_a", "seed_b"])
     )
     assert n_compared == interrupt_at - 1  # every comparison before the interrupt is kept
     monkeypatch.undo()

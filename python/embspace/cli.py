@@ -365,9 +365,9 @@ def _unresolved(table: Any, query: str, exc: Exception) -> tuple[str, list[str]]
 # ---------------------------------------------------------------------- compare
 def _cmd_compare(args: argparse.Namespace) -> int:
     from . import compare
-    from .faces.measures import parse_measures
+    from .faces.measures import DEFAULT_MEASURES, parse_measures
 
-    measures = parse_measures(args.measures)
+    measures = list(DEFAULT_MEASURES) if args.measures is None else parse_measures(args.measures)
     a = _load_embeddings(args.a, args.format)
     b = _load_embeddings(args.b, args.format)
     result = compare(
@@ -406,7 +406,9 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     reference = (
         None if args.reference is None else coerce(parse_value(args.reference), like, args.param)
     )
-    measures = parse_measures(args.measures)
+    # not given: the defaults, less those that cannot apply (sweeping factors
+    # skips unitmatch with a note); given: every named measure, or an error
+    measures = None if args.measures is None else parse_measures(args.measures)
     ratings = _load(args.dataset, args)
     sweep = Sweep(
         ratings,
@@ -477,9 +479,10 @@ def _add_measures(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--measures",
         "-m",
-        default=default,
+        default=None,
         metavar="LIST",
-        help=f"comma-separated (default: {default})",
+        help=f"comma-separated (default: {default}; a sweep skips, with a note, the "
+        "defaults that cannot apply, e.g. unitmatch when sweeping factors)",
     )
     p.add_argument(
         "-k", type=_positive_int, default=10, help="neighbors for neighbor measures (default: 10)"
@@ -860,10 +863,13 @@ def build_parser() -> argparse.ArgumentParser:
         "sweep",
         "sweep one hyperparameter against a reference value",
         "Train the estimator at each value of --param (other parameters as --set), with\n"
-        "--seeds seeds each, and compare every run with the reference run of the same\n"
-        "seed; the noise floor is the similarity between seeds of the reference. Finished\n"
-        "runs are cached: an interrupted sweep resumes where it stopped. One line per\n"
-        "finished run goes to stderr.",
+        "the same --seeds seeds each, and compare every run with the reference runs of\n"
+        "the other seeds (runs of one seed share their start); each value's floor is the\n"
+        "similarity between its own seeds, and a permutation test of the run labels says\n"
+        "whether a value differs from the reference beyond seed noise (Holm-adjusted;\n"
+        "with few seeds it cannot: a warning says how many are needed). Finished runs\n"
+        "are cached: an interrupted sweep resumes where it stopped. One line per finished\n"
+        "run goes to stderr.",
         "embspace sweep --dataset ml-latest-small --param unobserved_weight \\\n"
         "    --values 0,0.01,0.1,0.5,1,2 --reference 0 --seeds 3 --against-svd --out results",
     )

@@ -17,7 +17,14 @@ from matplotlib.figure import Figure
 from ._atomic import write_atomic
 from .errors import InvalidParameterError
 
-__all__ = ["MEASURE_LABELS", "axis_label", "plot_sweep", "save_figure", "x_positions"]
+__all__ = [
+    "MEASURE_LABELS",
+    "axis_label",
+    "plot_changes_by",
+    "plot_sweep",
+    "save_figure",
+    "x_positions",
+]
 
 #: Panel titles of the known measures.
 MEASURE_LABELS = {
@@ -216,6 +223,76 @@ def plot_sweep(
     for j in range(n, nrows * ncols):
         axes[j // ncols][j % ncols].set_visible(False)
     fig.suptitle(title or f"How the space changes with {param}", fontsize=11)
+    return fig
+
+
+def plot_changes_by(
+    frame: pd.DataFrame, *, by: str | None = None, title: str | None = None
+) -> Figure:
+    """Two panels of a per-group summary of entity changes (the frame of
+    :meth:`embspace.Sweep.changes_by`: a group column ``by``, ``similarity``,
+    ``floor``, ``changed_fraction`` and ``n_entities``): the mean per-entity
+    similarity beside the mean floor per group (bars), and the fraction of
+    tested entities flagged changed (bars; a note when there is no test)."""
+    by = by or frame.attrs.get("by")
+    need = ["similarity", "floor", "changed_fraction", "n_entities"]
+    if by is None or by not in frame.columns:
+        raise InvalidParameterError(f"the frame lacks its group column {by!r}")
+    missing = [c for c in need if c not in frame.columns]
+    if missing:
+        raise InvalidParameterError(f"the frame lacks column(s) {missing}")
+    if frame.empty:
+        raise InvalidParameterError("the frame is empty: nothing to plot")
+    labels = [str(v) for v in frame[by]]
+    x = np.arange(len(labels), dtype=np.float64)
+    fig = Figure(figsize=(max(5.0, 0.7 * len(labels) + 2.0), 5.6), layout="constrained")
+    FigureCanvasAgg(fig)
+    top, bottom = fig.subplots(2, 1, sharex=True)
+    width = 0.4
+    top.bar(
+        x - width / 2,
+        frame["similarity"].to_numpy(np.float64),
+        width,
+        label="similarity",
+        color="#1f77b4",
+    )
+    top.bar(
+        x + width / 2,
+        frame["floor"].to_numpy(np.float64),
+        width,
+        label="floor (re-seeding)",
+        color="0.6",
+    )
+    top.set_ylabel("mean per-entity similarity")
+    top.set_ylim(0.0, 1.05)
+    top.legend(fontsize=7, loc="upper left")
+    top.grid(True, axis="y", alpha=0.3)
+    fraction = frame["changed_fraction"].to_numpy(np.float64)
+    if np.isfinite(fraction).any():
+        bottom.bar(x, np.where(np.isfinite(fraction), fraction, 0.0), 0.6, color="#d62728")
+        bottom.set_ylim(0.0, max(0.05, float(np.nanmax(fraction)) * 1.15))
+    else:
+        bottom.text(
+            0.5,
+            0.5,
+            "no test (one seed, or not against the reference)",
+            transform=bottom.transAxes,
+            ha="center",
+            fontsize=8,
+            color="0.4",
+        )
+    bottom.set_ylabel("fraction changed")
+    bottom.set_xticks(
+        x,
+        [f"{lab}\n(n={n})" for lab, n in zip(labels, frame["n_entities"], strict=True)],
+        fontsize=7,
+        rotation=0 if len(labels) <= 6 else 45,
+    )
+    bottom.set_xlabel(by)
+    bottom.grid(True, axis="y", alpha=0.3)
+    value = frame.attrs.get("value")
+    what = f" at {frame.attrs.get('param', 'value')}={_fmt(value)}" if value is not None else ""
+    fig.suptitle(title or f"Where the space moved{what}, by {by}", fontsize=10)
     return fig
 
 

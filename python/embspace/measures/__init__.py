@@ -7,6 +7,10 @@ whether it needs equal dimensions, and its cost; :func:`check_measures`
 validates names before any work); :func:`compare` aligns two
 :class:`~embspace.Embeddings` by key and runs several at once, sharing one
 k-NN table per side (or reading precomputed ones, ``knn=``).
+Each measure's **chance level** (its score for two unrelated spaces, which grows
+with d / n or k / n, so raw scores are not comparable across datasets) is
+tabled in :mod:`.chance`; ``compare(..., chance=True)`` measures it by shuffling
+the rows of one side (:func:`chance_scores`).
 
 ========================= =========== =====================================================
 name                      range       invariant to
@@ -34,7 +38,8 @@ from __future__ import annotations
 
 from ._base import MeasureResult
 from .canonical import canonical_correlations, cca, pwcca, svcca
-from .comparison import Comparison, bootstrap_interval, compare
+from .chance import CHANCE_PERMUTATIONS, shuffled_table
+from .comparison import Comparison, bootstrap_interval, chance_scores, compare
 from .kernel_alignment import cka, cka_debiased
 from .neighborhood import mutual_knn, neighbors, overlap_curve
 from .registry import (
@@ -51,6 +56,7 @@ from .shape import procrustes
 from .units import unit_correlations, unitmatch
 
 __all__ = [
+    "CHANCE_PERMUTATIONS",
     "DEFAULT_MEASURES",
     "MEASURES",
     "Comparison",
@@ -60,6 +66,7 @@ __all__ = [
     "bootstrap_interval",
     "canonical_correlations",
     "cca",
+    "chance_scores",
     "check_measures",
     "cka",
     "cka_debiased",
@@ -72,6 +79,7 @@ __all__ = [
     "pwcca",
     "register_measure",
     "rsa",
+    "shuffled_table",
     "svcca",
     "unit_correlations",
     "unitmatch",

@@ -21,10 +21,11 @@ from ..jsonio import to_jsonable
 from ..neighbors import METRICS, NeighborTable
 from ._base import MeasureResult
 from ._blas import thin_blas
+from .chance import CHANCE_PERMUTATIONS, shuffled_table
 from .neighborhood import TIE_TOLERANCE, neighbor_tables, table_width
-from .registry import DEFAULT_MEASURES, Measure, check_measures, get_measure
+from .registry import DEFAULT_MEASURES, MEASURES, Measure, check_measures, get_measure
 
-__all__ = ["DEFAULT_MEASURES", "Comparison", "bootstrap_interval", "compare"]
+__all__ = ["DEFAULT_MEASURES", "Comparison", "bootstrap_interval", "chance_scores", "compare"]
 
 
 def bootstrap_interval(
@@ -66,7 +67,14 @@ class Comparison:
         Indexed by the shared keys, one column per measure with per-entity values.
     n_shared, n_a, n_b : int
         Shared entities, and entities of each side before alignment.
+    chance : dict[str, float] or None
+        With ``compare(..., chance=True)``: measure -> its chance level, the mean
+        score of ``a`` against ``b`` with ``b``'s rows shuffled (keys kept)
+        over :data:`~embspace.measures.chance.CHANCE_PERMUTATIONS` shuffles
+        (see :mod:`embspace.measures.chance`); None otherwise.
     """
+
+    chance: dict[str, float] | None = None
 
     def __init__(
         self,
@@ -137,6 +145,8 @@ class Comparison:
             "scores": self.scores,
             "details": self.details,
         }
+        if self.chance is not None:
+            out["chance"] = self.chance
         out = to_jsonable(out, finite=True)
         json.dumps(out)  # fail here, not in the caller, if something slipped through
         return out
@@ -220,6 +230,9 @@ def compare(
     num_threads: int | None = None,
     device: str = "cpu",
     knn: tuple[NeighborTable, NeighborTable] | None = None,
+    chance: bool = False,
+    chance_permutations: int = CHANCE_PERMUTATIONS,
+    chance_seed: int = 0,
     **options: Any,
 ) -> Comparison:
     """Compare two embeddings with the named measures.
@@ -255,7 +268,19 @@ def compare(
     :class:`~embspace.errors.ShapeMismatchError`; anything other than two
     NeighborTable is an :class:`~embspace.errors.InvalidParameterError`.
     Without neighbor measures, ``knn`` is checked and unused.
+
+    ``chance=True`` also computes each measure's chance level
+    (:attr:`Comparison.chance`): the mean score of ``a`` against ``b`` with
+    ``b``'s rows shuffled (keys kept), over ``chance_permutations`` shuffles
+    drawn with ``numpy.random.default_rng(chance_seed)``; the shuffles read the
+    k-NN tables of the comparison relabelled, so the neighbor measures search
+    no more than without it (:mod:`embspace.measures.chance`).
     """
+    if not isinstance(chance, bool):
+        raise InvalidParameterError(f"chance must be True or False, got {chance!r}")
+    if chance:
+        chance_permutations = check_int(chance_permutations, "chance_permutations", minimum=1)
+        chance_seed = check_int(chance_seed, "chance_seed", minimum=0)
     check_threads(num_threads)
     k = check_int(k, "k", minimum=1)
     metric = check_choice(metric, "metric", METRICS)
@@ -288,6 +313,14 @@ def compare(
         )
     check_measures(names, dims=(aa.d, bb.d))
     given = None if knn is None else _precomputed_tables(knn, ea, eb, aa, bb)
+    if chance and given is None and any(s.neighbor_based for s in specs):
+        metrics = {per_measure[s.name].get("metric", metric) for s in specs if s.neighbor_based}
+        if metrics == {metric}:
+            # one table per side, shared by the comparison and every shuffle of b
+            given = (
+                NeighborTable(aa, metric=metric, num_threads=num_threads, device=device),
+                NeighborTable(bb, metric=metric, num_threads=num_threads, device=device),
+            )
 
     def options_for(s: Measure) -> dict[str, Any]:
         accepted = _accepts(s.function)
@@ -349,4 +382,69 @@ def compare(
                 if "keys" in _accepts(s.function):
                     opts["keys"] = aa.keys  # e.g. rsa samples by key
                 results[s.name] = s.function(dense_a, dense_b, xp=xp, **opts)
-    return Comparison(results, aa.keys, n_a=ea.n, n_b=eb.n, k=k, metric=metric)
+    comparison = Comparison(results, aa.keys, n_a=ea.n, n_b=eb.n, k=k, metric=metric)
+    if chance:
+        comparison.chance = chance_scores(
+            aa,
+            bb,
+            names,
+            permutations=chance_permutations,
+            random_state=chance_seed,
+            knn=given,
+            make_tables=False,
+            k=k,
+            metric=metric,
+            num_threads=num_threads,
+            device=device,
+            **options,
+        )
+    return comparison
+
+
+def chance_scores(
+    a: Embeddings,
+    b: Embeddings,
+    measures: str | Iterable[str],
+    *,
+    permutations: int = CHANCE_PERMUTATIONS,
+    random_state: int = 0,
+    knn: tuple[NeighborTable, NeighborTable] | None = None,
+    make_tables: bool = True,
+    **compare_options: Any,
+) -> dict[str, float]:
+    """measure -> the mean score of ``a`` against ``b`` with ``b``'s rows
+    shuffled (keys kept), over ``permutations`` shuffles drawn from
+    ``numpy.random.default_rng(random_state)``.
+
+    ``a`` and ``b`` are aligned by key first (their shared entities, in ``a``'s
+    order). ``knn = (table_a, table_b)``: their k-NN tables (as for
+    :func:`~embspace.compare`; both sides must then hold the same keys in the
+    same order); each shuffle reads ``table_b`` relabelled (:func:`~embspace.measures.chance.shuffled_table`)
+    instead of searching. Without ``knn`` and with neighbor measures, the two
+    tables are made here once (``make_tables=False``: not made, each shuffle
+    then searches, as :func:`~embspace.compare` does when a measure's own
+    ``metric`` option differs from ``metric``). ``compare_options`` (``k``, ``metric``,
+    ``num_threads``, ``device``, measure options) go to
+    :func:`~embspace.compare`.
+    """
+    permutations = check_int(permutations, "chance permutations", minimum=1)
+    random_state = check_int(random_state, "chance random_state", minimum=0)
+    names = check_measures(measures)
+    if knn is None:
+        a, b = align(a, b)
+        if make_tables and any(MEASURES[n].neighbor_based for n in names):
+            opts = {
+                o: compare_options[o] for o in ("num_threads", "device") if o in compare_options
+            }
+            metric = compare_options.get("metric", "cosine")
+            knn = (NeighborTable(a, metric=metric, **opts), NeighborTable(b, metric=metric, **opts))
+    rng = np.random.default_rng(random_state)
+    totals = dict.fromkeys(names, 0.0)
+    for _ in range(permutations):
+        order = rng.permutation(b.n)
+        shuffled = Embeddings(b.keys, b.vectors[order], metadata=b.metadata)
+        tables = None if knn is None else (knn[0], shuffled_table(knn[1], order, shuffled))
+        result = compare(a, shuffled, names, knn=tables, **compare_options)
+        for n in names:
+            totals[n] += float(result.scores[n])
+    return {n: totals[n] / permutations for n in names}

@@ -9,6 +9,11 @@ embeddings) and hands the two tables of a pair to :func:`embspace.compare`
 of a sweep, and for example an SVD of the same ratings). Other pairs go to
 :func:`embspace.compare` whole: it aligns the keys and searches the shared
 entities. The scores are the same either way.
+
+The chance level of a pair (:func:`embspace.measures.chance_scores`: the
+second side's rows shuffled) reads the same tables, relabelled, and
+:meth:`RunComparer.per_entity` the per-entity values of one neighbor measure:
+no comparison of a sweep searches a run's neighbors twice.
 """
 
 from __future__ import annotations
@@ -17,8 +22,11 @@ import threading
 from collections.abc import Hashable, Sequence
 from typing import Any
 
+import numpy as np
+
 from ..embeddings import Embeddings
-from ..measures import MEASURES, Comparison, compare
+from ..errors import InvalidParameterError
+from ..measures import CHANCE_PERMUTATIONS, MEASURES, Comparison, chance_scores, compare
 from ..neighbors import NeighborTable
 
 __all__ = ["RunComparer"]
@@ -104,3 +112,59 @@ class RunComparer:
         """The score of every measure for one pair, as plain floats."""
         result = self.compare(a_key, a, b_key, b)
         return {name: float(result.scores[name]) for name in self.measures}
+
+    def chance(
+        self,
+        a_key: Hashable,
+        a: Embeddings,
+        b_key: Hashable,
+        b: Embeddings,
+        *,
+        permutations: int = CHANCE_PERMUTATIONS,
+        random_state: int = 0,
+    ) -> dict[str, float]:
+        """The chance level of every measure for one pair: ``a`` against ``b``
+        with ``b``'s rows shuffled, averaged over ``permutations`` shuffles
+        (:func:`embspace.measures.chance_scores`), from the kept tables."""
+        knn = None
+        if self._neighbor_based and a.keys == b.keys:
+            knn = (self.table(a_key, a), self.table(b_key, b))
+        return chance_scores(
+            a,
+            b,
+            self.measures,
+            permutations=permutations,
+            random_state=random_state,
+            knn=knn,
+            k=self.k,
+            metric=self.metric,
+            num_threads=self.num_threads,
+            device=self.device,
+        )
+
+    def per_entity(
+        self, a_key: Hashable, a: Embeddings, b_key: Hashable, b: Embeddings, measure: str
+    ) -> np.ndarray:
+        """The per-entity values of the neighbor measure ``measure`` for one pair
+        (length n, in ``a``'s order), from the kept tables."""
+        spec = MEASURES[measure] if isinstance(measure, str) and measure in MEASURES else None
+        if spec is None or not spec.neighbor_based:
+            neighbor = [m for m, s in MEASURES.items() if s.neighbor_based]
+            raise InvalidParameterError(
+                f"per-entity changes need a neighbor measure ({', '.join(neighbor)}), "
+                f"got {measure!r}"
+            )
+        knn = (self.table(a_key, a), self.table(b_key, b)) if a.keys == b.keys else None
+        result = compare(
+            a,
+            b,
+            [measure],
+            k=self.k,
+            metric=self.metric,
+            num_threads=self.num_threads,
+            device=self.device,
+            knn=knn,
+        )
+        values = result.results[measure].per_entity
+        assert values is not None  # every neighbor measure reports per-entity values
+        return np.asarray(values, dtype=np.float64)

@@ -31,6 +31,12 @@ class Exportable(Protocol):
     metric: str
     estimator: Any
     ratings: Any
+    pairing: str
+    gauge: str | None
+    skipped_measures: dict[str, str]
+
+    @property
+    def test(self) -> dict[str, Any]: ...
 
     @property
     def table(self) -> pd.DataFrame: ...
@@ -48,10 +54,10 @@ class Exportable(Protocol):
 
 
 def records(frame: pd.DataFrame) -> list[dict[str, Hashable]]:
-    """The rows of ``frame`` as dicts of plain values (NaN as None)."""
+    """The rows of ``frame`` as dicts of plain values (NaN and missing values as None)."""
     return [
         {
-            k: (None if isinstance(v, float) and math.isnan(v) else plain_value(v))
+            k: (None if v is pd.NA or (isinstance(v, float) and math.isnan(v)) else plain_value(v))
             for k, v in row.items()
         }
         for row in frame.to_dict(orient="records")
@@ -59,7 +65,9 @@ def records(frame: pd.DataFrame) -> list[dict[str, Hashable]]:
 
 
 def to_dict(sweep: Exportable) -> dict[str, Any]:
-    """Configuration, table, per-pair results, noise pairs and runs, JSON-ready."""
+    """Configuration (with the pairing, the gauge, the measures skipped and what
+    the test can reach with these seeds), table, per-pair results, floor pairs
+    and runs, JSON-ready."""
     return {
         "param": sweep.param,
         "values": sweep.values,
@@ -69,6 +77,10 @@ def to_dict(sweep: Exportable) -> dict[str, Any]:
         "entities": sweep.entities,
         "k": sweep.k,
         "metric": sweep.metric,
+        "pairing": sweep.pairing,
+        "gauge": sweep.gauge,
+        "skipped_measures": dict(sweep.skipped_measures),
+        "test": to_jsonable(sweep.test, finite=True),
         "estimator": type(sweep.estimator).__name__,
         "estimator_params": to_jsonable(sweep.estimator.get_params(deep=False), fallback=repr),
         "data_fingerprint": sweep.ratings.fingerprint,

@@ -16,23 +16,26 @@ from __future__ import annotations
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable, Sequence
+from itertools import combinations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from .._threads import check_threads
 from ..cache import EmbeddingCache
 from ..device import module_for
 from ..embeddings import Embeddings
-from ..errors import InvalidParameterError, NotFittedError
-from ..measures import DEFAULT_MEASURES, MEASURES, check_measures
+from ..errors import EmbspaceWarning, InvalidParameterError, NotFittedError
+from ..measures import MEASURES, check_measures
 from ..neighbors import METRICS
 from . import export, views
 from .comparisons import RunComparer
 from .plan import NOISE, REFERENCE, PairKey, RunKey, format_value, is_int, make_plan
-from .statistics import noise_floor
+from .statistics import ALPHA, noise_floor, seeds_needed, smallest_p_value
 from .training import (
     RunRecord,
     SweepCancelled,
@@ -50,16 +53,26 @@ class Sweep:
     """Train ``estimator`` for each value of ``param`` and compare the spaces.
 
     A configuration per value of ``param`` (every other parameter of the
-    estimator unchanged), each trained with ``seeds`` seeds, is compared
+    estimator unchanged) is trained with every one of ``seeds`` seeds, and
 
-    - run by run with the *reference* run of the same seed (seed-paired),
-    - the reference runs of different seeds with each other: the **noise
-      floor**, the similarity that re-seeding alone produces, against which any
-      change in similarity has to be read,
-    - and, through :meth:`against`, with any other embeddings of the same
-      entities (for example an SVD).
+    - the runs of each value with distinct seeds are compared with each other:
+      the value's **floor**, the similarity that re-seeding alone produces;
+    - each value's runs with the reference value's runs of *other* seeds
+      (``pairing="cross"``, the default: runs that share a seed share their
+      initial factors, and their similarity would mix the value's effect with
+      the shared start) or of the same seed (``pairing="same_seed"``);
+    - and, through :meth:`against`, every run with any other embeddings of the
+      same entities (for example an SVD).
 
-    See :mod:`embspace.sweeps.statistics` for the table's statistics.
+    Each row of :attr:`table` has its similarity, its floor and the
+    reference's, a chance level (the score of unrelated spaces, from shuffled
+    rows), the calibrated score ``(similarity - chance) / (floor - chance)``,
+    and a permutation test of the run labels (is the value's space different
+    from the reference's beyond seed noise?) with Holm's adjustment across the
+    table: see :mod:`embspace.sweeps.statistics`, and :mod:`embspace.sweeps.plan`
+    for exactly which pairs are compared. :meth:`changes` tells which entities
+    moved. Nothing is retrained for the statistics: each run's k-NN table is
+    computed once and every comparison reads it.
 
     Parameters
     ----------
@@ -80,11 +93,20 @@ class Sweep:
     seeds : int
         Runs per value, with seeds ``base, base + 1, ..., base + seeds - 1``
         where ``base`` is the estimator's own ``random_state`` when it is an
-        integer, else 0.
-    measures : sequence of str
+        integer, else 0. The permutation test's smallest p-value is set by it
+        (1/10 with 3 seeds, 1/35 with 4, 1/126 with 5, 1/462 with 6:
+        :func:`~embspace.sweeps.statistics.smallest_p_value`); an
+        :class:`~embspace.errors.EmbspaceWarning` says so at construction when
+        no row of the table could then be flagged ``changed`` after Holm's
+        adjustment (or when one seed gives no floor and no test at all).
+    measures : sequence of str, optional
         Names in :data:`embspace.measures.MEASURES`, checked before any training
         (:func:`embspace.measures.check_measures`, with the runs' dimensions
-        when the estimator's ``factors`` tells them).
+        when the estimator's ``factors`` tells them: a named measure that
+        cannot apply, like ``unitmatch`` when sweeping ``factors``, is
+        refused). None: :data:`~embspace.measures.DEFAULT_MEASURES`, less those
+        that cannot apply to the runs, skipped with a warning
+        (:attr:`skipped_measures`).
     entities : ``"items"`` or ``"users"``
         Which side of the factorization is compared.
     cache_dir : path, None or False
@@ -103,6 +125,24 @@ class Sweep:
         embspace._threads.max_threads()``. Results do not depend on it.
     metric : str
         Neighbor metric (``"cosine"``, ``"euclidean"``, ``"dot"``).
+    pairing : ``"cross"`` or ``"same_seed"``
+        Which runs the table's ``similarity`` pairs (see above and
+        :mod:`embspace.sweeps.plan`). The floors and the test always use
+        pairs of distinct seeds. With one seed, ``"same_seed"`` is the only
+        pairing there is.
+    gauge : None or ``"balanced"``
+        With ``"balanced"``, each run's embeddings are those of
+        :func:`embspace.balance` (``user_embeddings_``, ``item_embeddings_``)
+        of that run: the factors of the same model ``U V^T`` re-expressed in
+        the split where ``U^T U = V^T V`` is diagonal. A factorisation only
+        defines ``U V^T``: ``(U G, V G^-T)`` is the same model for any
+        invertible ``G``, and WALS pins the split only through its
+        regularisation (``lambda / w0`` at large unobserved weights). It
+        matters when sweeping a weight or the regularisation of WALS (the
+        split drifts with ``lambda / w0``) and when comparing WALS with SVD
+        (whose split is already balanced); CCA, invariant to any invertible
+        linear map, does not change, CKA, Procrustes, unit matching and the
+        neighbor measures do. The cache stores the factors as trained.
     """
 
     def __init__(
@@ -113,13 +153,15 @@ class Sweep:
         values: Sequence[Any],
         reference: Any = None,
         seeds: int = 1,
-        measures: Sequence[str] = DEFAULT_MEASURES,
+        measures: Sequence[str] | None = None,
         entities: str = "items",
         cache_dir: str | Path | bool | None = None,
         k: int = 10,
         device: str = "cpu",
         num_threads: int | None = None,
         metric: str = "cosine",
+        pairing: str = "cross",
+        gauge: str | None = None,
     ) -> None:
         if not hasattr(ratings, "fingerprint") or not hasattr(ratings, "matrix"):
             raise InvalidParameterError(
@@ -133,8 +175,10 @@ class Sweep:
                 f"got {type(estimator).__name__}"
             ) from None
         plan = make_plan(
-            params, type(estimator).__name__, param, values, reference, seeds, measures
+            params, type(estimator).__name__, param, values, reference, seeds, measures, pairing
         )
+        if gauge is not None and gauge != "balanced":
+            raise InvalidParameterError(f"gauge must be None or 'balanced', got {gauge!r}")
         if entities not in ("items", "users"):
             raise InvalidParameterError(f"entities must be 'items' or 'users', got {entities!r}")
         if not is_int(k) or k < 1:
@@ -159,6 +203,10 @@ class Sweep:
         self.reference_index: int = plan.reference_index
         self.seeds: list[int] = plan.seeds
         self.measures: tuple[str, ...] = plan.measures
+        #: default measures left out because they cannot apply (measure -> why)
+        self.skipped_measures: dict[str, str] = dict(plan.skipped)
+        self.pairing: str = plan.effective_pairing
+        self.gauge: str | None = gauge
         self.entities = entities
         self.k = int(k)
         self.metric = metric
@@ -177,12 +225,44 @@ class Sweep:
         self._runs: dict[RunKey, RunRecord] = {}
         self._scores: dict[PairKey, dict[str, float]] = {}
         self._external: dict[str, Embeddings] = {}
+        self._warn_if_untestable()
+
+    def _warn_if_untestable(self) -> None:
+        """Warn when no row of the table can be flagged ``changed``: one seed
+        (no floor, no test), or too few seeds for the permutation test to reach
+        ``ALPHA`` after Holm's adjustment over the table's tests."""
+        n_tests = (len(self.values) - 1) * len(self.measures)
+        if n_tests == 0:
+            return
+        s = len(self.seeds)
+        need = seeds_needed(n_tests)
+        if s < 2:
+            warnings.warn(
+                f"with 1 seed a sweep has no noise floor and no test: nothing it reports "
+                f"can be told apart from re-seeding; use seeds >= {need} "
+                f"(for {n_tests} test{'s' if n_tests > 1 else ''} at {ALPHA:g} after "
+                "Holm's adjustment)",
+                EmbspaceWarning,
+                stacklevel=3,
+            )
+            return
+        p_min = smallest_p_value(s)
+        if n_tests * p_min > ALPHA:
+            tests = f"{n_tests} test{'s' if n_tests > 1 else ''}"
+            warnings.warn(
+                f"with {s} seeds the permutation test's smallest p-value is {p_min:.3g}; "
+                f"after Holm's adjustment over the table's {tests} it is "
+                f"{min(1.0, n_tests * p_min):.3g}, so no value can be flagged changed at "
+                f"{ALPHA:g}: use seeds >= {need}",
+                EmbspaceWarning,
+                stacklevel=3,
+            )
 
     # ------------------------------------------------------------------ plan
     @property
     def plan(self) -> list[tuple[Any, int]]:
         """``(value, seed)`` of every run in training order: the reference
-        configuration first (its seeds give the noise floor), then the others."""
+        configuration first, then the others."""
         return [(self.values[vi], seed) for vi, seed in self._plan.runs]
 
     @property
@@ -304,6 +384,7 @@ class Sweep:
             cancel=self._cancel,
             emit=emit,
             on_iteration=tick,
+            gauge=self.gauge,
         )
         bar.update(per_run - ticks[0])
         with self._lock:
@@ -349,7 +430,10 @@ class Sweep:
         a, b = self._plan.sides(pair)
         with self._lock:
             ea, eb = self._side(a), self._side(b)
-        scores = self._comparer.scores(a, ea, b, eb)
+        if pair.chance:
+            scores = self._comparer.chance(a, ea, b, eb)
+        else:
+            scores = self._comparer.scores(a, ea, b, eb)
         with self._lock:
             if not isinstance(b, str) or self._external.get(b) is eb:
                 self._scores[pair] = scores
@@ -361,6 +445,7 @@ class Sweep:
             "seed": pair.seed,
             "other_seed": pair.other_seed,
             "against": pair.against,
+            "chance": pair.chance,
             **scores,
         }
 
@@ -394,18 +479,22 @@ class Sweep:
             raise NotFittedError("the sweep has no finished run yet: call run() first")
         for d in sorted({emb.d for _, emb in runs}):
             check_measures(self.measures, dims=(d, embeddings.d))
-        new = {
-            PairKey(vi, seed, seed, name): self._comparer.scores((vi, seed), emb, name, embeddings)
-            for (vi, seed), emb in runs
-        }
+        new: dict[PairKey, dict[str, float]] = {}
+        for (vi, seed), emb in runs:
+            pair = PairKey(vi, seed, seed, name)
+            new[pair] = self._comparer.scores((vi, seed), emb, name, embeddings)
+            if seed == self.seeds[0]:
+                chance = PairKey(vi, seed, seed, name, chance=True)
+                new[chance] = self._comparer.chance((vi, seed), emb, name, embeddings)
         with self._lock:
             self._scores = {p: s for p, s in self._scores.items() if p.against != name}
             self._scores.update(new)
             self._external[name] = embeddings
             late = [
-                PairKey(vi, seed, seed, name)
-                for vi, seed in sorted(self._emb)
-                if PairKey(vi, seed, seed, name) not in new
+                p
+                for run in sorted(self._emb)
+                for p in self._plan.pairs_of_run(run, [name])
+                if p.against == name and p not in new
             ]
         for pair in late:  # runs trained meanwhile by a run() in another thread
             self._compare_pair(pair)
@@ -418,13 +507,20 @@ class Sweep:
 
     @property
     def table(self) -> pd.DataFrame:
-        """One row per (value, measure, against): mean ``similarity`` over seeds,
-        its ``stdev``, the reference configuration's ``noise_floor`` and
-        ``noise_floor_stdev``, and ``n_pairs`` (seeds averaged). Rows of runs
-        not finished yet are absent (a sweep that is still running or was
-        cancelled shows what it has). ``converged`` is True when every run of
-        the row converged (the value's runs, and for rows against the
-        reference also the reference's runs; see :attr:`RunRecord.converged
+        """One row per (value, measure, against), columns
+        :data:`~embspace.sweeps.TABLE_COLUMNS`: ``similarity`` (mean over the
+        pairs of the pairing), its ``stdev`` and ``n_pairs``; the value's
+        ``floor`` (and ``floor_stdev``), the ``reference_floor`` (also as
+        ``noise_floor``/``noise_floor_stdev``, its name before every value had
+        a floor; missing against external embeddings), ``chance``,
+        ``calibrated``, the permutation test's ``p_value``, ``p_adjusted``
+        (Holm, across every test of the table) and ``changed`` (``p_adjusted
+        <= 0.05``; missing where there is no test). See
+        :mod:`embspace.sweeps.statistics`. Rows of runs not finished yet are
+        absent (a sweep that is still running or was cancelled shows what it
+        has); a row's test needs all its pairs. ``converged`` is True when
+        every run of the row converged (the value's runs, and for rows against
+        the reference also the reference's runs; see :attr:`RunRecord.converged
         <embspace.sweeps.RunRecord>`), False when one ran to its iteration cap
         (always so for WALS without ``tol``: nothing was tested), None when
         the estimator does not say."""
@@ -452,21 +548,43 @@ class Sweep:
 
     @property
     def results(self) -> pd.DataFrame:
-        """Every comparison of a run, tidy: ``value, seed, against, measure,
-        similarity`` (the noise-floor pairs are in :attr:`noise`)."""
+        """Every comparison of a run with a reference run or external
+        embeddings, tidy: ``value, seed, other_seed, against, measure,
+        similarity`` (the floor pairs are in :attr:`noise`)."""
         scores, externals = self._snapshot()
         return views.results(self._plan, scores, externals)
 
     @property
     def noise(self) -> pd.DataFrame:
-        """The noise-floor comparisons: ``seed_a, seed_b, measure, similarity``
-        (reference configuration, every pair of distinct seeds)."""
-        return views.noise(self._snapshot()[0])
+        """The floor comparisons: ``value, seed_a, seed_b, measure,
+        similarity``, every pair of distinct seeds of every value (the
+        reference value first)."""
+        return views.noise(self._plan, self._snapshot()[0])
 
     @property
     def noise_floor(self) -> dict[str, tuple[float, float, int]]:
-        """measure -> (mean, stdev, number of seed pairs) of the noise floor."""
-        return noise_floor(self._snapshot()[0], self.measures)
+        """measure -> (mean, stdev, number of seed pairs) of the reference
+        value's floor (its runs of distinct seeds compared)."""
+        return noise_floor(self._snapshot()[0], self.measures, self.reference_index)
+
+    @property
+    def test(self) -> dict[str, Any]:
+        """What the permutation test of :attr:`table` can say with these seeds:
+        ``seeds``, ``smallest_p_value`` (NaN with one seed), ``n_tests`` (the
+        Holm family: values other than the reference x measures),
+        ``smallest_adjusted`` (``n_tests * smallest_p_value``, capped at 1),
+        ``alpha`` and ``seeds_needed`` to be able to flag a change."""
+        s = len(self.seeds)
+        n_tests = (len(self.values) - 1) * len(self.measures)
+        p_min = smallest_p_value(s)
+        return {
+            "seeds": s,
+            "smallest_p_value": p_min,
+            "n_tests": n_tests,
+            "smallest_adjusted": min(1.0, n_tests * p_min) if s >= 2 else float("nan"),
+            "alpha": ALPHA,
+            "seeds_needed": seeds_needed(n_tests) if n_tests else 2,
+        }
 
     def wide(self, against: str = REFERENCE) -> pd.DataFrame:
         """The similarities of one ``against`` group as a value x measure frame."""
@@ -495,25 +613,208 @@ class Sweep:
             ) from None
 
     def comparison(
-        self, value: Any, seed: int | None = None, against: str = REFERENCE, **options: Any
+        self,
+        value: Any,
+        seed: int | None = None,
+        against: str = REFERENCE,
+        other_seed: int | None = None,
+        **options: Any,
     ) -> Any:
         """The full :class:`~embspace.measures.Comparison` of one run (``value``,
-        ``seed``; default the first seed) with the reference run of the same
-        seed, or with the embeddings given to :meth:`against` under the name
-        ``against``: per-entity values (which entities changed neighborhoods
-        most), details, and bootstrap intervals over entities
-        (``.bootstrap()``). ``options`` go to :func:`embspace.compare`."""
+        ``seed``; default the first seed) with the reference run of seed
+        ``other_seed``, or with the embeddings given to :meth:`against` under
+        the name ``against``: per-entity values (which entities changed
+        neighborhoods most), details, and bootstrap intervals over entities
+        (``.bootstrap()``). ``other_seed`` defaults to the seed after ``seed``
+        (cyclically) with ``pairing="cross"``, to ``seed`` itself with
+        ``"same_seed"``. ``options`` go to :func:`embspace.compare`; for the
+        statistics of every pair see :attr:`table` and :meth:`changes`."""
         seed = self.seeds[0] if seed is None else seed
         run = self.embeddings(value, seed)
         key = (self._plan.index(value), seed)
         # the same order as the table's comparisons (unitmatch is not symmetric)
         if against == REFERENCE:
-            ref = self.embeddings(self.reference, seed)
-            return self._comparer.compare((self.reference_index, seed), ref, key, run, **options)
+            if other_seed is None:
+                i = self.seeds.index(seed)
+                other_seed = (
+                    self.seeds[(i + 1) % len(self.seeds)] if self.pairing == "cross" else seed
+                )
+            ref = self.embeddings(self.reference, other_seed)
+            return self._comparer.compare(
+                (self.reference_index, other_seed), ref, key, run, **options
+            )
         if against in self._external:
             return self._comparer.compare(key, run, against, self._external[against], **options)
         known = [REFERENCE, *self._external]
         raise InvalidParameterError(f"against must be one of {known}, got {against!r}")
+
+    # ------------------------------------------------------------------ where it moved
+    def _run_embeddings(self, run: RunKey) -> Embeddings:
+        with self._lock:
+            emb = self._emb.get(run)
+        if emb is None:
+            vi, seed = run
+            raise NotFittedError(
+                f"the run {self.param}={format_value(self.values[vi])} seed={seed} "
+                "has not finished: call run()"
+            )
+        return emb
+
+    def _entity_table(self) -> pd.DataFrame:
+        """The ratings' table of the compared side: ``n_ratings`` (and for
+        items the metadata: ``title``, ``genres``, ...), indexed by key."""
+        r = self.ratings
+        if self.entities == "items":
+            frame = r.items.copy()
+            keys = r.item_keys
+        else:
+            frame = pd.DataFrame({"n_ratings": np.diff(r.matrix.indptr).astype(np.int64)})
+            keys = r.user_keys
+        frame.index = pd.Index(keys, tupleize_cols=False)
+        return frame
+
+    def changes(
+        self, value: Any, against: str = REFERENCE, measure: str = "neighbors"
+    ) -> pd.DataFrame:
+        """Per entity, how far the runs of ``value`` moved its neighborhood from
+        the reference's (or from the external embeddings ``against``), against
+        what re-seeding alone does.
+
+        One row per entity, in the order of the embeddings, columns
+        :data:`~embspace.sweeps.changes.CHANGES_COLUMNS`: ``key``, ``title``,
+        ``n_ratings`` (its ratings in the data), ``similarity`` (mean over the
+        pairs of the sweep's pairing of the per-entity values of ``measure``, a
+        neighbor measure: ``neighbors``, ``mutual_knn`` or ``overlap_curve``),
+        ``floor`` (mean of ``floor_value`` and ``floor_reference``, the entity's
+        mean over pairs of distinct seeds of each configuration; ``floor_value``
+        alone against external embeddings), the per-entity permutation test's
+        ``p_value``, ``q_value`` (Benjamini-Hochberg across entities) and
+        ``changed`` (``q_value <= 0.05``; missing without a test). See
+        :mod:`embspace.sweeps.changes`. Sort it to read it, e.g.
+        ``sweep.changes(2.0).sort_values(["q_value", "similarity"])``.
+
+        Reads the runs' k-NN tables (no retraining, no new search); an
+        :class:`~embspace.errors.EmbspaceWarning` says when the seeds are too
+        few for any entity to reach 0.05."""
+        from .changes import entity_changes
+
+        vi = self._plan.index(value)
+        ri = self.reference_index
+        with self._lock:
+            externals = dict(self._external)
+        if against != REFERENCE and against not in externals:
+            known = [REFERENCE, *externals]
+            raise InvalidParameterError(f"against must be one of {known}, got {against!r}")
+        seeds = self.seeds
+        s = len(seeds)
+        cache: dict[tuple[Any, Any], np.ndarray] = {}
+
+        def values(a: RunKey | str, b: RunKey | str) -> np.ndarray:
+            if (a, b) not in cache:
+                ea = externals[a] if isinstance(a, str) else self._run_embeddings(a)
+                eb = externals[b] if isinstance(b, str) else self._run_embeddings(b)
+                cache[(a, b)] = self._comparer.per_entity(a, ea, b, eb, measure)
+            return cache[(a, b)]
+
+        first = self._run_embeddings((vi, seeds[0]))
+        floor_v = [values((vi, lo), (vi, hi)) for lo, hi in combinations(seeds, 2)]
+        floor_r = None
+        test = None
+        if against == REFERENCE:
+            floor_r = [values((ri, lo), (ri, hi)) for lo, hi in combinations(seeds, 2)]
+            if self.pairing == "cross":
+                sims = (
+                    floor_r
+                    if vi == ri
+                    else [values((ri, o), (vi, x)) for x in seeds for o in seeds if o != x]
+                )
+            else:
+                sims = [values((ri, x), (vi, x)) for x in seeds]
+            if s >= 2 and vi != ri:
+                if smallest_p_value(s) > ALPHA:
+                    warnings.warn(
+                        f"with {s} seeds the per-entity test's smallest p-value is "
+                        f"{smallest_p_value(s):.3g}: no entity can be flagged changed at "
+                        f"{ALPHA:g}; use seeds >= {seeds_needed(1)}",
+                        EmbspaceWarning,
+                        stacklevel=2,
+                    )
+                test = np.full((2 * s, 2 * s, first.n), np.nan)
+                for (a, sa), (b, sb) in combinations(list(enumerate(seeds)), 2):
+                    for p, q, got in (
+                        (a, b, values((ri, sa), (ri, sb))),
+                        (s + a, s + b, values((vi, sa), (vi, sb))),
+                        (a, s + b, values((ri, sa), (vi, sb))),
+                        (b, s + a, values((ri, sb), (vi, sa))),
+                    ):
+                        test[p, q] = test[q, p] = got
+        else:
+            sims = [values((vi, x), against) for x in seeds]
+        info = self._entity_table()
+        n_ratings = info["n_ratings"].reindex(pd.Index(first.keys, tupleize_cols=False))
+        frame = entity_changes(
+            first.keys,
+            first.titles,
+            n_ratings.fillna(0).to_numpy(np.int64),
+            sims,
+            floor_v,
+            floor_r,
+            test,
+        )
+        frame.attrs.update(
+            param=self.param,
+            value=self.values[vi],
+            against=against,
+            measure=measure,
+            seeds=s,
+            pairing=self.pairing,
+        )
+        return frame
+
+    def changes_by(
+        self,
+        value: Any,
+        by: str = "popularity",
+        *,
+        bins: int = 5,
+        against: str = REFERENCE,
+        measure: str = "neighbors",
+        plot: bool = False,
+    ) -> Any:
+        """:meth:`changes` summarised by groups of entities: ``by="popularity"``
+        bins the entities by their number of ratings into ``bins`` quantile
+        bins (fewer when quantiles coincide), any other ``by`` names a column of
+        the entities' metadata (for items, a column of ``ratings.items`` such
+        as ``"genres"``; a ``|``-separated value counts the entity in each of
+        its parts). One row per group: ``n_entities``, the median
+        ``n_ratings``, mean ``similarity``, ``floor`` and ``floor_value``,
+        ``n_changed`` and ``changed_fraction`` (see
+        :func:`embspace.sweeps.changes.group_changes`). ``plot=True`` returns a
+        matplotlib Figure of it instead (:func:`embspace.plots.plot_changes_by`)."""
+        from .changes import group_changes, popularity_bins
+
+        if not isinstance(by, str):
+            raise InvalidParameterError(f"by must be 'popularity' or a column name, got {by!r}")
+        frame = self.changes(value, against=against, measure=measure)
+        if by == "popularity":
+            labels = popularity_bins(frame["n_ratings"].to_numpy(), bins)
+        else:
+            info = self._entity_table()
+            if by not in info.columns or by == "n_ratings":
+                usable = [c for c in info.columns if c not in ("n_ratings",)]
+                raise InvalidParameterError(
+                    f"by must be 'popularity' or a column of the {self.entities}' metadata "
+                    f"({', '.join(map(repr, usable)) or 'none'}), got {by!r}"
+                )
+            column = info[by].reindex(pd.Index(frame["key"].tolist(), tupleize_cols=False))
+            labels = pd.Series(column.to_numpy(), dtype=object)
+        grouped = group_changes(frame, labels, by)
+        grouped.attrs.update(frame.attrs, by=by)
+        if plot:
+            from ..plots import plot_changes_by
+
+            return plot_changes_by(grouped, by=by)
+        return grouped
 
     # ------------------------------------------------------------------ output
     def plot(self, against: str | Sequence[str] | None = None) -> Any:

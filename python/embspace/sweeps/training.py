@@ -25,6 +25,7 @@ import numpy as np
 from ..cache import EmbeddingCache
 from ..embeddings import Embeddings
 from ..errors import EmbspaceWarning, InvalidParameterError
+from ..factorization import balance
 from .plan import format_value, is_int
 
 __all__ = [
@@ -345,6 +346,7 @@ def train_run(
     cancel: threading.Event,
     emit: Callable[[SweepEvent], Any],
     on_iteration: Callable[[], Any] = lambda: None,
+    gauge: str | None = None,
 ) -> tuple[RunRecord, Embeddings]:
     """Train (or load) one run of a sweep: ``estimator`` is the configured clone
     (see :func:`configure`). Each iteration is reported to ``emit`` as an
@@ -352,7 +354,9 @@ def train_run(
     ``cancel`` is set the next iteration raises :class:`SweepCancelled`, and a
     training that ended after it was set is not used (its cache entry, if
     written, is complete and valid). Returns the run's record and its
-    ``entities`` side."""
+    ``entities`` side; with ``gauge="balanced"`` that side of
+    :func:`embspace.balance` of the run's two sides (the cache keeps the
+    factors as trained)."""
     n_iter = n_iterations(estimator)
 
     def iteration(i: int, elapsed: float, loss: float | None) -> None:
@@ -396,4 +400,7 @@ def train_run(
         tol=tolerance(estimator),
         last_decrease=trained.last_decrease,
     )
+    if gauge == "balanced":
+        users, items = balance(trained.users, trained.items)
+        return record, items if entities == "items" else users
     return record, trained.side(entities)

@@ -2,8 +2,9 @@
 
 - :func:`table`: one row per (value, measure, against), :data:`TABLE_COLUMNS`;
 - :func:`wide`: one ``against`` group of the table as a value x measure frame;
-- :func:`results`: every comparison of a run, tidy;
-- :func:`noise`: the noise-floor comparisons;
+- :func:`results`: every comparison of a run with the reference or an
+  external embeddings, tidy;
+- :func:`noise`: the floor comparisons (runs of one value, distinct seeds);
 - :func:`against_rows`: the rows of one ``against`` group.
 
 Each is a pure function of the plan, the scores and the order of the
@@ -14,14 +15,26 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 
+import numpy as np
 import pandas as pd
 
 from .plan import NOISE, REFERENCE, PairKey, SweepPlan, same_value
-from .statistics import noise_floor, summarize
+from .statistics import ALPHA, holm, row_statistics
 
-__all__ = ["TABLE_COLUMNS", "against_rows", "noise", "results", "table", "wide"]
+__all__ = [
+    "RESULTS_COLUMNS",
+    "TABLE_COLUMNS",
+    "against_rows",
+    "noise",
+    "results",
+    "table",
+    "wide",
+]
 
-#: Column order of :attr:`Sweep.table`.
+#: Column order of :attr:`Sweep.table` (see :mod:`.statistics` for each column).
+#: ``noise_floor`` and ``noise_floor_stdev`` are kept from before every value
+#: had a floor: they equal ``reference_floor`` (and its stdev), missing on
+#: rows against external embeddings.
 TABLE_COLUMNS = (
     "value",
     "measure",
@@ -31,6 +44,14 @@ TABLE_COLUMNS = (
     "noise_floor",
     "noise_floor_stdev",
     "n_pairs",
+    "floor",
+    "floor_stdev",
+    "reference_floor",
+    "chance",
+    "calibrated",
+    "p_value",
+    "p_adjusted",
+    "changed",
     "converged",
 )
 
@@ -43,31 +64,47 @@ def table(
     externals: Sequence[str],
     converged: Callable[[int, str], bool | None] | None = None,
 ) -> pd.DataFrame:
-    """One row per (value, measure, against): mean ``similarity`` over seeds,
-    its ``stdev``, the reference configuration's ``noise_floor`` and
-    ``noise_floor_stdev`` (repeated on every row of a measure), and ``n_pairs``
-    (seeds averaged), and ``converged(value_index, against)`` (None without it).
-    Groups: the reference first, then ``externals`` in order.
-    ``attrs`` hold ``param``, ``reference`` and ``seeds`` (their number)."""
-    floor = noise_floor(scores, plan.measures)
+    """One row per (value, measure, against) with :data:`TABLE_COLUMNS` (the
+    statistics of :func:`.statistics.row_statistics`), Holm's adjustment over
+    every test of the table (``p_adjusted``) and ``changed`` (``p_adjusted <=
+    ALPHA``, a nullable boolean: missing where there is no test). Groups: the
+    reference first, then ``externals`` in order; ``converged(value_index,
+    against)`` says whether every run of a row converged (None without it).
+    ``attrs`` hold ``param``, ``reference``, ``seeds`` (their number) and
+    ``pairing``."""
+    stats = row_statistics(plan, scores, externals, lambda p: plan.order(p, externals))
+    adjusted = holm([r.p_value for r in stats])
     rows = []
-    for s in summarize(scores, plan.measures, lambda p: plan.order(p, externals)):
-        nf, nf_sd, _ = floor[s.measure]
+    for r, p_adj in zip(stats, adjusted, strict=True):
         rows.append(
             {
-                "value": plan.values[s.value_index],
-                "measure": s.measure,
-                "against": s.against,
-                "similarity": s.similarity,
-                "stdev": s.stdev,
-                "noise_floor": nf,
-                "noise_floor_stdev": nf_sd,
-                "n_pairs": s.n_pairs,
-                "converged": None if converged is None else converged(s.value_index, s.against),
+                "value": plan.values[r.value_index],
+                "measure": r.measure,
+                "against": r.against,
+                "similarity": r.similarity,
+                "stdev": r.stdev,
+                "noise_floor": r.reference_floor,
+                "noise_floor_stdev": r.reference_floor_stdev,
+                "n_pairs": r.n_pairs,
+                "floor": r.floor,
+                "floor_stdev": r.floor_stdev,
+                "reference_floor": r.reference_floor,
+                "chance": r.chance,
+                "calibrated": r.calibrated,
+                "p_value": r.p_value,
+                "p_adjusted": float(p_adj),
+                "changed": pd.NA if np.isnan(p_adj) else bool(p_adj <= ALPHA),
+                "converged": None if converged is None else converged(r.value_index, r.against),
             }
         )
     frame = pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
-    frame.attrs.update(param=plan.param, reference=plan.reference, seeds=len(plan.seeds))
+    frame["changed"] = frame["changed"].astype("boolean")
+    frame.attrs.update(
+        param=plan.param,
+        reference=plan.reference,
+        seeds=len(plan.seeds),
+        pairing=plan.effective_pairing,
+    )
     return frame
 
 
@@ -85,16 +122,25 @@ def wide(plan: SweepPlan, table: pd.DataFrame, against: str = REFERENCE) -> pd.D
     return w
 
 
+#: Columns of :func:`results`.
+RESULTS_COLUMNS = ("value", "seed", "other_seed", "against", "measure", "similarity")
+
+
 def results(plan: SweepPlan, scores: Scores, externals: Sequence[str]) -> pd.DataFrame:
-    """Every comparison of a run, tidy: ``value, seed, against, measure,
-    similarity`` (the noise-floor pairs are in :func:`noise`)."""
+    """Every comparison of a run with the reference value or with external
+    embeddings, tidy: ``value, seed, other_seed, against, measure,
+    similarity``; ``other_seed`` is the seed of the reference run compared
+    (equal to ``seed`` against external embeddings). The floor pairs are in
+    :func:`noise`, the chance levels in the table."""
     pairs = sorted(
-        (p for p in scores if p.against != NOISE), key=lambda p: plan.order(p, externals)
+        (p for p in scores if p.against != NOISE and not p.chance),
+        key=lambda p: plan.order(p, externals),
     )
     rows = [
         {
             "value": plan.values[p.value_index],
             "seed": p.seed,
+            "other_seed": p.other_seed,
             "against": p.against,
             "measure": m,
             "similarity": s,
@@ -102,18 +148,29 @@ def results(plan: SweepPlan, scores: Scores, externals: Sequence[str]) -> pd.Dat
         for p in pairs
         for m, s in scores[p].items()
     ]
-    return pd.DataFrame(rows, columns=["value", "seed", "against", "measure", "similarity"])
+    return pd.DataFrame(rows, columns=list(RESULTS_COLUMNS))
 
 
-def noise(scores: Scores) -> pd.DataFrame:
-    """The noise-floor comparisons: ``seed_a, seed_b, measure, similarity``
-    (reference configuration, every pair of distinct seeds)."""
+def noise(plan: SweepPlan, scores: Scores) -> pd.DataFrame:
+    """The floor comparisons: ``value, seed_a, seed_b, measure, similarity``,
+    every pair of distinct seeds of every value (the reference value first)."""
+    ri = plan.reference_index
+    pairs = sorted(
+        (p for p in scores if p.against == NOISE),
+        key=lambda p: (p.value_index != ri, p.value_index, p.seed, p.other_seed),
+    )
     rows = [
-        {"seed_a": p.seed, "seed_b": p.other_seed, "measure": m, "similarity": s}
-        for p in sorted(p for p in scores if p.against == NOISE)
+        {
+            "value": plan.values[p.value_index],
+            "seed_a": p.seed,
+            "seed_b": p.other_seed,
+            "measure": m,
+            "similarity": s,
+        }
+        for p in pairs
         for m, s in scores[p].items()
     ]
-    return pd.DataFrame(rows, columns=["seed_a", "seed_b", "measure", "similarity"])
+    return pd.DataFrame(rows, columns=["value", "seed_a", "seed_b", "measure", "similarity"])
 
 
 def against_rows(table: pd.DataFrame, name: str) -> pd.DataFrame:

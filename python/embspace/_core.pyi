@@ -12,6 +12,7 @@ __all__ = [
     "max_threads",
     "wals_gramian",
     "wals_half_sweep",
+    "wals_half_sweep_from",
     "wals_kernels",
     "wals_loss",
 ]
@@ -67,6 +68,23 @@ def wals_half_sweep(
     reg_scaling: str = "none",
     num_threads: int = 0,
 ) -> tuple[float, float, float]: ...
+def wals_half_sweep_from(
+    indptr: npt.NDArray[np.int64],
+    indices: npt.NDArray[np.int32],
+    data: npt.NDArray[np.float32],
+    n_cols: int,
+    fixed: npt.NDArray[np.float32],
+    solve_into: npt.NDArray[np.float32],
+    *,
+    unobserved_weight: float,
+    regularization: float,
+    solved_weights: npt.NDArray[np.float32] | None = None,
+    fixed_weights: npt.NDArray[np.float32] | None = None,
+    solver: str = "cholesky",
+    cg_steps: int = 3,
+    reg_scaling: str = "none",
+    num_threads: int = 0,
+) -> tuple[tuple[float, float, float], tuple[float, float, float]]: ...
 def wals_loss(
     indptr: npt.NDArray[np.int64],
     indices: npt.NDArray[np.int32],

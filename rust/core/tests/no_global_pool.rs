@@ -9,8 +9,8 @@ use embspace_core::knn::{knn, knn_cancellable, Metric};
 use embspace_core::parallel::Cancel;
 use embspace_core::spmv::csr_matvec;
 use embspace_core::wals::{
-    gramian, half_sweep, half_sweep_cancellable, loss, loss_cancellable, CsrView, HalfSweepParams,
-    LossParams, RegScaling, Solver,
+    gramian, half_sweep, half_sweep_cancellable, half_sweep_from, half_sweep_from_cancellable,
+    loss, loss_cancellable, CsrView, HalfSweepParams, LossParams, RegScaling, Solver,
 };
 
 #[test]
@@ -46,6 +46,10 @@ fn no_entry_point_initialises_the_global_pool() {
         };
         half_sweep(CsrView::from_csr(&a), &v, &mut u, &p, 2).unwrap();
         half_sweep_cancellable(CsrView::from_csr(&t), &u, &mut v, &p, 0, &Cancel::new())
+            .unwrap()
+            .unwrap();
+        half_sweep_from(CsrView::from_csr(&a), &v, &mut u, &p, 2).unwrap();
+        half_sweep_from_cancellable(CsrView::from_csr(&t), &u, &mut v, &p, 0, &Cancel::new())
             .unwrap()
             .unwrap();
     }

@@ -43,6 +43,7 @@ def csr_transpose(
     indptr: npt.NDArray[np.int64],
     indices: npt.NDArray[np.int32],
     data: npt.NDArray[np.float32],
+    num_threads: int = 0,
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int32], npt.NDArray[np.float32]]: ...
 def knn(
     data: npt.NDArray[np.float32],

@@ -4,7 +4,7 @@
 //! entry point, then checks that the global pool was never initialised:
 //! `build_global` fails once anything has used the global pool.
 
-use embspace_core::csr::{transpose_parts, Csr, Duplicates};
+use embspace_core::csr::{transpose_parts, transpose_threads, Csr, Duplicates};
 use embspace_core::knn::{knn, knn_cancellable, Metric};
 use embspace_core::parallel::Cancel;
 use embspace_core::spmv::csr_matvec;
@@ -29,6 +29,10 @@ fn no_entry_point_initialises_the_global_pool() {
     let a = Csr::from_coo(n, m, &rows, &cols, &vals, Duplicates::Error, 2).unwrap();
     Csr::validate_parts(n, m, &a.indptr, &a.indices, &a.data).unwrap();
     let t = transpose_parts(n, m, &a.indptr, &a.indices, &a.data);
+    assert_eq!(
+        transpose_threads(n, m, &a.indptr, &a.indices, &a.data, 2).unwrap(),
+        t
+    );
     let mut y = vec![0.0; n];
     csr_matvec(CsrView::from_csr(&a), &vec![1.0; m], &mut y, 2).unwrap();
 

@@ -5,7 +5,7 @@ use pyo3::prelude::*;
 
 use crate::convert::slice1;
 use crate::errors::IntoPyResult;
-use embspace_core::csr::{transpose_parts, Csr, Duplicates};
+use embspace_core::csr::{transpose_threads, Csr, Duplicates};
 use embspace_core::spmv;
 use embspace_core::wals::CsrView;
 
@@ -52,8 +52,11 @@ fn csr_from_coo<'py>(
 }
 
 /// Transpose CSR arrays: returns the CSR arrays of the (n_cols x n_rows) transpose.
-/// The input is validated first (sorted unique columns, finite values).
+/// The input is validated first (sorted unique columns, finite values). Both
+/// run on `num_threads` threads (0 = every core); the result does not depend
+/// on it.
 #[pyfunction]
+#[pyo3(signature = (n_rows, n_cols, indptr, indices, data, num_threads = 0))]
 fn csr_transpose<'py>(
     py: Python<'py>,
     n_rows: usize,
@@ -61,6 +64,7 @@ fn csr_transpose<'py>(
     indptr: PyReadonlyArray1<'py, i64>,
     indices: PyReadonlyArray1<'py, i32>,
     data: PyReadonlyArray1<'py, f32>,
+    num_threads: usize,
 ) -> PyResult<CsrArrays<'py>> {
     let (p, i, d) = (
         slice1(&indptr, "indptr")?,
@@ -68,10 +72,7 @@ fn csr_transpose<'py>(
         slice1(&data, "data")?,
     );
     let m = py
-        .detach(|| {
-            Csr::validate_parts(n_rows, n_cols, p, i, d)?;
-            Ok(transpose_parts(n_rows, n_cols, p, i, d))
-        })
+        .detach(|| transpose_threads(n_rows, n_cols, p, i, d, num_threads))
         .py()?;
     Ok(into_arrays(py, m))
 }

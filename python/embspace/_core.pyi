@@ -1,9 +1,12 @@
 """Type stubs of the compiled extension ``embspace._core`` (Rust, PyO3)."""
 
+from typing import final
+
 import numpy as np
 import numpy.typing as npt
 
 __all__ = [
+    "SparseGram",
     "__version__",
     "csr_from_coo",
     "csr_matvec",
@@ -18,6 +21,27 @@ __all__ = [
 ]
 
 __version__: str
+
+@final
+class SparseGram:
+    def __new__(
+        cls,
+        indptr: npt.NDArray[np.int64],
+        indices: npt.NDArray[np.int32],
+        data: npt.NDArray[np.float32],
+        n_cols: int,
+        num_threads: int = 0,
+    ) -> SparseGram: ...
+    @property
+    def n_rows(self) -> int: ...
+    @property
+    def n_cols(self) -> int: ...
+    def apply(
+        self, x: npt.NDArray[np.float64], num_threads: int = 0
+    ) -> npt.NDArray[np.float64]: ...
+    def matmat(
+        self, x: npt.NDArray[np.float64], num_threads: int = 0
+    ) -> npt.NDArray[np.float64]: ...
 
 def max_threads() -> int: ...
 def csr_from_coo(

@@ -7,7 +7,7 @@
 use embspace_core::csr::{transpose_parts, transpose_threads, Csr, Duplicates};
 use embspace_core::knn::{knn, knn_cancellable, Metric};
 use embspace_core::parallel::Cancel;
-use embspace_core::spmv::csr_matvec;
+use embspace_core::spmv::{csr_matvec, SparseGram};
 use embspace_core::wals::{
     gramian, half_sweep, half_sweep_cancellable, half_sweep_from, half_sweep_from_cancellable,
     loss, loss_cancellable, CsrView, HalfSweepParams, LossParams, RegScaling, Solver,
@@ -35,6 +35,10 @@ fn no_entry_point_initialises_the_global_pool() {
     );
     let mut y = vec![0.0; n];
     csr_matvec(CsrView::from_csr(&a), &vec![1.0; m], &mut y, 2).unwrap();
+    let g = SparseGram::new(CsrView::from_csr(&a), 2).unwrap();
+    let mut z = vec![0.0; m];
+    g.apply(&a.data, &vec![1.0; m], &mut z, 0).unwrap();
+    g.matmat(&a.data, &vec![1.0; m], 1, &mut y, 2).unwrap();
 
     let mut u: Vec<f32> = (0..n * k).map(|i| ((i % 7) as f32 - 3.0) / 10.0).collect();
     let mut v: Vec<f32> = (0..m * k).map(|i| ((i % 5) as f32 - 2.0) / 10.0).collect();

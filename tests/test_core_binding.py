@@ -58,7 +58,7 @@ def _stub_names() -> dict[str, ast.stmt]:
     """Every name the stub declares, with its statement; fails on any other statement."""
     names: dict[str, ast.stmt] = {}
     for node in _stub().body:
-        if isinstance(node, ast.FunctionDef):
+        if isinstance(node, ast.FunctionDef | ast.ClassDef):
             names[node.name] = node
         elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
             names[node.target.id] = node
@@ -74,12 +74,37 @@ def _stub_names() -> dict[str, ast.stmt]:
 def test_every_function_of_the_stub_exists_with_its_parameters():
     functions = [n for n in _stub_names().values() if isinstance(n, ast.FunctionDef)]
     assert {fn.name for fn in functions} == {
-        n for n in _core.__all__ if callable(getattr(_core, n))
+        n
+        for n in _core.__all__
+        if callable(getattr(_core, n)) and not isinstance(getattr(_core, n), type)
     }
     for fn in functions:
         runtime = getattr(_core, fn.name, None)
         assert callable(runtime), fn.name
         assert _runtime_parameters(runtime) == _stub_parameters(fn), fn.name
+
+
+def test_every_class_of_the_stub_exists_with_its_methods_and_properties():
+    classes = [n for n in _stub_names().values() if isinstance(n, ast.ClassDef)]
+    assert {c.name for c in classes} == {
+        n for n in _core.__all__ if isinstance(getattr(_core, n), type)
+    }
+    for cls in classes:
+        runtime = getattr(_core, cls.name)
+        members = [n for n in cls.body if isinstance(n, ast.FunctionDef)]
+        public = {n for n in vars(runtime) if not n.startswith("_")}
+        assert {m.name for m in members} - {"__new__"} == public, cls.name
+        for m in members:
+            where = f"{cls.name}.{m.name}"
+            if any(ast.unparse(d) == "property" for d in m.decorator_list):
+                assert inspect.isgetsetdescriptor(vars(runtime)[m.name]), where
+                continue
+            # the constructor's signature is the class's; methods drop self (cls)
+            target = runtime if m.name == "__new__" else getattr(runtime, m.name)
+            params = _runtime_parameters(target)
+            if m.name != "__new__":
+                params = params[1:]
+            assert params == _stub_parameters(m)[1:], where
 
 
 def test_every_annotated_name_of_the_stub_has_its_type():

@@ -233,3 +233,26 @@ def test_item_counts_and_fingerprint_are_copy_free_and_exact():
     h.update("\x1e".join(map(str, r.item_keys)).encode())
     assert r.fingerprint == h.hexdigest()
     assert r.items["n_ratings"].tolist() == np.diff(m.tocsc().indptr).tolist()
+
+
+def test_the_csr_arrays_are_built_once_per_orientation() -> None:
+    """Every fit on one Ratings (the runs of a sweep) shares its CSR arrays and
+    its transpose: they are built on first use and kept."""
+    m = sp.random(60, 40, density=0.2, format="csr", random_state=5, dtype=np.float32)
+    r = Ratings.from_csr(m)
+    for by in ("user", "item"):
+        first = r.csr_arrays(by)
+        again = r.csr_arrays(by)
+        assert all(a is b for a, b in zip(first, again, strict=True))
+    assert r.item_matrix is r.item_matrix
+    _same_csr(*r.csr_arrays("item"), m.T.tocsr())
+
+
+def test_the_parallel_transpose_is_the_same_for_any_thread_count() -> None:
+    # more than 2 x 65536 values: the Rust core splits the rows between threads
+    m = sp.random(4000, 900, density=0.06, format="csr", random_state=6, dtype=np.float32)
+    m.data += 1.0
+    parts = (m.indptr.astype(np.int64), m.indices.astype(np.int32), m.data)
+    want = m.T.tocsr()
+    for threads in (1, 2, 3):
+        _same_csr(*_core.csr_transpose(4000, 900, *parts, num_threads=threads), want)

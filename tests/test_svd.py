@@ -118,3 +118,41 @@ def test_csr_matvec_matches_scipy_and_rejects_bad_input() -> None:
     bad[10] = 700
     with pytest.raises(IndexOutOfRangeError, match="700"):
         _core.csr_matvec(parts[0], bad, parts[2], 700, x)
+
+
+def test_sparse_gram_matches_scipy_for_any_thread_count_and_rejects_bad_input() -> None:
+    """The SVD's operator: A^T (A x) and A X of the float32 matrix, in
+    float64, equal to scipy's products on a float64 copy, bit for bit the
+    same for any number of threads."""
+    from embspace import _core
+    from embspace.errors import IndexOutOfRangeError, ShapeMismatchError
+
+    rng = np.random.default_rng(1)
+    # enough values for several parts of the product (2^19 values each)
+    a = sp.random(9000, 700, density=0.2, format="csr", random_state=2, dtype=np.float32)
+    a.data = np.round(a.data * 10) / 2  # ratings-like values
+    a.eliminate_zeros()
+    assert a.nnz > 2 * 2**19
+    parts = (a.indptr.astype(np.int64), a.indices.astype(np.int32), a.data)
+    a64 = a.astype(np.float64)
+    x = rng.standard_normal(700)
+    xs = rng.standard_normal((700, 4))
+    want, want_mm = a64.T @ (a64 @ x), a64 @ xs
+    runs = []
+    for threads in (1, 2, 3):
+        g = _core.SparseGram(*parts, 700, num_threads=threads)
+        assert (g.n_rows, g.n_cols) == (9000, 700)
+        z, y = g.apply(x, num_threads=threads), g.matmat(xs, num_threads=threads)
+        np.testing.assert_allclose(z, want, rtol=1e-12, atol=1e-12 * np.abs(want).max())
+        np.testing.assert_allclose(y, want_mm, rtol=1e-12, atol=1e-12)
+        runs.append((z, y))
+    for z, y in runs[1:]:
+        assert np.array_equal(z, runs[0][0]) and np.array_equal(y, runs[0][1])
+    with pytest.raises(ShapeMismatchError):
+        g.apply(x[:-1])
+    with pytest.raises(ShapeMismatchError):
+        g.matmat(xs[:-1])
+    bad = parts[1].copy()
+    bad[10] = 700
+    with pytest.raises(IndexOutOfRangeError, match="700"):
+        _core.SparseGram(parts[0], bad, parts[2], 700)

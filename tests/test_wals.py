@@ -463,10 +463,10 @@ def test_a_failed_or_interrupted_refit_leaves_no_previous_fit(
     model = es.WALS(factors=3, iterations=2, random_state=0).fit(RATINGS, progress=False)
     assert model.n_iter_ == 2
 
-    def interrupted_loss(self: CpuBackend) -> LossTerms:
+    def interrupted_start(self: CpuBackend) -> LossTerms:
         raise KeyboardInterrupt  # Ctrl-C during the loss of the starting point
 
-    monkeypatch.setattr(CpuBackend, "loss", interrupted_loss)
+    monkeypatch.setattr(CpuBackend, "start", interrupted_start)
     with pytest.raises(KeyboardInterrupt):
         model.fit(RATINGS, progress=False)
     for name in ("user_factors_", "loss_", "n_iter_", "interrupted_"):
@@ -499,6 +499,33 @@ def test_a_half_sweep_leaves_the_checkpoint_alone() -> None:
     with pytest.raises(InvalidParameterError):
         backend.half_sweep("users")
     assert np.array_equal(backend.factors()[0], u1) and np.array_equal(backend.factors()[1], v1)
+
+
+def test_start_gives_the_starting_loss_with_the_first_users_half_sweep() -> None:
+    """The CPU backend's start() is the loss of the starting factors (as loss()
+    computes it), leaves the factors alone, and the next users half-sweep is
+    the one a backend without start() would have done, bit for bit; any other
+    next half-sweep discards it."""
+    model = es.WALS(factors=3, unobserved_weight=0.1, random_state=0)
+    problem = model._problem(es.Ratings.from_csr(RATINGS), np.random.default_rng(0))
+    fused, plain, other = CpuBackend(problem), CpuBackend(problem), CpuBackend(problem)
+    u0, v0 = (x.copy() for x in fused.factors())
+    start = fused.start()
+    assert start.total == pytest.approx(plain.loss().total, rel=1e-6)
+    for got, want in zip(
+        (start.observed, start.unobserved, start.regularization),
+        (plain.loss().observed, plain.loss().unobserved, plain.loss().regularization),
+        strict=True,
+    ):
+        assert got == pytest.approx(want, rel=1e-6)
+    assert np.array_equal(fused.factors()[0], u0) and np.array_equal(fused.factors()[1], v0)
+    kept = fused.checkpoint()
+    assert fused.half_sweep("users") == plain.half_sweep("users")
+    assert np.array_equal(fused.factors()[0], plain.factors()[0])
+    assert np.array_equal(kept()[0], u0)
+    other.start()
+    assert other.half_sweep("items") == CpuBackend(problem).half_sweep("items")
+    assert np.array_equal(other.factors()[0], u0)
 
 
 def test_sklearn_params_and_clone() -> None:

@@ -1,9 +1,12 @@
 """Type stubs of the compiled extension ``embspace._core`` (Rust, PyO3)."""
 
+from typing import final
+
 import numpy as np
 import numpy.typing as npt
 
 __all__ = [
+    "SparseGram",
     "__version__",
     "csr_from_coo",
     "csr_matvec",
@@ -14,11 +17,33 @@ __all__ = [
     "tie_overlap",
     "wals_gramian",
     "wals_half_sweep",
+    "wals_half_sweep_from",
     "wals_kernels",
     "wals_loss",
 ]
 
 __version__: str
+
+@final
+class SparseGram:
+    def __new__(
+        cls,
+        indptr: npt.NDArray[np.int64],
+        indices: npt.NDArray[np.int32],
+        data: npt.NDArray[np.float32],
+        n_cols: int,
+        num_threads: int = 0,
+    ) -> SparseGram: ...
+    @property
+    def n_rows(self) -> int: ...
+    @property
+    def n_cols(self) -> int: ...
+    def apply(
+        self, x: npt.NDArray[np.float64], num_threads: int = 0
+    ) -> npt.NDArray[np.float64]: ...
+    def matmat(
+        self, x: npt.NDArray[np.float64], num_threads: int = 0
+    ) -> npt.NDArray[np.float64]: ...
 
 def max_threads() -> int: ...
 def csr_from_coo(
@@ -44,6 +69,7 @@ def csr_transpose(
     indptr: npt.NDArray[np.int64],
     indices: npt.NDArray[np.int32],
     data: npt.NDArray[np.float32],
+    num_threads: int = 0,
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int32], npt.NDArray[np.float32]]: ...
 def knn(
     data: npt.NDArray[np.float32],
@@ -84,6 +110,23 @@ def wals_half_sweep(
     reg_scaling: str = "none",
     num_threads: int = 0,
 ) -> tuple[float, float, float]: ...
+def wals_half_sweep_from(
+    indptr: npt.NDArray[np.int64],
+    indices: npt.NDArray[np.int32],
+    data: npt.NDArray[np.float32],
+    n_cols: int,
+    fixed: npt.NDArray[np.float32],
+    solve_into: npt.NDArray[np.float32],
+    *,
+    unobserved_weight: float,
+    regularization: float,
+    solved_weights: npt.NDArray[np.float32] | None = None,
+    fixed_weights: npt.NDArray[np.float32] | None = None,
+    solver: str = "cholesky",
+    cg_steps: int = 3,
+    reg_scaling: str = "none",
+    num_threads: int = 0,
+) -> tuple[tuple[float, float, float], tuple[float, float, float]]: ...
 def wals_loss(
     indptr: npt.NDArray[np.int64],
     indices: npt.NDArray[np.int32],

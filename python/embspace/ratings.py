@@ -198,7 +198,8 @@ class Ratings:
     matrix : scipy.sparse.csr_matrix, shape (n_users, n_items), float32
         Ratings; rows follow :attr:`user_keys`, columns follow :attr:`item_keys`.
     item_matrix : scipy.sparse.csr_matrix, shape (n_items, n_users), float32
-        The transpose in CSR form (built by the Rust core on first use).
+        The transpose in CSR form (built by the Rust core, in parallel, on
+        first use, then kept: every fit on these ratings reuses it).
     user_ids, item_ids : numpy.ndarray
         Original ids of rows and columns, sorted ascending.
     items : pandas.DataFrame
@@ -401,13 +402,20 @@ class Ratings:
 
     def csr_arrays(self, by: str = "user") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(indptr int64, indices int32, data float32) of the rows (``by="user"``)
-        or of the transpose (``by="item"``), contiguous, as the Rust core takes them."""
-        m = self.matrix if by == "user" else self.item_matrix
-        return (
-            np.ascontiguousarray(m.indptr, dtype=np.int64),
-            np.ascontiguousarray(m.indices, dtype=np.int32),
-            np.ascontiguousarray(m.data, dtype=np.float32),
-        )
+        or of the transpose (``by="item"``), contiguous, as the Rust core takes them.
+
+        Built once per orientation and kept (every fit on these ratings, e.g.
+        the runs of a sweep, shares them); they share memory with
+        :attr:`matrix` / :attr:`item_matrix`, so do not write into them."""
+        return self._by_user if by == "user" else self._by_item
+
+    @cached_property
+    def _by_user(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return _core_arrays(self.matrix)
+
+    @cached_property
+    def _by_item(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return _core_arrays(self.item_matrix)
 
     @property
     def n_users(self) -> int:
@@ -501,6 +509,16 @@ class Ratings:
             f"<Ratings{label}: {self.n_users:,} users x {self.n_items:,} items, "
             f"{self.n_ratings:,} ratings>"
         )
+
+
+def _core_arrays(m: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The CSR arrays of ``m`` in the Rust core's types, copied only where
+    the type or layout differs (scipy's int32 ``indptr``)."""
+    return (
+        np.ascontiguousarray(m.indptr, dtype=np.int64),
+        np.ascontiguousarray(m.indices, dtype=np.int32),
+        np.ascontiguousarray(m.data, dtype=np.float32),
+    )
 
 
 def _column_counts(indices: np.ndarray, n_cols: int) -> np.ndarray:

@@ -65,11 +65,12 @@ class WalsProblem:
 class WalsBackend(ABC):
     """Runs the half-sweeps of one fit on a device.
 
-    A backend owns the factors while it runs: :meth:`half_sweep` updates one
-    side and returns the loss at the new point, :meth:`loss` returns the loss
-    of the current factors, :meth:`factors` copies both to numpy, and
-    :meth:`checkpoint` keeps the current factors aside (what an interrupted
-    fit reports).
+    A backend owns the factors while it runs: :meth:`start` returns the loss
+    of the starting factors (called once, before the first half-sweep),
+    :meth:`half_sweep` updates one side and returns the loss at the new point,
+    :meth:`loss` returns the loss of the current factors, :meth:`factors`
+    copies both to numpy, and :meth:`checkpoint` keeps the current factors
+    aside (what an interrupted fit reports).
     """
 
     def __init__(self, problem: WalsProblem) -> None:
@@ -82,6 +83,17 @@ class WalsBackend(ABC):
     @abstractmethod
     def loss(self) -> LossTerms:
         """The loss of the current factors."""
+
+    def start(self) -> LossTerms:
+        """The loss of the starting factors; :meth:`WALS.fit
+        <embspace.factorization.WALS.fit>` calls it once, before its first
+        half-sweep, which is ``half_sweep("users")``. The default is
+        :meth:`loss`. A backend may instead compute that loss together with
+        the first users half-sweep (one pass over the ratings instead of
+        two) and return the half-sweep's result from the next
+        ``half_sweep("users")``; until then :meth:`factors` and
+        :meth:`checkpoint` still show the starting factors."""
+        return self.loss()
 
     @abstractmethod
     def factors(self) -> tuple[np.ndarray, np.ndarray]:

@@ -316,8 +316,9 @@ class WALS(FittedAttributes, BaseEstimator):
         iterations, ``loss_`` their loss and ``loss_history_`` its
         ``1 + 2 * n_iter_`` values, so ``fit(iterations=n_iter_)`` would give
         the same factors; then the KeyboardInterrupt propagates. Any other
-        error (or Ctrl-C before the first half-sweep) leaves the estimator
-        unfitted, also when it was fitted before.
+        error (or Ctrl-C before the loss of the starting point is known,
+        which on the CPU is computed with the first users half-sweep) leaves
+        the estimator unfitted, also when it was fitted before.
         """
         for name in self._fitted:  # a failed refit must not show the previous fit
             self.__dict__.pop(name, None)
@@ -329,7 +330,7 @@ class WALS(FittedAttributes, BaseEstimator):
         factory = WALS_BACKENDS.for_device(self.device)
         problem = self._problem(ratings, rng)
         backend = factory(problem)
-        history = [backend.loss().total]
+        history = [backend.start().total]
         kept = backend.checkpoint()
         done = 0
         converged = interrupted = False

@@ -23,12 +23,20 @@ class CpuBackend(WalsBackend):
 
     Each half-sweep solves into a new array that replaces the old one only
     once the call has returned, so the arrays of a checkpoint are never
-    written again and an interrupted half-sweep changes nothing."""
+    written again and an interrupted half-sweep changes nothing.
+
+    :meth:`start` solves the first users half-sweep in the same pass as the
+    loss of the starting point (each row's terms at its starting factor are
+    taken from the entries the solve gathers), and the next
+    ``half_sweep("users")`` returns that result: a fit pays no pass over the
+    ratings for its starting loss."""
 
     def __init__(self, problem: WalsProblem) -> None:
         super().__init__(problem)
         self.u = np.ascontiguousarray(problem.user_factors, dtype=np.float32)
         self.v = np.ascontiguousarray(problem.item_factors, dtype=np.float32)
+        # the users half-sweep solved by start(): (new user factors, loss terms)
+        self._pending: tuple[np.ndarray, LossTerms] | None = None
 
     def _common(self) -> dict[str, Any]:
         p = self.problem
@@ -39,19 +47,16 @@ class CpuBackend(WalsBackend):
             "num_threads": p.num_threads,
         }
 
-    def half_sweep(self, side: str) -> LossTerms:
+    def _sweep(self, side: str, target: np.ndarray, core: Callable[..., Any]) -> Any:
+        """``core`` (a half-sweep of the Rust core) on ``side``, solving into ``target``."""
         p = self.problem
         if side == "users":
-            csr, n_cols, fixed, solve = p.by_user, p.n_items, self.v, self.u
+            csr, n_cols, fixed = p.by_user, p.n_items, self.v
             solved_w, fixed_w = p.row_weights, p.col_weights
-        elif side == "items":
-            csr, n_cols, fixed, solve = p.by_item, p.n_users, self.u, self.v
-            solved_w, fixed_w = p.col_weights, p.row_weights
         else:
-            raise InvalidParameterError(f"side must be 'users' or 'items', got {side!r}")
-        # the conjugate-gradient solver starts from the current factor
-        target = solve.copy() if p.solver == "cg" else np.empty_like(solve)
-        terms = _core.wals_half_sweep(
+            csr, n_cols, fixed = p.by_item, p.n_users, self.u
+            solved_w, fixed_w = p.col_weights, p.row_weights
+        return core(
             *csr,
             n_cols,
             fixed,
@@ -62,6 +67,25 @@ class CpuBackend(WalsBackend):
             cg_steps=p.cg_steps,
             **self._common(),
         )
+
+    def start(self) -> LossTerms:
+        self._pending = None
+        target = self.u.copy()  # the starting point, whose loss is wanted
+        before, after = self._sweep("users", target, _core.wals_half_sweep_from)
+        self._pending = (target, LossTerms(*after))
+        return LossTerms(*before)
+
+    def half_sweep(self, side: str) -> LossTerms:
+        if side not in ("users", "items"):
+            raise InvalidParameterError(f"side must be 'users' or 'items', got {side!r}")
+        pending, self._pending = self._pending, None
+        if pending is not None and side == "users":
+            self.u = pending[0]
+            return pending[1]
+        solve = self.u if side == "users" else self.v
+        # the conjugate-gradient solver starts from the current factor
+        target = solve.copy() if self.problem.solver == "cg" else np.empty_like(solve)
+        terms = self._sweep(side, target, _core.wals_half_sweep)
         if side == "users":
             self.u = target
         else:

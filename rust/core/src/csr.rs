@@ -4,6 +4,8 @@
 //! stored value, sorted within a row, no repeats) and `data`. Offsets are `i64`
 //! so the layout holds more than 2^31 values; columns are `i32`.
 
+use std::ops::Range;
+
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
@@ -206,37 +208,9 @@ impl Csr {
                 data.len()
             )));
         }
-        if indptr[0] != 0 || indptr[n_rows] as u64 != data.len() as u64 {
-            return Err(Error::ShapeMismatch(
-                "indptr must start at 0 and end at the number of stored values".into(),
-            ));
-        }
-        for i in 0..n_rows {
-            let (a, b) = (indptr[i], indptr[i + 1]);
-            if b < a {
-                return Err(Error::ShapeMismatch(format!("indptr decreases at row {i}")));
-            }
-            let seg = &indices[a as usize..b as usize];
-            for (t, &c) in seg.iter().enumerate() {
-                if c < 0 || c as usize >= n_cols {
-                    return Err(Error::IndexOutOfRange(format!(
-                        "column index {c} in row {i} is outside [0, {n_cols})"
-                    )));
-                }
-                if t > 0 && seg[t - 1] >= c {
-                    return Err(Error::DuplicateEntry(format!(
-                        "columns of row {i} are not strictly increasing (duplicate or unsorted entry at column {c})"
-                    )));
-                }
-            }
-        }
-        if let Some(pos) = data.iter().position(|v| !v.is_finite()) {
-            return Err(Error::NonFinite(format!(
-                "stored value {} at position {pos} is not finite",
-                data[pos]
-            )));
-        }
-        Ok(())
+        check_offsets(n_rows, indptr, data.len())?;
+        check_rows(0..n_rows, n_cols, indptr, indices)?;
+        check_finite(data, 0)
     }
 
     /// The transpose, as a CSR matrix (a CSC view of `self`). Columns within
@@ -250,6 +224,209 @@ impl Csr {
             &self.data,
         )
     }
+}
+
+/// The lengths and the offsets: `indptr` of `n_rows + 1` entries, from 0
+/// to `nnz`, never decreasing (so every row's slice is in bounds).
+fn check_offsets(n_rows: usize, indptr: &[i64], nnz: usize) -> Result<()> {
+    if indptr[0] != 0 || indptr[n_rows] as u64 != nnz as u64 {
+        return Err(Error::ShapeMismatch(
+            "indptr must start at 0 and end at the number of stored values".into(),
+        ));
+    }
+    if let Some(i) = indptr.windows(2).position(|w| w[1] < w[0]) {
+        return Err(Error::ShapeMismatch(format!("indptr decreases at row {i}")));
+    }
+    Ok(())
+}
+
+/// Columns in range and strictly increasing in each of `rows` (whose
+/// offsets passed [`check_offsets`]); the first offending row's error.
+fn check_rows(rows: Range<usize>, n_cols: usize, indptr: &[i64], indices: &[i32]) -> Result<()> {
+    for i in rows {
+        let seg = &indices[indptr[i] as usize..indptr[i + 1] as usize];
+        for (t, &c) in seg.iter().enumerate() {
+            if c < 0 || c as usize >= n_cols {
+                return Err(Error::IndexOutOfRange(format!(
+                    "column index {c} in row {i} is outside [0, {n_cols})"
+                )));
+            }
+            if t > 0 && seg[t - 1] >= c {
+                return Err(Error::DuplicateEntry(format!(
+                    "columns of row {i} are not strictly increasing (duplicate or unsorted entry at column {c})"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Every value finite; `offset` is the position of `data[0]` in the whole.
+fn check_finite(data: &[f32], offset: usize) -> Result<()> {
+    if let Some(pos) = data.iter().position(|v| !v.is_finite()) {
+        return Err(Error::NonFinite(format!(
+            "stored value {} at position {} is not finite",
+            data[pos],
+            offset + pos
+        )));
+    }
+    Ok(())
+}
+
+/// Stored values per parallel task of the validation.
+const VALUES_PER_TASK: usize = 1 << 18;
+
+/// [`Csr::validate_parts`] in the current pool: rows in tasks of about
+/// [`VALUES_PER_TASK`] values, the first error in row order reported.
+fn validate_in_pool(
+    n_rows: usize,
+    n_cols: usize,
+    indptr: &[i64],
+    indices: &[i32],
+    data: &[f32],
+) -> Result<()> {
+    if indptr.len() != n_rows + 1 {
+        return Err(Error::ShapeMismatch(format!(
+            "indptr has length {} but the matrix has {n_rows} rows",
+            indptr.len()
+        )));
+    }
+    if indices.len() != data.len() {
+        return Err(Error::ShapeMismatch(format!(
+            "indices ({}) and data ({}) differ in length",
+            indices.len(),
+            data.len()
+        )));
+    }
+    check_offsets(n_rows, indptr, data.len())?;
+    let bounds = row_bounds(indptr, data.len().div_ceil(VALUES_PER_TASK));
+    let rows: Vec<Result<()>> = bounds
+        .par_windows(2)
+        .map(|w| check_rows(w[0]..w[1], n_cols, indptr, indices))
+        .collect();
+    rows.into_iter().collect::<Result<()>>()?;
+    let values: Vec<Result<()>> = data
+        .par_chunks(VALUES_PER_TASK)
+        .enumerate()
+        .map(|(c, d)| check_finite(d, c * VALUES_PER_TASK))
+        .collect();
+    values.into_iter().collect()
+}
+
+/// Row boundaries splitting the matrix into at most `parts` ranges of about
+/// equal numbers of stored values (`[0, ..., n_rows]`, strictly increasing
+/// but for an empty matrix).
+fn row_bounds(indptr: &[i64], parts: usize) -> Vec<usize> {
+    let n_rows = indptr.len() - 1;
+    let nnz = indptr[n_rows] as usize;
+    let parts = parts.clamp(1, n_rows.max(1));
+    let mut bounds = vec![0usize];
+    for p in 1..parts {
+        let target = (nnz as u128 * p as u128 / parts as u128) as i64;
+        // the first row starting at or past the target
+        let r = indptr.partition_point(|&x| x < target).min(n_rows);
+        if r > *bounds.last().expect("starts with 0") {
+            bounds.push(r);
+        }
+    }
+    if *bounds.last().expect("starts with 0") != n_rows || n_rows == 0 {
+        bounds.push(n_rows);
+    }
+    bounds
+}
+
+/// A raw pointer the scatter of [`transpose_threads`] shares between its
+/// tasks, which write disjoint slots.
+#[derive(Clone, Copy)]
+struct Slots<T>(*mut T);
+// SAFETY: the tasks write disjoint positions (each slot is claimed by one
+// task's running offset), and the vector outlives the parallel loop.
+unsafe impl<T: Send> Send for Slots<T> {}
+unsafe impl<T: Send> Sync for Slots<T> {}
+
+/// Check the CSR matrix given by its three arrays ([`Csr::validate_parts`])
+/// and transpose it, on `num_threads` threads (0 = every core). The result
+/// equals [`transpose_parts`]'s for any number of threads (it is a
+/// permutation of the values fixed by the data): the rows are split into
+/// parts of about equal numbers of values, each part counts its columns,
+/// the counts give each part its slots in every output row (parts in row
+/// order), and the parts scatter into them in parallel.
+pub fn transpose_threads(
+    n_rows: usize,
+    n_cols: usize,
+    indptr: &[i64],
+    indices: &[i32],
+    data: &[f32],
+    num_threads: usize,
+) -> Result<Csr> {
+    with_threads(num_threads, || {
+        validate_in_pool(n_rows, n_cols, indptr, indices, data)?;
+        let nnz = data.len();
+        // per-part counts cost parts x n_cols: at most about the data itself
+        let parts = rayon::current_num_threads()
+            .min(nnz / n_cols.max(1))
+            .min(nnz / (1 << 16))
+            .clamp(1, 64);
+        if parts == 1 {
+            return Ok(transpose_parts(n_rows, n_cols, indptr, indices, data));
+        }
+        let bounds = row_bounds(indptr, parts);
+        let mut slots: Vec<Vec<i64>> = bounds
+            .par_windows(2)
+            .map(|w| {
+                let mut c = vec![0i64; n_cols];
+                let seg = &indices[indptr[w[0]] as usize..indptr[w[1]] as usize];
+                for &j in seg {
+                    c[j as usize] += 1;
+                }
+                c
+            })
+            .collect();
+        // output offsets, and each part's first slot in every output row
+        let mut out_ptr = vec![0i64; n_cols + 1];
+        for j in 0..n_cols {
+            let mut at = out_ptr[j];
+            for part in slots.iter_mut() {
+                let c = part[j];
+                part[j] = at;
+                at += c;
+            }
+            out_ptr[j + 1] = at;
+        }
+        let mut out_indices = vec![0i32; nnz];
+        let mut out_data = vec![0f32; nnz];
+        let (oi, od) = (
+            Slots(out_indices.as_mut_ptr()),
+            Slots(out_data.as_mut_ptr()),
+        );
+        slots
+            .into_par_iter()
+            .zip(bounds.par_windows(2))
+            .for_each(|(mut next, w)| {
+                let (oi, od) = (oi, od);
+                for i in w[0]..w[1] {
+                    let (a, b) = (indptr[i] as usize, indptr[i + 1] as usize);
+                    for (&c, &v) in indices[a..b].iter().zip(&data[a..b]) {
+                        let slot = &mut next[c as usize];
+                        // SAFETY: `slot` runs over this part's own range of
+                        // output row `c` (disjoint from every other part's,
+                        // within `0..nnz`), and the vectors outlive the loop.
+                        unsafe {
+                            *oi.0.add(*slot as usize) = i as i32;
+                            *od.0.add(*slot as usize) = v;
+                        }
+                        *slot += 1;
+                    }
+                }
+            });
+        Ok(Csr {
+            n_rows: n_cols,
+            n_cols: n_rows,
+            indptr: out_ptr,
+            indices: out_indices,
+            data: out_data,
+        })
+    })?
 }
 
 /// The transpose of the CSR matrix given by its three arrays (which must
@@ -408,5 +585,90 @@ mod tests {
         }
         assert_eq!(t.transpose(), a);
         Csr::validate_parts(t.n_rows, t.n_cols, &t.indptr, &t.indices, &t.data).unwrap();
+    }
+
+    /// A `n x m` matrix with about `nnz` values in a scattered pattern, the
+    /// rows in `empty` left empty, and the last column never used.
+    fn scattered(n: usize, m: usize, per_row: usize, empty: &[usize]) -> Csr {
+        let (mut rows, mut cols, mut vals) = (vec![], vec![], vec![]);
+        for i in 0..n {
+            if empty.contains(&i) {
+                continue;
+            }
+            for t in 0..(per_row + i % 7) {
+                let j = (i * 31 + t * t * 17 + t * 5) % (m - 1);
+                rows.push(i as i64);
+                cols.push(j as i64);
+                vals.push((i * 3 + t) as f32 * 0.5);
+            }
+        }
+        Csr::from_coo(n, m, &rows, &cols, &vals, Duplicates::Max, 0).unwrap()
+    }
+
+    #[test]
+    fn parallel_transpose_equals_the_serial_one_for_any_thread_count() {
+        // enough values (> 2 x 65536) for the parallel path
+        let a = scattered(3000, 700, 60, &[0, 5, 2999]);
+        assert!(a.nnz() > 1 << 17);
+        let want = a.transpose();
+        assert_eq!(want.row(699).0.len(), 0);
+        for threads in [1, 2, 3, 5, 8] {
+            let got =
+                transpose_threads(a.n_rows, a.n_cols, &a.indptr, &a.indices, &a.data, threads)
+                    .unwrap();
+            assert_eq!(got, want, "{threads} threads");
+        }
+        // small and empty matrices take the serial path
+        let small = scattered(20, 9, 3, &[4]);
+        let t = transpose_threads(20, 9, &small.indptr, &small.indices, &small.data, 4).unwrap();
+        assert_eq!(t, small.transpose());
+        let none = transpose_threads(0, 3, &[0], &[], &[], 2).unwrap();
+        assert_eq!((none.n_rows, none.n_cols, none.indptr), (3, 0, vec![0; 4]));
+    }
+
+    #[test]
+    fn parallel_validation_reports_the_serial_error() {
+        let a = scattered(3000, 700, 60, &[]);
+        let n = a.n_rows;
+        let check = |p: &[i64], i: &[i32], d: &[f32]| {
+            let serial = Csr::validate_parts(n, 700, p, i, d).unwrap_err();
+            for threads in [1, 2, 3] {
+                let par = transpose_threads(n, 700, p, i, d, threads).unwrap_err();
+                assert_eq!(
+                    format!("{par:?}"),
+                    format!("{serial:?}"),
+                    "{threads} threads"
+                );
+            }
+            serial
+        };
+        // two bad columns: the one in the earlier row is reported
+        let mut idx = a.indices.clone();
+        let late = a.indptr[2500] as usize;
+        let early = a.indptr[1200] as usize + 1;
+        idx[late] = 700;
+        idx[early] = -3;
+        let e = check(&a.indptr, &idx, &a.data);
+        assert!(matches!(e, Error::IndexOutOfRange(ref m) if m.contains("row 1200")));
+        // an unsorted row
+        let mut idx = a.indices.clone();
+        let at = a.indptr[2000] as usize;
+        idx.swap(at, at + 1);
+        assert!(matches!(
+            check(&a.indptr, &idx, &a.data),
+            Error::DuplicateEntry(_)
+        ));
+        // two non-finite values: the first position is reported
+        let mut data = a.data.clone();
+        data[150_000] = f32::INFINITY;
+        data[90_000] = f32::NAN;
+        let e = check(&a.indptr, &a.indices, &data);
+        assert!(matches!(e, Error::NonFinite(ref m) if m.contains("90000")));
+        // offsets that decrease, past the end of the values on the way
+        let mut ptr = a.indptr.clone();
+        ptr[10] = a.nnz() as i64 + 100;
+        let e = check(&ptr, &a.indices, &a.data);
+        assert!(matches!(e, Error::ShapeMismatch(ref m) if m.contains("row 10")));
+        assert!(Csr::validate_parts(2, 3, &[0, 9, 1], &[0], &[1.0]).is_err());
     }
 }

@@ -451,7 +451,7 @@ pub fn half_sweep_cancellable(
     num_threads: usize,
     cancel: &Cancel,
 ) -> Result<Option<Loss>> {
-    half_sweep_impl(
+    let out = half_sweep_impl(
         ratings,
         fixed,
         solve_into,
@@ -459,7 +459,57 @@ pub fn half_sweep_cancellable(
         num_threads,
         Isa::detect(),
         cancel,
+        false,
+    )?;
+    Ok(out.map(|(after, _)| after))
+}
+
+/// [`half_sweep`] that also returns the loss at the point it starts from:
+/// `(loss before, loss after)`, where "before" is the loss of the current
+/// content of `solve_into` (which must be finite, whatever the solver) with
+/// `fixed`. It costs little more than the half-sweep alone: each row's loss
+/// terms at its old factor are taken from the entries the solve has just
+/// gathered, so a fit gets the loss of its starting point without a pass of
+/// its own over the ratings.
+pub fn half_sweep_from(
+    ratings: CsrView<'_>,
+    fixed: &[f32],
+    solve_into: &mut [f32],
+    params: &HalfSweepParams<'_>,
+    num_threads: usize,
+) -> Result<(Loss, Loss)> {
+    half_sweep_from_cancellable(
+        ratings,
+        fixed,
+        solve_into,
+        params,
+        num_threads,
+        &Cancel::new(),
     )
+    .map(|r| r.expect("a Cancel nobody holds is never raised"))
+}
+
+/// [`half_sweep_from`], stopped early (returning `Ok(None)`, `solve_into`
+/// partly updated) when `cancel` is raised.
+pub fn half_sweep_from_cancellable(
+    ratings: CsrView<'_>,
+    fixed: &[f32],
+    solve_into: &mut [f32],
+    params: &HalfSweepParams<'_>,
+    num_threads: usize,
+    cancel: &Cancel,
+) -> Result<Option<(Loss, Loss)>> {
+    let out = half_sweep_impl(
+        ratings,
+        fixed,
+        solve_into,
+        params,
+        num_threads,
+        Isa::detect(),
+        cancel,
+        true,
+    )?;
+    Ok(out.map(|(after, before)| (before.expect("asked for"), after)))
 }
 
 /// [`half_sweep`] on a chosen instruction set (for tests and benchmarks).
@@ -479,9 +529,16 @@ pub fn half_sweep_with(
         num_threads,
         isa,
         &Cancel::new(),
+        false,
     ))
+    .map(|(after, _)| after)
 }
 
+/// The loss after the half-sweep, and with `start_loss` the loss at the
+/// starting point (the content of `solve_into` on entry).
+type SweepLosses = (Loss, Option<Loss>);
+
+#[allow(clippy::too_many_arguments)]
 fn half_sweep_impl(
     ratings: CsrView<'_>,
     fixed: &[f32],
@@ -490,7 +547,8 @@ fn half_sweep_impl(
     num_threads: usize,
     isa: Isa,
     cancel: &Cancel,
-) -> Result<Option<Loss>> {
+    start_loss: bool,
+) -> Result<Option<SweepLosses>> {
     let isa = resolve_isa(isa)?;
     let k = params.k;
     check_k(k)?;
@@ -513,7 +571,7 @@ fn half_sweep_impl(
     }
     with_threads(num_threads, || {
         check_factor("the fixed factor", fixed, n_fixed, k)?;
-        if matches!(params.solver, Solver::ConjugateGradient { .. }) {
+        if start_loss || matches!(params.solver, Solver::ConjugateGradient { .. }) {
             check_factor("the starting factor", solve_into, n_solve, k)?;
         }
         let kp = padded(k);
@@ -559,23 +617,42 @@ fn half_sweep_impl(
             rest = tail;
         }
         let scratch = PerThread::new(kp, sh.block_rows);
-        let parts: Vec<Result<Partial>> = slices
+        let parts: Vec<Result<(Partial, Partial)>> = slices
             .into_par_iter()
             .map(|(rows, out)| {
-                scratch.with(|s| row::run_chunk(isa, &sh, rows, Factors::Solve(out), s))
+                let out = if start_loss {
+                    Factors::SolveFrom(out)
+                } else {
+                    Factors::Solve(out)
+                };
+                scratch.with(|s| row::run_chunk(isa, &sh, rows, out, s))
             })
             .collect();
         if cancel.is_cancelled() {
             return Ok(None);
         }
-        let mut loss = sum_partials(parts)?;
+        let mut after = Vec::with_capacity(parts.len());
+        let mut before = Vec::with_capacity(parts.len());
+        for p in parts {
+            let (a, b) = p?;
+            after.push(Ok(a));
+            before.push(Ok(b));
+        }
         let counts = match params.reg_scaling {
             RegScaling::None => None,
             RegScaling::Count => Some(column_counts(&ratings)?),
         };
-        loss.regularization +=
-            params.regularization * weighted_sq_norm(fixed, k, counts.as_deref());
-        Ok(Some(loss))
+        let fixed_reg = params.regularization * weighted_sq_norm(fixed, k, counts.as_deref());
+        let mut loss = sum_partials(after)?;
+        loss.regularization += fixed_reg;
+        let start = if start_loss {
+            let mut b = sum_partials(before)?;
+            b.regularization += fixed_reg;
+            Some(b)
+        } else {
+            None
+        };
+        Ok(Some((loss, start)))
     })?
 }
 
@@ -710,7 +787,7 @@ pub fn loss_cancellable(
                 || Scratch::new(kp, 1),
                 |s, w| {
                     let x = &row_factors[w[0] * k..w[1] * k];
-                    row::run_chunk(isa, &sh, w[0]..w[1], Factors::Loss(x), s)
+                    row::run_chunk(isa, &sh, w[0]..w[1], Factors::Loss(x), s).map(|(p, _)| p)
                 },
             )
             .collect();

@@ -4,13 +4,13 @@
 //! entry point, then checks that the global pool was never initialised:
 //! `build_global` fails once anything has used the global pool.
 
-use embspace_core::csr::{transpose_parts, Csr, Duplicates};
+use embspace_core::csr::{transpose_parts, transpose_threads, Csr, Duplicates};
 use embspace_core::knn::{knn, knn_cancellable, Metric};
 use embspace_core::parallel::Cancel;
-use embspace_core::spmv::csr_matvec;
+use embspace_core::spmv::{csr_matvec, SparseGram};
 use embspace_core::wals::{
-    gramian, half_sweep, half_sweep_cancellable, loss, loss_cancellable, CsrView, HalfSweepParams,
-    LossParams, RegScaling, Solver,
+    gramian, half_sweep, half_sweep_cancellable, half_sweep_from, half_sweep_from_cancellable,
+    loss, loss_cancellable, CsrView, HalfSweepParams, LossParams, RegScaling, Solver,
 };
 
 #[test]
@@ -29,8 +29,16 @@ fn no_entry_point_initialises_the_global_pool() {
     let a = Csr::from_coo(n, m, &rows, &cols, &vals, Duplicates::Error, 2).unwrap();
     Csr::validate_parts(n, m, &a.indptr, &a.indices, &a.data).unwrap();
     let t = transpose_parts(n, m, &a.indptr, &a.indices, &a.data);
+    assert_eq!(
+        transpose_threads(n, m, &a.indptr, &a.indices, &a.data, 2).unwrap(),
+        t
+    );
     let mut y = vec![0.0; n];
     csr_matvec(CsrView::from_csr(&a), &vec![1.0; m], &mut y, 2).unwrap();
+    let g = SparseGram::new(CsrView::from_csr(&a), 2).unwrap();
+    let mut z = vec![0.0; m];
+    g.apply(&a.data, &vec![1.0; m], &mut z, 0).unwrap();
+    g.matmat(&a.data, &vec![1.0; m], 1, &mut y, 2).unwrap();
 
     let mut u: Vec<f32> = (0..n * k).map(|i| ((i % 7) as f32 - 3.0) / 10.0).collect();
     let mut v: Vec<f32> = (0..m * k).map(|i| ((i % 5) as f32 - 2.0) / 10.0).collect();
@@ -46,6 +54,10 @@ fn no_entry_point_initialises_the_global_pool() {
         };
         half_sweep(CsrView::from_csr(&a), &v, &mut u, &p, 2).unwrap();
         half_sweep_cancellable(CsrView::from_csr(&t), &u, &mut v, &p, 0, &Cancel::new())
+            .unwrap()
+            .unwrap();
+        half_sweep_from(CsrView::from_csr(&a), &v, &mut u, &p, 2).unwrap();
+        half_sweep_from_cancellable(CsrView::from_csr(&t), &u, &mut v, &p, 0, &Cancel::new())
             .unwrap()
             .unwrap();
     }

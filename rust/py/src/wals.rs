@@ -46,7 +46,7 @@ fn wals_half_sweep<'py>(
     data: PyReadonlyArray1<'py, f32>,
     n_cols: usize,
     fixed: PyReadonlyArray2<'py, f32>,
-    mut solve_into: PyReadwriteArray2<'py, f32>,
+    solve_into: PyReadwriteArray2<'py, f32>,
     unobserved_weight: f64,
     regularization: f64,
     solved_weights: Option<PyReadonlyArray1<'py, f32>>,
@@ -55,45 +55,155 @@ fn wals_half_sweep<'py>(
     cg_steps: usize,
     reg_scaling: &str,
     num_threads: usize,
-) -> PyResult<(f64, f64, f64)> {
-    let solver = Solver::parse(solver, cg_steps).py()?;
-    let reg_scaling = RegScaling::parse(reg_scaling).py()?;
-    let (p, i, d) = (
-        slice1(&indptr, "indptr")?,
-        slice1(&indices, "indices")?,
-        slice1(&data, "data")?,
-    );
-    let (fx, n_fixed, k) = slice2(&fixed, "fixed")?;
-    let shape = solve_into.shape().to_vec();
-    let (n_solve, k2) = (shape[0], shape[1]);
-    if n_fixed != n_cols || k2 != k || p.len() != n_solve + 1 {
-        return Err(shape_error(format!(
-            "ratings of {} x {n_cols} need a fixed factor of {n_cols} rows and a factor to \
-             solve of {} rows with the same number of columns; got {n_fixed} x {k} and \
-             {n_solve} x {k2}",
-            p.len().saturating_sub(1),
-            p.len().saturating_sub(1)
-        )));
-    }
-    let out = solve_into.as_slice_mut().map_err(|_| {
-        shape_error("solve_into must be a C-contiguous, writeable float32 2-D array".into())
-    })?;
-    let sw = optional(&solved_weights, "solved_weights")?;
-    let fw = optional(&fixed_weights, "fixed_weights")?;
-    let loss = interruptible(py, |cancel| {
-        let view = CsrView::new(n_solve, n_cols, p, i, d)?;
+) -> PyResult<Terms> {
+    let call = SweepCall {
+        indptr,
+        indices,
+        data,
+        n_cols,
+        fixed,
+        solve_into,
+        unobserved_weight,
+        regularization,
+        solved_weights,
+        fixed_weights,
+        solver,
+        cg_steps,
+        reg_scaling,
+        num_threads,
+    };
+    let (_, after) = call.run(py, false)?;
+    Ok(terms(after))
+}
+
+/// ``wals_half_sweep`` that also returns the loss of the point it starts
+/// from: ``(loss before, loss after)``, each (observed, unobserved,
+/// regularization). ``solve_into`` must hold the current factor (finite),
+/// whatever the solver; each row's terms at it are taken from the entries
+/// the solve gathers, so this costs little more than the half-sweep alone.
+#[pyfunction]
+#[pyo3(signature = (
+    indptr, indices, data, n_cols, fixed, solve_into, *, unobserved_weight, regularization,
+    solved_weights = None, fixed_weights = None, solver = "cholesky", cg_steps = 3,
+    reg_scaling = "none", num_threads = 0
+))]
+#[allow(clippy::too_many_arguments)]
+fn wals_half_sweep_from<'py>(
+    py: Python<'py>,
+    indptr: PyReadonlyArray1<'py, i64>,
+    indices: PyReadonlyArray1<'py, i32>,
+    data: PyReadonlyArray1<'py, f32>,
+    n_cols: usize,
+    fixed: PyReadonlyArray2<'py, f32>,
+    solve_into: PyReadwriteArray2<'py, f32>,
+    unobserved_weight: f64,
+    regularization: f64,
+    solved_weights: Option<PyReadonlyArray1<'py, f32>>,
+    fixed_weights: Option<PyReadonlyArray1<'py, f32>>,
+    solver: &str,
+    cg_steps: usize,
+    reg_scaling: &str,
+    num_threads: usize,
+) -> PyResult<(Terms, Terms)> {
+    let call = SweepCall {
+        indptr,
+        indices,
+        data,
+        n_cols,
+        fixed,
+        solve_into,
+        unobserved_weight,
+        regularization,
+        solved_weights,
+        fixed_weights,
+        solver,
+        cg_steps,
+        reg_scaling,
+        num_threads,
+    };
+    let (before, after) = call.run(py, true)?;
+    Ok((terms(before.expect("asked for")), terms(after)))
+}
+
+/// (observed, unobserved, regularization).
+type Terms = (f64, f64, f64);
+
+fn terms(loss: wals::Loss) -> Terms {
+    (loss.observed, loss.unobserved, loss.regularization)
+}
+
+/// The arguments of one half-sweep, as Python passed them.
+struct SweepCall<'py, 's> {
+    indptr: PyReadonlyArray1<'py, i64>,
+    indices: PyReadonlyArray1<'py, i32>,
+    data: PyReadonlyArray1<'py, f32>,
+    n_cols: usize,
+    fixed: PyReadonlyArray2<'py, f32>,
+    solve_into: PyReadwriteArray2<'py, f32>,
+    unobserved_weight: f64,
+    regularization: f64,
+    solved_weights: Option<PyReadonlyArray1<'py, f32>>,
+    fixed_weights: Option<PyReadonlyArray1<'py, f32>>,
+    solver: &'s str,
+    cg_steps: usize,
+    reg_scaling: &'s str,
+    num_threads: usize,
+}
+
+impl SweepCall<'_, '_> {
+    /// Check the arguments and run the half-sweep (interruptibly); with
+    /// `start_loss` also the loss of the starting point.
+    fn run(
+        mut self,
+        py: Python<'_>,
+        start_loss: bool,
+    ) -> PyResult<(Option<wals::Loss>, wals::Loss)> {
+        let solver = Solver::parse(self.solver, self.cg_steps).py()?;
+        let reg_scaling = RegScaling::parse(self.reg_scaling).py()?;
+        let n_cols = self.n_cols;
+        let (p, i, d) = (
+            slice1(&self.indptr, "indptr")?,
+            slice1(&self.indices, "indices")?,
+            slice1(&self.data, "data")?,
+        );
+        let (fx, n_fixed, k) = slice2(&self.fixed, "fixed")?;
+        let shape = self.solve_into.shape().to_vec();
+        let (n_solve, k2) = (shape[0], shape[1]);
+        if n_fixed != n_cols || k2 != k || p.len() != n_solve + 1 {
+            return Err(shape_error(format!(
+                "ratings of {} x {n_cols} need a fixed factor of {n_cols} rows and a factor to \
+                 solve of {} rows with the same number of columns; got {n_fixed} x {k} and \
+                 {n_solve} x {k2}",
+                p.len().saturating_sub(1),
+                p.len().saturating_sub(1)
+            )));
+        }
+        let out = self.solve_into.as_slice_mut().map_err(|_| {
+            shape_error("solve_into must be a C-contiguous, writeable float32 2-D array".into())
+        })?;
+        let sw = optional(&self.solved_weights, "solved_weights")?;
+        let fw = optional(&self.fixed_weights, "fixed_weights")?;
         let params = HalfSweepParams {
             k,
-            unobserved_weight,
-            regularization,
+            unobserved_weight: self.unobserved_weight,
+            regularization: self.regularization,
             solved_weights: sw,
             fixed_weights: fw,
             solver,
             reg_scaling,
         };
-        wals::half_sweep_cancellable(view, fx, out, &params, num_threads, cancel)
-    })?;
-    Ok((loss.observed, loss.unobserved, loss.regularization))
+        let threads = self.num_threads;
+        interruptible(py, |cancel| {
+            let view = CsrView::new(n_solve, n_cols, p, i, d)?;
+            if start_loss {
+                let r = wals::half_sweep_from_cancellable(view, fx, out, &params, threads, cancel)?;
+                Ok(r.map(|(before, after)| (Some(before), after)))
+            } else {
+                let r = wals::half_sweep_cancellable(view, fx, out, &params, threads, cancel)?;
+                Ok(r.map(|after| (None, after)))
+            }
+        })
+    }
 }
 
 /// The training loss (observed, unobserved, regularization) of
@@ -177,6 +287,7 @@ fn wals_kernels() -> &'static str {
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(wals_half_sweep, m)?)?;
+    m.add_function(wrap_pyfunction!(wals_half_sweep_from, m)?)?;
     m.add_function(wrap_pyfunction!(wals_loss, m)?)?;
     m.add_function(wrap_pyfunction!(wals_gramian, m)?)?;
     m.add_function(wrap_pyfunction!(wals_kernels, m)?)?;

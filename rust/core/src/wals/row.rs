@@ -168,6 +168,9 @@ impl Scratch {
 /// (then their loss terms added), or only read for their loss terms.
 pub(crate) enum Factors<'a> {
     Solve(&'a mut [f32]),
+    /// As `Solve`, and the loss terms of the rows' old content (the factors
+    /// the half-sweep starts from) are summed as well.
+    SolveFrom(&'a mut [f32]),
     Loss(&'a [f32]),
 }
 
@@ -212,24 +215,36 @@ fn whole(sh: &Shared<'_>, idx: &[i32]) -> bool {
     idx.len() * sh.kp <= WHOLE_ROW_VALUES
 }
 
+/// Add the terms of `t` to `part`.
+#[inline(always)]
+fn add(part: &mut Partial, t: Partial) {
+    part.observed += t.observed;
+    part.unobserved += t.unobserved;
+    part.regularization += t.regularization;
+}
+
 /// Solve (or evaluate) the rows `rows`; `out` holds their factors
-/// (`rows.len() x k`).
+/// (`rows.len() x k`). Returns the loss terms of the rows (at the new
+/// factors when solving), and with [`Factors::SolveFrom`] those at the old
+/// factors (otherwise zero).
 #[inline(always)]
 pub(crate) fn chunk<K: Kernel>(
     sh: &Shared<'_>,
     rows: Range<usize>,
     out: Factors<'_>,
     s: &mut Scratch,
-) -> Result<Partial> {
+) -> Result<(Partial, Partial)> {
     let k = sh.k;
     let mut part = Partial::default();
+    let mut before = Partial::default();
     let rows_end = rows.end;
-    let out = match out {
-        Factors::Solve(out) => out,
+    let (out, from) = match out {
+        Factors::Solve(out) => (out, false),
+        Factors::SolveFrom(out) => (out, true),
         Factors::Loss(x) => {
             for (local, i) in rows.enumerate() {
                 if sh.cancel.is_cancelled() {
-                    return Ok(part);
+                    return Ok((part, before));
                 }
                 let (idx, vals) = sh.ratings.row(i);
                 check_row(sh, i, idx, vals)?;
@@ -244,22 +259,26 @@ pub(crate) fn chunk<K: Kernel>(
                     s,
                     false,
                 );
-                part.observed += t.observed;
-                part.unobserved += t.unobserved;
-                part.regularization += t.regularization;
+                add(&mut part, t);
             }
-            return Ok(part);
+            return Ok((part, before));
         }
     };
     for (local, i) in rows.enumerate() {
         if sh.cancel.is_cancelled() {
-            return Ok(part);
+            return Ok((part, before));
         }
         let (idx, vals) = sh.ratings.row(i);
         let u = &mut out[local * k..local * k + k];
         check_row(sh, i, idx, vals)?;
         let lam = row_lambda(sh, idx.len());
         if idx.is_empty() {
+            if from {
+                add(
+                    &mut before,
+                    row_loss::<K>(sh, i, idx, vals, lam, u, s, false),
+                );
+            }
             // The minimiser of w0 u^T G u + lam |u|^2 (and the minimum-norm
             // solution when that quadratic is singular).
             u.fill(0.0);
@@ -289,17 +308,24 @@ pub(crate) fn chunk<K: Kernel>(
                 "the solution for row {i} is not finite in float32 (ratings or weights too large?)"
             )));
         }
-        for (d, &v) in u.iter_mut().zip(x) {
+        // both solvers keep a row that fits whole in the scratch (and leave
+        // the solution in s.x, which the loss terms do not touch)
+        let in_block = whole(sh, idx);
+        if from {
+            add(
+                &mut before,
+                row_loss::<K>(sh, i, idx, vals, lam, u, s, in_block),
+            );
+        }
+        for (d, &v) in u.iter_mut().zip(&s.x[..k]) {
             *d = v as f32;
         }
-        // both solvers keep a row that fits whole in the scratch
-        let in_block = whole(sh, idx);
-        let t = row_loss::<K>(sh, i, idx, vals, lam, u, s, in_block);
-        part.observed += t.observed;
-        part.unobserved += t.unobserved;
-        part.regularization += t.regularization;
+        add(
+            &mut part,
+            row_loss::<K>(sh, i, idx, vals, lam, u, s, in_block),
+        );
     }
-    Ok(part)
+    Ok((part, before))
 }
 
 /// The fixed factor as the gathers read it: the 16-wide padded copy when
@@ -897,7 +923,7 @@ pub(crate) fn run_chunk(
     rows: Range<usize>,
     out: Factors<'_>,
     s: &mut Scratch,
-) -> Result<Partial> {
+) -> Result<(Partial, Partial)> {
     match isa {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `isa` was checked with `Isa::available` by the caller.
@@ -916,7 +942,7 @@ unsafe fn chunk_avx512(
     rows: Range<usize>,
     out: Factors<'_>,
     s: &mut Scratch,
-) -> Result<Partial> {
+) -> Result<(Partial, Partial)> {
     chunk::<super::kernel::Avx512Kernel>(sh, rows, out, s)
 }
 
@@ -927,7 +953,7 @@ unsafe fn chunk_avx2(
     rows: Range<usize>,
     out: Factors<'_>,
     s: &mut Scratch,
-) -> Result<Partial> {
+) -> Result<(Partial, Partial)> {
     chunk::<super::kernel::Avx2Kernel>(sh, rows, out, s)
 }
 

@@ -274,6 +274,78 @@ fn bit_identical_for_any_thread_count() {
 }
 
 #[test]
+fn half_sweep_from_adds_the_loss_of_the_starting_point() {
+    // Rows longer than one block (k > 16) and one beyond the whole-row limit
+    // are not needed here: both loss paths are the ones `half_sweep` uses.
+    let (n, m) = (60, 35);
+    let r = ratings(n, m, 0.3, 11, &[4], &[9]);
+    let rw = weights(n, 12);
+    let cw = weights(m, 13);
+    for k in [3, 10, 20, 40] {
+        let fixed = normal(m * k, 0.4, 20 + k as u64);
+        let start = normal(n * k, 0.4, 30 + k as u64);
+        for solver in [Solver::Cholesky, Solver::ConjugateGradient { steps: 2 }] {
+            for scaling in [RegScaling::None, RegScaling::Count] {
+                let p = HalfSweepParams {
+                    k,
+                    unobserved_weight: 0.2,
+                    regularization: 0.07,
+                    solved_weights: Some(&rw),
+                    fixed_weights: Some(&cw),
+                    solver,
+                    reg_scaling: scaling,
+                };
+                let lp = LossParams {
+                    k,
+                    unobserved_weight: 0.2,
+                    regularization: 0.07,
+                    row_weights: Some(&rw),
+                    col_weights: Some(&cw),
+                    reg_scaling: scaling,
+                };
+                let exact = reference_loss(&r, &start, &fixed, k, &lp);
+                let mut plain = start.clone();
+                let alone = half_sweep(CsrView::from_csr(&r), &fixed, &mut plain, &p, 2).unwrap();
+                let mut runs = vec![];
+                for threads in [1, 2, 3] {
+                    let mut got = start.clone();
+                    let (before, after) =
+                        half_sweep_from(CsrView::from_csr(&r), &fixed, &mut got, &p, threads)
+                            .unwrap();
+                    // the loss of the starting point (the empty row included) ...
+                    assert!(
+                        (before.total() - exact).abs() < 1e-6 * exact,
+                        "k={k} {solver:?} {scaling:?}: {before:?} vs {exact}"
+                    );
+                    // ... and the half-sweep itself, unchanged
+                    assert_eq!(got, plain);
+                    assert_eq!(after, alone);
+                    runs.push((before, after));
+                }
+                assert!(runs.iter().all(|r| *r == runs[0]), "thread independence");
+            }
+        }
+    }
+    // a non-finite starting factor is refused with either solver
+    let (k, mut bad) = (3, normal(n * 3, 0.4, 1));
+    bad[7] = f32::NAN;
+    let fixed = normal(m * k, 0.4, 2);
+    let p = HalfSweepParams {
+        k,
+        unobserved_weight: 0.2,
+        regularization: 0.07,
+        solved_weights: None,
+        fixed_weights: None,
+        solver: Solver::Cholesky,
+        reg_scaling: RegScaling::None,
+    };
+    assert!(matches!(
+        half_sweep_from(CsrView::from_csr(&r), &fixed, &mut bad, &p, 1),
+        Err(Error::NonFinite(_))
+    ));
+}
+
+#[test]
 fn a_raised_token_stops_the_half_sweep_and_the_loss() {
     let (n, m, k) = (200, 90, 12);
     let r = ratings(n, m, 0.2, 9, &[], &[]);

@@ -12,7 +12,9 @@ ml-latest-small):
    random (seeded) among those with at least 20 ratings;
 3. sweep the unobserved weight over 0, 0.01, 0.1, 0.5, 1, 2 against weight 0
    with the measures neighbors, cca, unitmatch and cka, ``seeds`` seeds per
-   value, and the noise floor (weight 0 against itself with other seeds);
+   value, runs of different seeds compared: each value's floor (its own
+   seed-to-seed similarity), calibrated scores and the permutation test
+   (Holm-adjusted; the summary says when the seeds are too few for it);
 4. train SVD with 10 factors and compare every sweep run with it;
 5. print the tables, write PNG plots, CSV and JSON into ``out``, and close
    with a summary in words computed from the numbers.

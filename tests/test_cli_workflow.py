@@ -8,7 +8,7 @@ import re
 import embspace as es
 import pandas as pd
 import pytest
-from embspace.demo import DEMO_VALUES, pick_movies, run_demo, summarize
+from embspace.demo import DEMO_VALUES, pick_movies, run_demo, summarize, top_changes
 from test_plots import assert_png
 
 MEASURES = ["neighbors", "cca", "unitmatch", "cka"]
@@ -132,6 +132,36 @@ def test_summary_tells_the_truth(demo_tiny) -> None:
         line = next(ln for ln in result.summary if ln.startswith(f"w0 = {value:g} against"))
         for m in MEASURES:
             assert f"{m} {rows.loc[m, 'calibrated']:.2f}" in line
+
+
+def test_demo_prints_the_movies_that_moved_most(demo_tiny) -> None:
+    result, printed, _ = demo_tiny
+    sweep = result.sweep
+    t = sweep.table
+    nb = t[(t["against"] == "reference") & (t["measure"] == "neighbors") & (t["value"] != 0.0)]
+    moved = nb.sort_values("similarity").iloc[0]["value"]
+    assert f"== where w0={moved:g} moved most from w0=0" in printed
+    top = top_changes(sweep, moved)
+    with pytest.warns(es.errors.EmbspaceWarning):
+        full = sweep.changes(moved).set_index("title")
+    assert len(top) == 10
+    # the rows are the sweep's, in the documented order: q, then the drop below the floor
+    for col in ("n_ratings", "similarity", "floor", "q_value"):
+        assert list(top[col]) == list(full.loc[top["title"], col])
+
+    # an independent ranking in plain Python: q ascending (missing last), then the drop
+    def rank(item):
+        _, r = item
+        q = r["q_value"] if r["q_value"] == r["q_value"] else float("inf")
+        drop = r["floor"] - r["similarity"]
+        return (q, -drop if drop == drop else float("inf"), r["similarity"], -r["n_ratings"])
+
+    ranked = sorted(full.iterrows(), key=rank)[:10]
+    assert [rank(x)[:2] for x in ranked] == [
+        rank((None, r))[:2] for _, r in top.set_index("title").iterrows()
+    ]
+    for row in top.itertuples(index=False):
+        assert row.title in printed and f"{row.similarity:.3f}" in printed
 
 
 def test_one_seed_summary_says_there_is_no_noise_floor(demo_tiny) -> None:

@@ -16,8 +16,10 @@ ml-latest-small):
    seed-to-seed similarity), calibrated scores and the permutation test
    (Holm-adjusted; the summary says when the seeds are too few for it);
 4. train SVD with 10 factors and compare every sweep run with it;
-5. print the tables, write PNG plots, CSV and JSON into ``out``, and close
-   with a summary in words computed from the numbers.
+5. print the tables and the movies that moved most at the value farthest from
+   the reference on ``neighbors`` (with their popularity, their own floor and
+   the per-movie test, :func:`top_changes`), write PNG plots, CSV and JSON
+   into ``out``, and close with a summary in words computed from the numbers.
 
 Every WALS run has the notebook's 20 iterations as its cap and a convergence
 test (``tol``, :data:`DEMO_TOL`): a run stops early when its relative loss
@@ -49,14 +51,30 @@ from ._atomic import write_atomic
 from .cache import EmbeddingCache
 from .errors import EmbspaceWarning
 from .faces.datasets import filter_described, load_described, parallel_groups
-from .faces.tables import SHORT_NAMES, format_neighbors, format_sweep_table, value_label
+from .faces.tables import (
+    SHORT_NAMES,
+    format_neighbors,
+    format_sweep_table,
+    text_table,
+    value_label,
+)
 from .faces.values import format_value, same_value
 from .jsonio import json_default
 from .measures import DEFAULT_MEASURES
 from .sweeps import Sweep, SweepEvent, fit_cached
 from .sweeps.training import stopped_at_cap
 
-__all__ = ["DEMO_VALUES", "DemoResult", "pick_movies", "run_demo", "summarize"]
+__all__ = [
+    "DEMO_VALUES",
+    "DemoResult",
+    "format_changes",
+    "pick_movies",
+    "plateau",
+    "run_demo",
+    "summarize",
+    "top_changes",
+    "unstable_reference",
+]
 
 #: The unobserved weights of the reference notebook's sweep.
 DEMO_VALUES = (0.0, 0.01, 0.1, 0.5, 1.0, 2.0)
@@ -370,6 +388,48 @@ def summarize(sweep: Sweep, svd_name: str | None = "svd") -> list[str]:
     return lines
 
 
+def top_changes(sweep: Sweep, value: Any, n: int = 10) -> pd.DataFrame:
+    """The ``n`` entities whose neighborhoods moved most between ``value`` and
+    the reference (:meth:`~embspace.Sweep.changes`): smallest ``q_value``
+    first (missing last), then the largest drop below their own floor
+    (``floor - similarity``, missing last), then the lowest similarity, then
+    more ratings. Columns ``title, n_ratings, similarity, floor, q_value,
+    changed``. The statistics' warning about too few seeds is silenced: the
+    summary says it in words."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", EmbspaceWarning)
+        frame = sweep.changes(value)
+    frame = frame.assign(drop=frame["floor"] - frame["similarity"])
+    frame = frame.sort_values(
+        ["q_value", "drop", "similarity", "n_ratings"],
+        ascending=[True, False, True, False],
+        kind="mergesort",
+        na_position="last",
+    )
+    cols = ["title", "n_ratings", "similarity", "floor", "q_value", "changed"]
+    return frame[cols].head(n).reset_index(drop=True)
+
+
+def format_changes(frame: pd.DataFrame) -> str:
+    """A :func:`top_changes` frame as text: numbers to 3 decimals, ``-`` when missing."""
+
+    def fixed(x: Any) -> str:
+        return "-" if pd.isna(x) else f"{float(x):.3f}"
+
+    rows = [
+        [
+            str(r.title),
+            f"{int(r.n_ratings):,}",
+            fixed(r.similarity),
+            fixed(r.floor),
+            fixed(r.q_value),
+            "-" if pd.isna(r.changed) else ("yes" if r.changed else "no"),
+        ]
+        for r in frame.itertuples(index=False)
+    ]
+    return text_table(["title", "ratings", "similarity", "floor", "q_value", "changed"], rows)
+
+
 def convergence_lines(sweep: Sweep) -> list[str]:
     """What the summary says about convergence: which runs stopped at their
     iteration cap before their ``tol`` (and how fast the loss was still
@@ -565,6 +625,20 @@ def run_demo(
     say("")
     say(format_sweep_table(sweep, "svd"))
     say("")
+    others = [v for v in sweep.values if not same_value(v, sweep.reference)]
+    if others and "neighbors" in sweep.measures:
+        ref_rows = sweep.table[
+            (sweep.table["against"] == "reference") & (sweep.table["measure"] == "neighbors")
+        ]
+        moved = min(others, key=lambda v: _cell(ref_rows, v, "neighbors", "similarity"))
+        say(
+            f"== where {value_label(PARAM, moved)} moved most from "
+            f"{value_label(PARAM, sweep.reference)}: per movie, the Jaccard of its 10-NN sets "
+            "(similarity) beside re-seeding alone (floor); q_value: the per-movie test, FDR "
+            "across movies"
+        )
+        say(format_changes(top_changes(sweep, moved)))
+        say("")
 
     # 5. files and the summary
     summary = summarize(sweep, "svd")

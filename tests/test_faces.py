@@ -382,7 +382,13 @@ def test_format_sweep_table():
         "0 (ref)                  cka          0.990  0.990        1.00           -        -",
         "1                  neighbors  0.412 ± 0.012  0.950        0.35       0.012      yes",
         "1                        cka            n/a  0.980           -       0.500       no",
+        # 2 seeds: smallest p 1/2, 2 tests: Holm cannot reach 0.05
+        "(with 2 seeds the smallest p-value is 0.5: after Holm over 2 tests none can reach 0.05,"
+        " so changed = no is no verdict)",
     ]
+    # 8 seeds: 2 * 1/6435 <= 0.05, the test can flag a change: no such line
+    eight = tables.format_sweep_table(_fake_sweep(8)).splitlines()
+    assert len(eight) == 6 and not eight[-1].startswith("(with")
     # against SVD: the value's own floor, no reference floor, no test columns
     one = tables.format_sweep_table(_fake_sweep(1), "svd")
     assert one.splitlines() == [

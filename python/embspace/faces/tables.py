@@ -70,7 +70,9 @@ def format_sweep_table(sweep: Any, against: str = "reference") -> str:
     the reference only, ``p_adjusted`` (permutation test, Holm over the table)
     and ``changed`` (``p_adjusted <= 0.05``). Against other embeddings (SVD)
     there is no reference floor and no test: those columns are left out.
-    Missing numbers print as ``-`` (one seed: no floor, no test)."""
+    Missing numbers print as ``-`` (one seed: no floor, no test); a last line
+    says when the seeds are too few for any test to reach 0.05 (then
+    ``changed = no`` is no verdict)."""
     table = sweep.table
     rows = table[table["against"] == against]
     with_sd = len(sweep.seeds) > 1
@@ -106,7 +108,18 @@ def format_sweep_table(sweep: Any, against: str = "reference") -> str:
                     "-" if changed is None or pd.isna(changed) else ("yes" if changed else "no"),
                 ]
             body.append(cells)
-    return head + "\n" + text_table(header, body)
+    text = head + "\n" + text_table(header, body)
+    if reference and n >= 2:
+        from ..sweeps.statistics import ALPHA, smallest_p_value
+
+        n_tests = int(rows["p_adjusted"].map(_num).map(math.isfinite).sum())
+        p_min = smallest_p_value(n)
+        if n_tests and n_tests * p_min > ALPHA:
+            text += (
+                f"\n(with {n} seeds the smallest p-value is {p_min:.3g}: after Holm over "
+                f"{n_tests} tests none can reach {ALPHA:g}, so changed = no is no verdict)"
+            )
+    return text
 
 
 def format_neighbors(frame: pd.DataFrame) -> str:

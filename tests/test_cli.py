@@ -314,7 +314,8 @@ def test_sweep_on_tiny_writes_files_and_json(tmp_path: Path) -> None:
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "similarity to w0=0 (mean ± stdev over 2 seeds)" in done.stdout
-    assert "noise floor" in done.stdout
+    # each value's floor, its calibrated score and the test
+    assert "similarity  floor  calibrated  p_adjusted  changed" in done.stdout
     assert sum("loaded from the cache" in ln for ln in done.stderr.splitlines()) == 6
 
 

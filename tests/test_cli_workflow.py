@@ -8,7 +8,7 @@ import re
 import embspace as es
 import pandas as pd
 import pytest
-from embspace.demo import DEMO_VALUES, pick_movies, run_demo, summarize
+from embspace.demo import DEMO_VALUES, pick_movies, run_demo, summarize, top_changes
 from test_plots import assert_png
 
 MEASURES = ["neighbors", "cca", "unitmatch", "cka"]
@@ -48,7 +48,11 @@ def test_demo_runs_every_step(demo_tiny) -> None:
     for title, frame in result.neighbors.items():
         assert len(frame) == 10 and title in printed
     assert "similarity to w0=0 (mean ± stdev over 2 seeds)" in printed
-    assert "similarity to svd" in printed and "noise floor (w0=0 reseeded)" in printed
+    assert "similarity to svd" in printed
+    head = "unobserved_weight    measure     similarity  floor  calibrated"
+    assert head + "  p_adjusted  changed" in printed  # the reference table has the test
+    svd_part = printed[printed.index("similarity to svd") :]
+    assert "p_adjusted" not in svd_part.split("\n\n")[0]  # the SVD table has none
     for line in result.summary:
         assert line in printed
 
@@ -117,27 +121,47 @@ def test_summary_tells_the_truth(demo_tiny) -> None:
     else:
         for m, v in low.items():
             assert f"{m} at w0={v:g}" in line
-    # beyond / within the noise floor
-    floor = sweep.noise_floor
+    # 2 seeds: the test cannot reach 0.05, so the summary gives no verdict
+    test = sweep.test
+    line = next(ln for ln in result.summary if ln.startswith("With 2 seeds"))
+    assert f"{test['smallest_p_value']:.3g}" in line and f"{test['n_tests']} tests" in line
+    assert f"({test['seeds_needed']} seeds are needed)" in line
+    assert not any("changed on" in ln or "no change shown" in ln for ln in result.summary)
     for value in DEMO_VALUES[1:]:
         rows = ref[ref["value"] == value].set_index("measure")
-        beyond = [
-            rows.loc[m, "similarity"]
-            < floor[m][0] - max(rows.loc[m, "stdev"], 0.0 if pd.isna(floor[m][1]) else floor[m][1])
-            for m in MEASURES
-        ]
-        if all(beyond):
-            assert f"{value:g}" in _listed(result.summary, r"w0 = (.+?) changes? the space")
-        elif not any(beyond):
-            assert f"{value:g}" in _listed(result.summary, r"w0 = (.+?) stays? within")
-        else:
-            over = [m for m, b in zip(MEASURES, beyond, strict=True) if b]
-            line = next(
-                ln
-                for ln in result.summary
-                if ln.startswith("At w0 = ") and f"{value:g}" in _listed([ln], r"w0 = (.+?) the")
-            )
-            assert f"on {over[0]}" in line or f"on {over[0]}," in line
+        line = next(ln for ln in result.summary if ln.startswith(f"w0 = {value:g} against"))
+        for m in MEASURES:
+            assert f"{m} {rows.loc[m, 'calibrated']:.2f}" in line
+
+
+def test_demo_prints_the_movies_that_moved_most(demo_tiny) -> None:
+    result, printed, _ = demo_tiny
+    sweep = result.sweep
+    t = sweep.table
+    nb = t[(t["against"] == "reference") & (t["measure"] == "neighbors") & (t["value"] != 0.0)]
+    moved = nb.sort_values("similarity").iloc[0]["value"]
+    assert f"== where w0={moved:g} moved most from w0=0" in printed
+    top = top_changes(sweep, moved)
+    with pytest.warns(es.errors.EmbspaceWarning):
+        full = sweep.changes(moved).set_index("title")
+    assert len(top) == 10
+    # the rows are the sweep's, in the documented order: q, then the drop below the floor
+    for col in ("n_ratings", "similarity", "floor", "q_value"):
+        assert list(top[col]) == list(full.loc[top["title"], col])
+
+    # an independent ranking in plain Python: q ascending (missing last), then the drop
+    def rank(item):
+        _, r = item
+        q = r["q_value"] if r["q_value"] == r["q_value"] else float("inf")
+        drop = r["floor"] - r["similarity"]
+        return (q, -drop if drop == drop else float("inf"), r["similarity"], -r["n_ratings"])
+
+    ranked = sorted(full.iterrows(), key=rank)[:10]
+    assert [rank(x)[:2] for x in ranked] == [
+        rank((None, r))[:2] for _, r in top.set_index("title").iterrows()
+    ]
+    for row in top.itertuples(index=False):
+        assert row.title in printed and f"{row.similarity:.3f}" in printed
 
 
 def test_one_seed_summary_says_there_is_no_noise_floor(demo_tiny) -> None:
@@ -150,7 +174,7 @@ def test_one_seed_summary_says_there_is_no_noise_floor(demo_tiny) -> None:
         cache_dir=False,
     ).run(progress=False)
     lines = summarize(sweep, svd_name=None)
-    assert lines[0].startswith("With one seed there is no noise floor")
+    assert lines[0].startswith("With one seed there is no noise floor and no test")
 
 
 def test_pick_movies_is_seeded_and_prefers_rated_movies() -> None:

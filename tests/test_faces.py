@@ -351,16 +351,18 @@ def test_key_title_and_genres():
 
 
 def _fake_sweep(seeds):
-    """A Sweep-shaped object: 2 values x 2 measures against the reference."""
+    """A Sweep-shaped object: 2 values x 2 measures against the reference, one SVD row."""
+    nan = float("nan")
+    cols = ["value", "measure", "against", "similarity", "stdev", "floor", "calibrated"]
+    cols += ["p_adjusted", "changed", "reference_floor"]
     rows = [
-        (0.0, "neighbors", "reference", 1.0, 0.0),
-        (0.0, "cka", "reference", 1.0, 0.0),
-        (1.0, "neighbors", "reference", 0.41234, 0.0123),
-        (1.0, "cka", "reference", float("nan"), float("nan")),
-        (0.0, "neighbors", "svd", 0.2, 0.01),
+        (0.0, "neighbors", "reference", 0.9, 0.05, 0.9, 1.0, nan, pd.NA, 0.9),
+        (0.0, "cka", "reference", 0.99, nan, 0.99, 1.0, nan, pd.NA, 0.99),
+        (1.0, "neighbors", "reference", 0.41234, 0.0123, 0.95, 0.3456, 0.012, True, 0.9),
+        (1.0, "cka", "reference", nan, nan, 0.98, nan, 0.5, False, 0.99),
+        (0.0, "neighbors", "svd", 0.2, 0.01, 0.9, 0.21, nan, pd.NA, nan),
     ]
-    table = pd.DataFrame(rows, columns=["value", "measure", "against", "similarity", "stdev"])
-    floor = {"neighbors": (0.9, 0.05, 1), "cka": (0.99, float("nan"), 1)}
+    table = pd.DataFrame(rows, columns=cols)
     return SimpleNamespace(
         table=table,
         seeds=list(range(seeds)),
@@ -368,7 +370,6 @@ def _fake_sweep(seeds):
         reference=0.0,
         values=[0.0, 1.0],
         measures=("neighbors", "cka"),
-        noise_floor=floor,
     )
 
 
@@ -376,17 +377,24 @@ def test_format_sweep_table():
     text = tables.format_sweep_table(_fake_sweep(2))
     assert text.splitlines() == [
         "similarity to w0=0 (mean ± stdev over 2 seeds)",
-        "unobserved_weight                neighbors            cka",
-        "0                            1.000 ± 0.000  1.000 ± 0.000",
-        "1                            0.412 ± 0.012            n/a",
-        "noise floor (w0=0 reseeded)          0.900          0.990",
+        "unobserved_weight    measure     similarity  floor  calibrated  p_adjusted  changed",
+        "0 (ref)            neighbors  0.900 ± 0.050  0.900        1.00           -        -",
+        "0 (ref)                  cka          0.990  0.990        1.00           -        -",
+        "1                  neighbors  0.412 ± 0.012  0.950        0.35       0.012      yes",
+        "1                        cka            n/a  0.980           -       0.500       no",
+        # 2 seeds: smallest p 1/2, 2 tests: Holm cannot reach 0.05
+        "(with 2 seeds the smallest p-value is 0.5: after Holm over 2 tests none can reach 0.05,"
+        " so changed = no is no verdict)",
     ]
+    # 8 seeds: 2 * 1/6435 <= 0.05, the test can flag a change: no such line
+    eight = tables.format_sweep_table(_fake_sweep(8)).splitlines()
+    assert len(eight) == 6 and not eight[-1].startswith("(with")
+    # against SVD: the value's own floor, no reference floor, no test columns
     one = tables.format_sweep_table(_fake_sweep(1), "svd")
     assert one.splitlines() == [
         "similarity to svd (one seed)",
-        "unobserved_weight               neighbors",
-        "0                                   0.200",
-        "noise floor (w0=0 reseeded)  n/a (1 seed)",
+        "unobserved_weight    measure  similarity  floor  calibrated",
+        "0                  neighbors       0.200  0.900        0.21",
     ]
 
 

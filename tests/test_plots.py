@@ -29,9 +29,12 @@ def _table(
                         "against": g,
                         "similarity": 1.0 - 0.1 * i if g == "reference" else 0.5 + 0.05 * i,
                         "stdev": 0.02,
-                        "noise_floor": noise,
+                        "noise_floor": noise if g == "reference" else np.nan,
                         "noise_floor_stdev": 0.03,
                         "n_pairs": 3,
+                        # each value's own floor: 0.8 at the reference, rising after it
+                        "floor": noise + 0.03 * i,
+                        "floor_stdev": 0.03,
                     }
                 )
     return pd.DataFrame(rows)
@@ -69,11 +72,15 @@ def test_one_panel_per_measure_with_noise_band(tmp_path: Path) -> None:
         assert len(lines) == 2
         np.testing.assert_allclose(sorted(lines[0].get_xdata()), [0.01, 0.1, 0.5, 1, 2])
         np.testing.assert_allclose(sorted(lines[1].get_xdata()), [0, 0.01, 0.1, 0.5, 1, 2])
-        # the noise floor: a horizontal line at 0.8 and a band 0.77..0.83
-        floors = [ln for ln in ax.get_lines() if list(ln.get_ydata()) == [0.8, 0.8]]
-        assert len(floors) == 1
-        bands = [p for p in ax.patches if p.get_extents().height > 0]
-        assert len(bands) == 1
+        # the floor of every value (the reference's included): a dashed line through
+        # 0.8, 0.83, ... and a band of +- 0.03 around it
+        (floor,) = [ln for ln in ax.get_lines() if ln.get_linestyle() == "--"]
+        np.testing.assert_allclose(floor.get_xdata(), [0, 0.01, 0.1, 0.5, 1, 2])
+        np.testing.assert_allclose(floor.get_ydata(), 0.8 + 0.03 * np.arange(6))
+        (band,) = ax.collections[-1:]
+        verts = band.get_paths()[0].vertices
+        inside = verts[np.isclose(verts[:, 0], 0.5)][:, 1]
+        np.testing.assert_allclose(sorted(set(np.round(inside, 9))), [0.86, 0.92])
         assert ax.get_xscale() == "symlog"
     path = save_figure(fig, tmp_path / "sweep.png")
     assert_png(path)
@@ -93,6 +100,8 @@ def test_without_noise_floor_says_so() -> None:
     for ax in _panels(fig):
         assert any("no noise floor" in t.get_text() for t in ax.texts)
         assert ax.patches == [] or all(p.get_extents().height == 0 for p in ax.patches)
+        assert not [ln for ln in ax.get_lines() if ln.get_linestyle() == "--"]
+        assert not [c for c in ax.collections if type(c).__name__ == "FillBetweenPolyCollection"]
 
 
 def test_categorical_and_linear_axes() -> None:
@@ -150,6 +159,8 @@ def test_no_reference_band_against_other_embeddings() -> None:
         assert len(line.get_xdata()) == 6  # every value, the reference value included
         assert not [ln for ln in ax.get_lines() if ln.get_linestyle() in ("--", ":")]
         assert all(p.get_extents().height == 0 for p in ax.patches)
+        # no band at all: the error bars are the only collections
+        assert not [c for c in ax.collections if "Poly" in type(c).__name__]
         assert not any("noise floor" in t.get_text() for t in ax.texts)
     legend = _panels(fig)[0].get_legend()
     assert [t.get_text() for t in legend.get_texts()] == ["vs svd"]

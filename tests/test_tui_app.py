@@ -9,6 +9,8 @@ import asyncio
 import io
 from collections.abc import Awaitable, Callable
 
+import numpy as np
+import pandas as pd
 import pytest
 
 pytest.importorskip("textual")
@@ -390,31 +392,50 @@ def test_search_a_title_and_see_its_neighbors_in_both_models(tiny):
     run(app, scenario)
 
 
-def test_changes_ranks_by_jaccard_filters_and_opens_an_entity(tiny):
+def _same_rows(rows, frame) -> None:
+    """The pane's rows are ``frame``'s (Sweep.changes), entity by entity."""
+    want = frame.set_index(frame["key"].map(str))
+    got = rows.set_index(rows["key"].map(str))
+    assert set(got.index) <= set(want.index)
+    for col in ("n_ratings", "similarity", "floor", "q_value"):
+        np.testing.assert_array_equal(
+            got[col].to_numpy(np.float64), want.loc[got.index, col].to_numpy(np.float64)
+        )
+
+
+def test_changes_shows_sweep_changes_filters_exports_and_opens_an_entity(tiny, tmp_path):
     app = EmbspaceApp("synthetic:tiny")
-    expected = reference_sweep(tiny, values=(0.0, 1.0), seeds=1)
-    a, b = expected.embeddings(0.0), expected.embeddings(1.0)
-    jaccard = embspace.compare(a, b, measures=("neighbors",), k=10).per_entity["neighbors"]
+    expected = reference_sweep(tiny, values=(0.0, 1.0), seeds=2)
+    with pytest.warns(embspace.errors.EmbspaceWarning, match="smallest p-value"):
+        want = expected.changes(1.0)
+    a = expected.embeddings(0.0, seed=0)
 
     async def scenario(pilot: Pilot) -> None:
-        fill_form(app, values="0, 1", seeds="1")
+        fill_form(app, values="0, 1", seeds="2")
         await pilot.press("ctrl+r")
         await settle(pilot)
         await pilot.press("3")
         await settle(pilot)
         rows = app.changes_pane.rows
-        assert len(rows) == len(jaccard)
-        assert list(rows["jaccard"]) == sorted(jaccard)
-        assert dict(zip(rows["key"], rows["jaccard"], strict=True)) == dict(jaccard.items())
+        assert len(rows) == len(want)
+        _same_rows(rows, want)
+        # ranked: q ascending (missing last), then the largest drop below the floor
+        drops = (rows["floor"] - rows["similarity"]).to_numpy()
+        assert rows["q_value"].isna().all() or rows["q_value"].is_monotonic_increasing
+        if rows["q_value"].isna().all():
+            assert (np.diff(drops) <= 1e-12).all()
         table = app.query_one("#changes-table", DataTable)
-        assert str(table.get_cell_at((0, 1))) == f"{rows['jaccard'].iloc[0]:.3f}"
+        assert str(table.get_cell_at((0, 1))) == f"{rows['similarity'].iloc[0]:.3f}"
+        assert str(table.get_cell_at((0, 2))) == f"{rows['floor'].iloc[0]:.3f}"
+        status = str(app.query_one("#changes-status").render())
+        assert "w0=1 vs w0=0" in status and "smallest p-value" in status
 
         genre = app.query_one("#genre", Select)
         wanted = "Drama"
         genre.value = wanted
         await settle(pilot)
         rows = app.changes_pane.rows
-        assert len(rows) == sum(wanted in k[1].split("|") for k in jaccard.index)
+        assert len(rows) == sum(wanted in k[1].split("|") for k in want["key"])
         assert all(wanted in g.split("|") for g in rows["genres"])
         low = app.query_one("#min-ratings", Input)
         low.value = "30"
@@ -424,33 +445,54 @@ def test_changes_ranks_by_jaccard_filters_and_opens_an_entity(tiny):
         rows = app.changes_pane.rows
         counts = dict(zip(tiny.item_keys, tiny.items["n_ratings"], strict=True))
         assert len(rows) > 0 and all(counts[k] >= 30 for k in rows["key"])
-        assert list(rows["jaccard"]) == sorted(rows["jaccard"])
+        _same_rows(rows, want)
 
-        # B = SVD on the Changes screen: the Neighbors screen follows, the ranking is recomputed
+        # the export writes the table shown beside the sweep's files
+        app._export_to(tmp_path / "out")
+        await settle(pilot)
+        await app.workers.wait_for_complete()
+        text = (tmp_path / "out" / "changes.csv").read_text()
+        assert text.startswith("# w0=1 vs w0=0")
+        exported = pd.read_csv(tmp_path / "out" / "changes.csv", comment="#")
+        assert list(exported.columns) == [
+            "key",
+            "title",
+            "n_ratings",
+            "similarity",
+            "floor",
+            "q_value",
+            "changed",
+        ]
+        assert list(exported["title"]) == list(rows["title"])
+        np.testing.assert_allclose(exported["similarity"], rows["similarity"])
+
+        # B = SVD on the Changes screen: the Neighbors screen follows; A (w0=0) against SVD
         app.query_one("#ch-models .model-b", Select).value = "svd"
         await settle(pilot)
         assert app.query_one("#nb-models .model-b", Select).value == "svd"
         svd = embspace.SVD(factors=8, random_state=0).fit(tiny).item_embeddings_
-        vs_svd = embspace.compare(a, svd, measures=("neighbors",), k=10).per_entity["neighbors"]
-        rows = app.changes_pane.rows
-        assert dict(zip(rows["key"], rows["jaccard"], strict=True)) == {
-            k: v for k, v in vs_svd.items() if k in set(rows["key"])
-        }
-        assert list(rows["jaccard"]) == sorted(rows["jaccard"])
+        expected.against(svd, name="svd")
+        _same_rows(app.changes_pane.rows, expected.changes(0.0, against="svd"))
+        # two runs that are not a value against the reference: said, no table
+        app.query_one("#ch-models .model-a", Select).value = "run:1:0"
+        app.query_one("#ch-models .model-b", Select).value = "run:1:1"
+        await settle(pilot)
+        assert app.changes_pane.rows is None
+        status = str(app.query_one("#changes-status").render())
+        assert "choose a run of the reference (or SVD)" in status
+        app.query_one("#ch-models .model-a", Select).value = "run:0:0"
         app.query_one("#ch-models .model-b", Select).value = "run:1:0"
         await settle(pilot)
         rows = app.changes_pane.rows
-        assert dict(zip(rows["key"], rows["jaccard"], strict=True)) == {
-            k: v for k, v in jaccard.items() if k in set(rows["key"])
-        }
+        _same_rows(rows, want)
 
         table.focus()
         await pilot.press("down", "enter")
         await settle(pilot)
         assert app.query_one("#tabs", TabbedContent).active == "neighbors"
         assert app.neighbors_pane.key == rows["key"].iloc[1]
-        want = embspace.NeighborTable(a).neighbors(rows["key"].iloc[1], k=10)
-        assert _side_titles(app.query_one("#side", DataTable), "a") == list(want["title"])
+        listed = embspace.NeighborTable(a).neighbors(rows["key"].iloc[1], k=10)
+        assert _side_titles(app.query_one("#side", DataTable), "a") == list(listed["title"])
 
     run(app, scenario)
 

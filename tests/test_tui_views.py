@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -122,7 +123,8 @@ def test_side_by_side_marks_shared_neighbors_and_gives_the_jaccard():
 # ---------------------------------------------------------------------- changes
 
 
-def test_changes_table_ranks_lowest_jaccard_first_and_filters():
+def _changes_frame():
+    """A :meth:`Sweep.changes`-shaped frame (hand-made)."""
     keys = [
         ("Alien (1979)", "Horror|Sci-Fi"),
         ("Heat (1995)", "Action|Crime|Thriller"),
@@ -130,30 +132,71 @@ def test_changes_table_ranks_lowest_jaccard_first_and_filters():
         ("Blade Runner (1982)", "Action|Sci-Fi|Thriller"),
         ("Clue (1985)", "Comedy|Crime"),
     ]
-    jaccard = pd.Series([0.5, 0.1, 0.1, 0.0, 0.9], index=pd.Index(keys, tupleize_cols=False))
-    popularity = dict(zip(keys, [120, 40, 80, 300, 5], strict=True))
-    table = changes.changes_table(jaccard, popularity)
-    # lowest Jaccard first; ties (0.1) broken by more ratings first
+    return pd.DataFrame(
+        {
+            "key": pd.Series(keys, dtype=object),
+            "title": [k[0] for k in keys],
+            "n_ratings": [120, 40, 80, 300, 5],
+            "similarity": [0.5, 0.1, 0.1, 0.0, 0.9],
+            "floor": [0.6, 0.5, 0.6, 0.2, 0.9],
+            "floor_value": [0.6, 0.5, 0.6, 0.2, 0.9],
+            "floor_reference": [0.6, 0.5, 0.6, 0.2, 0.9],
+            "p_value": [0.2, 0.01, 0.01, 0.3, np.nan],
+            "q_value": [0.25, 0.02, 0.02, 0.3, np.nan],
+            "changed": pd.array([False, True, True, False, pd.NA], dtype="boolean"),
+        }
+    )
+
+
+def test_changes_table_ranks_changed_first_then_drop_below_floor_and_filters():
+    frame = _changes_frame()
+    table = changes.changes_table(frame)
+    # q ascending (missing last); the tie at q = 0.02 goes to the larger drop below the
+    # floor (Amélie 0.5, Heat 0.4)
     assert list(table["title"]) == [
-        "Blade Runner (1982)",
         "Amélie (2001)",
         "Heat (1995)",
         "Alien (1979)",
+        "Blade Runner (1982)",
         "Clue (1985)",
     ]
-    assert list(table["jaccard"]) == sorted(jaccard)
-    assert list(table["n_ratings"]) == [300, 80, 40, 120, 5]
-    assert table.iloc[0]["key"] == keys[3]
-    sci_fi = changes.changes_table(jaccard, popularity, genre="Sci-Fi")
-    assert list(sci_fi["title"]) == ["Blade Runner (1982)", "Alien (1979)"]
+    np.testing.assert_allclose(table["drop"], table["floor"] - table["similarity"])
+    by_title = frame.set_index("title")
+    for col in ("n_ratings", "similarity", "floor", "q_value"):
+        np.testing.assert_array_equal(
+            table[col].to_numpy(np.float64), by_title.loc[table["title"], col].to_numpy(np.float64)
+        )
+    assert list(table["changed"].astype(object).fillna("-")) == [True, True, False, False, "-"]
+    assert table.iloc[0]["key"] == frame["key"][2]
+    sci_fi = changes.changes_table(frame, genre="Sci-Fi")
+    assert list(sci_fi["title"]) == ["Alien (1979)", "Blade Runner (1982)"]
     # a genre matches whole names only ("Action" is not "Action|..." prefix matching)
-    assert changes.changes_table(jaccard, popularity, genre="Act").empty
-    popular = changes.changes_table(jaccard, popularity, min_ratings=50, max_ratings=200)
+    assert changes.changes_table(frame, genre="Act").empty
+    popular = changes.changes_table(frame, min_ratings=50, max_ratings=200)
     assert list(popular["title"]) == ["Amélie (2001)", "Alien (1979)"]
     with pytest.raises(InvalidParameterError, match="above"):
-        changes.changes_table(jaccard, popularity, min_ratings=10, max_ratings=5)
-    unknown = changes.changes_table(jaccard, {})
-    assert (unknown["n_ratings"] == -1).all()
+        changes.changes_table(frame, min_ratings=10, max_ratings=5)
+    out = changes.export_frame(table)
+    assert list(out.columns) == list(changes.EXPORT_COLUMNS)
+    assert out["key"].iloc[0] == str(frame["key"][2])
+
+
+def test_sweep_request_maps_models_to_configurations():
+    sweep = SimpleNamespace(reference=0.0)
+    ref = pairs.ModelChoice("run:0:0", "w0=0", value=0.0, seed=0)
+    ref1 = pairs.ModelChoice("run:0:1", "w0=0", value=0.0, seed=1)
+    one = pairs.ModelChoice("run:1:1", "w0=1", value=1.0, seed=1)
+    two = pairs.ModelChoice("run:2:0", "w0=2", value=2.0, seed=0)
+    svd = pairs.ModelChoice("svd", "SVD", svd=True)
+    assert changes.sweep_request(sweep, ref, one) == (1.0, "reference")
+    assert changes.sweep_request(sweep, one, ref1) == (1.0, "reference")
+    assert changes.sweep_request(sweep, ref, ref1) == (0.0, "reference")
+    assert changes.sweep_request(sweep, two, svd) == (2.0, "svd")
+    assert changes.sweep_request(sweep, svd, ref) == (0.0, "svd")
+    assert "reference (0)" in changes.sweep_request(sweep, one, two)
+    assert "both SVD" in changes.sweep_request(sweep, svd, svd)
+    assert "choose models" in changes.sweep_request(None, ref, one)
+    assert "choose models" in changes.sweep_request(sweep, ref, None)
 
 
 def test_genres_of_splits_movielens_genres():

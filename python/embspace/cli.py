@@ -676,9 +676,10 @@ def build_parser() -> argparse.ArgumentParser:
         "run the reference workflow (train, neighbors, sweep, SVD, plots)",
         "The reference notebook end to end: WALS (k=10, unobserved weight 0.01) and the\n"
         "neighbors of 3 random movies; the sweep of the unobserved weight over\n"
-        "0, 0.01, 0.1, 0.5, 1, 2 against weight 0 with the seed noise floor; SVD against\n"
-        "every sweep run. Prints the tables, writes PNG plots, CSV and JSON to --out, and\n"
-        "ends with a summary in words. --quick: one seed and 5 iterations (a smoke run).\n"
+        "0, 0.01, 0.1, 0.5, 1, 2 against weight 0 with each value's seed noise floor, the\n"
+        "calibrated scores and a permutation test; SVD against every sweep run. Prints the\n"
+        "tables and the movies that moved most, writes PNG plots, CSV and JSON to --out,\n"
+        "and ends with a summary in words. --quick: one seed and 5 iterations (a smoke run).\n"
         "WALS runs stop at --iterations (20) or when the loss settles (--tol), and the\n"
         "summary says which runs stopped at the cap.",
         "embspace demo --dataset ml-latest-small --out embspace-demo --seeds 3",

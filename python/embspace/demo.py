@@ -12,10 +12,14 @@ ml-latest-small):
    random (seeded) among those with at least 20 ratings;
 3. sweep the unobserved weight over 0, 0.01, 0.1, 0.5, 1, 2 against weight 0
    with the measures neighbors, cca, unitmatch and cka, ``seeds`` seeds per
-   value, and the noise floor (weight 0 against itself with other seeds);
+   value, runs of different seeds compared: each value's floor (its own
+   seed-to-seed similarity), calibrated scores and the permutation test
+   (Holm-adjusted; the summary says when the seeds are too few for it);
 4. train SVD with 10 factors and compare every sweep run with it;
-5. print the tables, write PNG plots, CSV and JSON into ``out``, and close
-   with a summary in words computed from the numbers.
+5. print the tables and the movies that moved most at the value farthest from
+   the reference on ``neighbors`` (with their popularity, their own floor and
+   the per-movie test, :func:`top_changes`), write PNG plots, CSV and JSON
+   into ``out``, and close with a summary in words computed from the numbers.
 
 Every WALS run has the notebook's 20 iterations as its cap and a convergence
 test (``tol``, :data:`DEMO_TOL`): a run stops early when its relative loss
@@ -47,14 +51,30 @@ from ._atomic import write_atomic
 from .cache import EmbeddingCache
 from .errors import EmbspaceWarning
 from .faces.datasets import filter_described, load_described, parallel_groups
-from .faces.tables import SHORT_NAMES, format_neighbors, format_sweep_table, value_label
+from .faces.tables import (
+    SHORT_NAMES,
+    format_neighbors,
+    format_sweep_table,
+    text_table,
+    value_label,
+)
 from .faces.values import format_value, same_value
 from .jsonio import json_default
 from .measures import DEFAULT_MEASURES
 from .sweeps import Sweep, SweepEvent, fit_cached
 from .sweeps.training import stopped_at_cap
 
-__all__ = ["DEMO_VALUES", "DemoResult", "pick_movies", "run_demo", "summarize"]
+__all__ = [
+    "DEMO_VALUES",
+    "DemoResult",
+    "format_changes",
+    "pick_movies",
+    "plateau",
+    "run_demo",
+    "summarize",
+    "top_changes",
+    "unstable_reference",
+]
 
 #: The unobserved weights of the reference notebook's sweep.
 DEMO_VALUES = (0.0, 0.01, 0.1, 0.5, 1.0, 2.0)
@@ -116,13 +136,6 @@ class DemoResult:
 
 
 # ---------------------------------------------------------------------- words
-def _beyond(sim: float, sd: float, nf: float, nf_sd: float) -> bool:
-    """A change is beyond the noise floor when the mean similarity is lower than
-    the floor by more than the larger of the two stdevs."""
-    spread = max(sd if math.isfinite(sd) else 0.0, nf_sd if math.isfinite(nf_sd) else 0.0)
-    return sim < nf - spread
-
-
 def _join(words: Sequence[str]) -> str:
     words = list(words)
     if len(words) <= 1:
@@ -142,139 +155,279 @@ def _monotone(ys: Sequence[float]) -> int:
     return 0
 
 
+def _num(x: Any) -> float:
+    """A table cell as a float (NaN for missing)."""
+    try:
+        f = float(x)
+    except (TypeError, ValueError):
+        return math.nan
+    return f
+
+
+def _cell(rows: pd.DataFrame, value: Any, measure: str, column: str) -> float:
+    """The ``column`` of the row of ``value`` and ``measure`` in ``rows`` (NaN when absent)."""
+    r = rows[(rows["measure"] == measure) & rows["value"].map(lambda v: same_value(v, value))]
+    return _num(r[column].iloc[0]) if len(r) and column in r else math.nan
+
+
+def _range(xs: Sequence[float]) -> str:
+    """``"0.960-0.996"`` (or one number when they round alike)."""
+    lo, hi = f"{min(xs):.3f}", f"{max(xs):.3f}"
+    return lo if lo == hi else f"{lo}-{hi}"
+
+
+def unstable_reference(
+    table: pd.DataFrame, reference: Any, measures: Sequence[str]
+) -> dict[str, tuple[float, float, float]]:
+    """measure -> (reference floor, lowest and highest floor of the other
+    values) for the measures on which the reference value's seed-to-seed
+    similarity (its ``floor`` in the reference group) is below the floor of
+    every other value: there the reference is the least stable value. Empty
+    without floors (one seed)."""
+    rows = table[table["against"] == "reference"]
+    out: dict[str, tuple[float, float, float]] = {}
+    for m in measures:
+        part = rows[rows["measure"] == m]
+        is_ref = part["value"].map(lambda v: same_value(v, reference)).to_numpy(bool)
+        ref = part["floor"][is_ref].map(_num).to_numpy(np.float64)
+        other = part["floor"][~is_ref].map(_num).to_numpy(np.float64)
+        if (
+            ref.size != 1
+            or not np.isfinite(ref[0])
+            or other.size == 0
+            or not np.isfinite(other).all()
+        ):
+            continue
+        if ref[0] < other.min():
+            out[m] = (float(ref[0]), float(other.min()), float(other.max()))
+    return out
+
+
+def plateau(
+    values: Sequence[Any], similarity: Sequence[float], stdev: Sequence[float]
+) -> int | None:
+    """Where a similarity stops rising along sorted numeric ``values``: the
+    index of the first value after which no later value is higher by more
+    than the larger of the two stdevs (missing stdevs count as 0). The last
+    index means it is still rising at the largest value; None when a
+    similarity is missing."""
+    y = np.asarray(similarity, dtype=np.float64)
+    sd = np.nan_to_num(np.asarray(stdev, dtype=np.float64), nan=0.0)
+    if y.size == 0 or not np.isfinite(y).all():
+        return None
+    for i in range(y.size):
+        later = np.arange(i + 1, y.size)
+        if np.all(y[later] - y[i] <= np.maximum(sd[later], sd[i])):
+            return i
+    return y.size - 1  # pragma: no cover - the last index always qualifies
+
+
 def summarize(sweep: Sweep, svd_name: str | None = "svd") -> list[str]:
-    """The closing summary in words, every statement computed from the tables."""
+    """The closing summary in words, every statement computed from the tables
+    (:attr:`~embspace.Sweep.table`):
+
+    - what the seeds allow: with one seed, no floor and no test; when the
+      permutation test's smallest p-value times the number of tests (Holm)
+      exceeds 0.05, no verdict, only calibrated scores;
+    - per value other than the reference: ``changed`` (``p_adjusted <= 0.05``
+      after Holm) on which measures, and the ``calibrated`` scores;
+    - the reference when it is the least stable value (its floor below every
+      other value's on a measure);
+    - the largest change from the reference;
+    - convergence (:func:`convergence_lines`);
+    - against ``svd_name``: the closest values and where the similarity stops
+      rising (:func:`plateau`).
+    """
+    from .sweeps.statistics import ALPHA, seeds_needed, smallest_p_value
+
     param, ref = sweep.param, sweep.reference
     table = sweep.table
     measures = list(sweep.measures)
+    short = SHORT_NAMES.get(param, param)
     lines: list[str] = []
-    floor = sweep.noise_floor
     others = [v for v in sweep.values if not same_value(v, ref)]
     ref_rows = table[table["against"] == "reference"]
-
-    def sim(rows: pd.DataFrame, value: Any, m: str) -> tuple[float, float]:
-        r = rows[(rows["measure"] == m) & rows["value"].map(lambda v: same_value(v, value))]
-        return (
-            (float(r["similarity"].iloc[0]), float(r["stdev"].iloc[0]))
-            if len(r)
-            else (math.nan, math.nan)
-        )
+    ref_label = value_label(param, ref)
 
     def by(rows: pd.DataFrame, m: str) -> Callable[[Any], float]:
         """The similarity of a value on measure ``m`` in ``rows`` (a sort key)."""
-        return lambda v: sim(rows, v, m)[0]
+        return lambda v: _cell(rows, v, m, "similarity")
 
-    has_floor = len(sweep.seeds) > 1 and all(math.isfinite(floor[m][0]) for m in measures)
-    if has_floor:
-        parts = [f"{m} {floor[m][0]:.3f}" for m in measures]
-        n_pairs = floor[measures[0]][2]
+    s = len(sweep.seeds)
+    tested = (
+        ref_rows[ref_rows["p_value"].map(_num).map(math.isfinite)] if len(ref_rows) else ref_rows
+    )
+    n_tests = len(tested)
+    verdicts = False
+    if s < 2:
         lines.append(
-            f"Reseeding {value_label(param, ref)} alone gives similarities of {_join(parts)} "
-            f"(mean over {n_pairs} seed pair{'s' if n_pairs != 1 else ''}): a weight whose "
-            f"similarity to {value_label(param, ref)} is not below these has changed the space no "
-            "more than a new seed does."
+            "With one seed there is no noise floor and no test: rerun with 2 or more seeds "
+            "before reading small differences."
         )
-        all_beyond, none_beyond = [], []
-        mixed: dict[tuple[tuple[str, ...], tuple[str, ...]], list[str]] = {}
+    elif n_tests:
+        p_min = smallest_p_value(s)
+        if n_tests * p_min > ALPHA:
+            lines.append(
+                f"With {s} seeds the permutation test's smallest p-value is {p_min:.3g}, so after "
+                f"Holm's adjustment over the {n_tests} tests of the table none can reach {ALPHA:g}: "
+                f"these seeds are too few for any verdict ({seeds_needed(n_tests)} seeds are "
+                "needed); the calibrated scores below describe, they do not test."
+            )
+        else:
+            verdicts = True
+            lines.append(
+                f"A value has changed the space on a measure when its Holm-adjusted p-value (the "
+                f"permutation test of the run labels over {s} seeds, {n_tests} tests) is at most "
+                f"{ALPHA:g}."
+            )
+    if s >= 2 and others:
+        lines.append(
+            "Calibrated scores: 1 = as alike as a re-seed, 0 = as alike as unrelated spaces "
+            "(rows shuffled)."
+        )
         for v in others:
-            flags = {m: _beyond(*sim(ref_rows, v, m), floor[m][0], floor[m][1]) for m in measures}
-            if all(flags.values()):
-                all_beyond.append(format_value(v))
-            elif not any(flags.values()):
-                none_beyond.append(format_value(v))
+            cal = [f"{m} {_cell(ref_rows, v, m, 'calibrated'):.2f}" for m in measures]
+            head = f"{short} = {format_value(v)} against {ref_label}"
+            if verdicts:
+                changed = [m for m in measures if _cell(ref_rows, v, m, "p_adjusted") <= ALPHA]
+                kept = [
+                    m
+                    for m in measures
+                    if m not in changed and math.isfinite(_cell(ref_rows, v, m, "p_adjusted"))
+                ]
+                if changed and not kept:
+                    verdict = "changed on every measure"
+                elif changed:
+                    verdict = f"changed on {_join(changed)}, not shown on {_join(kept)}"
+                else:
+                    verdict = "no change shown on any measure"
+                lines.append(f"{head}: {verdict}; calibrated {_join(cal)}.")
             else:
-                over = tuple(m for m, f in flags.items() if f)
-                under = tuple(m for m, f in flags.items() if not f)
-                mixed.setdefault((over, under), []).append(format_value(v))
-        short = SHORT_NAMES.get(param, param)
-        if all_beyond:
+                lines.append(f"{head}: calibrated {_join(cal)}.")
+        unstable = unstable_reference(table, ref, measures)
+        if unstable:
+            where = "every measure" if len(unstable) == len(measures) else _join(list(unstable))
+            own = _join([f"{f:.3f} on {m}" for m, (f, _, _) in unstable.items()])
+            rest = _join([_range([lo, hi]) for _, lo, hi in unstable.values()])
             lines.append(
-                f"Against {value_label(param, ref)}, {short} = {_join(all_beyond)} "
-                f"change{'s' if len(all_beyond) == 1 else ''} the space by more than the noise floor on every measure."
+                f"{short} = {format_value(ref)} is an unstable reference: two seeds of it agree "
+                f"only {own}, against {rest} at the other values (the least stable value on "
+                f"{where})."
             )
-        if none_beyond:
-            lines.append(
-                f"{short} = {_join(none_beyond)} stay{'s' if len(none_beyond) == 1 else ''} within the "
-                f"noise floor of {value_label(param, ref)} on every measure: indistinguishable from reseeding."
-            )
-        for (over, under), vals in mixed.items():
-            lines.append(
-                f"At {SHORT_NAMES.get(param, param)} = {_join(vals)} the change exceeds the noise floor "
-                f"on {_join(over)} but not on {_join(under)}."
-            )
-    else:
-        lines.append(
-            "With one seed there is no noise floor: rerun with 2 or more seeds before reading "
-            "small differences."
-        )
 
     if others:
         lows = {m: min(others, key=by(ref_rows, m)) for m in measures}
-        values = set(map(format_value, lows.values()))
-        if len(values) == 1:
+        if len(set(map(format_value, lows.values()))) == 1:
             v = next(iter(lows.values()))
-            parts = [f"{m} {sim(ref_rows, v, m)[0]:.3f}" for m in measures]
+            parts = [f"{m} {_cell(ref_rows, v, m, 'similarity'):.3f}" for m in measures]
             lines.append(
-                f"The largest change from {value_label(param, ref)} is at {value_label(param, v)} on every measure ({_join(parts)})."
+                f"The largest change from {ref_label} is at {value_label(param, v)} on every "
+                f"measure ({_join(parts)})."
             )
         else:
             parts = [
-                f"{m} at {value_label(param, v)} ({sim(ref_rows, v, m)[0]:.3f})"
+                f"{m} at {value_label(param, v)} ({_cell(ref_rows, v, m, 'similarity'):.3f})"
                 for m, v in lows.items()
             ]
-            lines.append(f"The largest change from {value_label(param, ref)} is: {_join(parts)}.")
-        numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in sweep.values)
-        if numeric:
-            order = sorted(sweep.values)
-            falling = [
-                m for m in measures if _monotone([sim(ref_rows, v, m)[0] for v in order]) < 0
-            ]
-            if falling == measures:
-                lines.append(
-                    f"Similarity to {value_label(param, ref)} falls steadily as {param} grows, on every measure."
-                )
-            elif falling:
-                lines.append(
-                    f"Similarity to {value_label(param, ref)} falls steadily as {param} grows on {_join(falling)}."
-                )
+            lines.append(f"The largest change from {ref_label} is: {_join(parts)}.")
 
     lines.extend(convergence_lines(sweep))
 
     if svd_name and svd_name in set(table["against"]):
         svd_rows = table[table["against"] == svd_name]
         best = {m: max(sweep.values, key=by(svd_rows, m)) for m in measures}
-        worst = {m: min(sweep.values, key=by(svd_rows, m)) for m in measures}
         name = svd_name.upper() if svd_name == "svd" else svd_name
         if len(set(map(format_value, best.values()))) == 1:
             v = next(iter(best.values()))
-            parts = [f"{m} {sim(svd_rows, v, m)[0]:.3f}" for m in measures]
+            parts = [f"{m} {_cell(svd_rows, v, m, 'similarity'):.3f}" for m in measures]
             lines.append(
-                f"The spaces closest to {name} are at {value_label(param, v)} on every measure ({_join(parts)})."
+                f"The spaces closest to {name} are at {value_label(param, v)} on every measure "
+                f"({_join(parts)})."
             )
         else:
             parts = [
-                f"{m} at {value_label(param, v)} ({sim(svd_rows, v, m)[0]:.3f})"
+                f"{m} at {value_label(param, v)} ({_cell(svd_rows, v, m, 'similarity'):.3f})"
                 for m, v in best.items()
             ]
             counts = pd.Series([format_value(v) for v in best.values()]).value_counts()
             lines.append(
-                f"Closest to {name}: {_join(parts)}; {SHORT_NAMES.get(param, param)}={counts.index[0]} "
-                f"wins on {counts.iloc[0]} of {len(measures)} measures."
+                f"Closest to {name}: {_join(parts)}; {short}={counts.index[0]} wins on "
+                f"{counts.iloc[0]} of {len(measures)} measures."
             )
-        if len(set(map(format_value, worst.values()))) == 1:
-            v = next(iter(worst.values()))
-            lines.append(f"The farthest from {name} is {value_label(param, v)} on every measure.")
         numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in sweep.values)
-        if numeric:
+        if numeric and len(sweep.values) > 1:
             order = sorted(sweep.values)
-            rising = [m for m in measures if _monotone([sim(svd_rows, v, m)[0] for v in order]) > 0]
-            if rising == measures:
-                lines.append(f"Similarity to {name} rises steadily with {param} on every measure.")
+            stops: dict[str, list[str]] = {}
+            rising: list[str] = []
+            for m in measures:
+                i = plateau(
+                    order,
+                    [_cell(svd_rows, v, m, "similarity") for v in order],
+                    [_cell(svd_rows, v, m, "stdev") for v in order],
+                )
+                if i is None:
+                    continue
+                if i == len(order) - 1:
+                    rising.append(m)
+                else:
+                    stops.setdefault(format_value(order[i]), []).append(m)
+            parts = [f"at {short} = {v} on {_join(ms)}" for v, ms in stops.items()]
+            if parts:
+                text = (
+                    f"Similarity to {name} stops rising {_join(parts)} (no larger value is higher "
+                    "by more than a stdev)"
+                )
+                if rising:
+                    text += f"; it still rises up to {short} = {format_value(order[-1])} on {_join(rising)}"
+                lines.append(text + ".")
             elif rising:
                 lines.append(
-                    f"Similarity to {name} rises steadily with {param} on {_join(rising)}."
+                    f"Similarity to {name} still rises up to {short} = {format_value(order[-1])} "
+                    f"on {_join(rising)}."
                 )
     return lines
+
+
+def top_changes(sweep: Sweep, value: Any, n: int = 10) -> pd.DataFrame:
+    """The ``n`` entities whose neighborhoods moved most between ``value`` and
+    the reference (:meth:`~embspace.Sweep.changes`): smallest ``q_value``
+    first (missing last), then the largest drop below their own floor
+    (``floor - similarity``, missing last), then the lowest similarity, then
+    more ratings. Columns ``title, n_ratings, similarity, floor, q_value,
+    changed``. The statistics' warning about too few seeds is silenced: the
+    summary says it in words."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", EmbspaceWarning)
+        frame = sweep.changes(value)
+    frame = frame.assign(drop=frame["floor"] - frame["similarity"])
+    frame = frame.sort_values(
+        ["q_value", "drop", "similarity", "n_ratings"],
+        ascending=[True, False, True, False],
+        kind="mergesort",
+        na_position="last",
+    )
+    cols = ["title", "n_ratings", "similarity", "floor", "q_value", "changed"]
+    return frame[cols].head(n).reset_index(drop=True)
+
+
+def format_changes(frame: pd.DataFrame) -> str:
+    """A :func:`top_changes` frame as text: numbers to 3 decimals, ``-`` when missing."""
+
+    def fixed(x: Any) -> str:
+        return "-" if pd.isna(x) else f"{float(x):.3f}"
+
+    rows = [
+        [
+            str(r.title),
+            f"{int(r.n_ratings):,}",
+            fixed(r.similarity),
+            fixed(r.floor),
+            fixed(r.q_value),
+            "-" if pd.isna(r.changed) else ("yes" if r.changed else "no"),
+        ]
+        for r in frame.itertuples(index=False)
+    ]
+    return text_table(["title", "ratings", "similarity", "floor", "q_value", "changed"], rows)
 
 
 def convergence_lines(sweep: Sweep) -> list[str]:
@@ -472,6 +625,20 @@ def run_demo(
     say("")
     say(format_sweep_table(sweep, "svd"))
     say("")
+    others = [v for v in sweep.values if not same_value(v, sweep.reference)]
+    if others and "neighbors" in sweep.measures:
+        ref_rows = sweep.table[
+            (sweep.table["against"] == "reference") & (sweep.table["measure"] == "neighbors")
+        ]
+        moved = min(others, key=lambda v: _cell(ref_rows, v, "neighbors", "similarity"))
+        say(
+            f"== where {value_label(PARAM, moved)} moved most from "
+            f"{value_label(PARAM, sweep.reference)}: per movie, the Jaccard of its 10-NN sets "
+            "(similarity) beside re-seeding alone (floor); q_value: the per-movie test, FDR "
+            "across movies"
+        )
+        say(format_changes(top_changes(sweep, moved)))
+        say("")
 
     # 5. files and the summary
     summary = summarize(sweep, "svd")

@@ -102,10 +102,13 @@ def plot_sweep(
     value (error bars: stdev over seeds). The ``"reference"`` group leaves out
     the reference value itself (the reference compared with itself is no
     change, not a measurement; a dotted vertical line marks where it is).
-    When the reference group is drawn, the reference configuration's noise
-    floor is a dashed line with a band of +- one stdev (what re-seeding alone
-    produces); a figure of other groups only (against SVD) has no such band,
-    since the reference's seed noise says nothing about them. The x axis is
+    When the reference group is drawn, the floor of every value (its
+    ``floor`` column: the seed-to-seed similarity at that value, what
+    re-seeding alone produces; the reference value's point is the reference
+    floor) is a dashed line with a band of +- one ``floor_stdev``: a band per
+    value, since the values differ in stability. A figure of other groups only
+    (against SVD) has no band: the seeds of a sweep value say nothing about an
+    embeddings without seeds. The x axis is
     drawn by :func:`x_positions` and its label says its scale
     (:func:`axis_label`). ``values`` fixes the order of the x axis (default:
     the order in the table).
@@ -178,19 +181,34 @@ def plot_sweep(
             ax.axvline(
                 x_all[ref_index], color="0.6", ls=":", lw=1, label=f"the reference, {ref_label}"
             )
-        # the reference's seed noise: only beside the comparisons with the reference
-        has_floor = "noise_floor" in rows and rows["noise_floor"].notna().any()
-        if with_reference and has_floor:
-            nf = float(rows["noise_floor"].dropna().iloc[0])
-            sd = (
-                float(rows["noise_floor_stdev"].dropna().iloc[0])
-                if ("noise_floor_stdev" in rows and rows["noise_floor_stdev"].notna().any())
-                else 0.0
+        # each value's own seed noise, only beside the comparisons with the reference
+        ref_part = rows[rows["against"] == "reference"] if with_reference else rows.iloc[:0]
+        floors = ref_part[ref_part["floor"].notna()] if "floor" in ref_part else ref_part.iloc[:0]
+        if len(floors):
+            fx = x_all[[_position(values, v) for v in floors["value"]]]
+            fy = floors["floor"].to_numpy(np.float64)
+            fsd = (
+                floors["floor_stdev"].to_numpy(np.float64)
+                if "floor_stdev" in floors
+                else np.zeros_like(fy)
             )
-            ax.axhline(nf, color="0.35", ls="--", lw=1, label=f"noise floor ({ref_label} reseeded)")
-            if sd > 0:
-                ax.axhspan(nf - sd, nf + sd, color="0.5", alpha=0.2, lw=0)
-            low = min(low, nf - sd)
+            fsd = np.where(np.isfinite(fsd), fsd, 0.0)
+            order = np.argsort(fx)
+            ax.plot(
+                fx[order],
+                fy[order],
+                color="0.35",
+                ls="--",
+                lw=1,
+                marker="_",
+                ms=8,
+                label="floor (each value reseeded)",
+            )
+            if (fsd > 0).any():
+                ax.fill_between(
+                    fx[order], (fy - fsd)[order], (fy + fsd)[order], color="0.5", alpha=0.2, lw=0
+                )
+            low = min(low, float(np.nanmin(fy - fsd)))
         elif with_reference:
             ax.text(
                 0.02,

@@ -50,39 +50,76 @@ def text_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join([line(header), *(line(r) for r in rows)])
 
 
+def _num(x: Any) -> float:
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _fixed(x: Any, digits: int = 3) -> str:
+    f = _num(x)
+    return f"{f:.{digits}f}" if math.isfinite(f) else "-"
+
+
 def format_sweep_table(sweep: Any, against: str = "reference") -> str:
-    """A value x measure text table of one ``against`` group of a
-    :class:`~embspace.Sweep`, mean ± stdev over seeds, with the noise floor
-    as its last row."""
+    """One ``against`` group of a :class:`~embspace.Sweep`'s table as text,
+    one line per (value, measure): ``similarity`` (mean ± stdev over seed
+    pairs), ``floor`` (seed-to-seed similarity at that value), ``calibrated``
+    (1 = as alike as a re-seed, 0 = as alike as unrelated spaces) and, against
+    the reference only, ``p_adjusted`` (permutation test, Holm over the table)
+    and ``changed`` (``p_adjusted <= 0.05``). Against other embeddings (SVD)
+    there is no reference floor and no test: those columns are left out.
+    Missing numbers print as ``-`` (one seed: no floor, no test); a last line
+    says when the seeds are too few for any test to reach 0.05 (then
+    ``changed = no`` is no verdict)."""
     table = sweep.table
     rows = table[table["against"] == against]
     with_sd = len(sweep.seeds) > 1
-    what = value_label(sweep.param, sweep.reference) if against == "reference" else against
+    reference = against == "reference"
+    what = value_label(sweep.param, sweep.reference) if reference else against
     n = len(sweep.seeds)
     head = f"similarity to {what}"
     head += f" (mean ± stdev over {n} seeds)" if with_sd else " (one seed)"
     measures = [m for m in sweep.measures if m in set(rows["measure"])]
-    lines: dict[str, list[str]] = {}
+    header = [sweep.param, "measure", "similarity", "floor", "calibrated"]
+    if reference:
+        header += ["p_adjusted", "changed"]
+    body: list[list[str]] = []
     for value in sweep.values:
         part = rows[rows["value"].map(lambda v, value=value: same_value(v, value))]
-        if part.empty:
-            continue
-        cells = []
         for m in measures:
             r = part[part["measure"] == m]
-            cells.append(
-                _cell(float(r["similarity"].iloc[0]), float(r["stdev"].iloc[0]), with_sd)
-                if len(r)
-                else ""
+            if r.empty:
+                continue
+            row = r.iloc[0]
+            is_ref = reference and same_value(value, sweep.reference)
+            cells = [
+                format_value(value) + (" (ref)" if is_ref else ""),
+                m,
+                _cell(_num(row["similarity"]), _num(row["stdev"]), with_sd),
+                _fixed(row.get("floor")),
+                _fixed(row.get("calibrated"), 2),
+            ]
+            if reference:
+                changed = row.get("changed")
+                cells += [
+                    _fixed(row.get("p_adjusted")),
+                    "-" if changed is None or pd.isna(changed) else ("yes" if changed else "no"),
+                ]
+            body.append(cells)
+    text = head + "\n" + text_table(header, body)
+    if reference and n >= 2:
+        from ..sweeps.statistics import ALPHA, smallest_p_value
+
+        n_tests = int(rows["p_adjusted"].map(_num).map(math.isfinite).sum())
+        p_min = smallest_p_value(n)
+        if n_tests and n_tests * p_min > ALPHA:
+            text += (
+                f"\n(with {n} seeds the smallest p-value is {p_min:.3g}: after Holm over "
+                f"{n_tests} tests none can reach {ALPHA:g}, so changed = no is no verdict)"
             )
-        lines[format_value(value)] = cells
-    floor = sweep.noise_floor
-    label = f"noise floor ({value_label(sweep.param, sweep.reference)} reseeded)"
-    if n > 1:
-        lines[label] = [_cell(floor[m][0], floor[m][1], floor[m][2] > 1) for m in measures]
-    else:
-        lines[label] = ["n/a (1 seed)" for _ in measures]
-    return head + "\n" + text_table([sweep.param, *measures], [[k, *v] for k, v in lines.items()])
+    return text
 
 
 def format_neighbors(frame: pd.DataFrame) -> str:

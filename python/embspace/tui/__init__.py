@@ -3,8 +3,8 @@
 Three screens: **Sweep** (choose a dataset, estimator and sweep; run it in a
 worker thread with progress, read the similarity table and chart, export CSV
 and PNG), **Neighbors** (a title's nearest neighbors in two models side by
-side, shared ones marked, with its Jaccard) and **Changes** (entities ranked
-by how much their neighborhood changed). The logic it shows lives in
+side, shared ones marked, with its Jaccard) and **Changes** (per entity,
+:meth:`embspace.Sweep.changes`: similarity, floor, q-value, changed). The logic it shows lives in
 :mod:`embspace.tui.views`, which does not import Textual; the panes post
 messages up to the app (:mod:`embspace.tui.messages`) and the app calls the
 panes' methods down.

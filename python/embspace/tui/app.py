@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import threading
+import warnings
 from collections.abc import Hashable
 from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
 
+import pandas as pd
 from rich.text import Text
 from textual import on, work
 from textual.app import App, ComposeResult
@@ -15,19 +17,22 @@ from textual.binding import Binding, BindingType
 from textual.widgets import Footer, Header, Input, TabbedContent, TabPane
 
 from .. import datasets
+from .._atomic import write_atomic
+from ..errors import EmbspaceWarning
 from ..faces.datasets import (
     DatasetChoice,
     dataset_choices,
     describe_ratings,
     filter_described,
 )
+from ..faces.tables import value_label
 from .changes_pane import ChangesPane
 from .commands import ActionCommands, EntityCommands
 from .messages import ErrorReported, KStepRequested, OpenEntityRequested, SwapRequested
 from .neighbors_pane import NeighborsPane
 from .screens import ExportScreen, HelpScreen
 from .sweep_pane import SweepPane
-from .views.changes import genres_of, popularity_of
+from .views.changes import export_frame, genres_of, popularity_of, sweep_request
 from .views.pairs import (
     ModelChoice,
     ModelPair,
@@ -119,7 +124,7 @@ class EmbspaceApp(App[None]):
             with TabPane("Neighbors", id="neighbors"):
                 yield NeighborsPane(self.model_pair, id="neighbors-pane")
             with TabPane("Changes", id="changes"):
-                yield ChangesPane(self.model_pair, id="changes-pane")
+                yield ChangesPane(self.sweep_changes, id="changes-pane")
         yield Footer()
 
     @property
@@ -363,6 +368,32 @@ class EmbspaceApp(App[None]):
                 pair = self._pairs.setdefault((a, b), pair)
         return pair
 
+    def sweep_changes(self, a: str, b: str) -> tuple[pd.DataFrame, str] | str:
+        """The Changes screen's data for models ``a`` and ``b``:
+        (:meth:`embspace.Sweep.changes` of their configurations, a description
+        with the statistics' warnings), or why there is none (see
+        :func:`.views.changes.sweep_request`). Registers the SVD with the sweep
+        when it is compared and the sweep has no rows against it; thread-safe
+        (called in a worker)."""
+        sweep = self.sweep
+        choice_a = next((c for c in self.choices if c.id == a), None)
+        choice_b = next((c for c in self.choices if c.id == b), None)
+        request = sweep_request(sweep, choice_a, choice_b)
+        if isinstance(request, str):
+            return request
+        value, against = request
+        if against == "svd" and "svd" not in set(sweep.table["against"]):
+            sweep.against(self.svd_embeddings(sweep), name="svd")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", EmbspaceWarning)
+            frame = sweep.changes(value, against=against)
+        other = value_label(sweep.param, sweep.reference) if against == "reference" else "SVD"
+        what = f"{value_label(sweep.param, value)} vs {other} (all seed pairs)"
+        notes = [str(w.message) for w in caught if issubclass(w.category, EmbspaceWarning)]
+        if notes:
+            what += " [" + "; ".join(notes) + "]"
+        return frame, what
+
     def models_shown(self) -> ModelsShown:
         """Models A and B, their labels and k, as the panes are told them."""
         return ModelsShown(
@@ -524,12 +555,24 @@ class EmbspaceApp(App[None]):
 
     def _export_to(self, folder: Path | None) -> None:
         if folder is not None:
-            self._export_worker(self.sweep, folder)
+            pane = self.changes_pane
+            changes = None if pane.rows is None else (pane.rows, pane.what)
+            self._export_worker(self.sweep, folder, changes)
 
     @work(thread=True, exclusive=True, group="export", exit_on_error=False)
-    def _export_worker(self, sweep: Any, folder: Path) -> None:
+    def _export_worker(
+        self, sweep: Any, folder: Path, changes: tuple[pd.DataFrame, str] | None = None
+    ) -> None:
+        """The sweep's files (:meth:`embspace.Sweep.save`) and, when the Changes
+        screen shows a table, ``changes.csv`` (its rows as filtered, columns
+        :data:`.views.changes.EXPORT_COLUMNS`, the comparison in a first
+        ``#`` line); every file written atomically."""
         try:
             paths = sweep.save(folder)
+            if changes is not None:
+                rows, what = changes
+                text = f"# {what}\n" + export_frame(rows).to_csv(index=False)
+                paths["changes"] = write_atomic(Path(folder) / "changes.csv", text.encode())
         except Exception as exc:
             self.call_from_thread(self.report_error, exc, "Export failed")
             return

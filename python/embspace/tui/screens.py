@@ -40,8 +40,9 @@ SCREENS = (
     (
         "3",
         "Changes",
-        "entities whose neighborhood changed most between A and B, lowest Jaccard first, "
-        "filtered by genre and number of ratings; Enter opens one in Neighbors.",
+        "per entity, the value of A or B against the reference (or SVD): similarity, "
+        "floor (re-seeding alone), q (FDR) and changed; changed first, filtered by genre and "
+        "number of ratings; ctrl+s exports it; Enter opens one in Neighbors.",
     ),
 )
 

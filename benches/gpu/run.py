@@ -140,7 +140,7 @@ class Devices:
     """The two sides: ``cpu`` (Rust) and ``gpu`` (CuPy, or numpy with --cpu-only)."""
 
     def __init__(self, cpu_only: bool) -> None:
-        from embspace.gpu import device as gdev
+        from embspace import device as gdev
 
         self.cpu_only = cpu_only
         self.gdev = gdev

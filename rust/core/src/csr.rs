@@ -195,19 +195,7 @@ impl Csr {
         indices: &[i32],
         data: &[f32],
     ) -> Result<()> {
-        if indptr.len() != n_rows + 1 {
-            return Err(Error::ShapeMismatch(format!(
-                "indptr has length {} but the matrix has {n_rows} rows",
-                indptr.len()
-            )));
-        }
-        if indices.len() != data.len() {
-            return Err(Error::ShapeMismatch(format!(
-                "indices ({}) and data ({}) differ in length",
-                indices.len(),
-                data.len()
-            )));
-        }
+        check_lengths(n_rows, indptr, indices, data)?;
         check_offsets(n_rows, indptr, data.len())?;
         check_rows(0..n_rows, n_cols, indptr, indices)?;
         check_finite(data, 0)
@@ -273,18 +261,9 @@ fn check_finite(data: &[f32], offset: usize) -> Result<()> {
     Ok(())
 }
 
-/// Stored values per parallel task of the validation.
-const VALUES_PER_TASK: usize = 1 << 18;
-
-/// [`Csr::validate_parts`] in the current pool: rows in tasks of about
-/// [`VALUES_PER_TASK`] values, the first error in row order reported.
-fn validate_in_pool(
-    n_rows: usize,
-    n_cols: usize,
-    indptr: &[i64],
-    indices: &[i32],
-    data: &[f32],
-) -> Result<()> {
+/// The array lengths of a CSR matrix of `n_rows` rows: `n_rows + 1` offsets,
+/// as many indices as values.
+fn check_lengths(n_rows: usize, indptr: &[i64], indices: &[i32], data: &[f32]) -> Result<()> {
     if indptr.len() != n_rows + 1 {
         return Err(Error::ShapeMismatch(format!(
             "indptr has length {} but the matrix has {n_rows} rows",
@@ -298,6 +277,22 @@ fn validate_in_pool(
             data.len()
         )));
     }
+    Ok(())
+}
+
+/// Stored values per parallel task of the validation.
+const VALUES_PER_TASK: usize = 1 << 18;
+
+/// [`Csr::validate_parts`] in the current pool: rows in tasks of about
+/// [`VALUES_PER_TASK`] values, the first error in row order reported.
+fn validate_in_pool(
+    n_rows: usize,
+    n_cols: usize,
+    indptr: &[i64],
+    indices: &[i32],
+    data: &[f32],
+) -> Result<()> {
+    check_lengths(n_rows, indptr, indices, data)?;
     check_offsets(n_rows, indptr, data.len())?;
     let bounds = row_bounds(indptr, data.len().div_ceil(VALUES_PER_TASK));
     let rows: Vec<Result<()>> = bounds

@@ -3,17 +3,36 @@
 One finished training is one file ``<digest>.npz`` in the cache folder. The
 digest is the sha256 of the fields of its :class:`CacheKey`:
 
-- the data fingerprint (:attr:`Ratings.fingerprint`),
+- the data fingerprint (:attr:`Ratings.fingerprint`, or the ``fingerprint``
+  of other data, e.g. :attr:`embspace.trainers.TokenCorpus.fingerprint`: a
+  sha256 of every token of the corpus, in order),
 - the estimator's qualified class name,
 - its parameters as sorted JSON, without ``random_state`` (the seed is its own
   field) and without the parameters that do not change the result
-  (:data:`RESULT_NEUTRAL_PARAMS`: thread counts, progress, verbosity),
+  (:data:`RESULT_NEUTRAL_PARAMS`: thread counts, progress, verbosity); a
+  parameter that is a function (the ``function`` of
+  :class:`embspace.trainers.FunctionTrainer`) enters as
+  :func:`function_identity`: its qualified name and the sha256 of its source
+  code (of its bytecode, constants and names when the source cannot be read),
+  plus the values its closure captured,
 - the seed,
-- the embspace version.
+- the embspace version,
+- for code that is not embspace's own, its :func:`code_identity` (``code``):
+  the qualified class name, the top-level package and its ``__version__``
+  (``implicit``, ``gensim``, ``sklearn``, ...) and, for a class outside
+  embspace, the sha256 of the class's source. embspace's own estimators have
+  no ``code`` field (their code is the embspace version), so their keys are
+  those of earlier versions.
 
-Each file holds *both* the user and the item embeddings of the run (keys and
-float32 vectors) plus a JSON header that echoes the key fields and a sha256 of
-the arrays. The key also names which of the two sides :meth:`EmbeddingCache.get`
+So a changed function body, a new release of implicit/gensim/scikit-learn, or
+an edited estimator class makes new entries; what is *not* hashed is the code a
+function or class calls (helpers in other functions or modules): change the
+function's name or a parameter when only such a helper changes, or clear the
+cache.
+
+Each file holds the user and the item embeddings of the run (keys and
+float32 vectors; one side only for a one-sided trainer such as Word2Vec) plus
+a JSON header that echoes the key fields and a sha256 of the arrays. The key also names which of the two sides :meth:`EmbeddingCache.get`
 returns (``entities``), but the side is not part of the digest: a sweep over
 users reuses the trainings of a sweep over items.
 
@@ -30,11 +49,14 @@ again; it is never returned as valid.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import inspect
 import io
 import json
 import logging
 import os
+import sys
 import warnings
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass
@@ -59,8 +81,10 @@ __all__ = [
     "CacheWarning",
     "CachedRun",
     "EmbeddingCache",
+    "code_identity",
     "default_cache_folder",
     "estimator_params",
+    "function_identity",
     "write_atomic",
 ]
 
@@ -113,6 +137,8 @@ def _canonical(value: Any) -> Any:
         return value
     if hasattr(value, "get_params"):
         return {"class": _qualname(value), "params": estimator_params(value)}
+    if inspect.isfunction(value) or inspect.ismethod(value) or isinstance(value, functools.partial):
+        return function_identity(value)
     # Anything else by its repr: an object whose repr is not stable only misses
     # the cache, it can never hit a wrong entry.
     return repr(value)
@@ -121,6 +147,97 @@ def _canonical(value: Any) -> Any:
 def _qualname(obj: Any) -> str:
     cls = type(obj)
     return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _code_digest(code: Any, h: Any) -> None:
+    """Feed a code object's bytecode, names and constants (nested code objects
+    recursively) to the hash ``h``."""
+    h.update(code.co_code)
+    h.update(repr((code.co_names, code.co_varnames, code.co_freevars)).encode())
+    for const in code.co_consts:
+        if inspect.iscode(const):
+            _code_digest(const, h)
+        else:
+            h.update(repr(const).encode())
+
+
+def function_identity(func: Any) -> dict[str, Any]:
+    """What identifies a training function in a cache key: ``function`` (its
+    module and qualified name), ``code`` (sha256 of its source code, or of its
+    bytecode, names and constants when the source cannot be read: a function
+    made by ``exec`` or in a session without files), ``closure`` (the values
+    its closure captured, each as a parameter value is) and, for a bound
+    method, ``self`` (the object, as a parameter value is); a
+    ``functools.partial`` by its function, arguments and keywords. Another body
+    gives another ``code``; the functions it calls are not hashed."""
+    if isinstance(func, functools.partial):
+        return {
+            "partial": function_identity(func.func),
+            "args": [_canonical(a) for a in func.args],
+            "keywords": _canonical(dict(func.keywords)),
+        }
+    out: dict[str, Any] = {}
+    if inspect.ismethod(func):
+        out["self"] = _canonical(func.__self__) if hasattr(func.__self__, "get_params") else (
+            _qualname(func.__self__)
+        )
+        func = func.__func__
+    h = hashlib.sha256()
+    try:
+        h.update(b"source:" + inspect.getsource(func).encode())
+    except (OSError, TypeError):
+        h.update(b"bytecode:")
+        _code_digest(func.__code__, h)
+    out["function"] = f"{func.__module__}.{func.__qualname__}"
+    out["code"] = h.hexdigest()
+    cells = getattr(func, "__closure__", None) or ()
+    names = func.__code__.co_freevars
+    if cells:
+        closure = {}
+        for name, cell in zip(names, cells, strict=False):
+            try:
+                closure[name] = _canonical(cell.cell_contents)
+            except ValueError:  # an empty cell
+                closure[name] = None
+        out["closure"] = closure
+    return out
+
+
+def _package_version(module: str) -> str | None:
+    """``__version__`` of the top-level package of ``module``, when it has one."""
+    root = sys.modules.get(module.split(".")[0])
+    version = getattr(root, "__version__", None)
+    return str(version) if version is not None else None
+
+
+def code_identity(estimator: Any) -> dict[str, Any] | None:
+    """What identifies the code of ``estimator`` beyond the embspace version
+    (the ``code`` field of a :class:`CacheKey`).
+
+    An estimator with a ``code_identity()`` method says it itself (the adapters
+    of :mod:`embspace.trainers`: their class, the third-party package and its
+    version, e.g. ``{"class": ..., "package": "implicit", "version":
+    "0.7.3"}``). Another class of embspace: None (its code is the embspace
+    version). Any other class: its qualified name, its top-level package and
+    that package's ``__version__`` (None when it has none), and the sha256 of
+    the class's source (None when it cannot be read)."""
+    own = getattr(estimator, "code_identity", None)
+    if callable(own):
+        ident = own()
+        return None if ident is None else dict(_canonical(ident))
+    cls = type(estimator)
+    if cls.__module__.split(".")[0] == "embspace":
+        return None
+    try:
+        source: str | None = hashlib.sha256(inspect.getsource(cls).encode()).hexdigest()
+    except (OSError, TypeError):
+        source = None
+    return {
+        "class": _qualname(estimator),
+        "package": cls.__module__.split(".")[0],
+        "version": _package_version(cls.__module__),
+        "source": source,
+    }
 
 
 def estimator_params(estimator: Any) -> dict[str, Any]:
@@ -149,11 +266,18 @@ class CacheKey:
     seed: int | None
     version: str
     entities: str = "items"
+    #: :func:`code_identity` of the estimator as sorted JSON; None for
+    #: embspace's own estimators (then not part of the digest, so their keys
+    #: are unchanged).
+    code: str | None = None
 
     def identity(self) -> dict[str, Any]:
-        """The fields that the digest covers (every field but ``entities``)."""
+        """The fields that the digest covers (every field but ``entities``;
+        ``code`` only when set)."""
         fields = asdict(self)
         fields.pop("entities")
+        if fields["code"] is None:
+            fields.pop("code")
         return fields
 
     @property
@@ -189,18 +313,37 @@ def _side_arrays(prefix: str, emb: Embeddings) -> dict[str, np.ndarray]:
     return encode_side(emb, f"{prefix}_")
 
 
+def _missing_side(entities: str, have: Mapping[str, Any]) -> InvalidParameterError:
+    return InvalidParameterError(
+        f"this training has no {entities} side, only {', '.join(have) or 'none'} "
+        "(a one-sided trainer such as Word2Vec has items only)"
+    )
+
+
 @dataclass(frozen=True)
 class CachedRun:
-    """A valid cache entry: both sides, the ``extra`` dict stored with it, its file."""
+    """A valid cache entry: its sides (``"items"`` and/or ``"users"``), the
+    ``extra`` dict stored with it, its file."""
 
-    users: Embeddings
-    items: Embeddings
+    sides: dict[str, Embeddings]
     extra: dict[str, Any]
     path: Path
 
     def side(self, entities: str) -> Embeddings:
+        """One side; a side the entry does not have raises
+        :class:`~embspace.errors.InvalidParameterError`."""
         _check_entities(entities)
-        return self.items if entities == "items" else self.users
+        if entities not in self.sides:
+            raise _missing_side(entities, self.sides)
+        return self.sides[entities]
+
+    @property
+    def users(self) -> Embeddings:
+        return self.side("users")
+
+    @property
+    def items(self) -> Embeddings:
+        return self.side("items")
 
 
 class _BadEntry(Exception):
@@ -250,8 +393,12 @@ class EmbeddingCache:
             )
         fingerprint = getattr(ratings, "fingerprint", None)
         if not isinstance(fingerprint, str):
-            raise InvalidParameterError("ratings must be an embspace Ratings (with a fingerprint)")
+            raise InvalidParameterError(
+                "ratings must be an embspace Ratings (with a fingerprint), or other data with "
+                "a fingerprint such as embspace.trainers.TokenCorpus"
+            )
         params = json.dumps(estimator_params(estimator), sort_keys=True, separators=(",", ":"))
+        code = code_identity(estimator)
         return CacheKey(
             fingerprint=fingerprint,
             estimator=_qualname(estimator),
@@ -259,6 +406,7 @@ class EmbeddingCache:
             seed=None if seed is None else int(seed),
             version=str(__version__),
             entities=entities,
+            code=None if code is None else json.dumps(code, sort_keys=True, separators=(",", ":")),
         )
 
     def path(self, key: CacheKey) -> Path:
@@ -310,11 +458,17 @@ class EmbeddingCache:
         if header.get("checksum") != _array_checksum(arrays):
             raise _BadEntry("corrupted (checksum mismatch)")
         try:
-            sides = [decode_side(arrays, f"{prefix}_") for prefix in ("user", "item")]
+            sides = {
+                side: decode_side(arrays, f"{prefix}_")
+                for side, prefix in (("users", "user"), ("items", "item"))
+                if f"{prefix}_vectors" in arrays
+            }
         except Exception as exc:
             raise _BadEntry(f"invalid ({type(exc).__name__}: {exc})") from None
+        if not sides:
+            raise _BadEntry("invalid (no embeddings in it)")
         extra = header.get("extra")
-        return CachedRun(sides[0], sides[1], dict(extra) if isinstance(extra, dict) else {}, path)
+        return CachedRun(sides, dict(extra) if isinstance(extra, dict) else {}, path)
 
     def _reject(self, path: Path, why: str) -> None:
         try:
@@ -330,23 +484,28 @@ class EmbeddingCache:
     def put(
         self,
         key: CacheKey,
-        user_embeddings: Embeddings,
-        item_embeddings: Embeddings,
+        user_embeddings: Embeddings | None,
+        item_embeddings: Embeddings | None,
         *,
         extra: Mapping[str, Any] | None = None,
     ) -> Path | None:
         """Store one training atomically and return its path. ``extra`` is a
-        JSON-serialisable dict kept in the header (fit time, iterations).
+        JSON-serialisable dict kept in the header (fit time, iterations). One
+        side may be None (a one-sided trainer), not both.
 
         When the entry cannot be written (an ``OSError``: read-only or full
         disk, no permission, a folder at its path) nothing is left behind, a
         :class:`CacheWarning` says why, and None is returned: the caller keeps
         its result, only the cache misses it."""
-        if not isinstance(user_embeddings, Embeddings) or not isinstance(
-            item_embeddings, Embeddings
-        ):
-            raise InvalidParameterError("put() takes the user and the item Embeddings")
-        arrays = {**_side_arrays("user", user_embeddings), **_side_arrays("item", item_embeddings)}
+        given = [e for e in (user_embeddings, item_embeddings) if e is not None]
+        if not given or not all(isinstance(e, Embeddings) for e in given):
+            raise InvalidParameterError(
+                "put() takes the user and the item Embeddings (one of them may be None)"
+            )
+        arrays = {
+            **(_side_arrays("user", user_embeddings) if user_embeddings is not None else {}),
+            **(_side_arrays("item", item_embeddings) if item_embeddings is not None else {}),
+        }
         header = {
             "format": _FORMAT,
             "key": key.identity(),

@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from itertools import combinations
 from pathlib import Path
 from typing import Any
@@ -40,7 +40,10 @@ from .training import (
     RunRecord,
     SweepCancelled,
     SweepEvent,
+    as_data,
+    as_estimator,
     configure,
+    count_entities,
     n_iterations,
     train_run,
     warn_stopped_at_cap,
@@ -76,15 +79,26 @@ class Sweep:
 
     Parameters
     ----------
-    ratings : Ratings
-        The data every run is trained on.
-    estimator : estimator
+    ratings : Ratings, token corpus, or data with a ``fingerprint``
+        The data every run is trained on: a :class:`~embspace.Ratings`, or for
+        a trainer of other data (Word2Vec) a list of token lists (made a
+        :class:`~embspace.trainers.TokenCorpus`) or any object with a
+        ``fingerprint`` string (the cache key's data field).
+    estimator : estimator or function
         A scikit-learn style estimator (``get_params``/``set_params``,
-        ``fit(ratings)``, fitted ``item_embeddings_``/``user_embeddings_``),
-        e.g. :class:`embspace.WALS`. It is cloned for each run, never fitted itself.
+        ``fit(data)``) whose fitted result is embeddings: ``item_embeddings_``
+        and/or ``user_embeddings_``, or ``embeddings_`` (one side, compared as
+        ``entities="items"``), :class:`~embspace.Embeddings` or n x d arrays
+        (keyed by the ratings' keys or the estimator's ``vocabulary_``): e.g.
+        :class:`embspace.WALS` or an adapter of :mod:`embspace.trainers`
+        (implicit, scikit-learn, gensim). Or a function ``train(data, *,
+        seed, **params) -> Embeddings | dict[str, Embeddings]``, wrapped in a
+        :class:`~embspace.trainers.FunctionTrainer`. It is cloned for each run,
+        never fitted itself.
     param : str
-        The parameter to vary; must be one of ``estimator.get_params()`` (not
-        ``random_state``: seeds are varied by ``seeds``).
+        The parameter to vary; must be one of ``estimator.get_params()`` (for
+        a function: one of its keyword parameters; not ``random_state``:
+        seeds are varied by ``seeds``).
     values : sequence
         The values of ``param``, distinct, in the order of the table and plots.
     reference : value, optional
@@ -143,6 +157,10 @@ class Sweep:
         (whose split is already balanced); CCA, invariant to any invertible
         linear map, does not change, CKA, Procrustes, unit matching and the
         neighbor measures do. The cache stores the factors as trained.
+    params : mapping, optional
+        Parameter values set on (a clone of) the estimator before the sweep;
+        for a function, the values of its keyword parameters (the others keep
+        the defaults of its signature).
     """
 
     def __init__(
@@ -162,20 +180,13 @@ class Sweep:
         metric: str = "cosine",
         pairing: str = "cross",
         gauge: str | None = None,
+        params: Mapping[str, Any] | None = None,
     ) -> None:
-        if not hasattr(ratings, "fingerprint") or not hasattr(ratings, "matrix"):
-            raise InvalidParameterError(
-                f"ratings must be an embspace Ratings, got {type(ratings).__name__}"
-            )
-        try:
-            params = estimator.get_params(deep=False)
-        except (AttributeError, TypeError):
-            raise InvalidParameterError(
-                f"estimator must be scikit-learn style (get_params/set_params), "
-                f"got {type(estimator).__name__}"
-            ) from None
+        ratings = as_data(ratings)
+        estimator = as_estimator(estimator, params)
+        own = estimator.get_params(deep=False)
         plan = make_plan(
-            params, type(estimator).__name__, param, values, reference, seeds, measures, pairing
+            own, type(estimator).__name__, param, values, reference, seeds, measures, pairing
         )
         if gauge is not None and gauge != "balanced":
             raise InvalidParameterError(f"gauge must be None or 'balanced', got {gauge!r}")
@@ -183,8 +194,12 @@ class Sweep:
             raise InvalidParameterError(f"entities must be 'items' or 'users', got {entities!r}")
         if not is_int(k) or k < 1:
             raise InvalidParameterError(f"k must be an integer >= 1, got {k!r}")
-        n_entities = int(ratings.matrix.shape[1 if entities == "items" else 0])
-        if any(MEASURES[m].neighbor_based for m in plan.measures) and k > n_entities - 1:
+        n_entities = count_entities(ratings, estimator, entities, gauge)
+        if (
+            n_entities is not None
+            and any(MEASURES[m].neighbor_based for m in plan.measures)
+            and k > n_entities - 1
+        ):
             raise InvalidParameterError(
                 f"k = {k} neighbors needs more than the {n_entities} {entities} of the ratings"
             )
@@ -662,8 +677,14 @@ class Sweep:
 
     def _entity_table(self) -> pd.DataFrame:
         """The ratings' table of the compared side: ``n_ratings`` (and for
-        items the metadata: ``title``, ``genres``, ...), indexed by key."""
+        items the metadata: ``title``, ``genres``, ...), indexed by key. For a
+        token corpus, ``n_ratings`` is each token's number of occurrences."""
         r = self.ratings
+        if not hasattr(r, "matrix"):  # other data: its token counts, when it has them
+            counts = r.counts() if callable(getattr(r, "counts", None)) else {}
+            frame = pd.DataFrame({"n_ratings": np.array(list(counts.values()), dtype=np.int64)})
+            frame.index = pd.Index(list(counts), tupleize_cols=False)
+            return frame
         if self.entities == "items":
             frame = r.items.copy()
             keys = r.item_keys

@@ -26,6 +26,7 @@ from ..cache import EmbeddingCache
 from ..embeddings import Embeddings
 from ..errors import EmbspaceWarning, InvalidParameterError
 from ..factorization import balance
+from ..trainers import SIDES, FunctionTrainer, TokenCorpus, fitted_sides, is_ratings
 from .plan import format_value, is_int
 
 __all__ = [
@@ -34,7 +35,10 @@ __all__ = [
     "SweepCancelled",
     "SweepEvent",
     "TrainedRun",
+    "as_data",
+    "as_estimator",
     "configure",
+    "count_entities",
     "fit_cached",
     "n_iterations",
     "stopped_at_cap",
@@ -114,10 +118,11 @@ class RunRecord:
 
 @dataclass
 class TrainedRun:
-    """The outcome of :func:`fit_cached`: both sides of one training and how it was obtained."""
+    """The outcome of :func:`fit_cached`: the sides of one training (``"items"``
+    and ``"users"``, or ``"items"`` alone for a one-sided trainer such as
+    Word2Vec) and how it was obtained."""
 
-    users: Embeddings
-    items: Embeddings
+    sides: dict[str, Embeddings]
     cached: bool
     fit_time: float
     elapsed: float
@@ -129,10 +134,24 @@ class TrainedRun:
     last_decrease: float | None = None
 
     def side(self, entities: str) -> Embeddings:
-        """``items`` or ``users``."""
+        """``items`` or ``users``; a side the training did not make raises
+        :class:`~embspace.errors.InvalidParameterError`."""
         if entities not in ("items", "users"):
             raise InvalidParameterError(f"entities must be 'items' or 'users', got {entities!r}")
-        return self.items if entities == "items" else self.users
+        if entities not in self.sides:
+            raise InvalidParameterError(
+                f"this training has no {entities} side, only {', '.join(self.sides)} "
+                "(a one-sided trainer such as Word2Vec makes items only)"
+            )
+        return self.sides[entities]
+
+    @property
+    def users(self) -> Embeddings:
+        return self.side("users")
+
+    @property
+    def items(self) -> Embeddings:
+        return self.side("items")
 
 
 def fit_cached(
@@ -146,7 +165,11 @@ def fit_cached(
 ) -> TrainedRun:
     """Fit ``estimator`` on ``ratings``, or load the result from ``cache``.
 
-    The estimator is fitted in place on a cache miss (``TrainedRun.estimator``
+    ``ratings`` is the data the estimator fits: a :class:`~embspace.Ratings`,
+    or other data with a ``fingerprint`` (a
+    :class:`~embspace.trainers.TokenCorpus`). The result is read with
+    :func:`embspace.trainers.fitted_sides` (``item_embeddings_`` /
+    ``user_embeddings_`` or ``embeddings_``, Embeddings or arrays). The estimator is fitted in place on a cache miss (``TrainedRun.estimator``
     is then the fitted estimator; None on a hit). An estimator whose
     ``random_state`` is None is random by design and is never cached.
     ``callback(iteration, elapsed, loss)`` and ``progress`` are passed to
@@ -164,8 +187,7 @@ def fit_cached(
         if entry is not None:
             info = entry.extra
             return TrainedRun(
-                users=entry.users,
-                items=entry.items,
+                sides=dict(entry.sides),
                 cached=True,
                 fit_time=float(info.get("fit_time") or float("nan")),
                 elapsed=time.perf_counter() - t0,
@@ -177,7 +199,7 @@ def fit_cached(
             )
     _fit(estimator, ratings, callback, progress)
     fit_time = time.perf_counter() - t0
-    users, items = estimator.user_embeddings_, estimator.item_embeddings_
+    sides = fitted_sides(estimator, ratings)
     n_done = getattr(estimator, "n_iter_", None)
     n_done = int(n_done) if is_int(n_done) else None
     history = getattr(estimator, "loss_history_", None)
@@ -197,10 +219,9 @@ def fit_cached(
             "last_decrease": last_decrease,
             **dict(extra or {}),
         }
-        path = str(cache.put(key, users, items, extra=info))
+        path = str(cache.put(key, sides.get("users"), sides.get("items"), extra=info))
     return TrainedRun(
-        users=users,
-        items=items,
+        sides=sides,
         cached=False,
         fit_time=fit_time,
         elapsed=time.perf_counter() - t0,
@@ -259,6 +280,83 @@ def _fit(
     if "progress" in names or var_kw:
         kwargs["progress"] = progress
     estimator.fit(ratings, **kwargs)
+
+
+def as_data(data: Any) -> Any:
+    """The data of a sweep: a :class:`~embspace.Ratings` or anything with a
+    ``fingerprint`` string as it is; a list of token lists as a
+    :class:`~embspace.trainers.TokenCorpus` (which has one). Anything else is
+    an :class:`~embspace.errors.InvalidParameterError`."""
+    if is_ratings(data) and isinstance(getattr(data, "fingerprint", None), str):
+        return data
+    if isinstance(getattr(data, "fingerprint", None), str):
+        return data
+    what = (
+        "ratings must be an embspace Ratings, a token corpus (a list of token lists) or data "
+        f"with a fingerprint, got {type(data).__name__}"
+    )
+    if isinstance(data, (str, bytes)) or not isinstance(data, (list, tuple)):
+        raise InvalidParameterError(what)
+    try:
+        return TokenCorpus(data)
+    except InvalidParameterError as exc:
+        raise InvalidParameterError(f"{what}: {exc}") from None
+
+
+def as_estimator(estimator: Any, params: Mapping[str, Any] | None = None) -> Any:
+    """The sweep's estimator: a scikit-learn style estimator (a clone with
+    ``params`` set, when given), or a function ``train(data, *, seed,
+    **params)`` as a :class:`~embspace.trainers.FunctionTrainer`. An object
+    with neither ``get_params`` and ``fit`` nor a call is refused."""
+    if params is not None and not isinstance(params, Mapping):
+        raise InvalidParameterError(f"params must be a mapping, got {type(params).__name__}")
+    if not hasattr(estimator, "get_params") and callable(estimator) and not isinstance(
+        estimator, type
+    ):
+        return FunctionTrainer(estimator, **dict(params or {}))
+    try:
+        estimator.get_params(deep=False)
+    except (AttributeError, TypeError):
+        raise InvalidParameterError(
+            f"estimator must be scikit-learn style (get_params/set_params) or a function "
+            f"train(data, *, seed, **params), got {type(estimator).__name__}"
+        ) from None
+    if not callable(getattr(estimator, "fit", None)):
+        raise InvalidParameterError(
+            f"estimator must have a fit(data) method, {type(estimator).__name__} has none"
+        )
+    if params:
+        from sklearn.base import clone
+
+        estimator = clone(estimator).set_params(**dict(params))
+    return estimator
+
+
+def count_entities(
+    data: Any, estimator: Any, entities: str, gauge: str | None = None
+) -> int | None:
+    """The number of entities on the ``entities`` side of a training, when it
+    is known before training (a Ratings; a trainer's ``n_entities``); None
+    otherwise. A trainer that declares its ``sides`` and does not make
+    ``entities`` (or, with ``gauge="balanced"``, both sides) is refused here."""
+    sides = tuple(getattr(estimator, "sides", SIDES))
+    if entities not in sides:
+        raise InvalidParameterError(
+            f"{type(estimator).__name__} makes {', '.join(sides)} only: use entities="
+            f"{sides[0]!r}"
+        )
+    if gauge == "balanced" and set(sides) != set(SIDES):
+        raise InvalidParameterError(
+            f"gauge='balanced' needs both sides of a factorization; {type(estimator).__name__} "
+            f"makes {', '.join(sides)} only"
+        )
+    own = getattr(estimator, "n_entities", None)
+    if callable(own):
+        n = own(data, entities)
+        return None if n is None else int(n)
+    if is_ratings(data):
+        return int(data.matrix.shape[1 if entities == "items" else 0])
+    return None
 
 
 def configure(
@@ -401,6 +499,11 @@ def train_run(
         last_decrease=trained.last_decrease,
     )
     if gauge == "balanced":
+        if set(trained.sides) != {"items", "users"}:
+            raise InvalidParameterError(
+                f"gauge='balanced' needs both sides of a factorization; "
+                f"{type(estimator).__name__} makes {', '.join(trained.sides)} only"
+            )
         users, items = balance(trained.users, trained.items)
         return record, items if entities == "items" else users
     return record, trained.side(entities)

@@ -178,8 +178,10 @@ def function_identity(func: Any) -> dict[str, Any]:
         }
     out: dict[str, Any] = {}
     if inspect.ismethod(func):
-        out["self"] = _canonical(func.__self__) if hasattr(func.__self__, "get_params") else (
-            _qualname(func.__self__)
+        out["self"] = (
+            _canonical(func.__self__)
+            if hasattr(func.__self__, "get_params")
+            else (_qualname(func.__self__))
         )
         func = func.__func__
     h = hashlib.sha256()

@@ -310,8 +310,10 @@ def as_estimator(estimator: Any, params: Mapping[str, Any] | None = None) -> Any
     with neither ``get_params`` and ``fit`` nor a call is refused."""
     if params is not None and not isinstance(params, Mapping):
         raise InvalidParameterError(f"params must be a mapping, got {type(params).__name__}")
-    if not hasattr(estimator, "get_params") and callable(estimator) and not isinstance(
-        estimator, type
+    if (
+        not hasattr(estimator, "get_params")
+        and callable(estimator)
+        and not isinstance(estimator, type)
     ):
         return FunctionTrainer(estimator, **dict(params or {}))
     try:
@@ -342,8 +344,7 @@ def count_entities(
     sides = tuple(getattr(estimator, "sides", SIDES))
     if entities not in sides:
         raise InvalidParameterError(
-            f"{type(estimator).__name__} makes {', '.join(sides)} only: use entities="
-            f"{sides[0]!r}"
+            f"{type(estimator).__name__} makes {', '.join(sides)} only: use entities={sides[0]!r}"
         )
     if gauge == "balanced" and set(sides) != set(SIDES):
         raise InvalidParameterError(

@@ -8,18 +8,13 @@ holds that contract (:class:`Trainer`), the function wrapper, the token
 corpus (:class:`TokenCorpus`: sweep data that is not a
 :class:`~embspace.Ratings`) and adapters for third-party models:
 
-==================  ==========================  =========================  ===========
-name                class                       wraps                      data
-==================  ==========================  =========================  ===========
-``implicit-als``    :class:`ImplicitALS`        implicit ALS               Ratings
-``implicit-bpr``    :class:`ImplicitBPR`        implicit BPR               Ratings
-``implicit-lmf``    :class:`ImplicitLMF`        implicit LMF               Ratings
-``truncated-svd``   :class:`SklearnTruncatedSVD` sklearn TruncatedSVD      Ratings
-``nmf``             :class:`SklearnNMF`         sklearn NMF                Ratings
-``pca``             :class:`SklearnPCA`         sklearn PCA                Ratings
-``word2vec``        :class:`GensimWord2Vec`     gensim Word2Vec            TokenCorpus
-``fasttext``        :class:`GensimFastText`     gensim FastText            TokenCorpus
-==================  ==========================  =========================  ===========
+- ``implicit-als``, ``implicit-bpr``, ``implicit-lmf``: :class:`ImplicitALS`,
+  :class:`ImplicitBPR`, :class:`ImplicitLMF` (implicit's models; data: Ratings);
+- ``truncated-svd``, ``nmf``, ``pca``: :class:`SklearnTruncatedSVD`,
+  :class:`SklearnNMF`, :class:`SklearnPCA` (scikit-learn's decompositions of
+  the ratings matrix; data: Ratings);
+- ``word2vec``, ``fasttext``: :class:`GensimWord2Vec`, :class:`GensimFastText`
+  (gensim's models; data: a :class:`TokenCorpus`, one side: the words).
 
 :data:`TRAINERS` is their registry (a plug-in registers its own). implicit and
 gensim are optional (``pip install 'embspace[implicit]'``, ``'embspace[gensim]'``),

@@ -82,7 +82,7 @@ def _version(package: str | None) -> str | None:
     return None if version is None else str(version)
 
 
-class Trainer(BaseEstimator):  # type: ignore[misc]
+class Trainer(BaseEstimator):
     """The base of embspace's trainer adapters: a scikit-learn estimator whose
     ``fit(data, callback=None)`` sets ``item_embeddings_``/``user_embeddings_``
     (or ``embeddings_``) to :class:`~embspace.Embeddings`.
@@ -180,7 +180,9 @@ def _as_embeddings(estimator: Any, data: Any, side: str, value: Any) -> Embeddin
     if isinstance(value, Embeddings):
         return value
     try:
-        array = np.asarray(value.get() if hasattr(value, "get") and not isinstance(value, Mapping) else value)
+        array = np.asarray(
+            value.get() if hasattr(value, "get") and not isinstance(value, Mapping) else value
+        )
     except Exception:
         raise InvalidParameterError(
             f"{type(estimator).__name__}'s {side} must be Embeddings or an n x d array, "

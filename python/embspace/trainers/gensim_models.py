@@ -66,7 +66,7 @@ class _GensimTrainer(Trainer):
         t0 = time.perf_counter()
         epochs = [0]
 
-        class _Epochs(CallbackAny2Vec):  # type: ignore[misc]
+        class _Epochs(CallbackAny2Vec):
             def on_epoch_end(self, model: Any) -> None:
                 epochs[0] += 1
                 if callback is not None:
@@ -198,5 +198,3 @@ class GensimFastText(_GensimTrainer):
         from gensim.models import FastText
 
         return FastText
-
-

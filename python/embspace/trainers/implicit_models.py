@@ -78,7 +78,6 @@ class _ImplicitTrainer(Trainer):
         from threadpoolctl import threadpool_limits
 
         matrix = ratings.matrix.tocsr().astype(np.float32)
-        model = self._model_class(gpu)(**self._model_params(), random_state=seed)
         t0 = time.perf_counter()
         done = [0]
 
@@ -91,7 +90,8 @@ class _ImplicitTrainer(Trainer):
                 number = float(loss) if isinstance(loss, (int, float)) else None
                 callback(done[0], time.perf_counter() - t0, number)
 
-        with threadpool_limits(1, "blas"):
+        with threadpool_limits(1, "blas"):  # implicit checks BLAS's threads when it is made
+            model = self._model_class(gpu)(**self._model_params(), random_state=seed)
             model.fit(matrix, show_progress=False, callback=each)
         if gpu:
             model = model.to_cpu()
@@ -218,7 +218,6 @@ class ImplicitLMF(_ImplicitTrainer):
     CPU only (implicit has no GPU LMF), always one thread (see the module
     docs); the embeddings leave out implicit's two bias columns.
     """
-
 
     def __init__(
         self,

@@ -619,3 +619,21 @@ def test_a_one_sided_cache_entry_round_trips(tmp_path: Path) -> None:
         entry.side("users")
     with pytest.raises(InvalidParameterError, match="one of them may be None"):
         cache.put(key, None, None)
+
+
+def test_the_dimension_parameters_of_the_adapters_are_checked_before_training() -> None:
+    from embspace.errors import ShapeMismatchError as Mismatch
+
+    corpus = TokenCorpus([["a", "b", "c", "d"]] * 5)
+    for est, param in (
+        (GensimWord2Vec(min_count=1), "vector_size"),
+        (SklearnTruncatedSVD(), "n_components"),
+        (ImplicitALS(), "factors"),
+    ):
+        # unitmatch needs the same d on both sides: named, it is refused at once
+        with pytest.raises(Mismatch):
+            Sweep(corpus, est, param, [2, 3], measures=("unitmatch",), k=2, cache_dir=False)
+        # by default it is skipped, with a warning
+        with pytest.warns(es.errors.EmbspaceWarning, match="'unitmatch' skipped"):
+            sweep = Sweep(corpus, est, param, [2, 3], seeds=4, k=2, cache_dir=False)
+        assert "unitmatch" not in sweep.measures

@@ -117,12 +117,21 @@ def format_value(v: Any) -> str:
     return f"{v:g}" if isinstance(v, float) else str(v)
 
 
+#: Parameters that set the dimension of the embeddings: ``factors`` (embspace's
+#: WALS and SVD, implicit), ``n_components`` (scikit-learn's decompositions),
+#: ``vector_size`` (gensim).
+DIMENSION_PARAMS = ("factors", "n_components", "vector_size")
+
+
 def run_dimension(params: Mapping[str, Any]) -> int | None:
     """The dimension d of the embeddings an estimator with ``params`` makes, when
-    its parameters say it: an integer ``factors`` (embspace's WALS and SVD).
+    its parameters say it: the first integer among :data:`DIMENSION_PARAMS`.
     None otherwise (then nothing can be checked before training)."""
-    d = params.get("factors")
-    return int(d) if is_int(d) and d >= 1 else None
+    for name in DIMENSION_PARAMS:
+        d = params.get(name)
+        if is_int(d) and d >= 1:
+            return int(d)
+    return None
 
 
 @dataclass(frozen=True)

@@ -637,3 +637,22 @@ def test_the_dimension_parameters_of_the_adapters_are_checked_before_training() 
         with pytest.warns(es.errors.EmbspaceWarning, match="'unitmatch' skipped"):
             sweep = Sweep(corpus, est, param, [2, 3], seeds=4, k=2, cache_dir=False)
         assert "unitmatch" not in sweep.measures
+
+
+def test_against_takes_any_fitted_trainer(ratings: es.Ratings) -> None:
+    sweep = Sweep(
+        ratings, _random_space, "d", [3, 4], seeds=2, measures=("cka",), cache_dir=False
+    ).run(progress=False)
+    svd = SklearnTruncatedSVD(n_components=4, random_state=0).fit(ratings)
+    rows = sweep.against(svd, name="tsvd")
+    assert len(rows) == 2 and set(rows["against"]) == {"tsvd"}
+    for value, got in zip(rows["value"], rows["similarity"], strict=True):
+        want = np.mean(
+            [
+                es.compare(sweep.embeddings(value, s), svd.item_embeddings_, ("cka",)).scores["cka"]
+                for s in sweep.seeds
+            ]
+        )
+        assert got == pytest.approx(want, rel=1e-9)
+    with pytest.raises(InvalidParameterError, match="against\\(\\) takes Embeddings"):
+        sweep.against(SklearnTruncatedSVD(), name="unfitted")

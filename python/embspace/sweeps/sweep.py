@@ -29,9 +29,10 @@ from .._threads import check_threads
 from ..cache import EmbeddingCache
 from ..device import module_for
 from ..embeddings import Embeddings
-from ..errors import EmbspaceWarning, InvalidParameterError, NotFittedError
+from ..errors import EmbspaceError, EmbspaceWarning, InvalidParameterError, NotFittedError
 from ..measures import MEASURES, check_measures
 from ..neighbors import METRICS
+from ..trainers import fitted_sides
 from . import export, views
 from .comparisons import RunComparer
 from .plan import NOISE, REFERENCE, PairKey, RunKey, format_value, is_int, make_plan
@@ -481,7 +482,10 @@ class Sweep:
             )
         if not isinstance(embeddings, Embeddings):
             attr = "item_embeddings_" if self.entities == "items" else "user_embeddings_"
-            emb = getattr(embeddings, attr, None)
+            try:
+                emb = fitted_sides(embeddings, self.ratings).get(self.entities)
+            except EmbspaceError:
+                emb = None
             if not isinstance(emb, Embeddings):
                 raise InvalidParameterError(
                     f"against() takes Embeddings or a fitted estimator with {attr}, "

@@ -656,3 +656,24 @@ def test_against_takes_any_fitted_trainer(ratings: es.Ratings) -> None:
         assert got == pytest.approx(want, rel=1e-9)
     with pytest.raises(InvalidParameterError, match="against\\(\\) takes Embeddings"):
         sweep.against(SklearnTruncatedSVD(), name="unfitted")
+
+
+def test_function_identity_of_partials_methods_and_recursive_closures() -> None:
+    import functools
+
+    a = function_identity(functools.partial(_random_space, d=3))
+    assert a == function_identity(functools.partial(_random_space, d=3))
+    assert a != function_identity(functools.partial(_random_space, d=4))
+
+    def outer() -> Any:
+        def walk(n: int) -> int:
+            return 0 if n == 0 else walk(n - 1)
+
+        return walk
+
+    ident = function_identity(outer())
+    assert ident["closure"] == {"walk": "<itself>"}
+    est = SklearnNMF(n_components=3)
+    method = function_identity(est.fit)
+    assert method["self"]["params"]["n_components"] == 3
+    assert method != function_identity(SklearnNMF(n_components=4).fit)

@@ -167,7 +167,9 @@ def function_identity(func: Any) -> dict[str, Any]:
     bytecode, names and constants when the source cannot be read: a function
     made by ``exec`` or in a session without files), ``closure`` (the values
     its closure captured, each as a parameter value is) and, for a bound
-    method, ``self`` (the object, as a parameter value is); a
+    method, ``self`` (the object, as a parameter value is: an object without
+    ``get_params`` by its ``repr``, which only makes the cache miss when it
+    holds an address); a
     ``functools.partial`` by its function, arguments and keywords. Another body
     gives another ``code``; the functions it calls are not hashed."""
     if isinstance(func, functools.partial):
@@ -178,11 +180,7 @@ def function_identity(func: Any) -> dict[str, Any]:
         }
     out: dict[str, Any] = {}
     if inspect.ismethod(func):
-        out["self"] = (
-            _canonical(func.__self__)
-            if hasattr(func.__self__, "get_params")
-            else (_qualname(func.__self__))
-        )
+        out["self"] = _canonical(func.__self__)
         func = func.__func__
     h = hashlib.sha256()
     try:
@@ -198,9 +196,11 @@ def function_identity(func: Any) -> dict[str, Any]:
         closure = {}
         for name, cell in zip(names, cells, strict=False):
             try:
-                closure[name] = _canonical(cell.cell_contents)
+                value = cell.cell_contents
             except ValueError:  # an empty cell
-                closure[name] = None
+                value = None
+            # a nested function that calls itself holds itself in its closure
+            closure[name] = "<itself>" if value is func else _canonical(value)
         out["closure"] = closure
     return out
 

@@ -123,7 +123,8 @@ class Sweep:
         that cannot apply to the runs, skipped with a warning
         (:attr:`skipped_measures`).
     entities : ``"items"`` or ``"users"``
-        Which side of the factorization is compared.
+        Which side of the factorization is compared (a one-sided trainer,
+        such as Word2Vec, makes ``"items"`` only).
     cache_dir : path, None or False
         Folder of the embeddings cache (None: the default folder, see
         :func:`embspace.cache.default_cache_folder`; False: no disk cache).

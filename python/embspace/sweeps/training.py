@@ -287,8 +287,6 @@ def as_data(data: Any) -> Any:
     ``fingerprint`` string as it is; a list of token lists as a
     :class:`~embspace.trainers.TokenCorpus` (which has one). Anything else is
     an :class:`~embspace.errors.InvalidParameterError`."""
-    if is_ratings(data) and isinstance(getattr(data, "fingerprint", None), str):
-        return data
     if isinstance(getattr(data, "fingerprint", None), str):
         return data
     what = (

@@ -470,16 +470,35 @@ def test_the_cache_key_changes_with_the_third_party_version(
     assert "code" not in cache.key(ratings, es.WALS(random_state=0), 0).identity()
 
 
-def test_a_third_party_class_is_keyed_by_its_source() -> None:
-    first = _compile(
-        "from sklearn.base import BaseEstimator\n"
-        "class Model(BaseEstimator):\n    def __init__(self, d=2): self.d = d\n"
-        "train = Model\n"
-    )
-    ident = code_identity(first())
+def test_a_third_party_class_is_keyed_by_its_code() -> None:
+    def model(body: str) -> Any:
+        cls = _compile(
+            "from sklearn.base import BaseEstimator\n"
+            "class Model(BaseEstimator):\n    def __init__(self, d=2): self.d = d\n"
+            f"    def fit(self, data): {body}\n"
+            "train = Model\n"
+        )
+        return cls()
+
+    # no source to read (made by exec): keyed by its methods' bytecode
+    a, a_again, b = model("return 1"), model("return 1"), model("return 2")
+    ident = code_identity(a)
     assert ident is not None and ident["class"].endswith("Model")
-    # a class whose source cannot be read is still keyed by name and package
-    assert ident["source"] is None
+    assert ident == code_identity(a_again) != code_identity(b)
+    cache = EmbeddingCache("unused")
+    corpus = TokenCorpus([["a"]])
+    assert cache.key(corpus, a, 0).digest != cache.key(corpus, b, 0).digest
+    # a class read from a file: by its source
+    import hashlib
+    import inspect
+
+    class Local:
+        def get_params(self, deep: bool = True) -> dict[str, Any]:
+            return {}
+
+    want = hashlib.sha256(b"source:" + inspect.getsource(Local).encode()).hexdigest()
+    local = code_identity(Local())
+    assert local is not None and local["source"] == want and local["package"] == "test_trainers"
     mine = code_identity(SklearnNMF())
     assert mine is not None and mine["package"] == "sklearn"
 

@@ -222,7 +222,9 @@ def code_identity(estimator: Any) -> dict[str, Any] | None:
     "0.7.3"}``). Another class of embspace: None (its code is the embspace
     version). Any other class: its qualified name, its top-level package and
     that package's ``__version__`` (None when it has none), and the sha256 of
-    the class's source (None when it cannot be read)."""
+    the class's own source (of its methods' bytecode when the source cannot
+    be read); the base classes' code is covered by their package's version
+    only."""
     own = getattr(estimator, "code_identity", None)
     if callable(own):
         ident = own()
@@ -230,16 +232,29 @@ def code_identity(estimator: Any) -> dict[str, Any] | None:
     cls = type(estimator)
     if cls.__module__.split(".")[0] == "embspace":
         return None
-    try:
-        source: str | None = hashlib.sha256(inspect.getsource(cls).encode()).hexdigest()
-    except (OSError, TypeError):
-        source = None
     return {
         "class": _qualname(estimator),
         "package": cls.__module__.split(".")[0],
         "version": _package_version(cls.__module__),
-        "source": source,
+        "source": _class_digest(cls),
     }
+
+
+def _class_digest(cls: type) -> str:
+    """sha256 of a class's source; of the bytecode of the functions it defines
+    (in name order) when the source cannot be read (a class made by ``exec``
+    or typed into a session)."""
+    h = hashlib.sha256()
+    try:
+        h.update(b"source:" + inspect.getsource(cls).encode())
+    except (OSError, TypeError):
+        h.update(b"bytecode:")
+        for name, member in sorted(vars(cls).items()):
+            func = getattr(member, "__func__", member)  # staticmethod, classmethod
+            if inspect.isfunction(func):
+                h.update(name.encode())
+                _code_digest(func.__code__, h)
+    return h.hexdigest()
 
 
 def estimator_params(estimator: Any) -> dict[str, Any]:

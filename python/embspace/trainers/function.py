@@ -103,6 +103,11 @@ class FunctionTrainer:
     ``get_params()`` is ``function``, ``random_state`` and every keyword
     parameter, so :class:`~embspace.Sweep` can vary any of them; ``fit(data)``
     calls the function and sets ``item_embeddings_`` / ``user_embeddings_``.
+    A keyword parameter named ``num_threads`` is set by the sweep's
+    ``num_threads``, and those named in
+    :data:`embspace.cache.RESULT_NEUTRAL_PARAMS` (``num_threads``,
+    ``n_jobs``, ``verbose``, ...) are left out of the cache key: they must
+    not change the result.
     """
 
     def __init__(self, function: Callable[..., Any], random_state: Any = None, **params: Any):

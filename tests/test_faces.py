@@ -167,11 +167,14 @@ def test_parse_params_from_text_and_from_items():
 
 
 def test_the_registry_maps_names_to_the_estimator_classes():
-    assert list(estimators.ESTIMATORS) == ["WALS", "SVD"]
+    assert list(estimators.ESTIMATORS)[:2] == ["WALS", "SVD"]
+    # then the adapters of embspace.trainers that train on ratings
+    assert estimators.estimator_class("implicit-als") is embspace.trainers.ImplicitALS
+    assert estimators.estimator_class("SKLEARN-PCA") is embspace.trainers.SklearnPCA
     assert estimators.estimator_class("WALS") is embspace.WALS
     assert estimators.estimator_class("svd") is embspace.SVD
     assert estimators.estimator_name("wAlS") == "WALS"
-    with pytest.raises(InvalidParameterError, match="unknown estimator 'ALS'; known: WALS, SVD"):
+    with pytest.raises(InvalidParameterError, match="unknown estimator 'ALS'; known: WALS, SVD, "):
         estimators.estimator_class("ALS")
     assert estimators.estimator_defaults("SVD") == embspace.SVD().get_params(deep=False)
 

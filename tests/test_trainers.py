@@ -161,35 +161,35 @@ ADAPTERS = {
         [0.6, 1.0],
         _ref_implicit("implicit.cpu.lmf", "LogisticMatrixFactorization", 2),
     ),
-    "truncated-svd": (
+    "sklearn-truncated-svd": (
         None,
         lambda: SklearnTruncatedSVD(n_components=8, n_iter=2),
         "n_oversamples",
         [5, 10],
         _ref_svd,
     ),
-    "nmf": (
+    "sklearn-nmf": (
         None,
         lambda: SklearnNMF(n_components=6, init="random", max_iter=30, tol=0.0),
         "alpha_W",
         [0.0, 0.01],
         _ref_nmf,
     ),
-    "pca": (
+    "sklearn-pca": (
         None,
         lambda: SklearnPCA(n_components=8, svd_solver="randomized", iterated_power=2),
         "n_oversamples",
         [5, 10],
         _ref_pca,
     ),
-    "word2vec": (
+    "gensim-word2vec": (
         "gensim",
         lambda: GensimWord2Vec(vector_size=12, epochs=2, min_count=10),
         "window",
         [2, 5],
         _ref_gensim("Word2Vec"),
     ),
-    "fasttext": (
+    "gensim-fasttext": (
         "gensim",
         lambda: GensimFastText(vector_size=12, epochs=1, min_count=10, bucket=2000),
         "window",
@@ -696,3 +696,36 @@ def test_function_identity_of_partials_methods_and_recursive_closures() -> None:
     method = function_identity(est.fit)
     assert method["self"]["params"]["n_components"] == 3
     assert method != function_identity(SklearnNMF(n_components=4).fit)
+
+
+def test_the_command_line_sweeps_an_adapter(tiny: es.Ratings) -> None:
+    pytest.importorskip("implicit")
+    args = [
+        "sweep", "-e", "implicit-als", "-d", "synthetic:tiny", "--set", "factors=4",
+        "--set", "iterations=2", "--param", "regularization", "--values", "0.01,1",
+        "--seeds", "2", "--measures", "neighbors,cka", "--json", "--quiet",
+    ]  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "embspace", *args],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    payload = json.loads(done.stdout)
+    assert payload["estimator"] == "ImplicitALS"
+    assert payload["estimator_params"]["factors"] == 4
+    cli_table = pd.DataFrame(payload["table"])
+    # the same sweep in Python reads every run from the cache the command line filled
+    sweep = Sweep(
+        tiny,
+        ImplicitALS(factors=4, iterations=2, random_state=0),
+        "regularization",
+        [0.01, 1.0],
+        seeds=2,
+        measures=("neighbors", "cka"),
+    ).run(progress=False)
+    assert [r.cached for r in sweep.runs] == [True] * 4
+    np.testing.assert_allclose(cli_table["similarity"], sweep.table["similarity"])
+    np.testing.assert_allclose(cli_table["floor"], sweep.table["floor"])

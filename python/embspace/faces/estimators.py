@@ -36,10 +36,22 @@ __all__ = [
     "sweepable_params",
 ]
 
-#: Estimator classes by name (or ``"module:Class"``, imported on first use).
+#: Estimator classes by name (or ``"module:Class"``, imported on first use):
+#: embspace's WALS and SVD, then the adapters of :mod:`embspace.trainers` that
+#: train on ratings (implicit's need ``pip install 'embspace[implicit]'``; the
+#: gensim ones train on a token corpus, which the faces do not load).
 ESTIMATORS: Registry[type | str] = Registry(
     "estimator",
-    {"WALS": "embspace.factorization:WALS", "SVD": "embspace.factorization:SVD"},
+    {
+        "WALS": "embspace.factorization:WALS",
+        "SVD": "embspace.factorization:SVD",
+        "implicit-als": "embspace.trainers:ImplicitALS",
+        "implicit-bpr": "embspace.trainers:ImplicitBPR",
+        "implicit-lmf": "embspace.trainers:ImplicitLMF",
+        "sklearn-truncated-svd": "embspace.trainers:SklearnTruncatedSVD",
+        "sklearn-nmf": "embspace.trainers:SklearnNMF",
+        "sklearn-pca": "embspace.trainers:SklearnPCA",
+    },
 )
 
 #: Parameters that are not hyperparameters of the model, so never swept:
@@ -54,7 +66,7 @@ def estimator_name(name: str) -> str:
     Raises
     ------
     InvalidParameterError
-        No estimator of that name ("unknown estimator 'PCA'; known: WALS, SVD").
+        No estimator of that name ("unknown estimator 'ALS'; known: WALS, SVD, ...").
     """
     if isinstance(name, str) and name in ESTIMATORS:
         return name

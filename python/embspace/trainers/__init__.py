@@ -10,10 +10,10 @@ corpus (:class:`TokenCorpus`: sweep data that is not a
 
 - ``implicit-als``, ``implicit-bpr``, ``implicit-lmf``: :class:`ImplicitALS`,
   :class:`ImplicitBPR`, :class:`ImplicitLMF` (implicit's models; data: Ratings);
-- ``truncated-svd``, ``nmf``, ``pca``: :class:`SklearnTruncatedSVD`,
+- ``sklearn-truncated-svd``, ``sklearn-nmf``, ``sklearn-pca``: :class:`SklearnTruncatedSVD`,
   :class:`SklearnNMF`, :class:`SklearnPCA` (scikit-learn's decompositions of
   the ratings matrix; data: Ratings);
-- ``word2vec``, ``fasttext``: :class:`GensimWord2Vec`, :class:`GensimFastText`
+- ``gensim-word2vec``, ``gensim-fasttext``: :class:`GensimWord2Vec`, :class:`GensimFastText`
   (gensim's models; data: a :class:`TokenCorpus`, one side: the words).
 
 :data:`TRAINERS` is their registry (a plug-in registers its own). implicit and
@@ -60,10 +60,10 @@ TRAINERS: Registry[type[Trainer]] = Registry(
         "implicit-als": ImplicitALS,
         "implicit-bpr": ImplicitBPR,
         "implicit-lmf": ImplicitLMF,
-        "truncated-svd": SklearnTruncatedSVD,
-        "nmf": SklearnNMF,
-        "pca": SklearnPCA,
-        "word2vec": GensimWord2Vec,
-        "fasttext": GensimFastText,
+        "sklearn-truncated-svd": SklearnTruncatedSVD,
+        "sklearn-nmf": SklearnNMF,
+        "sklearn-pca": SklearnPCA,
+        "gensim-word2vec": GensimWord2Vec,
+        "gensim-fasttext": GensimFastText,
     },
 )

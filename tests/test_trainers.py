@@ -729,3 +729,20 @@ def test_the_command_line_sweeps_an_adapter(tiny: es.Ratings) -> None:
     assert [r.cached for r in sweep.runs] == [True] * 4
     np.testing.assert_allclose(cli_table["similarity"], sweep.table["similarity"])
     np.testing.assert_allclose(cli_table["floor"], sweep.table["floor"])
+
+
+def test_implicit_device(tiny: es.Ratings) -> None:
+    pytest.importorskip("implicit")
+    import implicit.gpu
+    from embspace.errors import DeviceUnavailableError
+
+    with pytest.raises(InvalidParameterError, match="device must be 'cpu' or 'gpu'"):
+        ImplicitALS(device="tpu").fit(tiny)
+    if implicit.gpu.HAS_CUDA:  # implicit built with CUDA, and a GPU
+        fitted = ImplicitALS(factors=4, iterations=2, random_state=0, device="gpu").fit(tiny)
+        assert fitted.item_embeddings_.vectors.shape == (tiny.n_items, 4)
+    else:
+        with pytest.raises(DeviceUnavailableError, match="use device='cpu'"):
+            ImplicitALS(device="gpu").fit(tiny)
+        with pytest.raises(DeviceUnavailableError, match="use device='cpu'"):
+            ImplicitBPR(device="gpu").fit(tiny)

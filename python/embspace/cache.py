@@ -20,7 +20,8 @@ digest is the sha256 of the fields of its :class:`CacheKey`:
 - for code that is not embspace's own, its :func:`code_identity` (``code``):
   the qualified class name, the top-level package and its ``__version__``
   (``implicit``, ``gensim``, ``sklearn``, ...) and, for a class outside
-  embspace, the sha256 of the class's source. embspace's own estimators have
+  embspace, the sha256 of the class's source (of its methods' bytecode when
+  the source cannot be read). embspace's own estimators have
   no ``code`` field (their code is the embspace version), so their keys are
   those of earlier versions.
 
@@ -32,9 +33,10 @@ cache.
 
 Each file holds the user and the item embeddings of the run (keys and
 float32 vectors; one side only for a one-sided trainer such as Word2Vec) plus
-a JSON header that echoes the key fields and a sha256 of the arrays. The key also names which of the two sides :meth:`EmbeddingCache.get`
-returns (``entities``), but the side is not part of the digest: a sweep over
-users reuses the trainings of a sweep over items.
+a JSON header that echoes the key fields and a sha256 of the arrays. The key
+also names which of the two sides :meth:`EmbeddingCache.get` returns
+(``entities``), but the side is not part of the digest: a sweep over users
+reuses the trainings of a sweep over items.
 
 Files are written atomically (temporary file in the same folder, then
 ``os.replace``), so a sweep killed at any moment leaves either a complete entry

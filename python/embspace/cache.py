@@ -295,9 +295,7 @@ class EmbeddingCache:
             try:
                 self._fs = url_to_fs(self.url, **self.storage_options)[0]
             except (ImportError, ValueError) as exc:
-                raise InvalidParameterError(
-                    f"cannot open the cache {self.url!r}: {exc}"
-                ) from None
+                raise InvalidParameterError(f"cannot open the cache {self.url!r}: {exc}") from None
         return self._fs
 
     def _object_store(self) -> bool:

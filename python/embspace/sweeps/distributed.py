@@ -14,8 +14,9 @@ The sweep becomes one task graph, submitted at once:
 - ``compare``: one task per pair of the plan (:mod:`embspace.sweeps.plan`) not
   compared yet, reading the two tables, or one chance level.
 
-The ratings are sent to the cluster once (``client.scatter``) and the tasks
-refer to them. Results come back to the caller as the futures finish and are
+The ratings are sent to the cluster once (``client.scatter(...,
+broadcast=True)``: one copy per worker, so that the death of a worker loses
+no data the graph cannot recompute) and the tasks refer to them. Results come back to the caller as the futures finish and are
 recorded into the sweep as local runs record theirs, keyed by run and pair, so
 the order in which they finish changes nothing: :attr:`Sweep.table` equals the
 local run's, to the bit (training and k-NN give the same numbers whatever the
@@ -266,7 +267,8 @@ def run_graph(
     try:
         sides: dict[RunKey | str, Any] = {}
         to_train = [(i, run) for i, run in enumerate(runs) if run not in trained]
-        ratings = client.scatter(sweep.ratings, hash=False) if to_train else None
+        # once to every worker: a copy that survives the death of any one of them
+        ratings = client.scatter(sweep.ratings, broadcast=True, hash=False) if to_train else None
         for run_index, run in to_train:
             vi, seed = run
             future = client.submit(
@@ -285,9 +287,9 @@ def run_graph(
             sides[run] = future
         # runs trained before (a resumed sweep) and external embeddings: sent as they are
         for run, emb in trained.items():
-            sides[run] = client.scatter(emb, hash=False)
+            sides[run] = client.scatter(emb, broadcast=True, hash=False)
         for name, emb in externals.items():
-            sides[name] = client.scatter(emb, hash=False)
+            sides[name] = client.scatter(emb, broadcast=True, hash=False)
         missing = [p for p in plan.pairs(list(externals)) if p not in scored]
         used = {s for p in missing for s in plan.sides(p)}
         tables: dict[RunKey | str, Any] = {}

@@ -100,7 +100,11 @@ def main(argv: list[str] | None = None) -> int:
     train_local = sum(r.elapsed for r in local.runs)
     train_dask = sum(r.elapsed for r in swept.runs)
     rows = [
-        {"run": f"local ({args.threads} threads)", "seconds": local_s, "training (sum)": train_local},
+        {
+            "run": f"local ({args.threads} threads)",
+            "seconds": local_s,
+            "training (sum)": train_local,
+        },
         {
             "run": f"dask {WORKERS} workers x 1 slot ({per_task} thread/task)",
             "seconds": dask_s,

@@ -121,6 +121,13 @@ def test_same_table_as_local_and_the_events(client, local, tmp_path):
     got = sorted(repr(sorted(e.row.items())) for e in events if e.kind == "compare_done")
     want = sorted(repr(sorted(r.items())) for r in local_rows if r is not None)
     assert got == want
+    # the runs' k-NN tables came back: changes() reads them, the same as local
+    for run in swept._plan.runs:
+        table = swept._comparer._tables[run]
+        assert table.embeddings is swept._emb[run] and table._table is not None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", es.errors.EmbspaceWarning)  # 3 seeds: no entity at 0.05
+        assert_frame_equal(swept.changes(VALUES[2]), local.changes(VALUES[2]), check_exact=True)
     # a comparison is reported after both its runs are done
     done_at = {e.run_index: k for k, e in enumerate(events) if e.kind == "run_done"}
     for k, e in enumerate(events):

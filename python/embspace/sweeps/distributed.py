@@ -10,7 +10,8 @@ The sweep becomes one task graph, submitted at once:
   the compared side of its embeddings;
 - ``knn``: one task per run (and per external embeddings) that computes the
   run's k-NN table once, at the width every neighbor measure of the sweep
-  reads (no task when no measure is neighbor-based);
+  reads (no task when no measure is neighbor-based); the tables come back to
+  the caller too, so that :meth:`Sweep.changes` searches nothing again;
 - ``compare``: one task per pair of the plan (:mod:`embspace.sweeps.plan`) not
   compared yet, reading the two tables, or one chance level.
 
@@ -303,6 +304,8 @@ def run_graph(
                     priority=100,
                     pure=False,
                 )
+                if not isinstance(side, str):
+                    kinds[tables[side]] = ("knn", side)
             else:
                 tables[side] = sides[side]
         for pair in missing:
@@ -355,6 +358,7 @@ def _drain(
     started: set[int] = set()
     finished: set[int] = set()
     ticks: dict[int, int] = {}
+    early: dict[RunKey, NeighborTable] = {}
 
     def start(run_index: int) -> None:
         if run_index in started:
@@ -419,6 +423,8 @@ def _drain(
                 finished.add(run_index)
                 bar.update(per_run - ticks.get(run_index, 0))
                 sweep._record_run(run, record, emb)
+                if run in early:
+                    sweep._record_table(run, early.pop(run))
                 emit(
                     SweepEvent(
                         "run_done",
@@ -432,6 +438,12 @@ def _drain(
                         loss=record.loss,
                     )
                 )
+            elif kind == "knn":
+                # kept by the sweep's own comparer: changes() and comparison() read it
+                if what in sweep._emb:
+                    sweep._record_table(what, result)
+                else:
+                    early[what] = result  # its training's future is in a later batch
             else:
                 pair = what
                 row = sweep._record_scores(pair, result)

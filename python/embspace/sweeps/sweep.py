@@ -429,9 +429,17 @@ class Sweep:
             self._emb[run] = emb
             self._runs[run] = record
 
+    def _record_table(self, run: RunKey, table: Any) -> None:
+        """Keep the k-NN table of a run computed elsewhere, with its embeddings
+        (the same numbers as the recorded ones) as the run's."""
+        with self._lock:
+            if run in self._emb:
+                self._emb[run] = table.embeddings
+        self._comparer.keep(run, table)
+
     def _record_scores(self, pair: PairKey, scores: dict[str, float]) -> dict[str, Any]:
         """Record the scores of a pair compared elsewhere; returns its row."""
-        a, b = self._plan.sides(pair)
+        b = self._plan.sides(pair)[1]
         with self._lock:
             if not isinstance(b, str) or b in self._external:
                 self._scores[pair] = scores

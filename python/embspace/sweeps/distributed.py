@@ -58,7 +58,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Hashable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .._threads import max_threads
 from ..embeddings import Embeddings
@@ -69,9 +69,6 @@ from ..neighbors import NeighborTable
 from .comparisons import RunComparer
 from .plan import PairKey, RunKey
 from .training import RunRecord, SweepCancelled, SweepEvent, configure, train_run
-
-if TYPE_CHECKING:
-    from .sweep import Sweep
 
 __all__ = ["check_client", "run_graph", "task_threads"]
 
@@ -218,7 +215,7 @@ def _compare_task(
 
 # ---------------------------------------------------------------- the graph (on the client)
 def run_graph(
-    sweep: Sweep,
+    sweep: Any,  # a Sweep (not imported: sweep.py imports this module)
     client: Any,
     emit: Callable[[SweepEvent], Any],
     bar: Any,
@@ -342,7 +339,7 @@ def _pair_name(pair: PairKey) -> str:
 
 
 def _drain(
-    sweep: Sweep,
+    sweep: Any,  # a Sweep (not imported: sweep.py imports this module)
     kinds: dict[Any, tuple[str, Any]],
     done: Any,
     events: queue.SimpleQueue[dict[str, Any]],

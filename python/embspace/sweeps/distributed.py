@@ -68,7 +68,14 @@ from ..measures.neighborhood import table_width
 from ..neighbors import NeighborTable
 from .comparisons import RunComparer
 from .plan import PairKey, RunKey
-from .training import RunRecord, SweepCancelled, SweepEvent, configure, train_run
+from .training import (
+    RunRecord,
+    SweepCancelled,
+    SweepEvent,
+    configure,
+    n_iterations,
+    train_run,
+)
 
 __all__ = ["check_client", "run_graph", "task_threads"]
 
@@ -261,7 +268,6 @@ def run_graph(
 
     client.subscribe_topic(topic, on_event)
     kinds: dict[Any, tuple[str, Any]] = {}
-    pending: list[Any] = []
     try:
         sides: dict[RunKey | str, Any] = {}
         to_train = [(i, run) for i, run in enumerate(runs) if run not in trained]
@@ -283,13 +289,15 @@ def run_graph(
             )
             kinds[future] = ("train", (run_index, run))
             sides[run] = future
-        # runs trained before (a resumed sweep) and external embeddings: sent as they are
-        for run, emb in trained.items():
-            sides[run] = client.scatter(emb, broadcast=True, hash=False)
-        for name, emb in externals.items():
-            sides[name] = client.scatter(emb, broadcast=True, hash=False)
         missing = [p for p in plan.pairs(list(externals)) if p not in scored]
         used = {s for p in missing for s in plan.sides(p)}
+        # runs trained before (a resumed sweep) and external embeddings: sent as they are
+        for run, emb in trained.items():
+            if run in used:
+                sides[run] = client.scatter(emb, broadcast=True, hash=False)
+        for name, emb in externals.items():
+            if name in used:
+                sides[name] = client.scatter(emb, broadcast=True, hash=False)
         tables: dict[RunKey | str, Any] = {}
         for side in used:
             if neighbor_based:
@@ -320,11 +328,10 @@ def run_graph(
                 pure=False,
             )
             kinds[future] = ("compare", pair)
-        pending = list(kinds)
-        _drain(sweep, kinds, as_completed(pending), events, emit, bar, per_run)
+        _drain(sweep, kinds, as_completed(list(kinds)), events, emit, bar, per_run)
     finally:
         client.unsubscribe_topic(topic)
-        left = [f for f in pending if not f.done()]
+        left = [f for f in kinds if not f.done()]
         if left:
             client.cancel(left)
 
@@ -356,6 +363,7 @@ def _drain(
     finished: set[int] = set()
     ticks: dict[int, int] = {}
     early: dict[RunKey, NeighborTable] = {}
+    n_iter = n_iterations(sweep.estimator)
 
     def start(run_index: int) -> None:
         if run_index in started:
@@ -395,7 +403,7 @@ def _drain(
                         run_index=run_index,
                         n_runs=n_runs,
                         iteration=message.get("iteration"),
-                        n_iterations=per_run,
+                        n_iterations=n_iter,
                         loss=message.get("loss"),
                         elapsed=message.get("elapsed"),
                     )

@@ -109,9 +109,11 @@ class Sweep:
         (:attr:`skipped_measures`).
     entities : ``"items"`` or ``"users"``
         Which side of the factorization is compared.
-    cache_dir : path, None or False
+    cache_dir : path, URL, None or False
         Folder of the embeddings cache (None: the default folder, see
-        :func:`embspace.cache.default_cache_folder`; False: no disk cache).
+        :func:`embspace.cache.default_cache_folder`; False: no disk cache), or
+        an fsspec URL (``s3://bucket/runs``: a cache that the workers of a
+        cluster share, see :class:`~embspace.cache.EmbeddingCache`).
     k : int
         Neighbors per entity for the neighbor-based measures (at most the
         number of entities - 1).

@@ -36,8 +36,8 @@ def writer(folder: str, rounds: int, start: Any) -> None:
 
 
 def reader(folder: str, stop: Any, start: Any, out: Any) -> None:
-    """Read the entry until ``stop`` is set (and at least 20 times); put
-    ``(valid reads, bad reads)`` on ``out``."""
+    """Read the entry until a read begun after ``stop`` was set (and at
+    least 20 reads); put ``(valid reads, bad reads)`` on ``out``."""
     ratings, wals, _, items = entry()
     cache = EmbeddingCache(folder)
     key = cache.key(ratings, wals, 5)
@@ -46,15 +46,18 @@ def reader(folder: str, stop: Any, start: Any, out: Any) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error", CacheWarning)  # a rejected entry fails the reader
         n = 0
-        while n < 20 or not stop.is_set():
+        while True:
+            last = stop.is_set()  # the writers are done: this read sees their entry
             n += 1
             try:
                 got = cache.lookup(key)
             except CacheWarning:
                 bad += 1
-                continue
+                got = None
             if got is not None:
                 seen += 1
                 if not np.array_equal(got.items.vectors, items.vectors):
                     bad += 1
+            if last and n >= 20:
+                break
     out.put((seen, bad))

@@ -186,6 +186,18 @@ def test_against_external_embeddings_then_more_runs(client, local):
     assert_frame_equal(swept.table, want.table, check_exact=True)
 
 
+def test_threads_of_a_task(client):
+    """The sweep's num_threads when given, else the worker's CPUs over its
+    task slots (1 slot here: every CPU this process may use)."""
+    from embspace._threads import max_threads
+    from embspace.sweeps.distributed import task_threads
+
+    cpus = len(os.sched_getaffinity(0))
+    assert client.submit(task_threads, 3, pure=False).result() == 3
+    assert client.submit(task_threads, None, pure=False).result() == min(cpus, max_threads())
+    assert task_threads(None) == min(cpus, max_threads())  # not on a worker: one slot
+
+
 def test_executor_must_be_a_client(local):
     with pytest.raises(InvalidParameterError, match=r"distributed\.Client"):
         _sweep(_wals(), False).run(progress=False, executor=object())

@@ -203,6 +203,55 @@ def test_executor_must_be_a_client(local):
         _sweep(_wals(), False).run(progress=False, executor=object())
 
 
+_KILLED_CLIENT = """
+import os, signal, sys, warnings
+import embspace as es
+from distributed import Client
+
+warnings.simplefilter("ignore")
+address, cache, flag = sys.argv[1:]
+ratings = es.datasets.synthetic(preset="tiny", seed=0)
+sweep = es.Sweep(ratings, es.WALS(factors=4, iterations=3), "regularization", [0.1, 1.0, 3.0],
+                 seeds=3, cache_dir=cache)
+done = []
+
+def callback(event):
+    if event.kind == "run_done":
+        done.append(event.run_index)
+        if len(done) == 2:
+            with open(flag, "w") as fh:
+                fh.write(" ".join(map(str, done)))
+            os.kill(os.getpid(), signal.SIGKILL)  # the client dies mid-sweep
+
+with Client(address) as client:
+    sweep.run(progress=False, executor=client, callback=callback)
+"""
+
+
+def test_a_killed_client_resumes_from_the_cache(client, local, tmp_path):
+    """A client process killed (SIGKILL) after two runs came back: a new
+    client's sweep on the same cache loads those runs (cached=True) and gives
+    the local table."""
+    import subprocess
+    import sys
+
+    flag = tmp_path / "done"
+    cache = tmp_path / "runs"
+    proc = subprocess.run(
+        [sys.executable, "-c", _KILLED_CLIENT, client.scheduler.address, str(cache), str(flag)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    finished = [int(i) for i in flag.read_text().split()]
+    assert len(finished) == 2
+    swept = _sweep(_wals(), cache).run(progress=False, executor=client)
+    cached = {r.run_index for r in swept.runs if r.cached}
+    assert set(finished) <= cached
+    _same_results(swept, local)
+
+
 def _killing_wals(flag: str) -> type:
     """A WALS class that kills its own worker process on ``(VALUES[1], seed
     1)`` the first time (the file ``flag`` says it happened). Made in a

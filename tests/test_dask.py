@@ -7,6 +7,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import sys
 import warnings
 from collections import Counter
 from collections.abc import Iterator
@@ -233,7 +234,6 @@ def test_a_killed_client_resumes_from_the_cache(client, local, tmp_path):
     client's sweep on the same cache loads those runs (cached=True) and gives
     the local table."""
     import subprocess
-    import sys
 
     flag = tmp_path / "done"
     cache = tmp_path / "runs"
@@ -363,3 +363,15 @@ def test_a_sweep_on_a_memory_url(local):
     again = _sweep(_wals(), "memory://embspace-sweep/runs").run(progress=False)
     assert all(r.cached for r in again.runs)
     swept.cache.clear()
+
+
+def test_a_url_cache_without_fsspec_or_with_an_unknown_protocol(monkeypatch):
+    ratings, wals, _, _ = entry()
+    key = EmbeddingCache(None).key(ratings, wals, 5)
+    with pytest.raises(InvalidParameterError, match="cannot open the cache 'nosuch://x'"):
+        EmbeddingCache("nosuch://x").lookup(key)
+    monkeypatch.setitem(sys.modules, "fsspec", None)  # as if not installed
+    monkeypatch.setitem(sys.modules, "fsspec.core", None)
+    with pytest.raises(InvalidParameterError, match=r"install fsspec"):
+        EmbeddingCache("s3://bucket/runs").lookup(key)
+    assert EmbeddingCache("file:///tmp/runs").folder == Path("/tmp/runs")  # no fsspec needed

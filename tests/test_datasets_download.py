@@ -11,6 +11,7 @@ import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 from embspace import datasets, paths
 from embspace._registry import Registry
@@ -251,3 +252,109 @@ def test_a_safe_custom_archive_loads(server, monkeypatch):
     ratings = datasets.load("good", progress=False)
     assert ratings.item_keys == [("Foo, The (2001)", "Drama")]
     assert [p.name for p in paths.cache_dir().iterdir()] == ["good"]
+
+
+# --------------------------------------------------------------- ml-25m through a mirror
+def _ml25m_zip() -> tuple[bytes, dict[tuple[int, int], float], dict[int, tuple[str, str]]]:
+    """A small archive in the layout and formats of the real ml-25m.zip: the
+    folder ``ml-25m/`` with ``ratings.csv`` (userId,movieId,rating,timestamp;
+    half stars), ``movies.csv`` (quoted titles with commas and quotes, UTF-8
+    accents, ``(no genres listed)``), ``tags.csv``, ``links.csv``, the genome
+    files and ``README.txt``. Returns the zip, the ratings and the movies it
+    holds (as written, for the reference)."""
+    rng = np.random.default_rng(25)
+    movies = {
+        1: ("Toy Story (1995)", "Adventure|Animation|Children|Comedy|Fantasy"),
+        2: ("Jumanji (1995)", "Adventure|Children|Fantasy"),
+        11: ("American President, The (1995)", "Comedy|Drama|Romance"),
+        29: ("City of Lost Children, The (Cité des enfants perdus, La) (1995)", "Adventure|Drama"),
+        32: ("Twelve Monkeys (a.k.a. 12 Monkeys) (1995)", "Mystery|Sci-Fi|Thriller"),
+        1136: ("Monty Python and the Holy Grail (1975)", "Adventure|Comedy|Fantasy"),
+        5952: ('"Great Performances" Cats (1998)', "Musical"),
+        209171: ("Women of Devil's Island (1962)", "Action|Adventure|Drama"),
+        209163: ("Bad Poems (2018)", "Comedy|Drama"),
+        209169: ("A Girl Thing (2001)", "(no genres listed)"),
+    }
+    ids = sorted(movies)
+    ratings: dict[tuple[int, int], float] = {}
+    for user in [1, 2, 3, 7, 42, 162541]:
+        for movie in rng.choice(ids, size=int(rng.integers(2, len(ids))), replace=False):
+            ratings[(user, int(movie))] = float(rng.integers(1, 11)) / 2  # 0.5 .. 5.0
+    for movie in ids:  # every movie rated at least once
+        ratings.setdefault((5, movie), 3.5)
+
+    def quoted(text: str) -> str:
+        return '"' + text.replace('"', '""') + '"' if ("," in text or '"' in text) else text
+
+    lines = ["userId,movieId,rating,timestamp"]
+    for n, ((user, movie), stars) in enumerate(sorted(ratings.items())):
+        lines.append(f"{user},{movie},{stars:g},{1147880044 + n}")
+    members = {
+        "ml-25m/ratings.csv": "\n".join(lines) + "\n",
+        "ml-25m/movies.csv": "movieId,title,genres\n"
+        + "".join(f"{m},{quoted(t)},{g}\n" for m, (t, g) in sorted(movies.items())),
+        "ml-25m/tags.csv": "userId,movieId,tag,timestamp\n3,260,classic,1439472355\n",
+        "ml-25m/links.csv": "movieId,imdbId,tmdbId\n1,0114709,862\n2,0113497,8844\n",
+        "ml-25m/genome-tags.csv": "tagId,tag\n1,007\n2,007 (series)\n",
+        "ml-25m/genome-scores.csv": "movieId,tagId,relevance\n1,1,0.02875\n1,2,0.02375\n",
+        "ml-25m/README.txt": "Summary\n=======\n\nThis dataset (ml-25m) describes 5-star rating...\n",
+    }
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("ml-25m/", b"")  # the real zip lists its folder
+        for name, text in members.items():
+            zf.writestr(name, text.encode("utf-8"))
+    return buf.getvalue(), ratings, movies
+
+
+def test_ml25m_real_checksum_refuses_another_archive(server):
+    blob, _, _ = _ml25m_zip()
+    server.files["/mirror/ml-25m.zip"] = blob
+    with pytest.raises(ChecksumError):
+        datasets.load("ml-25m", progress=False)
+    assert server.hits == {"/mirror/ml-25m.zip": 1}
+    assert _files(paths.cache_dir()) == []
+
+
+def test_ml25m_loads_through_a_mirror(server, monkeypatch):
+    """``load("ml-25m")`` end to end: download from the mirror, size and
+    sha256 checked (the registry entry given this archive's, since the real
+    one cannot be served here), extracted into ``<cache>/ml-25m``, read; every
+    rating equals the CSV's, read back independently with the csv module."""
+    import csv
+
+    blob, want, movies = _ml25m_zip()
+    real = datasets.REGISTRY["ml-25m"]
+    assert (real.size, real.n_users, real.n_items) == (261_978_986, 162_541, 59_047)
+    entry = DatasetInfo("ml-25m", len(blob), hashlib.sha256(blob).hexdigest(), real.description)
+    monkeypatch.setattr(
+        registry, "REGISTRY", Registry("dataset", {**datasets.REGISTRY, "ml-25m": entry})
+    )
+    server.files["/mirror/ml-25m.zip"] = blob
+    assert datasets.locate("ml-25m").state == "not downloaded"
+    ratings = datasets.load("ml-25m", progress=False)
+    assert server.hits == {"/mirror/ml-25m.zip": 1}
+    folder = paths.cache_dir() / "ml-25m"
+    assert datasets.locate("ml-25m").state == "cached" and folder.is_dir()
+    assert [p.name for p in paths.cache_dir().iterdir()] == ["ml-25m"]
+    # the ratings as the csv module reads the extracted file
+    with open(folder / "ratings.csv", newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    assert {(int(r["userId"]), int(r["movieId"])): float(r["rating"]) for r in rows} == want
+    users = sorted({u for u, _ in want})
+    items = sorted(movies)
+    assert (ratings.n_ratings, ratings.n_users, ratings.n_items) == (
+        len(want),
+        len(users),
+        len(items),
+    )
+    got = {}
+    coo = ratings.matrix.tocoo()
+    for i, j, v in zip(coo.row, coo.col, coo.data, strict=True):
+        got[(int(ratings.user_ids[i]), int(ratings.item_ids[j]))] = float(v)
+    assert got == want
+    titles = dict(zip(ratings.item_ids.tolist(), ratings.item_keys, strict=True))
+    assert titles == movies  # quoted commas, quotes, accents and "(no genres listed)" intact
+    again = datasets.load("ml-25m", progress=False)  # from the cache, not downloaded again
+    assert server.hits == {"/mirror/ml-25m.zip": 1}
+    assert again.fingerprint == ratings.fingerprint

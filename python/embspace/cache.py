@@ -40,7 +40,18 @@ reuses the trainings of a sweep over items.
 
 Files are written atomically (temporary file in the same folder, then
 ``os.replace``), so a sweep killed at any moment leaves either a complete entry
-or none. The cache only saves work: an entry that cannot be written (a
+or none.
+
+**Shared caches.** The folder may also be an fsspec URL, so that the workers of
+a cluster share one cache (see :class:`EmbeddingCache`): ``file://...`` is a
+local (or NFS) folder, written as above; on an object store (``s3://``,
+``gs://``, ``az://``, ``memory://``, ... :data:`OBJECT_STORES`) an entry is one
+PUT of the complete object, which those stores make visible whole or not at all
+(a reader sees the previous object or the new one, never a part); on any other
+fsspec file system it is written under a temporary name beside the entry and
+then moved onto it. Two writers racing on one entry write the same training:
+whichever write lands last, the entry is complete and valid, and the loser's
+write is harmless. Reads verify the checksum on every file system. The cache only saves work: an entry that cannot be written (a
 read-only or full disk, a folder in its place) is reported with a
 :class:`CacheWarning` and the training is returned all the same. On read, an entry whose header does not match the expected key
 (a foreign file, a digest collision, an entry of another version) or whose
@@ -58,7 +69,10 @@ import io
 import json
 import logging
 import os
+import posixpath
+import re
 import sys
+import uuid
 import warnings
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass
@@ -77,6 +91,7 @@ from .paths import cache_dir
 
 __all__ = [
     "ENTITIES",
+    "OBJECT_STORES",
     "RESULT_NEUTRAL_PARAMS",
     "SEED_PARAM",
     "CacheKey",
@@ -105,6 +120,16 @@ RESULT_NEUTRAL_PARAMS = frozenset(
 SEED_PARAM = "random_state"
 
 _FORMAT = "embspace.run-cache/1"
+
+#: fsspec protocols of object stores, where one PUT of a complete object is
+#: atomic (readers see the old object or the new one, never a partial one): a
+#: cache entry there is written in one put, without a temporary name.
+OBJECT_STORES = frozenset(
+    {"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl", "oss", "r2", "memory"}
+)
+
+#: A URL with a protocol (``s3://bucket/runs``); anything else is a local path.
+_URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*)://")
 
 
 class CacheWarning(UserWarning):
@@ -346,7 +371,7 @@ class CachedRun:
 
     sides: dict[str, Embeddings]
     extra: dict[str, Any]
-    path: Path
+    path: Path | str
 
     def side(self, entities: str) -> Embeddings:
         """One side; a side the entry does not have raises
@@ -374,20 +399,70 @@ class EmbeddingCache:
 
     Parameters
     ----------
-    folder : path, optional
+    folder : path or URL, optional
         Where entries live; created on the first write. Default
-        :func:`default_cache_folder`.
+        :func:`default_cache_folder`. A string with a protocol is an fsspec URL
+        (needs ``fsspec``, and the file system's own package, e.g. ``s3fs``):
+        ``file:///shared/runs`` is the local or NFS folder ``/shared/runs``
+        (:attr:`folder` is then that :class:`~pathlib.Path`), any other
+        (``s3://bucket/runs``, ``memory://runs``) is kept as the URL
+        (:attr:`folder` and :attr:`url` are the URL; entry paths are URLs).
+    storage_options : dict, optional
+        Passed to the fsspec file system of a URL (credentials, endpoint).
     """
 
-    def __init__(self, folder: str | os.PathLike[str] | None = None) -> None:
-        self.folder = (
-            check_path(folder, "folder").expanduser()
+    def __init__(
+        self,
+        folder: str | os.PathLike[str] | None = None,
+        storage_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        #: the fsspec URL of a cache that is not a local folder, else None
+        self.url: str | None = None
+        self.storage_options = dict(storage_options or {})
+        self._fs: Any = None
+        if isinstance(folder, str) and (match := _URL.match(folder)) is not None:
+            if match.group(1).lower() in ("file", "local"):
+                folder = folder[match.end() :] or "/"
+            else:
+                self.url = folder.rstrip("/")
+        self.folder: Path | str = (
+            self.url
+            if self.url is not None
+            else check_path(folder, "folder").expanduser()
             if folder is not None
             else default_cache_folder()
         )
 
     def __repr__(self) -> str:
         return f"EmbeddingCache({str(self.folder)!r})"
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_fs"] = None  # made again where the cache is unpickled (a worker)
+        return state
+
+    @property
+    def fs(self) -> Any:
+        """The fsspec file system of :attr:`url` (None for a local folder)."""
+        if self.url is None:
+            return None
+        if self._fs is None:
+            try:
+                from fsspec.core import url_to_fs
+            except ImportError:
+                raise InvalidParameterError(
+                    f"the cache {self.url!r} is an fsspec URL: install fsspec "
+                    "(pip install 'embspace[dask]')"
+                ) from None
+            try:
+                self._fs = url_to_fs(self.url, **self.storage_options)[0]
+            except (ImportError, ValueError) as exc:
+                raise InvalidParameterError(f"cannot open the cache {self.url!r}: {exc}") from None
+        return self._fs
+
+    def _object_store(self) -> bool:
+        assert self.url is not None
+        return self.url.split("://", 1)[0].lower() in OBJECT_STORES
 
     # ------------------------------------------------------------------ keys
     def key(
@@ -428,12 +503,19 @@ class EmbeddingCache:
             code=None if code is None else json.dumps(code, sort_keys=True, separators=(",", ":")),
         )
 
-    def path(self, key: CacheKey) -> Path:
-        """The file of ``key`` (whether or not it exists)."""
+    def path(self, key: CacheKey) -> Path | str:
+        """The file of ``key`` (whether or not it exists): a path, or a URL
+        for a cache on an fsspec URL."""
+        if self.url is not None:
+            return f"{self.url}/{key.digest}.npz"
+        assert isinstance(self.folder, Path)
         return self.folder / f"{key.digest}.npz"
 
     def __contains__(self, key: object) -> bool:
-        return isinstance(key, CacheKey) and self.path(key).is_file()
+        if not isinstance(key, CacheKey):
+            return False
+        path = self.path(key)
+        return bool(self.fs.isfile(path)) if isinstance(path, str) else path.is_file()
 
     # ------------------------------------------------------------------ read
     def get(self, key: CacheKey) -> Embeddings | None:
@@ -451,6 +533,16 @@ class EmbeddingCache:
         """The whole entry of ``key`` (both sides and its ``extra``), or None
         when there is no valid entry (a bad entry is warned about and deleted)."""
         path = self.path(key)
+        if isinstance(path, str):
+            try:
+                data = self.fs.cat_file(path)
+            except FileNotFoundError:
+                return None
+            try:
+                return self._read(path, key, io.BytesIO(data))
+            except _BadEntry as exc:
+                self._reject(path, str(exc))
+                return None
         if not path.is_file():
             return None
         try:
@@ -461,9 +553,9 @@ class EmbeddingCache:
             self._reject(path, str(exc))
             return None
 
-    def _read(self, path: Path, key: CacheKey) -> CachedRun:
+    def _read(self, path: Path | str, key: CacheKey, source: Any = None) -> CachedRun:
         try:
-            with np.load(path, allow_pickle=False) as z:
+            with np.load(path if source is None else source, allow_pickle=False) as z:
                 header = json.loads(str(z["header"]))
                 arrays = {name: z[name] for name in z.files if name != "header"}
         except FileNotFoundError:
@@ -489,13 +581,19 @@ class EmbeddingCache:
         extra = header.get("extra")
         return CachedRun(sides, dict(extra) if isinstance(extra, dict) else {}, path)
 
-    def _reject(self, path: Path, why: str) -> None:
+    def _reject(self, path: Path | str, why: str) -> None:
         try:
-            path.unlink(missing_ok=True)
+            if isinstance(path, str):
+                self.fs.rm_file(path)
+            else:
+                path.unlink(missing_ok=True)
+            done = "deleted"
+        except FileNotFoundError:
             done = "deleted"
         except OSError as exc:  # a read-only cache: the entry stays, and is never used
             done = f"left in place ({os_error_text(exc)})"
-        message = f"cache entry {path.name} is {why}; {done}, the run will be trained again"
+        name = posixpath.basename(path) if isinstance(path, str) else path.name
+        message = f"cache entry {name} is {why}; {done}, the run will be trained again"
         _log.warning(message)
         warnings.warn(message, CacheWarning, stacklevel=4)
 
@@ -507,7 +605,7 @@ class EmbeddingCache:
         item_embeddings: Embeddings | None,
         *,
         extra: Mapping[str, Any] | None = None,
-    ) -> Path | None:
+    ) -> Path | str | None:
         """Store one training atomically and return its path. ``extra`` is a
         JSON-serialisable dict kept in the header (fit time, iterations). One
         side may be None (a one-sided trainer), not both.
@@ -536,6 +634,8 @@ class EmbeddingCache:
         np.savez(buffer, allow_pickle=False, **payload)
         path = self.path(key)
         try:
+            if isinstance(path, str):
+                return self._put_url(path, buffer.getvalue())
             return write_atomic(path, buffer.getvalue())
         except OSError as exc:
             message = (
@@ -546,10 +646,45 @@ class EmbeddingCache:
             warnings.warn(message, CacheWarning, stacklevel=2)
             return None
 
+    def _put_url(self, path: str, data: bytes) -> str:
+        """Write one entry on an fsspec file system: one put of the complete
+        object on an object store (atomic there), else a temporary name beside
+        the entry moved onto it."""
+        fs = self.fs
+        if self._object_store():
+            fs.pipe_file(path, data)
+            return path
+        assert self.url is not None
+        fs.makedirs(self.url, exist_ok=True)
+        tmp = f"{self.url}/.{posixpath.basename(path)}.{uuid.uuid4().hex}.tmp"
+        try:
+            fs.pipe_file(tmp, data)
+            fs.mv(tmp, path)
+        except BaseException:
+            try:
+                fs.rm_file(tmp)
+            except OSError:
+                pass
+            raise
+        return path
+
     # ------------------------------------------------------------------ housekeeping
-    def entries(self) -> Iterator[Path]:
+    def _url_entries(self) -> list[str]:
+        assert self.url is not None
+        try:
+            found = self.fs.glob(f"{self.url}/*.npz")
+        except FileNotFoundError:
+            return []
+        names = sorted(posixpath.basename(p) for p in found)
+        return [f"{self.url}/{n}" for n in names if not n.startswith(".")]
+
+    def entries(self) -> Iterator[Path | str]:
         """The entry files now in the folder (temporary files of unfinished
-        writes, and anything that is not a file, excluded)."""
+        writes, and anything that is not a file, excluded); URLs for a cache
+        on an fsspec URL."""
+        if self.url is not None:
+            return iter(self._url_entries())
+        assert isinstance(self.folder, Path)
         if not self.folder.is_dir():
             return iter(())
         return iter(
@@ -565,10 +700,19 @@ class EmbeddingCache:
         """Delete every entry, and the temporary files that killed writers left
         behind; returns the number of entries deleted. The temporary files of
         writes still under way (another thread or process storing a run) are
-        left alone, so those writes complete."""
+        left alone, so those writes complete. (On an fsspec URL only the
+        entries are deleted: a file system there cannot tell a dead writer's
+        temporary file from a live one's.)"""
         n = 0
         for p in self.entries():
-            p.unlink(missing_ok=True)
+            if isinstance(p, str):
+                try:
+                    self.fs.rm_file(p)
+                except FileNotFoundError:
+                    pass
+            else:
+                p.unlink(missing_ok=True)
             n += 1
-        remove_stale_temps(self.folder, ".*.tmp")
+        if isinstance(self.folder, Path):
+            remove_stale_temps(self.folder, ".*.tmp")
         return n

@@ -75,6 +75,12 @@ class RunComparer:
                 self._tables[key] = table
             return table
 
+    def keep(self, key: Hashable, table: NeighborTable) -> None:
+        """Use ``table`` (made elsewhere, for example by a task of a Dask graph)
+        as the table of ``key``: pairs that pass ``table.embeddings`` read it."""
+        with self._lock:
+            self._tables[key] = table
+
     def forget(self, key: Hashable) -> None:
         """Drop the table kept under ``key``."""
         with self._lock:

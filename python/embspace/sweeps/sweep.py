@@ -125,9 +125,11 @@ class Sweep:
     entities : ``"items"`` or ``"users"``
         Which side of the factorization is compared (a one-sided trainer,
         such as Word2Vec, makes ``"items"`` only).
-    cache_dir : path, None or False
+    cache_dir : path, URL, None or False
         Folder of the embeddings cache (None: the default folder, see
-        :func:`embspace.cache.default_cache_folder`; False: no disk cache).
+        :func:`embspace.cache.default_cache_folder`; False: no disk cache), or
+        an fsspec URL (``s3://bucket/runs``: a cache that the workers of a
+        cluster share, see :class:`~embspace.cache.EmbeddingCache`).
     k : int
         Neighbors per entity for the neighbor-based measures (at most the
         number of entities - 1).
@@ -307,7 +309,10 @@ class Sweep:
 
     # ------------------------------------------------------------------ run
     def run(
-        self, callback: Callable[[SweepEvent], Any] | None = None, progress: bool = True
+        self,
+        callback: Callable[[SweepEvent], Any] | None = None,
+        progress: bool = True,
+        executor: Any = None,
     ) -> Sweep:
         """Train (or load from the cache) every run and compare it; returns self.
 
@@ -324,9 +329,21 @@ class Sweep:
         without meeting it, the finished sweep warns
         (:class:`~embspace.errors.EmbspaceWarning`) and names them; the
         table's ``converged`` column says which rows they touch.
+
+        ``executor``, a ``distributed.Client``, runs the sweep on its Dask
+        cluster as one task graph (trainings through the same cache, one k-NN
+        table per run, every comparison), with the same events and the same
+        :attr:`table` as a local run: see :mod:`embspace.sweeps.distributed`
+        (and use a cache the workers share: a common folder or an fsspec URL
+        as ``cache_dir``).
         """
         from tqdm import tqdm
 
+        client = None
+        if executor is not None:
+            from .distributed import check_client
+
+            client = check_client(executor)
         self._cancel.clear()
         emit = callback if callback is not None else (lambda event: None)
         per_run = n_iterations(self.estimator) or 1
@@ -342,9 +359,13 @@ class Sweep:
             dynamic_ncols=True,
         )
         try:
-            for run_index, run in enumerate(runs):
+            if client is not None:
+                from .distributed import run_graph
+
+                run_graph(self, client, emit, bar, per_run)
+            for run_index, run in enumerate(runs):  # after a graph: what it could not see
                 if run in self._emb:
-                    bar.update(per_run)
+                    bar.update(per_run if client is None else 0)
                 else:
                     self._train(run, run_index, emit, bar, per_run)
                 for pair in self._missing_pairs(run):
@@ -420,6 +441,28 @@ class Sweep:
                 loss=record.loss,
             )
         )
+
+    def _record_run(self, run: RunKey, record: RunRecord, emb: Embeddings) -> None:
+        """Record a run trained elsewhere (a task of a Dask graph)."""
+        with self._lock:
+            self._emb[run] = emb
+            self._runs[run] = record
+
+    def _record_table(self, run: RunKey, table: Any) -> None:
+        """Keep the k-NN table of a run computed elsewhere, with its embeddings
+        (the same numbers as the recorded ones) as the run's."""
+        with self._lock:
+            if run in self._emb:
+                self._emb[run] = table.embeddings
+        self._comparer.keep(run, table)
+
+    def _record_scores(self, pair: PairKey, scores: dict[str, float]) -> dict[str, Any]:
+        """Record the scores of a pair compared elsewhere; returns its row."""
+        b = self._plan.sides(pair)[1]
+        with self._lock:
+            if not isinstance(b, str) or b in self._external:
+                self._scores[pair] = scores
+        return self._pair_row(pair, scores)
 
     # ------------------------------------------------------------------ comparisons
     def _side(self, side: RunKey | str) -> Embeddings:

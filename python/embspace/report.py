@@ -310,6 +310,7 @@ def _sweep_figure(data: ReportData) -> Any:
                     x=fx + fx[::-1],
                     y=[y + s for y, s in zip(fy, fsd, strict=True)]
                     + [y - s for y, s in zip(fy, fsd, strict=True)][::-1],
+                    mode="lines",
                     fill="toself",
                     fillcolor="rgba(120,120,120,0.18)",
                     line={"width": 0},
@@ -412,11 +413,13 @@ def _changes_figures(data: ReportData, measure: str) -> list[tuple[str, Any]]:
     else:
         qs = np.array([0.0, 1.0])
     first = None
+    top = 0.0  # the right end of the histogram's x axis: the last bin with entities
     for g, label in enumerate(present):
         part = ch[ch_labels == label]
         sim = part["similarity"].to_numpy(np.float64)
         sim = sim[np.isfinite(sim)]
         counts, _ = np.histogram(np.clip(sim, 0.0, 1.0), bins=edges)
+        top = max(top, float(edges[1:][counts > 0].max()) if counts.any() else 0.0)
         color = _COLORS[(g + 1) % len(_COLORS)]
         hist.add_trace(
             go.Bar(
@@ -458,6 +461,7 @@ def _changes_figures(data: ReportData, measure: str) -> list[tuple[str, Any]]:
         fr = fr[np.isfinite(fr)]
         if fr.size:
             counts, _ = np.histogram(np.clip(fr, 0.0, 1.0), bins=edges)
+            top = max(top, float(edges[1:][counts > 0].max()) if counts.any() else 0.0)
             hist.add_trace(
                 go.Scatter(
                     x=(edges[:-1] + edges[1:]) / 2,
@@ -475,7 +479,10 @@ def _changes_figures(data: ReportData, measure: str) -> list[tuple[str, Any]]:
         margin={"l": 60, "r": 20, "t": 40, "b": 50},
         title={"text": f"Per-entity {measure} similarity to {param}={value_label(cfg['reference'])}",
                "font": {"size": 14}},
-        xaxis_title=f"per-entity similarity ({measure}, k = {cfg.get('k', '?')})",
+        xaxis={
+            "title": f"per-entity similarity ({measure}, k = {cfg.get('k', '?')})",
+            "range": [0.0, min(1.0, top + 0.05) if top > 0 else 1.0],
+        },
         yaxis_title="entities",
     )
     pop.update_layout(
@@ -707,7 +714,7 @@ def _neighbors_html(data: ReportData) -> str:
         )
     return (
         f"<p>The {len(next(iter(groups.values())))} entities whose neighborhoods moved most "
-        "(lowest per-entity similarity, smallest q_value first) and their neighbors in a run "
+        "(smallest q_value first, then lowest per-entity similarity) and their neighbors in a run "
         "of the reference and in a run of the value, side by side; neighbors found in both "
         "lists are in grey, those in one list only in bold. Scores: the metric's similarity "
         f"({_e(cfg.get('metric', '?'))}).</p>"
@@ -762,6 +769,8 @@ def _provenance_html(data: ReportData) -> str:
         ("measures", list(cfg["measures"])),
         ("measures skipped", cfg.get("skipped_measures") or {}),
         ("gauge", cfg.get("gauge")),
+        ("device (comparisons)", prov.get("device")),
+        ("threads", prov.get("num_threads") or "every CPU"),
         ("per-entity measure", prov.get("changes_measure")),
         ("test", cfg.get("test") or {}),
     ]
@@ -789,7 +798,7 @@ def _provenance_html(data: ReportData) -> str:
             if c in ("fit_time", "elapsed"):
                 t = _fixed(v, 3)
             elif c in ("loss", "last_decrease", "tol"):
-                t = "-" if v is None or not math.isfinite(_num(v)) else f"{_num(v):.4g}"
+                t = "-" if v is None or not math.isfinite(_num(v)) else f"{_num(v):.6g}"
             elif c == "value":
                 t = value_label(v)
             elif c in ("cached", "converged"):
@@ -837,7 +846,7 @@ table.changes th { cursor: pointer; user-select: none; white-space: nowrap; }
 .controls { margin: 8px 0; display: flex; gap: 18px; align-items: center; flex-wrap: wrap; }
 .controls input, .controls select { font: inherit; padding: 2px 6px; }
 .explain { font-size: 13px; color: #333; padding-left: 20px; }
-.nb-group { display: grid; grid-template-columns: repeat(auto-fill, minmax(360px, 1fr)); gap: 12px; }
+.nb-group { display: grid; grid-template-columns: repeat(auto-fill, minmax(500px, 1fr)); gap: 12px; }
 .nb-card { border: 1px solid #e2e2e2; border-radius: 6px; padding: 10px 12px; }
 .nb-cols { display: grid; grid-template-columns: 1fr 1fr; gap: 10px; }
 .nb-cols ol { margin: 0; padding-left: 20px; font-size: 12px; }
@@ -877,7 +886,10 @@ def render_report(data: ReportData, title: str | None = None) -> str:
     tables = "".join(_table_html(data, g) for g in groups)
     sweep_fig = _figure_div("fig-sweep", _sweep_figure(data))
     change_figs = "".join(_figure_div(i, f) for i, f in _changes_figures(data, measure))
-    notes = "".join(f'<p class="note verdict-note">{_e(t)}</p>' for t in prov.get("notes") or [])
+    notes = "".join(
+        f'<p class="note verdict-note">{_e(t[:1].upper() + t[1:])}</p>'
+        for t in prov.get("notes") or []
+    )
     n_seeds = len(cfg["seeds"])
     subtitle = (
         f"{_e(cfg.get('estimator', ''))}, {_e(param)} over "

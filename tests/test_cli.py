@@ -27,6 +27,7 @@ SUBCOMMANDS = [
     ["neighbors"],
     ["compare"],
     ["sweep"],
+    ["report"],
 ]
 
 
@@ -79,7 +80,16 @@ def test_every_subcommand_has_help_with_an_example(words, capsys) -> None:
 def test_subcommands() -> None:
     parser = build_parser()
     sub = next(a for a in parser._actions if a.dest == "command")
-    assert set(sub.choices) == {"demo", "datasets", "train", "neighbors", "compare", "sweep", "tui"}
+    assert set(sub.choices) == {
+        "demo",
+        "datasets",
+        "train",
+        "neighbors",
+        "compare",
+        "sweep",
+        "report",
+        "tui",
+    }
 
 
 def test_help_and_version_through_a_subprocess() -> None:

@@ -464,7 +464,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     if paths:
         print()
         for kind, path in paths.items():
-            print(f"{kind:<8} {path}")
+            print(f"{kind:<10} {path}")
     return 0
 
 

@@ -216,9 +216,7 @@ def test_the_changes_data_are_sweep_changes_with_popularity(
         assert set(rows["changed"]) == {"no"}  # 3 seeds: no entity can reach 0.05
 
 
-def test_the_neighbors_shown_are_the_runs_cosine_neighbors(
-    swept: Sweep, report_path: Path
-) -> None:
+def test_the_neighbors_shown_are_the_runs_cosine_neighbors(swept: Sweep, report_path: Path) -> None:
     data = report_data(swept)
     k = swept.k
     for item in data.neighbors:
@@ -281,13 +279,11 @@ def test_a_saved_folder_rebuilds_the_same_report(swept: Sweep, tmp_path: Path) -
     assert set(_parse(again).rows) == set(expected_rows(swept))
 
 
-def test_a_folder_from_before_reports_names_what_is_missing(
-    swept: Sweep, tmp_path: Path
-) -> None:
+def test_a_folder_from_before_reports_names_what_is_missing(swept: Sweep, tmp_path: Path) -> None:
     paths = swept.save(tmp_path / "old")
     for kind in ("changes", "neighbors", "provenance"):
         paths[kind].unlink()
-    with pytest.raises(MissingFileError, match="sweep_unobserved_weight_changes.csv"):
+    with pytest.raises(MissingFileError, match=r"sweep_unobserved_weight_changes\.csv"):
         load_report_data(tmp_path / "old")
     with pytest.raises(MissingFileError, match="no sweep results"):
         load_report_data(tmp_path)  # the parent: nothing saved at its top
@@ -419,10 +415,19 @@ def test_chromium_renders_the_report(swept: Sweep, report_path: Path, tmp_path: 
         )
         assert visible == ["0.1"]
 
-        # nothing from the network, no console error
-        assert driver.execute_script(
-            "return performance.getEntriesByType('resource').map(e => e.name)"
-        ) == []
+        # nothing from the network, no console error, no button that uploads a chart
+        assert (
+            driver.execute_script(
+                "return document.querySelectorAll('.modebar-btn[data-title^=\"Share\"]').length"
+            )
+            == 0
+        )
+        assert (
+            driver.execute_script(
+                "return performance.getEntriesByType('resource').map(e => e.name)"
+            )
+            == []
+        )
         logs = driver.get_log("browser")
         assert [e for e in logs if e["level"] in ("SEVERE", "ERROR")] == [], logs
 

@@ -171,7 +171,10 @@ def _table_html(data: ReportData, against: str) -> str:
                 ("value", label + (" (ref)" if is_ref else "")),
                 ("measure", m),
                 ("similarity", sim),
-                ("n_pairs", str(int(row["n_pairs"])) if math.isfinite(_num(row["n_pairs"])) else "-"),
+                (
+                    "n_pairs",
+                    str(int(row["n_pairs"])) if math.isfinite(_num(row["n_pairs"])) else "-",
+                ),
                 ("floor", floor),
             ]
             if reference:
@@ -260,8 +263,8 @@ _COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#1
 
 
 def _sweep_figure(data: ReportData) -> Any:
-    from plotly.subplots import make_subplots
     import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
 
     cfg = data.config
     table = data.table
@@ -477,8 +480,10 @@ def _changes_figures(data: ReportData, measure: str) -> list[tuple[str, Any]]:
         template="plotly_white",
         height=360,
         margin={"l": 60, "r": 20, "t": 40, "b": 50},
-        title={"text": f"Per-entity {measure} similarity to {param}={value_label(cfg['reference'])}",
-               "font": {"size": 14}},
+        title={
+            "text": f"Per-entity {measure} similarity to {param}={value_label(cfg['reference'])}",
+            "font": {"size": 14},
+        },
         xaxis={
             "title": f"per-entity similarity ({measure}, k = {cfg.get('k', '?')})",
             "range": [0.0, min(1.0, top + 0.05) if top > 0 else 1.0],
@@ -502,7 +507,7 @@ def _figure_div(element_id: str, fig: Any) -> str:
             full_html=False,
             include_plotlyjs=False,
             div_id=element_id,
-            config={"displaylogo": False, "responsive": True},
+            config={"displaylogo": False, "responsive": True, "showSendToCloud": False},
         )
     )
 
@@ -545,7 +550,9 @@ def _changes_html(data: ReportData, measure: str) -> str:
         return '<p class="note">No per-entity changes: the sweep has no value besides its reference.</p>'
     cfg = data.config
     param = cfg["param"]
-    options = "".join(f'<option value="{_e(v)}">{_e(param)}={_e(v)}</option>' for v in payload["values"])
+    options = "".join(
+        f'<option value="{_e(v)}">{_e(param)}={_e(v)}</option>' for v in payload["values"]
+    )
     n_seeds = len(cfg["seeds"])
     header = [
         ("title", "entity", "text"),
@@ -563,8 +570,8 @@ def _changes_html(data: ReportData, measure: str) -> str:
         for k, h, t in header
     )
     return f"""
-<p>Per entity, how far the runs of a value moved its {_e(cfg.get('entities', 'items'))}'
-neighborhood ({_e(measure)}, k = {_e(cfg.get('k', '?'))}) from the reference's:
+<p>Per entity, how far the runs of a value moved its {_e(cfg.get("entities", "items"))}'
+neighborhood ({_e(measure)}, k = {_e(cfg.get("k", "?"))}) from the reference's:
 <b>similarity</b> is the mean over the pairs of runs, <b>floor</b> the mean of the entity's
 similarity between runs of distinct seeds of the value and of the reference (what re-seeding
 alone does), <b>p_value</b> a per-entity permutation test of the run labels, <b>q_value</b>
@@ -671,7 +678,9 @@ _CHANGES_JS = """
 # ---------------------------------------------------------------------- neighbors
 def _neighbors_html(data: ReportData) -> str:
     if not data.neighbors:
-        return '<p class="note">No neighbor lists: the sweep has no value besides its reference.</p>'
+        return (
+            '<p class="note">No neighbor lists: the sweep has no value besides its reference.</p>'
+        )
     cfg = data.config
     param = cfg["param"]
     ref_label = value_label(cfg["reference"])
@@ -709,9 +718,7 @@ def _neighbors_html(data: ReportData) -> str:
                 f"<div><h5>{_e(param)}={_e(label)} (seed {_e(it.get('value_seed'))})</h5>"
                 f"{listing(it['changed'])}</div></div></div>"
             )
-        parts.append(
-            f'<div class="nb-group" data-value="{_e(label)}">{"".join(cards)}</div>'
-        )
+        parts.append(f'<div class="nb-group" data-value="{_e(label)}">{"".join(cards)}</div>')
     return (
         f"<p>The {len(next(iter(groups.values())))} entities whose neighborhoods moved most "
         "(smallest q_value first, then lowest per-entity similarity) and their neighbors in a run "
@@ -725,9 +732,7 @@ def _neighbors_html(data: ReportData) -> str:
 
 # ---------------------------------------------------------------------- provenance
 def _kv_table(pairs: Sequence[tuple[str, Any]], klass: str = "kv") -> str:
-    rows = "".join(
-        f"<tr><th>{_e(k)}</th><td>{_e(_show(v))}</td></tr>" for k, v in pairs
-    )
+    rows = "".join(f"<tr><th>{_e(k)}</th><td>{_e(_show(v))}</td></tr>" for k, v in pairs)
     return f'<table class="{klass}">{rows}</table>'
 
 
@@ -751,8 +756,14 @@ def _provenance_html(data: ReportData) -> str:
     ds = _kv_table(list(dataset.items()))
     params = cfg.get("estimator_params") or {}
     est_rows = [
-        (k, (f"swept: {', '.join(value_label(v) for v in cfg['values'])}" if k == cfg["param"] else
-             ("varied: the seeds" if k == "random_state" else v)))
+        (
+            k,
+            (
+                f"swept: {', '.join(value_label(v) for v in cfg['values'])}"
+                if k == cfg["param"]
+                else ("varied: the seeds" if k == "random_state" else v)
+            ),
+        )
         for k, v in params.items()
     ]
     est = _kv_table(est_rows)
@@ -807,8 +818,12 @@ def _provenance_html(data: ReportData) -> str:
                 t = "-" if v is None else str(v)
             tds.append(f'<td class="num">{_e(t)}</td>')
         trs.append("<tr>" + "".join(tds) + "</tr>")
-    total_fit = sum(_num(r.get("fit_time")) for r in data.runs if math.isfinite(_num(r.get("fit_time"))))
-    total_el = sum(_num(r.get("elapsed")) for r in data.runs if math.isfinite(_num(r.get("elapsed"))))
+    total_fit = sum(
+        _num(r.get("fit_time")) for r in data.runs if math.isfinite(_num(r.get("fit_time")))
+    )
+    total_el = sum(
+        _num(r.get("elapsed")) for r in data.runs if math.isfinite(_num(r.get("elapsed")))
+    )
     runs = (
         f'<div class="scroll"><table class="runs"><thead><tr>{ths}</tr></thead>'
         f"<tbody>{''.join(trs)}</tbody></table></div>"
@@ -905,7 +920,7 @@ def render_report(data: ReportData, title: str | None = None) -> str:
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="generator" content="embspace {_e((prov.get('versions') or {}).get('embspace', ''))}">
+<meta name="generator" content="embspace {_e((prov.get("versions") or {}).get("embspace", ""))}">
 <title>{_e(title)}</title>
 <style>{_CSS}</style>
 <script type="text/javascript">{get_plotlyjs()}</script>
@@ -938,9 +953,7 @@ reset; click a legend entry to hide it.</p>
 """
 
 
-def write_report(
-    data: ReportData, path: str | os.PathLike[str], title: str | None = None
-) -> Path:
+def write_report(data: ReportData, path: str | os.PathLike[str], title: str | None = None) -> Path:
     """Render ``data`` (:func:`render_report`) and write it to ``path``
     atomically (the folder must exist). Returns the path."""
     path = Path(path)

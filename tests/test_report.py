@@ -208,8 +208,8 @@ def test_the_changes_data_are_sweep_changes_with_popularity(
     for value in (0.1, 1.0):
         rows = data["rows"][f"{value:g}"]
         frame = swept.changes(value)
-        assert rows["title"] == [str(t) for t in frame["title"]]
-        assert rows["n_ratings"] == counts.tolist()
+        assert data["title"] == [str(t) for t in frame["title"]]
+        assert data["n_ratings"] == counts.tolist()
         np.testing.assert_allclose(rows["similarity"], frame["similarity"], atol=5e-7)
         np.testing.assert_allclose(rows["floor"], frame["floor"], atol=5e-7)
         assert rows["changed"] == [_flag(c) for c in frame["changed"]]
@@ -233,9 +233,12 @@ def test_the_neighbors_shown_are_the_runs_cosine_neighbors(swept: Sweep, report_
             top = np.argsort(-sims, kind="stable")[:k]
             assert [n["title"] for n in item[side]] == [emb.titles[j] for j in top]
             np.testing.assert_allclose([n["score"] for n in item[side]], sims[top], atol=1e-5)
-    # the most changed first: per value, ordered by q_value then similarity
+    # the most changed first: per value, ordered by q_value, then similarity - floor
     for value in (0.1, 1.0):
-        frame = swept.changes(value).sort_values(["q_value", "similarity"], kind="stable")
+        frame = swept.changes(value)
+        frame = frame.assign(below=frame["similarity"] - frame["floor"]).sort_values(
+            ["q_value", "below", "similarity"], kind="stable"
+        )
         shown = [n["title"] for n in data.neighbors if n["value"] == value]
         assert shown == [str(t) for t in frame["title"][: len(shown)]]
     text = report_path.read_text(encoding="utf-8")
@@ -409,11 +412,18 @@ def test_chromium_renders_the_report(swept: Sweep, report_path: Path, tmp_path: 
         assert [int(r[1]) for r in rows] == sorted(int(r[1]) for r in rows)
 
         # the neighbors: one value's cards at a time
-        visible = driver.execute_script(
-            "return Array.from(document.querySelectorAll('.nb-group'))"
-            ".filter(g => !g.hidden).map(g => g.dataset.value)"
-        )
-        assert visible == ["0.1"]
+        def visible() -> list[str]:
+            return driver.execute_script(
+                "return Array.from(document.querySelectorAll('.nb-group'))"
+                ".filter(g => getComputedStyle(g).display !== 'none').map(g => g.dataset.value)"
+            )
+
+        assert visible() == ["0.1"]
+        from selenium.webdriver.support.ui import Select
+
+        Select(driver.find_element("id", "neighbors-value")).select_by_value("1")
+        assert visible() == ["1"]
+        Select(driver.find_element("id", "neighbors-value")).select_by_value("0.1")
 
         # nothing from the network, no console error, no button that uploads a chart
         assert (

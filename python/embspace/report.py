@@ -409,12 +409,19 @@ def _changes_figures(data: ReportData, measure: str) -> list[tuple[str, Any]]:
     edges = np.linspace(0.0, 1.0, 21)
     hist = go.Figure()
     pop = go.Figure()
-    n_all = ch["n_ratings"].to_numpy(np.float64)
-    finite_pop = n_all[np.isfinite(n_all) & (n_all > 0)]
-    if finite_pop.size:
-        qs = np.unique(np.quantile(finite_pop, np.linspace(0, 1, 9)))
-    else:
-        qs = np.array([0.0, 1.0])
+
+    def by_popularity(nr: np.ndarray, s: np.ndarray) -> tuple[list[float], list[float], list[int]]:
+        """Median ratings, mean of ``s`` and size of each bin [2^b, 2^(b+1)) of ratings."""
+        ok = np.isfinite(s) & np.isfinite(nr)
+        b = np.floor(np.log2(np.maximum(nr[ok], 1.0))).astype(np.int64)
+        xs, ys, ns = [], [], []
+        for v in np.unique(b):
+            sel = b == v
+            xs.append(float(np.median(nr[ok][sel])))
+            ys.append(float(np.mean(s[ok][sel])))
+            ns.append(int(sel.sum()))
+        return xs, ys, ns
+
     first = None
     top = 0.0  # the right end of the histogram's x axis: the last bin with entities
     for g, label in enumerate(present):
@@ -425,41 +432,52 @@ def _changes_figures(data: ReportData, measure: str) -> list[tuple[str, Any]]:
         top = max(top, float(edges[1:][counts > 0].max()) if counts.any() else 0.0)
         color = _COLORS[(g + 1) % len(_COLORS)]
         hist.add_trace(
-            go.Bar(
+            go.Scatter(
                 x=(edges[:-1] + edges[1:]) / 2,
-                y=counts,
-                width=np.diff(edges) * 0.95,
+                y=[int(c) if c > 0 else None for c in counts],
+                mode="lines",
+                line={"color": color, "shape": "hvh", "width": 2},
+                connectgaps=False,
                 name=f"{param}={label}",
-                marker={"color": color},
-                opacity=0.55,
                 hovertemplate=f"{param}={label}<br>similarity %{{x:.3f}}: %{{y}} entities"
                 "<extra></extra>",
             )
         )
         if first is None:
             first = part
-        # mean per popularity bin (quantiles of the ratings counts)
-        nr = part["n_ratings"].to_numpy(np.float64)
-        s = part["similarity"].to_numpy(np.float64)
-        which = np.clip(np.searchsorted(qs, nr, side="right") - 1, 0, max(len(qs) - 2, 0))
-        xs, ys = [], []
-        for b in range(max(len(qs) - 1, 1)):
-            sel = (which == b) & np.isfinite(s)
-            if sel.any():
-                xs.append(float(np.median(nr[sel])))
-                ys.append(float(np.mean(s[sel])))
+        # mean per popularity bin (ratings in [1, 2), [2, 4), [4, 8), ...)
+        xs, ys, ns = by_popularity(
+            part["n_ratings"].to_numpy(np.float64), part["similarity"].to_numpy(np.float64)
+        )
         pop.add_trace(
             go.Scatter(
                 x=xs,
                 y=ys,
+                customdata=ns,
                 mode="lines+markers",
                 name=f"{param}={label}",
                 line={"color": color},
-                hovertemplate=f"{param}={label}<br>median ratings %{{x:.0f}}: mean similarity "
-                "%{y:.3f}<extra></extra>",
+                hovertemplate=f"{param}={label}<br>median ratings %{{x:.0f}} "
+                "(%{customdata} entities): mean similarity %{y:.3f}<extra></extra>",
             )
         )
     if first is not None and "floor_reference" in first:
+        xs, ys, ns = by_popularity(
+            first["n_ratings"].to_numpy(np.float64),
+            first["floor_reference"].to_numpy(np.float64),
+        )
+        pop.add_trace(
+            go.Scatter(
+                x=xs,
+                y=ys,
+                customdata=ns,
+                mode="lines+markers",
+                name=f"floor: {param}={value_label(cfg['reference'])} reseeded",
+                line={"color": "#333", "dash": "dash"},
+                hovertemplate="floor<br>median ratings %{x:.0f} (%{customdata} entities): "
+                "mean similarity %{y:.3f}<extra></extra>",
+            )
+        )
         fr = first["floor_reference"].to_numpy(np.float64)
         fr = fr[np.isfinite(fr)]
         if fr.size:
@@ -468,7 +486,7 @@ def _changes_figures(data: ReportData, measure: str) -> list[tuple[str, Any]]:
             hist.add_trace(
                 go.Scatter(
                     x=(edges[:-1] + edges[1:]) / 2,
-                    y=counts,
+                    y=[int(c) if c > 0 else None for c in counts],
                     mode="lines",
                     line={"color": "#333", "dash": "dash", "shape": "hvh"},
                     name=f"floor: {param}={value_label(cfg['reference'])} reseeded",
@@ -476,7 +494,6 @@ def _changes_figures(data: ReportData, measure: str) -> list[tuple[str, Any]]:
                 )
             )
     hist.update_layout(
-        barmode="overlay",
         template="plotly_white",
         height=360,
         margin={"l": 60, "r": 20, "t": 40, "b": 50},
@@ -488,14 +505,17 @@ def _changes_figures(data: ReportData, measure: str) -> list[tuple[str, Any]]:
             "title": f"per-entity similarity ({measure}, k = {cfg.get('k', '?')})",
             "range": [0.0, min(1.0, top + 0.05) if top > 0 else 1.0],
         },
-        yaxis_title="entities",
+        yaxis={"title": "entities (log scale)", "type": "log"},
     )
     pop.update_layout(
         template="plotly_white",
         height=360,
         margin={"l": 60, "r": 20, "t": 40, "b": 50},
         title={"text": "Per-entity similarity by popularity", "font": {"size": 14}},
-        xaxis={"type": "log", "title": "ratings per entity (median of each quantile bin, log)"},
+        xaxis={
+            "type": "log",
+            "title": "ratings per entity (median of each bin [2^b, 2^(b+1)), log scale)",
+        },
         yaxis_title="mean per-entity similarity",
     )
     return [("fig-changes-hist", hist), ("fig-changes-popularity", pop)]
@@ -514,32 +534,52 @@ def _figure_div(element_id: str, fig: Any) -> str:
 
 # ---------------------------------------------------------------------- changes
 def _changes_payload(data: ReportData) -> dict[str, Any]:
+    """The per-entity table's data: the entities once (``title``, ``n_ratings``,
+    in the order of the first value's rows), and per value its numbers in that
+    order (rows are matched by key)."""
     ch = data.changes
     cfg = data.config
+    out: dict[str, Any] = {"values": [], "title": [], "n_ratings": [], "rows": {}}
     if ch.empty:
-        return {"values": [], "rows": {}}
+        return out
     labels = [value_label(v) for v in cfg["values"]]
     ch_labels = ch["value"].map(value_label)
-    out: dict[str, Any] = {"values": [], "rows": {}}
 
-    def rnd(col: pd.Series) -> list[Any]:
-        a = col.to_numpy(np.float64)
+    def rnd(a: np.ndarray) -> list[Any]:
         return [round(float(x), 6) if math.isfinite(x) else None for x in a]
 
+    order: dict[Any, int] | None = None
     for label in labels:
         part = ch[ch_labels == label]
         if part.empty:
             continue
+        keys = list(part["key"])
+        if order is None:
+            order = {k: i for i, k in enumerate(keys)}
+            out["title"] = [str(t) for t in part["title"]]
+            out["n_ratings"] = [int(x) for x in part["n_ratings"]]
+        if len(keys) != len(order) or any(k not in order for k in keys):
+            raise InvalidParameterError(
+                f"the per-entity changes of {cfg['param']}={label} are not of the same "
+                "entities as the first value's"
+            )
+        at = np.array([order[k] for k in keys], dtype=np.int64)
+
+        def column(name: str, at: np.ndarray = at, part: pd.DataFrame = part) -> np.ndarray:
+            a = np.full(len(at), np.nan)
+            a[at] = part[name].to_numpy(np.float64)
+            return a
+
+        changed: list[str] = ["-"] * len(at)
+        for i, x in zip(at, part["changed"], strict=True):
+            changed[i] = _flag(x)
         out["values"].append(label)
-        changed = part["changed"] if "changed" in part else pd.Series([None] * len(part))
         out["rows"][label] = {
-            "title": [str(t) for t in part["title"]],
-            "n_ratings": [int(x) for x in part["n_ratings"]],
-            "similarity": rnd(part["similarity"]),
-            "floor": rnd(part["floor"]),
-            "p_value": rnd(part["p_value"]),
-            "q_value": rnd(part["q_value"]),
-            "changed": [_flag(x) for x in changed],
+            "similarity": rnd(column("similarity")),
+            "floor": rnd(column("floor")),
+            "p_value": rnd(column("p_value")),
+            "q_value": rnd(column("q_value")),
+            "changed": changed,
         }
     return out
 
@@ -605,9 +645,9 @@ _CHANGES_JS = """
   function rows() {
     var v = data.rows[select.value];
     var out = [];
-    for (var i = 0; i < v.title.length; i++) {
+    for (var i = 0; i < data.title.length; i++) {
       var s = v.similarity[i], f = v.floor[i];
-      out.push({title: v.title[i], n_ratings: v.n_ratings[i], similarity: s, floor: f,
+      out.push({title: data.title[i], n_ratings: data.n_ratings[i], similarity: s, floor: f,
                 delta: (s === null || f === null) ? null : s - f,
                 p_value: v.p_value[i], q_value: v.q_value[i], changed: v.changed[i]});
     }
@@ -701,8 +741,8 @@ def _neighbors_html(data: ReportData) -> str:
                 for n in entries:
                     cls = "shared" if str(n["title"]) in shared else "only"
                     lis.append(
-                        f'<li class="{cls}"><span>{_e(n["title"])}</span>'
-                        f'<span class="num">{_fixed(n.get("score"), 3)}</span></li>'
+                        f'<li class="{cls}"><div><span>{_e(n["title"])}</span>'
+                        f'<span class="num">{_fixed(n.get("score"), 3)}</span></div></li>'
                     )
                 return "<ol>" + "".join(lis) + "</ol>"
 
@@ -721,7 +761,7 @@ def _neighbors_html(data: ReportData) -> str:
         parts.append(f'<div class="nb-group" data-value="{_e(label)}">{"".join(cards)}</div>')
     return (
         f"<p>The {len(next(iter(groups.values())))} entities whose neighborhoods moved most "
-        "(smallest q_value first, then lowest per-entity similarity) and their neighbors in a run "
+        "(smallest q_value first, then the furthest below their floor: similarity − floor) and their neighbors in a run "
         "of the reference and in a run of the value, side by side; neighbors found in both "
         "lists are in grey, those in one list only in bold. Scores: the metric's similarity "
         f"({_e(cfg.get('metric', '?'))}).</p>"
@@ -861,11 +901,13 @@ table.changes th { cursor: pointer; user-select: none; white-space: nowrap; }
 .controls { margin: 8px 0; display: flex; gap: 18px; align-items: center; flex-wrap: wrap; }
 .controls input, .controls select { font: inherit; padding: 2px 6px; }
 .explain { font-size: 13px; color: #333; padding-left: 20px; }
+.nb-group[hidden] { display: none; }
 .nb-group { display: grid; grid-template-columns: repeat(auto-fill, minmax(500px, 1fr)); gap: 12px; }
 .nb-card { border: 1px solid #e2e2e2; border-radius: 6px; padding: 10px 12px; }
 .nb-cols { display: grid; grid-template-columns: 1fr 1fr; gap: 10px; }
 .nb-cols ol { margin: 0; padding-left: 20px; font-size: 12px; }
-.nb-cols li span.num { float: right; color: #666; margin-left: 6px; }
+.nb-cols li div { display: flex; justify-content: space-between; gap: 6px; }
+.nb-cols li span.num { color: #666; }
 .nb-cols li.shared { color: #888; }
 .nb-cols li.only { font-weight: 600; }
 .prov-grid { display: grid; grid-template-columns: 1fr 1fr; gap: 24px; }

@@ -179,7 +179,8 @@ def report_data(sweep: Exportable, n_entities: int = REPORT_ENTITIES) -> ReportD
     (:class:`embspace.report.ReportData`): its configuration and table, the
     per-entity changes of every value other than the reference (against the
     reference, measure :func:`changes_measure`), the ``n_entities`` most changed
-    entities of each value (smallest ``q_value``, then lowest similarity) with
+    entities of each value (smallest ``q_value``, then furthest below their
+    floor: lowest ``similarity - floor``, then lowest similarity) with
     their ``k`` neighbors in a reference run and in a run of the value (the
     seeds :meth:`~embspace.Sweep.comparison` pairs by default), the runs, and
     the provenance (package versions, dataset, time). Warnings raised while
@@ -221,8 +222,9 @@ def report_data(sweep: Exportable, n_entities: int = REPORT_ENTITIES) -> ReportD
         frame = frame.copy()
         frame.insert(0, "value", [value] * len(frame))
         frames.append(frame)
-        order = frame.sort_values(
-            ["q_value", "similarity"], na_position="last", kind="stable"
+        below = frame.assign(below=frame["similarity"] - frame["floor"])
+        order = below.sort_values(
+            ["q_value", "below", "similarity"], na_position="last", kind="stable"
         ).index[:n_entities]
         ref_table = table_of(ref_index, ref, ref_seed)
         val_table = table_of(vi, value, value_seed)

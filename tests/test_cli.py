@@ -314,6 +314,9 @@ def test_sweep_on_tiny_writes_files_and_json(tmp_path: Path) -> None:
         "sweep_unobserved_weight_results.csv",
         "sweep_unobserved_weight.json",
         "sweep_unobserved_weight.png",
+        "sweep_unobserved_weight_changes.csv",
+        "sweep_unobserved_weight_neighbors.json",
+        "sweep_unobserved_weight_provenance.json",
     }
     assert Path(files["png"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # the text output: a table per group, from the cache this time

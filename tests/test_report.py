@@ -282,6 +282,39 @@ def test_a_saved_folder_rebuilds_the_same_report(swept: Sweep, tmp_path: Path) -
     assert set(_parse(again).rows) == set(expected_rows(swept))
 
 
+@pytest.mark.parametrize(
+    ("param", "values", "entities"),
+    [("factors", [4, 6], "items"), ("solver", ["cholesky", "cg"], "users")],
+)
+def test_a_saved_folder_keeps_values_keys_and_titles_of_any_type(
+    ratings, tmp_path: Path, param: str, values: list[Any], entities: str
+) -> None:
+    # integer values, string values, integer keys (users): the CSV keeps their types
+    sweep = Sweep(
+        ratings,
+        es.WALS(factors=6, iterations=4, num_threads=2),
+        param,
+        values,
+        seeds=2,
+        entities=entities,
+        cache_dir=False,
+    ).run(progress=False)
+    sweep.save(tmp_path)
+    loaded = load_report_data(tmp_path)
+    frame = sweep.changes(values[1])
+    got = loaded.changes[loaded.changes["value"] == values[1]].reset_index(drop=True)
+    assert [type(v) for v in got["value"]] == [type(values[1])] * len(frame)
+    assert list(got["key"]) == list(frame["key"])
+    assert list(got["title"]) == [str(t) for t in frame["title"]]
+    np.testing.assert_array_equal(got["n_ratings"], frame["n_ratings"])
+    np.testing.assert_allclose(got["similarity"], frame["similarity"], rtol=1e-15)
+    direct = render_report(report_data(sweep))
+    again = render_report(loaded)
+    assert _section(again, 'id="tables"', 'id="provenance"') == _section(
+        direct, 'id="tables"', 'id="provenance"'
+    )
+
+
 def test_a_folder_from_before_reports_names_what_is_missing(swept: Sweep, tmp_path: Path) -> None:
     paths = swept.save(tmp_path / "old")
     for kind in ("changes", "neighbors", "provenance"):

@@ -21,7 +21,7 @@ import pandas as pd
 from .._atomic import write_atomic
 from ..errors import InvalidParameterError, MissingFileError
 from ..jsonio import json_default, key_from_json, key_to_json, plain_value, to_jsonable
-from ..report import ReportData, value_label
+from ..report import ReportData
 from .changes import CHANGES_COLUMNS
 from .plan import REFERENCE, same_value
 from .views import TABLE_COLUMNS
@@ -376,16 +376,24 @@ def load_report_data(folder: str | Path, stem: str | None = None) -> ReportData:
         pairing=saved.get("pairing"),
     )
     try:
-        changes = pd.read_csv(paths["changes"], keep_default_na=True)
+        # every column as text first: keys, titles and values keep their spelling
+        changes = pd.read_csv(paths["changes"], dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise InvalidParameterError(f"{paths['changes']} is not a changes table: {exc}") from None
     lacking = [c for c in ("value", *CHANGES_COLUMNS) if c not in changes.columns]
     if lacking:
         raise InvalidParameterError(f"{paths['changes']} lacks the column(s) {lacking}")
-    changes["key"] = [key_from_json(json.loads(k)) for k in changes["key"]]
-    # the saved values, typed as the sweep's (the CSV reads 1.0 back as 1.0, "0.1" as 0.1)
-    by_label = {value_label(v): v for v in saved["values"]}
-    changes["value"] = [by_label.get(value_label(v), v) for v in changes["value"]]
+    try:
+        changes["key"] = [key_from_json(json.loads(k)) for k in changes["key"]]
+    except json.JSONDecodeError as exc:
+        raise InvalidParameterError(f"{paths['changes']}: a key is not JSON: {exc}") from None
+    for col in CHANGES_COLUMNS:
+        if col not in ("key", "title", "changed"):
+            changes[col] = pd.to_numeric(changes[col], errors="coerce")
+    changes["changed"] = changes["changed"].map({"True": True, "False": False}).astype("boolean")
+    # the values as the sweep's, typed (the CSV holds str(value))
+    by_text = {str(v): v for v in saved["values"]}
+    changes["value"] = [by_text.get(v, v) for v in changes["value"]]
     return ReportData(
         config={k: v for k, v in saved.items() if k not in ("table", "results", "noise", "runs")},
         table=table,

@@ -550,6 +550,8 @@ def test_cli_report_of_a_folder_from_before_is_one_line_exit_2(tmp_path: Path) -
     old.mkdir()
     (old / "sweep_x.json").write_text(json.dumps({"param": "x", "table": []}))
     (old / "sweep_x_table.csv").write_text("value,measure\n")
+    done = _cli("report", str(old), "-o", str(tmp_path / "nowhere" / "r.html"))
+    assert done.returncode == 2 and "folder" in done.stderr and "does not exist" in done.stderr
     for folder, fragment in (
         (old, "sweep_x_changes.csv, sweep_x_neighbors.json, sweep_x_provenance.json"),
         (tmp_path / "missing", "does not exist"),

@@ -409,6 +409,8 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     # not given: the defaults, less those that cannot apply (sweeping factors
     # skips unitmatch with a note); given: every named measure, or an error
     measures = None if args.measures is None else parse_measures(args.measures)
+    if args.report:
+        _check_report_target(args.report)
     ratings = _load(args.dataset, args)
     sweep = Sweep(
         ratings,
@@ -469,10 +471,23 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------- report
+def _check_report_target(path: str) -> None:
+    """Before any work: the report needs plotly and an existing folder to write in."""
+    import importlib.util
+
+    if importlib.util.find_spec("plotly") is None:
+        raise CliError("the HTML report needs plotly: pip install 'embspace[report]'")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise CliError(f"cannot write the report {path}: folder {folder} does not exist")
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     from .report import write_report
     from .sweeps.export import load_report_data
 
+    if args.output:
+        _check_report_target(args.output)
     data = load_report_data(args.results, stem=args.stem)
     name = f"{args.stem}_report.html" if args.stem else "report.html"
     out = args.output or os.path.join(args.results, name)

@@ -27,6 +27,7 @@ SUBCOMMANDS = [
     ["neighbors"],
     ["compare"],
     ["sweep"],
+    ["report"],
 ]
 
 
@@ -79,7 +80,16 @@ def test_every_subcommand_has_help_with_an_example(words, capsys) -> None:
 def test_subcommands() -> None:
     parser = build_parser()
     sub = next(a for a in parser._actions if a.dest == "command")
-    assert set(sub.choices) == {"demo", "datasets", "train", "neighbors", "compare", "sweep", "tui"}
+    assert set(sub.choices) == {
+        "demo",
+        "datasets",
+        "train",
+        "neighbors",
+        "compare",
+        "sweep",
+        "report",
+        "tui",
+    }
 
 
 def test_help_and_version_through_a_subprocess() -> None:
@@ -304,6 +314,9 @@ def test_sweep_on_tiny_writes_files_and_json(tmp_path: Path) -> None:
         "sweep_unobserved_weight_results.csv",
         "sweep_unobserved_weight.json",
         "sweep_unobserved_weight.png",
+        "sweep_unobserved_weight_changes.csv",
+        "sweep_unobserved_weight_neighbors.json",
+        "sweep_unobserved_weight_provenance.json",
     }
     assert Path(files["png"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # the text output: a table per group, from the cache this time

@@ -66,6 +66,10 @@ def test_demo_files(demo_tiny) -> None:
         "sweep_unobserved_weight_results.csv",
         "sweep_unobserved_weight.json",
         "sweep_unobserved_weight.png",
+        # what `embspace report OUT` needs (tests/test_report.py)
+        "sweep_unobserved_weight_changes.csv",
+        "sweep_unobserved_weight_neighbors.json",
+        "sweep_unobserved_weight_provenance.json",
         "sweep_vs_reference.png",
         "sweep_vs_svd.png",
         "neighbors.csv",

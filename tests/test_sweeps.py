@@ -348,7 +348,8 @@ def test_plot_and_save(swept: Sweep, tmp_path: Path) -> None:
     panels = [ax for ax in fig.axes if ax.get_visible()]
     assert len(panels) == len(MEASURES)
     paths = swept.save(tmp_path / "out")
-    assert set(paths) == {"table", "results", "json", "png"}
+    # the tables, the plot, and what the HTML report needs (tests/test_report.py)
+    assert set(paths) == {"table", "results", "json", "png", "changes", "neighbors", "provenance"}
     assert_png(paths["png"])
     import json
 

@@ -409,6 +409,8 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     # not given: the defaults, less those that cannot apply (sweeping factors
     # skips unitmatch with a note); given: every named measure, or an error
     measures = None if args.measures is None else parse_measures(args.measures)
+    if args.report:
+        _check_report_target(args.report)
     ratings = _load(args.dataset, args)
     sweep = Sweep(
         ratings,
@@ -449,6 +451,8 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         run = fit_cached(ratings, svd, cache=_cache(args))
         sweep.against(run.side(args.entities), name="svd")
     paths = sweep.save(args.out) if args.out else {}
+    if args.report:
+        paths["report"] = sweep.report(args.report)
     if args.json:
         payload = sweep.to_dict()
         payload["files"] = {k: str(v) for k, v in paths.items()}
@@ -462,7 +466,33 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     if paths:
         print()
         for kind, path in paths.items():
-            print(f"{kind:<8} {path}")
+            print(f"{kind:<10} {path}")
+    return 0
+
+
+# ---------------------------------------------------------------------- report
+def _check_report_target(path: str) -> None:
+    """Before any work: the report needs plotly and an existing folder to write in."""
+    import importlib.util
+
+    if importlib.util.find_spec("plotly") is None:
+        raise CliError("the HTML report needs plotly: pip install 'embspace[report]'")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise CliError(f"cannot write the report {path}: folder {folder} does not exist")
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from .report import write_report
+    from .sweeps.export import load_report_data
+
+    if args.output:
+        _check_report_target(args.output)
+    data = load_report_data(args.results, stem=args.stem)
+    name = f"{args.stem}_report.html" if args.stem else "report.html"
+    out = args.output or os.path.join(args.results, name)
+    write_report(data, out, title=args.title)
+    print(out)
     return 0
 
 
@@ -900,10 +930,49 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also compare every run with an SVD of the same factors",
     )
-    p.add_argument("--out", "-o", metavar="DIR", help="write CSV, JSON and PNG here")
+    p.add_argument(
+        "--out",
+        "-o",
+        metavar="DIR",
+        help="write CSV, JSON and PNG here (and what `embspace report DIR` needs)",
+    )
+    p.add_argument(
+        "--report",
+        metavar="FILE.html",
+        help="write a self-contained HTML report here (tables, plots, per-entity changes, "
+        "neighbors, provenance; about 5 MB, opens offline)",
+    )
     _add_common(p)
     _add_cache(p)
     p.set_defaults(func=_cmd_sweep)
+
+    # report
+    p = _sub(
+        sub,
+        "report",
+        "an HTML report of a sweep saved with `sweep --out DIR`",
+        "Rebuild the self-contained HTML report of a sweep from its results folder\n"
+        "(written by `embspace sweep ... --out DIR`): the tables with floors, chance,\n"
+        "calibrated scores, p-values and verdicts, interactive plots, the per-entity\n"
+        "changes (search, sort, popularity), the neighbors of the most changed entities\n"
+        "and the provenance. One file, about 5 MB (plotly.js inline), opens offline.",
+        "embspace report results -o report.html",
+    )
+    p.add_argument("results", metavar="RESULTS_DIR", help="a folder written by sweep --out")
+    p.add_argument(
+        "--output",
+        "-o",
+        metavar="FILE.html",
+        help="where to write the report (default: RESULTS_DIR/report.html, or "
+        "RESULTS_DIR/STEM_report.html with --stem)",
+    )
+    p.add_argument(
+        "--stem",
+        metavar="STEM",
+        help="which sweep, when the folder holds several (e.g. sweep_unobserved_weight)",
+    )
+    p.add_argument("--title", metavar="TEXT", help="the report's title")
+    p.set_defaults(func=_cmd_report)
 
     # tui
     p = _sub(

@@ -910,10 +910,26 @@ class Sweep:
 
     def save(self, folder: str | Path, stem: str | None = None) -> dict[str, Path]:
         """Write ``<stem>_table.csv``, ``<stem>_results.csv``, ``<stem>.json``
-        and ``<stem>.png`` into ``folder`` (created), each atomically. ``stem``
-        defaults to ``sweep_<param>``. Returns ``{"table", "results", "json",
-        "png"}`` -> path."""
+        and ``<stem>.png`` into ``folder`` (created), each atomically, and what
+        :meth:`report` needs (``<stem>_changes.csv``, ``<stem>_neighbors.json``,
+        ``<stem>_provenance.json``: ``embspace report DIR`` rebuilds the report
+        from them). ``stem`` defaults to ``sweep_<param>``. Returns kind -> path
+        (see :func:`embspace.sweeps.export.save`)."""
         return export.save(self, folder, stem)
+
+    def report(self, path: str | Path, title: str | None = None) -> Path:
+        """Write the sweep's HTML report to ``path`` (atomically) and return the
+        path: one self-contained file that opens offline, with the tables (floors,
+        chance, calibrated scores, p-values, verdicts), interactive plots, the
+        per-entity changes (searchable, sortable), the neighbors of the most
+        changed entities side by side, and the provenance (see
+        :mod:`embspace.report`; needs plotly, ``embspace[report]``). The same
+        report is rebuilt from a saved folder by ``embspace report DIR``."""
+        from ..report import write_report
+
+        if not self.finished:
+            raise NotFittedError("the sweep has not finished: call run() first")
+        return write_report(export.report_data(self), path, title=title)
 
     def __repr__(self) -> str:
         done = len(self._runs)

@@ -443,13 +443,10 @@ def overlap_curve(
 SCAN_BLOCK_ROWS = 1 << 16
 
 
-def _side_values(
-    X: np.ndarray, metric: str, tie_tolerance: float
-) -> tuple[Any, np.ndarray | None, float]:
+def _side_values(X: np.ndarray, metric: str) -> tuple[Any, float]:
     """What the values of one side need beyond its rows: a function
     ``prep(rows) -> float64 rows`` (unit rows for cosine, the rows for dot,
-    the rows minus the centroid for euclidean), the centroid (euclidean) and
-    the largest norm of a prepared row (dot, euclidean), from one pass over
+    the rows minus the centroid for euclidean) and the largest norm of a prepared row (dot, euclidean), from one pass over
     ``X`` in blocks (never a float64 copy of all of it)."""
     n, d = X.shape
     centroid = None
@@ -474,7 +471,7 @@ def _side_values(
         for lo in range(0, n, SCAN_BLOCK_ROWS):
             P = prep(X[lo : lo + SCAN_BLOCK_ROWS])
             reach = max(reach, float(np.sqrt((P * P).sum(axis=1)).max()))
-    return prep, centroid, reach
+    return prep, reach
 
 
 def _values(metric: str, prep: Any, Xq: np.ndarray, Xc: np.ndarray) -> np.ndarray:
@@ -509,7 +506,7 @@ def _candidates(
     ``rust/core/src/ties.rs``: the same sets, hence the same counts)."""
     n, d = X.shape
     m, w = table.shape
-    prep, centroid, reach = _side_values(X, metric, tie_tolerance)
+    prep, reach = _side_values(X, metric)
     Xq = X[rows]
     if metric == "cosine":
         scale = np.ones(m)

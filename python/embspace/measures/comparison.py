@@ -37,6 +37,7 @@ __all__ = [
     "bootstrap_interval",
     "chance_scores",
     "compare",
+    "draw_sample",
     "sample_interval",
 ]
 
@@ -86,6 +87,14 @@ def sample_interval(
     half = float(student.ppf(0.5 + level / 2.0, m - 1)) * float(values.std(ddof=1))
     half *= float(np.sqrt(fpc / m))
     return max(0.0, mean - half), min(1.0, mean + half)
+
+
+def draw_sample(n: int, m: int, seed: int) -> np.ndarray:
+    """The rows (sorted, int64) of ``m`` of ``n`` entities drawn uniformly
+    without replacement with ``numpy.random.default_rng(seed)``: the query
+    entities of ``compare(..., sample=m, sample_seed=seed)``."""
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(n, m, replace=False)).astype(np.int64)
 
 
 def _check_sample(sample: Any) -> int | None:
@@ -475,7 +484,7 @@ def compare(
         sample = AUTO_SAMPLE_SIZE if given is None and aa.n > AUTO_SAMPLE_ABOVE else 0
     rows = None
     if neighbor_based and 0 < sample < aa.n:
-        rows = np.sort(np.random.default_rng(sample_seed).choice(aa.n, sample, replace=False))
+        rows = draw_sample(aa.n, sample, sample_seed)
     if chance and given is None and rows is None and neighbor_based:
         metrics = {per_measure[s.name].get("metric", metric) for s in specs if s.neighbor_based}
         if metrics == {metric}:

@@ -449,12 +449,11 @@ def _side_values(X: np.ndarray, metric: str) -> tuple[Any, float]:
     the rows minus the centroid for euclidean) and the largest norm of a prepared row (dot, euclidean), from one pass over
     ``X`` in blocks (never a float64 copy of all of it)."""
     n, d = X.shape
-    centroid = None
+    centroid = np.zeros(d)
     if metric == "euclidean":
-        total = np.zeros(d)
         for lo in range(0, n, SCAN_BLOCK_ROWS):
-            total += X[lo : lo + SCAN_BLOCK_ROWS].astype(np.float64).sum(axis=0)
-        centroid = total / n
+            centroid += X[lo : lo + SCAN_BLOCK_ROWS].astype(np.float64).sum(axis=0)
+        centroid /= n
 
     def prep(rows: np.ndarray) -> np.ndarray:
         P = rows.astype(np.float64)

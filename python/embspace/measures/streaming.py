@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -73,6 +73,11 @@ def _block(X: Any, lo: int, hi: int, side: str) -> np.ndarray:
     return out
 
 
+def _qr_r(X: np.ndarray) -> np.ndarray:
+    """The triangular factor R of the Householder QR of ``X`` (min(rows, d) x d)."""
+    return cast(np.ndarray, np.linalg.qr(X, mode="r"))
+
+
 def moments(A: Any, B: Any, *, qr: bool = True, block_rows: int = BLOCK_ROWS) -> Moments:
     """The :class:`Moments` of ``A`` and ``B`` (aligned, n x d_a and n x d_b,
     any float dtype, read in blocks of ``block_rows`` rows); ``qr=False``
@@ -115,8 +120,8 @@ def moments(A: Any, B: Any, *, qr: bool = True, block_rows: int = BLOCK_ROWS) ->
         total_a += float(ra.sum())
         total_b += float(rb.sum())
         if r_a is not None and r_b is not None:
-            r_a = np.linalg.qr(np.vstack([r_a, Ac]), mode="r")
-            r_b = np.linalg.qr(np.vstack([r_b, Bc]), mode="r")
+            r_a = _qr_r(np.vstack([r_a, Ac]))
+            r_b = _qr_r(np.vstack([r_b, Bc]))
     return Moments(
         n, mean_a, mean_b, gram_a, gram_b, cross, r_a, r_b, rows_ab, rows_aa, rows_bb, total_a,
         total_b,

@@ -76,6 +76,11 @@ n x n. Without ties this costs the k-NN tables alone; on ml-latest-small's WALS
 items (44% of the rows tied at k = 10) about 1.4 times the tables' time.
 ``tables`` lets a caller pass precomputed tables or overlaps so several
 measures share one computation, as :func:`embspace.compare` does.
+
+Sampled queries: :func:`sampled_overlap` gives the same counts for m query
+entities only, each against all n (O(m n d) instead of O(n^2 d)); the mean of
+their per-entity values estimates the exact score, which is how
+``compare(..., sample=m)`` handles millions of entities.
 """
 
 from __future__ import annotations

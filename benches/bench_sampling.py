@@ -14,7 +14,10 @@ memory is that size's):
 - ``dense``: ``compare(a, b, ["cca", "unitmatch", "cka"])`` (exact, streamed
   above 200,000 entities);
 - peak resident memory (``ru_maxrss``) after the sampled runs and at the end,
-  and the inputs' size (2 n d float32).
+  and the inputs' size (2 n d float32);
+- each run's CPU time (user + system, all threads) beside its wall time, and
+  the load average: on a shared machine the wall time of a 2-thread run is
+  at least half its CPU time, and more when other processes compete.
 
 Growth exponents are the least-squares slopes of log time against log n.
 The Embeddings are built before the clock starts (their construction time is
@@ -60,6 +63,12 @@ def make_pair(n: int, d: int = D, seed: int = 0) -> tuple[np.ndarray, np.ndarray
     return A, B
 
 
+def _cpu_s() -> float:
+    """CPU time of this process so far (user + system, all threads)."""
+    use = resource.getrusage(resource.RUSAGE_SELF)
+    return use.ru_utime + use.ru_stime
+
+
 def _rss_gib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # kB -> GiB
 
@@ -87,21 +96,22 @@ def child(n: int, exact: bool) -> dict:
     a, b = es.Embeddings(range(n), A), es.Embeddings(range(n), B)
     out["embeddings_s"] = time.perf_counter() - t0
     del A, B
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), _cpu_s()
     dense = es.compare(a, b, ["cca", "unitmatch", "cka"], num_threads=THREADS)
-    out["dense_s"] = time.perf_counter() - t0
+    out["dense_s"], out["dense_cpu_s"] = time.perf_counter() - t0, _cpu_s() - c0
     out["dense_scores"] = dense.scores
     out["sampled"] = {}
     for m in (TARGET_M, SMALL_M):
         if m >= n:
             continue
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), _cpu_s()
         c = es.compare(a, b, ["neighbors"], sample=m, sample_seed=0, num_threads=THREADS)
-        elapsed = time.perf_counter() - t0
+        elapsed, cpu = time.perf_counter() - t0, _cpu_s() - c0
         low, high = c.intervals["neighbors"]
         stdev = float(np.std(c.results["neighbors"].per_entity, ddof=1))
         out["sampled"][m] = {
             "time_s": elapsed,
+            "cpu_s": cpu,
             "score": c.scores["neighbors"],
             "low": low,
             "high": high,
@@ -111,9 +121,13 @@ def child(n: int, exact: bool) -> dict:
         }
     out["peak_rss_sampled_gib"] = _rss_gib()
     if exact:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), _cpu_s()
         c = es.compare(a, b, ["neighbors"], sample=0, num_threads=THREADS)
-        out["exact"] = {"time_s": time.perf_counter() - t0, "score": c.scores["neighbors"]}
+        out["exact"] = {
+            "time_s": time.perf_counter() - t0,
+            "cpu_s": _cpu_s() - c0,
+            "score": c.scores["neighbors"],
+        }
         for r in out["sampled"].values():
             r["covers_exact"] = bool(r["low"] <= c.scores["neighbors"] <= r["high"])
     out["peak_rss_gib"] = _rss_gib()
@@ -175,6 +189,7 @@ def main(argv: list[str]) -> int:
             {
                 "n": f"{r['n']:,}",
                 "sampled 10k s": s.get("time_s", float("nan")),
+                "10k cpu s": s.get("cpu_s", float("nan")),
                 "sampled 1k s": small.get("time_s", float("nan")),
                 "score": s.get("score", float("nan")),
                 "half-width": s.get("half_width", float("nan")),

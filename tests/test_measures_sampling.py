@@ -216,9 +216,15 @@ def _streamable_pair(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return A, B
 
 
+@pytest.mark.parametrize("householder", [False, True])
 @pytest.mark.parametrize("name", sorted(S.STREAMED))
-def test_streamed_measures_equal_the_in_memory_ones(name: str) -> None:
+def test_streamed_measures_equal_the_in_memory_ones(
+    name: str, householder: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     A, B = _streamable_pair(3000, seed=13)
+    if householder:  # the tall-skinny Householder QR instead of CholeskyQR2
+        monkeypatch.setattr(S, "COND2_MAX", 0.0)
+        monkeypatch.setattr(S, "TSQR_ROWS", 257)
     m = S.moments(A, B, block_rows=701)
     want = MEASURES[name].function(A.astype(np.float64), B.astype(np.float64))
     got = S.streamed(name, m)

@@ -9,14 +9,17 @@ summaries of the two centred matrices ``Ac = A - mean(A)``, ``Bc``:
 - the triangular factors ``R`` of ``Ac = Q R`` (CCA, SVCCA, PWCCA: the
   singular values and right singular vectors of ``R`` are those of ``Ac``,
   and ``Ac V_r diag(1/s_r)`` is the orthonormal basis ``Q U_r`` the in-memory
-  measures build), by a tall-skinny QR: one Householder QR of the previous
-  ``R`` stacked on each block (as stable as one QR of the whole matrix);
+  measures build), by CholeskyQR2 (two Cholesky factorisations of Gram
+  matrices, one more pass: as accurate as a Householder QR while
+  ``cond(Ac) <= 10^6``) and otherwise by a Householder tall-skinny QR (the
+  previous ``R`` stacked on each block: as stable as one QR of the whole
+  matrix, and it sees rank deficiency as the in-memory measures do);
 - for debiased CKA, the sums of ``|a_i|^2 |b_i|^2`` and of the squared row
   norms.
 
 :func:`moments` computes them in two passes over row blocks of
 :data:`BLOCK_ROWS` rows (the column means, then the products), each block
-converted to float64 on its own, so the memory is the inputs (float32 or
+converted to float64 on its own (a third pass for the QR factors), so the memory is the inputs (float32 or
 float64, n x d, untouched) plus O(block d + d^2): no float64 copy of a whole
 side, no n x n matrix. The results equal the in-memory measures' up to float64
 rounding (the sums are taken in another order): exact measures, not
@@ -45,6 +48,15 @@ __all__ = ["BLOCK_ROWS", "Moments", "moments", "streamed"]
 
 #: Rows per block of the streaming passes (float64: 32 MiB per side at d = 64).
 BLOCK_ROWS = 1 << 16
+
+#: Largest condition number of a side's Gram matrix (cond(Ac)^2) for which
+#: its QR factor comes from CholeskyQR2; beyond (cond(Ac) > 10^6, or rank
+#: deficient) a Householder tall-skinny QR.
+COND2_MAX = 1e12
+
+#: Rows per block of the Householder tall-skinny QR (small: it is level-2
+#: work, fastest in cache).
+TSQR_ROWS = 1024
 
 
 @dataclass(frozen=True)
@@ -78,6 +90,40 @@ def _qr_r(X: np.ndarray) -> np.ndarray:
     return cast(np.ndarray, np.linalg.qr(X, mode="r"))
 
 
+def _triangular(
+    X: Any, mean: np.ndarray, gram: np.ndarray, block_rows: int, side: str
+) -> np.ndarray:
+    """The triangular factor R of the QR of the centred ``X`` (d x d), from
+    one more pass over the rows.
+
+    Well-conditioned (``cond(gram) <= COND2_MAX``): CholeskyQR2, ``R1`` the
+    Cholesky factor of the Gram matrix, ``R2`` that of the Gram matrix of
+    ``Xc R1^-1`` (computed from the rows again, which restores the accuracy of
+    a Householder QR for condition numbers up to about ``u^-1/2``), ``R = R2 R1``.
+    Otherwise (near or exact rank deficiency, which the measures must see as
+    the in-memory QR does): a Householder tall-skinny QR over blocks of
+    :data:`TSQR_ROWS` rows (slower: level-2 work)."""
+    n, d = np.shape(X)
+    lam = np.linalg.eigvalsh(gram)
+    if lam[0] > 0.0 and lam[-1] <= COND2_MAX * lam[0]:
+        try:
+            r1 = np.linalg.cholesky(gram).T
+            inv = np.linalg.inv(r1)
+            g2 = np.zeros((d, d))
+            for lo in range(0, n, block_rows):
+                q1 = (_block(X, lo, min(n, lo + block_rows), side) - mean) @ inv
+                g2 += q1.T @ q1
+            r2 = np.linalg.cholesky(g2).T
+        except np.linalg.LinAlgError:
+            pass
+        else:
+            return cast(np.ndarray, r2 @ r1)
+    r = np.zeros((0, d))
+    for lo in range(0, n, TSQR_ROWS):
+        r = _qr_r(np.vstack([r, _block(X, lo, min(n, lo + TSQR_ROWS), side) - mean]))
+    return r
+
+
 def moments(A: Any, B: Any, *, qr: bool = True, block_rows: int = BLOCK_ROWS) -> Moments:
     """The :class:`Moments` of ``A`` and ``B`` (aligned, n x d_a and n x d_b,
     any float dtype, read in blocks of ``block_rows`` rows); ``qr=False``
@@ -102,8 +148,7 @@ def moments(A: Any, B: Any, *, qr: bool = True, block_rows: int = BLOCK_ROWS) ->
         sum_b += _block(B, lo, hi, "B").sum(axis=0)
     mean_a, mean_b = sum_a / n, sum_b / n
     gram_a, gram_b, cross = np.zeros((da, da)), np.zeros((db, db)), np.zeros((da, db))
-    r_a = np.zeros((0, da)) if qr else None
-    r_b = np.zeros((0, db)) if qr else None
+    r_a = r_b = None
     rows_ab = rows_aa = rows_bb = total_a = total_b = 0.0
     for lo in range(0, n, block_rows):
         hi = min(n, lo + block_rows)
@@ -119,9 +164,9 @@ def moments(A: Any, B: Any, *, qr: bool = True, block_rows: int = BLOCK_ROWS) ->
         rows_bb += float(rb @ rb)
         total_a += float(ra.sum())
         total_b += float(rb.sum())
-        if r_a is not None and r_b is not None:
-            r_a = _qr_r(np.vstack([r_a, Ac]))
-            r_b = _qr_r(np.vstack([r_b, Bc]))
+    if qr:
+        r_a = _triangular(A, mean_a, gram_a, block_rows, "A")
+        r_b = _triangular(B, mean_b, gram_b, block_rows, "B")
     return Moments(
         n, mean_a, mean_b, gram_a, gram_b, cross, r_a, r_b, rows_ab, rows_aa, rows_bb, total_a,
         total_b,

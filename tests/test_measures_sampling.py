@@ -275,3 +275,25 @@ def test_streamed_moments_use_blocks_not_copies() -> None:
     finally:
         tracemalloc.stop()
     assert peak < copy64 / 4, (peak, copy64)
+
+
+@pytest.mark.parametrize("metric", ["cosine", "euclidean"])
+def test_sampled_overlap_allocates_blocks_not_copies(
+    metric: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sampled neighbor counts read the float32 rows in place, in blocks:
+    Python-side allocations stay far below one float64 copy of a side (the
+    search's own float32 copy lives in the Rust core)."""
+    from embspace.measures import neighborhood
+
+    monkeypatch.setattr(neighborhood, "SCAN_BLOCK_ROWS", 8192)
+    n, d = 200_000, 16
+    A, B = _pair(n, d=d, seed=18)
+    rows = C.draw_sample(n, 300, 0)
+    tracemalloc.start()
+    try:
+        sampled_overlap(A, B, rows, 10, metric=metric)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < n * d * 8 / 4, (peak, n * d * 8)

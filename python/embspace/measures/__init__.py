@@ -28,6 +28,12 @@ name                      range       invariant to
 ``rsa`` (on a sample)     [-1, 1]     rotation, scaling, entity order (sampled by key)
 ========================= =========== =====================================================
 
+Millions of entities: ``compare(..., sample=m)`` (automatic above
+:data:`AUTO_SAMPLE_ABOVE` entities) estimates the neighbor measures from m
+sampled query entities with a 95% interval (:func:`sample_interval`), and the
+dense measures are computed exactly from streamed moments above
+:data:`STREAM_ABOVE` entities (:mod:`.streaming`).
+
 Dense measures are written against an array module ``xp`` (numpy or CuPy) and
 compute in float64; neighbor measures use the exact Rust k-NN and are defined on
 tie groups (:mod:`embspace.measures.neighborhood`), so they do not depend on how
@@ -39,9 +45,19 @@ from __future__ import annotations
 from ._base import MeasureResult
 from .canonical import canonical_correlations, cca, pwcca, svcca
 from .chance import CHANCE_PERMUTATIONS, shuffled_table
-from .comparison import Comparison, bootstrap_interval, chance_scores, compare
+from .comparison import (
+    AUTO_SAMPLE_ABOVE,
+    AUTO_SAMPLE_SIZE,
+    STREAM_ABOVE,
+    Comparison,
+    bootstrap_interval,
+    chance_scores,
+    compare,
+    draw_sample,
+    sample_interval,
+)
 from .kernel_alignment import cka, cka_debiased
-from .neighborhood import mutual_knn, neighbors, overlap_curve
+from .neighborhood import mutual_knn, neighbors, overlap_curve, sampled_overlap
 from .registry import (
     DEFAULT_MEASURES,
     MEASURES,
@@ -56,9 +72,12 @@ from .shape import procrustes
 from .units import unit_correlations, unitmatch
 
 __all__ = [
+    "AUTO_SAMPLE_ABOVE",
+    "AUTO_SAMPLE_SIZE",
     "CHANCE_PERMUTATIONS",
     "DEFAULT_MEASURES",
     "MEASURES",
+    "STREAM_ABOVE",
     "Comparison",
     "CostTier",
     "Measure",
@@ -71,6 +90,7 @@ __all__ = [
     "cka",
     "cka_debiased",
     "compare",
+    "draw_sample",
     "get_measure",
     "mutual_knn",
     "neighbors",
@@ -79,6 +99,8 @@ __all__ = [
     "pwcca",
     "register_measure",
     "rsa",
+    "sample_interval",
+    "sampled_overlap",
     "shuffled_table",
     "svcca",
     "unit_correlations",

@@ -76,6 +76,11 @@ n x n. Without ties this costs the k-NN tables alone; on ml-latest-small's WALS
 items (44% of the rows tied at k = 10) about 1.4 times the tables' time.
 ``tables`` lets a caller pass precomputed tables or overlaps so several
 measures share one computation, as :func:`embspace.compare` does.
+
+Sampled queries: :func:`sampled_overlap` gives the same counts for m query
+entities only, each against all n (O(m n d) instead of O(n^2 d)); the mean of
+their per-entity values estimates the exact score, which is how
+``compare(..., sample=m)`` handles millions of entities.
 """
 
 from __future__ import annotations
@@ -99,6 +104,7 @@ __all__ = [
     "neighbor_tables",
     "neighbors",
     "overlap_curve",
+    "sampled_overlap",
     "table_width",
 ]
 
@@ -434,3 +440,255 @@ def overlap_curve(
         },
         per_entity,
     )
+
+
+# ------------------------------------------------------------- sampled queries
+#: Rows of a space converted to float64 at a time by the sampled overlap's
+#: passes over all entities (about 32 MiB per block at d = 64).
+SCAN_BLOCK_ROWS = 1 << 16
+
+
+def _side_values(X: np.ndarray, metric: str) -> tuple[Any, float]:
+    """What the values of one side need beyond its rows: a function
+    ``prep(rows) -> float64 rows`` (unit rows for cosine, the rows for dot,
+    the rows minus the centroid for euclidean) and the largest norm of a prepared row (dot, euclidean), from one pass over
+    ``X`` in blocks (never a float64 copy of all of it)."""
+    n, d = X.shape
+    centroid = np.zeros(d)
+    if metric == "euclidean":
+        for lo in range(0, n, SCAN_BLOCK_ROWS):
+            centroid += X[lo : lo + SCAN_BLOCK_ROWS].astype(np.float64).sum(axis=0)
+        centroid /= n
+
+    def prep(rows: np.ndarray) -> np.ndarray:
+        P = rows.astype(np.float64)
+        if metric == "cosine":
+            norm = np.sqrt((P * P).sum(axis=-1, keepdims=True))
+            P = np.divide(P, norm, out=np.zeros_like(P), where=norm > 0)
+        elif metric == "euclidean":
+            P -= centroid
+        return P
+
+    reach = 1.0
+    if metric != "cosine":
+        reach = 0.0
+        for lo in range(0, n, SCAN_BLOCK_ROWS):
+            P = prep(X[lo : lo + SCAN_BLOCK_ROWS])
+            reach = max(reach, float(np.sqrt((P * P).sum(axis=1)).max()))
+    return prep, reach
+
+
+def _values(metric: str, prep: Any, Xq: np.ndarray, Xc: np.ndarray) -> np.ndarray:
+    """Distance values (float64, smaller is closer) of candidate rows ``Xc``
+    (m x L x d, float32) for query rows ``Xq`` (m x d): the values of
+    :mod:`embspace.measures.neighborhood`'s module docs (``1 - u_q . u_j``,
+    ``-(q . j)``, ``|q - j|``)."""
+    if metric == "euclidean":
+        diff = Xc.astype(np.float64) - Xq.astype(np.float64)[:, None, :]
+        v = np.sqrt((diff * diff).sum(axis=-1))
+    else:
+        dot = np.einsum("qd,qld->ql", prep(Xq), prep(Xc))
+        v = 1.0 - dot if metric == "cosine" else -dot
+    return v + 0.0  # -0.0 -> +0.0
+
+
+def _candidates(
+    X: np.ndarray,
+    rows: np.ndarray,
+    table: np.ndarray,
+    k: int,
+    metric: str,
+    tie_tolerance: float,
+) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray]:
+    """For each query ``rows[t]`` of one side: every row ``j != rows[t]`` with
+    ``v_j <= v_(k) + tol`` (its strict set and the tie group of its k-th
+    neighbor), as sorted (values, indices), and the query's ``tol``.
+
+    ``table`` holds the query rows' exact k-NN indices (m x w, w > k unless
+    w = n - 1). A row whose table ends inside its tie group is completed by a
+    float64 scan of all rows in blocks (the rule of the full computation in
+    ``rust/core/src/ties.rs``: the same sets, hence the same counts)."""
+    n, d = X.shape
+    m, w = table.shape
+    prep, reach = _side_values(X, metric)
+    Xq = X[rows]
+    if metric == "cosine":
+        scale = np.ones(m)
+    elif metric == "dot":
+        scale = np.sqrt((Xq.astype(np.float64) ** 2).sum(axis=1)) * reach
+    else:
+        zq = prep(Xq)
+        scale = np.sqrt((zq * zq).sum(axis=1)) + reach
+    tol = tie_tolerance * scale
+    slack = max(2.0**-40, 8.0 * (d + 2) * np.finfo(np.float64).eps) * scale
+    vals = _values(metric, prep, Xq, X[table])
+    order = np.lexsort((table, vals), axis=-1)
+    vals = np.take_along_axis(vals, order, axis=1)
+    idx = np.take_along_axis(table, order, axis=1)
+    kth = vals[:, k - 1]
+    scan = (vals[:, -1] <= kth + tol + 2.0 * slack) if w < n - 1 else np.zeros(m, dtype=bool)
+    out_v: list[np.ndarray] = []
+    out_i: list[np.ndarray] = []
+    for t in range(m):
+        keep = vals[t] <= kth[t] + tol[t]
+        out_v.append(vals[t][keep])
+        out_i.append(idx[t][keep])
+    todo = np.flatnonzero(scan)
+    if todo.size:
+        limits = kth[todo] + tol[todo] + 2.0 * slack[todo]
+        # a margin for the product's rounding (only decides which rows get their
+        # exact value; the exact value decides)
+        margin = (1e-6 if metric == "euclidean" else 1e-9) * scale[todo] + 2.0 * slack[todo]
+        for lo in range(0, todo.size, 64):
+            sel = todo[lo : lo + 64]
+            lim, mar = limits[lo : lo + 64], margin[lo : lo + 64]
+            Pq = prep(Xq[sel])
+            found: list[list[np.ndarray]] = [[] for _ in sel]
+            for c0 in range(0, n, SCAN_BLOCK_ROWS):
+                P = prep(X[c0 : c0 + SCAN_BLOCK_ROWS])
+                G = P @ Pq.T  # block x queries
+                if metric == "cosine":
+                    fast = 1.0 - G
+                elif metric == "dot":
+                    fast = -G
+                else:
+                    sq = (P * P).sum(axis=1)[:, None] + (Pq * Pq).sum(axis=1)[None, :]
+                    fast = np.sqrt(np.maximum(sq - 2.0 * G, 0.0))
+                hit_r, hit_c = np.nonzero(fast <= lim + mar)
+                for c in np.unique(hit_c):
+                    found[c].append(hit_r[hit_c == c] + c0)
+            for c, t in enumerate(sel):
+                j = np.concatenate(found[c]) if found[c] else np.empty(0, dtype=np.int64)
+                j = j[j != rows[t]].astype(np.int64)
+                v = _values(metric, prep, Xq[t : t + 1], X[j][None])[0]
+                o = np.lexsort((j, v))
+                v, j = v[o], j[o]
+                v_k = v[k - 1]
+                keep = v <= v_k + tol[t]
+                out_v[t], out_i[t] = v[keep], j[keep]
+    return out_v, out_i, tol
+
+
+def _counts_of(
+    la: tuple[list[np.ndarray], list[np.ndarray], np.ndarray],
+    lb: tuple[list[np.ndarray], list[np.ndarray], np.ndarray],
+    k: int,
+) -> np.ndarray:
+    """The m x k x 8 counts (:class:`NeighborOverlap`) of the candidate lists
+    of both sides (:func:`_candidates`)."""
+    m = len(la[0])
+    counts = np.zeros((m, k, 8), dtype=np.uint32)
+    levels = np.arange(k)
+    for lo in range(0, m, 256):
+        hi = min(m, lo + 256)
+        bounds = []
+        for vals, _, tol in (la, lb):
+            L = max(len(v) for v in vals[lo:hi])
+            V = np.full((hi - lo, L), np.inf)
+            for t in range(lo, hi):
+                V[t - lo, : len(vals[t])] = vals[t]
+            at = V[:, levels][:, :, None]  # chunk x k x 1
+            tq = tol[lo:hi, None, None]
+            s = (V[:, None, :] < at - tq).sum(axis=2)
+            e = (V[:, None, :] <= at + tq).sum(axis=2)
+            bounds.append((s, e))
+        (sa, ea), (sb, eb) = bounds
+        block = counts[lo:hi]
+        block[:, :, 0], block[:, :, 1] = sa, ea - sa
+        block[:, :, 2], block[:, :, 3] = sb, eb - sb
+        # matched pairs: (query, position in A's list, position in B's list)
+        qs, pa, pb = [], [], []
+        for t in range(lo, hi):
+            ia, ib = la[1][t], lb[1][t]
+            common, xa, xb = np.intersect1d(ia, ib, assume_unique=True, return_indices=True)
+            qs.append(np.full(common.size, t - lo))
+            pa.append(xa)
+            pb.append(xb)
+        q = np.concatenate(qs)
+        if q.size == 0:
+            continue
+        a_pos, b_pos = np.concatenate(pa)[:, None], np.concatenate(pb)[:, None]
+        strict_a, strict_b = a_pos < sa[q], b_pos < sb[q]
+        tied_a = ~strict_a & (a_pos < ea[q])
+        tied_b = ~strict_b & (b_pos < eb[q])
+        for c, hit in enumerate(
+            (strict_a & strict_b, strict_a & tied_b, tied_a & strict_b, tied_a & tied_b)
+        ):
+            total = np.zeros((hi - lo, k), dtype=np.int64)
+            np.add.at(total, q, hit.astype(np.int64))
+            block[:, :, 4 + c] = total
+    return counts
+
+
+def sampled_overlap(
+    A: Any,
+    B: Any,
+    rows: Any,
+    k: int,
+    *,
+    metric: str = "cosine",
+    num_threads: int | None = None,
+    device: str = "cpu",
+    tables: tuple[np.ndarray, np.ndarray] | None = None,
+    tie_tolerance: float = TIE_TOLERANCE,
+    name: str = "neighbors",
+) -> NeighborOverlap:
+    """The tie-aware overlap of A and B (aligned n x d_a and n x d_b) for the
+    query entities ``rows`` only (m distinct row indices), each against all
+    n entities, for the levels 1..k.
+
+    Row t of the result holds the counts that :func:`neighbor_tables` gives
+    for row ``rows[t]`` (the same strict sets and tie groups, among all n
+    entities; up to the last bit of float64 rounding of the values, which
+    only matters for a value exactly at the tie tolerance): the k-NN of the
+    queries are searched exactly (:func:`embspace.neighbors.knn` with
+    ``queries=rows``, :func:`table_width` columns), and a query whose table
+    ends inside its tie group gets a float64 scan of all entities in blocks of
+    :data:`SCAN_BLOCK_ROWS`. ``tables``: the queries' exact k-NN index tables
+    (m x K each, K > k) when the caller has them.
+
+    Cost: O(m n d) for the two searches (float32 products in blocks with a
+    running top-K, on ``num_threads`` threads), O(n d) per side for the norms,
+    plus O(n d) per tied query (64 queries per scan). Memory: the float32
+    vectors, the search's prepared copy of one side at a time, O(m K) tables
+    and float64 blocks of :data:`SCAN_BLOCK_ROWS` rows.
+    """
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise InvalidParameterError(f"{name}: k must be a positive integer, got {k!r}")
+    k = int(k)
+    tol = _check_tolerance(tie_tolerance, name)
+    check_threads(num_threads)
+    A = np.asarray(A)
+    B = np.asarray(B)
+    if A.ndim != 2 or B.ndim != 2 or A.shape[0] != B.shape[0]:
+        raise ShapeMismatchError(f"{name}: A and B must be n x d arrays with the same rows")
+    n = A.shape[0]
+    if k > n - 1:
+        raise InvalidParameterError(f"{name}: k = {k} must lie in [1, n - 1] = [1, {n - 1}]")
+    rows = np.asarray(rows)
+    if rows.ndim != 1 or rows.size == 0 or not np.issubdtype(rows.dtype, np.integer):
+        raise InvalidParameterError(f"{name}: rows must be a non-empty 1-D array of row indices")
+    rows = rows.astype(np.int64)
+    if rows.min() < 0 or rows.max() >= n or np.unique(rows).size != rows.size:
+        raise InvalidParameterError(f"{name}: rows must be distinct indices in [0, {n})")
+    A = np.ascontiguousarray(A, dtype=np.float32)
+    B = np.ascontiguousarray(B, dtype=np.float32)
+    for side, X in (("A", A), ("B", B)):
+        for lo in range(0, n, SCAN_BLOCK_ROWS):
+            if not np.isfinite(X[lo : lo + SCAN_BLOCK_ROWS]).all():
+                from ..errors import NonFiniteError
+
+                raise NonFiniteError(f"{name}: {side} contains NaN or infinite values")
+    w = table_width(k, n)
+    lists = []
+    for s, X in enumerate((A, B)):
+        if tables is not None and np.shape(tables[s])[1] > k:
+            table = np.asarray(tables[s], dtype=np.int64)
+            if table.shape[0] != rows.size:
+                raise ShapeMismatchError(f"{name}: tables must have one row per query")
+        else:
+            table = knn(X, w, metric=metric, queries=rows, num_threads=num_threads, device=device)[
+                1
+            ]
+        lists.append(_candidates(X, rows, table, k, metric, tol))
+    return NeighborOverlap(_counts_of(lists[0], lists[1], k), metric, tol)

@@ -259,13 +259,7 @@ def report_data(sweep: Exportable, n_entities: int = REPORT_ENTITIES) -> ReportD
     r = sweep.ratings
     provenance = {
         "versions": _versions(),
-        "dataset": {
-            "name": getattr(r, "name", None),
-            "fingerprint": r.fingerprint,
-            "n_users": int(r.matrix.shape[0]),
-            "n_items": int(r.matrix.shape[1]),
-            "n_ratings": int(r.matrix.nnz),
-        },
+        "dataset": _dataset_sizes(r),
         "changes_measure": measure,
         "device": sweep.device,
         "num_threads": sweep.num_threads,
@@ -280,6 +274,21 @@ def report_data(sweep: Exportable, n_entities: int = REPORT_ENTITIES) -> ReportD
         runs=config["runs"],
         provenance=provenance,
     )
+
+
+def _dataset_sizes(data: Any) -> dict[str, Any]:
+    """Name, fingerprint and sizes of a sweep's data: users, items and ratings
+    of a :class:`~embspace.Ratings`; sentences, tokens and distinct words of a
+    token corpus (anything with ``n_tokens`` and ``counts()``)."""
+    out: dict[str, Any] = {"name": getattr(data, "name", None), "fingerprint": data.fingerprint}
+    matrix = getattr(data, "matrix", None)
+    if matrix is not None:
+        out.update(
+            n_users=int(matrix.shape[0]), n_items=int(matrix.shape[1]), n_ratings=int(matrix.nnz)
+        )
+    elif hasattr(data, "n_tokens") and hasattr(data, "counts"):
+        out.update(n_sentences=len(data), n_tokens=int(data.n_tokens), n_words=len(data.counts()))
+    return out
 
 
 def _dumps(obj: Any) -> bytes:

@@ -256,8 +256,10 @@ def _killing_wals(flag: str) -> type:
     """A WALS class that kills its own worker process on ``(VALUES[1], seed
     1)`` the first time (the file ``flag`` says it happened). Made in a
     function, it is pickled by value, so the workers need not import this
-    module; its ``__qualname__`` is set to its name, which cloudpickle keeps,
-    so that its cache keys are the same here and on the workers."""
+    module. Its qualified name there is not the one here (cloudpickle sends
+    ``_killing_wals.<locals>.KillingWALS`` as ``KillingWALS``) and its source
+    cannot be read there: the sweep computes the cache keys on the client, so
+    that the local rerun below finds the entries the workers wrote."""
 
     class KillingWALS(es.WALS):
         def fit(self, ratings: Any, **kwargs: Any) -> Any:
@@ -267,7 +269,6 @@ def _killing_wals(flag: str) -> type:
                     os.kill(os.getpid(), signal.SIGKILL)
             return super().fit(ratings, **kwargs)
 
-    KillingWALS.__qualname__ = KillingWALS.__name__
     return KillingWALS
 
 

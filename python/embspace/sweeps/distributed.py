@@ -61,6 +61,7 @@ from collections.abc import Callable, Hashable
 from typing import Any
 
 from .._threads import max_threads
+from ..cache import CacheKey
 from ..embeddings import Embeddings
 from ..errors import InvalidParameterError
 from ..measures import MEASURES
@@ -135,6 +136,7 @@ def _train_task(
     value: Any,
     seed: int,
     run_index: int,
+    key: CacheKey | None,
 ) -> tuple[RunRecord, Embeddings]:
     topic = settings["topic"]
     threads = task_threads(settings["num_threads"])
@@ -166,7 +168,20 @@ def _train_task(
         cancel=threading.Event(),
         emit=emit,
         gauge=settings["gauge"],
+        key=key,
     )
+
+
+def _cache_key(sweep: Any, value_index: int, seed: int) -> CacheKey | None:
+    """The cache key of a run, computed here on the client: a class or a
+    function that cloudpickle sends to a worker by value loses its qualified
+    name (``f.<locals>.X`` arrives as ``X``) and its source there, and the
+    key hashes both; computed on a worker, a run that the client trained
+    would miss the entry."""
+    if sweep.cache is None:
+        return None
+    estimator = configure(sweep.estimator, sweep.param, sweep.values[value_index], seed)
+    return sweep.cache.key(sweep.ratings, estimator, seed)
 
 
 def _embeddings_of(side: Any) -> Embeddings:
@@ -283,6 +298,7 @@ def run_graph(
                 sweep.values[vi],
                 seed,
                 run_index,
+                _cache_key(sweep, vi, seed),
                 key=f"embspace-train-{vi}-{seed}-{tag}",
                 priority=-run_index,
                 pure=False,

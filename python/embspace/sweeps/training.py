@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from ..cache import EmbeddingCache
+from ..cache import CacheKey, EmbeddingCache
 from ..embeddings import Embeddings
 from ..errors import EmbspaceWarning, InvalidParameterError
 from ..factorization import balance
@@ -162,6 +162,7 @@ def fit_cached(
     callback: Callable[[int, float, float | None], Any] | None = None,
     progress: bool = False,
     extra: Mapping[str, Any] | None = None,
+    key: CacheKey | None = None,
 ) -> TrainedRun:
     """Fit ``estimator`` on ``ratings``, or load the result from ``cache``.
 
@@ -176,13 +177,18 @@ def fit_cached(
     ``fit`` where it accepts them. ``fit_time`` of a cached run is the time of
     the training that made the entry (NaN when unknown); ``n_iter``, ``loss``,
     ``converged`` and ``last_decrease`` are stored with the entry and read
-    back from it (None when the entry does not have them).
+    back from it (None when the entry does not have them). ``key``: the
+    entry's key when the caller computed it (a Dask sweep computes the keys on
+    the client: a class or function sent to a worker by value can lose the
+    qualified name and source that its key hashes); None: computed here.
     """
     t0 = time.perf_counter()
     seed = estimator.get_params(deep=False).get("random_state")
-    key = None
-    if cache is not None and is_int(seed):
+    if cache is not None and is_int(seed) and key is None:
         key = cache.key(ratings, estimator, int(seed))
+    if cache is None or not is_int(seed):
+        key = None
+    if cache is not None and key is not None:
         entry = cache.lookup(key)
         if entry is not None:
             info = entry.extra
@@ -444,6 +450,7 @@ def train_run(
     emit: Callable[[SweepEvent], Any],
     on_iteration: Callable[[], Any] = lambda: None,
     gauge: str | None = None,
+    key: CacheKey | None = None,
 ) -> tuple[RunRecord, Embeddings]:
     """Train (or load) one run of a sweep: ``estimator`` is the configured clone
     (see :func:`configure`). Each iteration is reported to ``emit`` as an
@@ -453,7 +460,8 @@ def train_run(
     written, is complete and valid). Returns the run's record and its
     ``entities`` side; with ``gauge="balanced"`` that side of
     :func:`embspace.balance` of the run's two sides (the cache keeps the
-    factors as trained)."""
+    factors as trained). ``key``: the cache key, when the caller computed it
+    (see :func:`fit_cached`)."""
     n_iter = n_iterations(estimator)
 
     def iteration(i: int, elapsed: float, loss: float | None) -> None:
@@ -480,6 +488,7 @@ def train_run(
         cache=cache,
         callback=iteration,
         extra={"param": param, "value": value},
+        key=key,
     )
     if cancel.is_set() and not trained.cached:
         raise SweepCancelled("the sweep was cancelled")

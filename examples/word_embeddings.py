@@ -6,8 +6,8 @@ with several seeds per value, and prints the same statistics as a WALS sweep:
 each value's similarity to the reference value, its noise floor (re-seeding
 alone), the chance level, the calibrated score and the permutation test; then
 the words whose neighborhoods moved most. The results are saved as files
-(table, per-pair results, JSON, plot; and an HTML report when this embspace
-has ``Sweep.report``). Trainings are cached: a second run is instant.
+(table, per-pair results, JSON, plot, and the self-contained HTML report).
+Trainings are cached: a second run is instant.
 
 Needs gensim (``pip install 'embspace[gensim]'``). Run::
 
@@ -95,9 +95,7 @@ def main(argv: Sequence[str] | None = None) -> Any:
     print(f"\nwords whose neighbors moved most at {args.param}={moved} (n_ratings = occurrences):")
     print(changes[["key", "n_ratings", "similarity", "floor", "q_value"]].to_string(index=False))
     paths = sweep.save(args.out)
-    report = getattr(sweep, "report", None)
-    if callable(report):
-        paths["report"] = report(args.out / f"sweep_{args.param}.html")
+    paths["report"] = sweep.report(args.out / f"sweep_{args.param}.html")
     print("\nwritten: " + ", ".join(str(p) for p in paths.values()))
     return sweep
 

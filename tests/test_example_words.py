@@ -62,6 +62,10 @@ def test_the_word_embeddings_example_runs(
     # the files, and the table written equals Sweep.table
     written = pd.read_csv(tmp_path / "out" / "sweep_window_table.csv")
     np.testing.assert_allclose(written["similarity"], table["similarity"])
+    # the HTML report: the corpus described by its sizes, the words in the changes table
+    html = (tmp_path / "out" / "sweep_window.html").read_text(encoding="utf-8")
+    assert sweep.ratings.fingerprint in html and "n_tokens" in html
+    assert str(sweep.changes(6)["key"].iloc[0]) in html
     # every run against itself: 1 on the measures that are not neighbor-based
     for value in (2, 6):
         for seed in sweep.seeds:

@@ -229,6 +229,20 @@ def test_failed_write_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert cache.get(key) is None
 
 
+def test_a_failed_write_is_no_cache_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """fit_cached keeps the training when the cache cannot store it, and
+    records no path (not the text "None")."""
+    from embspace import WALS
+    from embspace.sweeps import fit_cached
+
+    monkeypatch.setattr(os, "replace", lambda src, dst: (_ for _ in ()).throw(OSError("full")))
+    cache = EmbeddingCache(tmp_path / "runs")
+    with pytest.warns(CacheWarning, match="full"):
+        run = fit_cached(_ratings(), WALS(factors=2, iterations=2, random_state=0), cache=cache)
+    assert run.cache_path is None and not run.cached
+    assert run.items.vectors.shape == (9, 2)
+
+
 def test_put_rejects_non_embeddings(tmp_path: Path) -> None:
     cache = EmbeddingCache(tmp_path)
     key = cache.key(_ratings(), Toy(), 0)

@@ -375,3 +375,19 @@ def test_neighbors_on_ml_latest_small(data_dir: Path, ml_small, tmp_path: Path) 
         "--cache-dir", str(tmp_path), env=env,
     )  # fmt: skip
     assert_one_line_error(done, "Zzyzx Qwerty (2099)")
+
+
+def test_sweep_against_svd_has_the_dimension_of_the_runs(tmp_path: Path) -> None:
+    """--against-svd fits an SVD of the reference run's dimension, whatever the
+    estimator calls it (here scikit-learn's n_components), so the measures
+    that need equal dimensions (unitmatch) score it."""
+    pytest.importorskip("sklearn")
+    done = run_cli(
+        "sweep", "-d", TINY, "-e", "sklearn-truncated-svd", "--set", "n_components=4",
+        "--param", "n_iter", "--values", "3,5", "--seeds", "2", "--measures", "unitmatch,cka",
+        "--against-svd", "--cache-dir", str(tmp_path / "cache"), "--json", "--quiet",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    svd = [r for r in json.loads(done.stdout)["table"] if r["against"] == "svd"]
+    assert {r["measure"] for r in svd} == {"unitmatch", "cka"}
+    assert all(r["similarity"] is not None and 0 < r["similarity"] <= 1 for r in svd)

@@ -332,6 +332,8 @@ def test_a_plain_function_sweeps_like_an_estimator(ratings: es.Ratings, tmp_path
     assert isinstance(sweep.estimator, FunctionTrainer)
     assert sweep.estimator.get_params()["scale"] == 2.0
     sweep.run(progress=False)
+    # the saved parameters name the function (no memory address, the same in every process)
+    assert sweep.to_dict()["estimator_params"]["function"] == f"{__name__}._random_space"
     for d in (3, 6):
         for seed in sweep.seeds:
             want = _random_space(ratings, seed=seed, d=d, scale=2.0)

@@ -441,10 +441,13 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     sweep.run(callback=None if args.quiet else report, progress=_progress(args))
     if args.against_svd:
         from .sweeps import fit_cached
+        from .sweeps.plan import run_dimension
 
+        # the SVD has the reference run's dimension (factors, n_components, ...)
+        factors = run_dimension({**defaults, args.param: sweep.reference}) or 10
         svd = make_estimator(
             "SVD",
-            {"factors": defaults.get("factors", 10)},
+            {"factors": factors},
             seed=args.seed,
             num_threads=args.threads,
         )

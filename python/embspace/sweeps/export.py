@@ -138,13 +138,27 @@ def to_dict(sweep: Exportable) -> dict[str, Any]:
         "skipped_measures": dict(sweep.skipped_measures),
         "test": to_jsonable(sweep.test, finite=True),
         "estimator": type(sweep.estimator).__name__,
-        "estimator_params": to_jsonable(sweep.estimator.get_params(deep=False), fallback=repr),
+        "estimator_params": to_jsonable(
+            sweep.estimator.get_params(deep=False), fallback=describe_object
+        ),
         "data_fingerprint": sweep.ratings.fingerprint,
         "table": records(sweep.table),
         "results": records(sweep.results),
         "noise": records(sweep.noise),
         "runs": [r.to_dict() for r in sweep.runs],
     }
+
+
+def describe_object(obj: Any) -> str:
+    """A parameter value that JSON cannot hold, as text that is the same in
+    every process: a function or class by its module and qualified name
+    (``mymodule.train``; its ``repr`` holds a memory address), anything else
+    by its ``repr``."""
+    name = getattr(obj, "__qualname__", None)
+    if callable(obj) and isinstance(name, str):
+        module = getattr(obj, "__module__", None)
+        return f"{module}.{name}" if module else name
+    return repr(obj)
 
 
 def _versions() -> dict[str, str]:

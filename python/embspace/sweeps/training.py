@@ -225,7 +225,8 @@ def fit_cached(
             "last_decrease": last_decrease,
             **dict(extra or {}),
         }
-        path = str(cache.put(key, sides.get("users"), sides.get("items"), extra=info))
+        stored = cache.put(key, sides.get("users"), sides.get("items"), extra=info)
+        path = None if stored is None else str(stored)
     return TrainedRun(
         sides=sides,
         cached=False,

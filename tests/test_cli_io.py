@@ -364,3 +364,28 @@ def test_str_keys_are_saved_without_a_warning_in_every_keyed_format(tmp_path: Pa
         warnings.simplefilter("error", EmbspaceWarning)
         for name in ("a.npz", "a.csv", "a.parquet", "a.txt", "a.bin"):
             Embeddings.load(emb.save(tmp_path / name))
+
+
+def test_timestamp_and_duplicates_flags(tmp_path: Path, capsys) -> None:
+    """--timestamp-col with --duplicates last trains on each pair's latest
+    rating, as datasets.load(timestamp=, duplicates=) does."""
+    path, frame = _orders(tmp_path)
+    repeated = pd.concat([frame, frame.assign(stars=1.0, when=-frame["when"] - 1)])
+    repeated.to_csv(path, sep=";", index=False)
+    cols = ["--user-col", "customer_ref", "--item-col", "sku", "--rating-col", "stars"]
+    out = tmp_path / "items.npz"
+    done = run_cli(
+        "train", "-d", str(path), *cols, "--timestamp-col", "when", "--duplicates", "last",
+        *TRAIN, "--no-cache", "--out", str(out), "-q",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    # the repeats are earlier (negative times): the latest ratings are the original ones
+    want = es.WALS(factors=4, iterations=2, random_state=0).fit(
+        es.datasets.load(frame, user="customer_ref", item="sku", rating="stars"), progress=False
+    )
+    np.testing.assert_array_equal(Embeddings.load(out).vectors, want.item_embeddings_.vectors)
+    done = run_main(
+        capsys, "train", "-d", str(path), *cols, "--duplicates", "newest", *TRAIN,
+        "--no-cache", "--out", str(out),
+    )  # fmt: skip
+    assert_one_line_error(done, "duplicates must be one of")

@@ -113,3 +113,45 @@ def test_a_missing_titles_file_is_a_warning_naming_it(tmp_path: Path, make) -> N
         ratings = datasets.load(tmp_path / "data")
     assert ratings.item_keys == [10, 20]  # the ids stand in for the titles
     np.testing.assert_array_equal(ratings.matrix.toarray(), [[4, 0], [3, 5]])
+
+
+def test_timestamp_orders_rows_for_first_and_last(tmp_path: Path) -> None:
+    """timestamp= puts the rows in time order: duplicates="last" keeps each
+    pair's latest rating and "first" its earliest, whatever the file's order;
+    dates work as well as numbers; ties in time keep the file's order."""
+    frame = pd.DataFrame(
+        {
+            "who": ["a", "a", "b", "a", "b", "c"],
+            "what": ["x", "x", "y", "x", "y", "x"],
+            "stars": [3.0, 5.0, 1.0, 4.0, 2.0, 2.5],
+            "when": [20, 10, 5, 30, 5, 1],
+        }
+    )
+    path = tmp_path / "t.csv"
+    frame.to_csv(path, index=False)
+    kw = dict(user="who", item="what", rating="stars", timestamp="when")
+    last = datasets.load(path, duplicates="last", **kw)
+    first = datasets.load(path, duplicates="first", **kw)
+    # a/x: times 20 (3), 10 (5), 30 (4) -> earliest 5, latest 4; b/y: both at 5 -> file order
+    assert _dense(last, ["a", "b", "c"], ["x", "y"]).tolist() == [[4.0, 0], [0, 2.0], [2.5, 0]]
+    assert _dense(first, ["a", "b", "c"], ["x", "y"]).tolist() == [[5.0, 0], [0, 1.0], [2.5, 0]]
+    # without the timestamp, "last" is the file's last row of the pair
+    plain = datasets.load(path, user="who", item="what", rating="stars", duplicates="last")
+    assert _dense(plain, ["a"], ["x"]).tolist() == [[4.0]]
+    reordered = frame.iloc[[3, 0, 1, 2, 4, 5]]
+    assert _dense(datasets.load(reordered, duplicates="last", **kw), ["a"], ["x"]).tolist() == [
+        [4.0]
+    ]
+    # dates
+    dated = frame.assign(when=pd.to_datetime(frame["when"], unit="D").dt.strftime("%Y-%m-%d"))
+    got = datasets.load(dated, duplicates="first", **kw)
+    assert _dense(got, ["a", "b", "c"], ["x", "y"]).tolist() == [[5.0, 0], [0, 1.0], [2.5, 0]]
+    # errors: absent column, values that are not times, missing times
+    with pytest.raises(InvalidParameterError, match="timestamp column 'then' not found"):
+        datasets.load(path, user="who", item="what", rating="stars", timestamp="then")
+    with pytest.raises(InvalidParameterError, match="neither numbers nor dates"):
+        datasets.load(frame.assign(when="soon"), duplicates="last", **kw)
+    with pytest.raises(InvalidParameterError, match="1 missing value"):
+        datasets.load(frame.assign(when=[1, 2, None, 4, 5, 6]), duplicates="last", **kw)
+    with pytest.raises(InvalidParameterError, match="apply to tables"):
+        datasets.load("synthetic:preset=tiny", timestamp="when")

@@ -73,7 +73,12 @@ def _load(spec: str, args: argparse.Namespace) -> Any:
     from . import datasets
     from .faces.datasets import filter_described
 
-    ratings = datasets.load(spec, progress=_progress(args), **_table_options(args))
+    ratings = datasets.load(
+        spec,
+        progress=_progress(args),
+        duplicates=getattr(args, "duplicates", None) or "error",
+        **_table_options(args),
+    )
     lo_u, lo_i = _minimums(args)
     if (lo_u, lo_i) == (1, 1):
         return ratings
@@ -91,7 +96,12 @@ def _table_options(args: argparse.Namespace) -> dict[str, Any]:
     """The options of a ratings table given on the command line (only those
     given: :func:`embspace.datasets.load` refuses them for registry names)."""
     options: dict[str, Any] = {}
-    for flag, name in (("user_col", "user"), ("item_col", "item"), ("rating_col", "rating")):
+    for flag, name in (
+        ("user_col", "user"),
+        ("item_col", "item"),
+        ("rating_col", "rating"),
+        ("timestamp_col", "timestamp"),
+    ):
         value = getattr(args, flag, None)
         if value is not None:
             options[name] = value
@@ -634,6 +644,19 @@ def _add_table_options(p: argparse.ArgumentParser) -> None:
         "--sep",
         metavar="SEP",
         help="field separator, e.g. ';' or '\\t' (default: sniffed from the first line)",
+    )
+    g.add_argument(
+        "--timestamp-col",
+        metavar="COLUMN",
+        help="a column of times (numbers or dates): rows in time order, so that --duplicates "
+        "first/last keep each pair's earliest/latest rating",
+    )
+    g.add_argument(
+        "--duplicates",
+        metavar="POLICY",
+        default=None,
+        help="repeated (user, item) pairs: an error (default), or a policy of "
+        "embspace.datasets.load, e.g. first, last, sum, mean, max",
     )
 
 

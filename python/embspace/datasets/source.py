@@ -58,6 +58,7 @@ def load(
     user: Hashable | None = None,
     item: Hashable | None = None,
     rating: Hashable | None = None,
+    timestamp: Hashable | None = None,
     sep: str | None = None,
     encoding: str | None = None,
     items: pd.DataFrame | None = None,
@@ -85,6 +86,10 @@ def load(
         ``rating=False``: implicit feedback, no rating column; every (user,
         item) pair present rates 1.0 (also assumed for a table of exactly two
         columns; see :func:`~embspace.datasets.tables.ratings_from_table`).
+    timestamp : column label, optional
+        A column of times (numbers or dates) of a table: rows are put in time
+        order first, so that ``duplicates="first"`` / ``"last"`` keep each
+        pair's earliest / latest rating (the times are not kept).
     sep, encoding : str, optional
         Field separator (sniffed by default) and text encoding (UTF-8, falling
         back to latin-1) of a table file.
@@ -123,6 +128,7 @@ def load(
         user=user,
         item=item,
         rating=rating,
+        timestamp=timestamp,
         sep=sep,
         encoding=encoding,
         items=items,
@@ -141,6 +147,7 @@ def _load(
     user: Hashable | None,
     item: Hashable | None,
     rating: Hashable | None,
+    timestamp: Hashable | None,
     sep: str | None,
     encoding: str | None,
     items: pd.DataFrame | None,
@@ -149,6 +156,7 @@ def _load(
     progress: bool,
 ) -> Ratings:
     options: dict[str, Any] = {"user": user, "item": item, "rating": rating, "sep": sep}
+    options.update(timestamp=timestamp)
     options.update(encoding=encoding, items=items, name=name)
     given = [k for k, v in options.items() if v is not None]
 
@@ -163,6 +171,7 @@ def _load(
             items=items,
             name=name,
             duplicates=duplicates,
+            timestamp=timestamp,
         )
 
     if isinstance(source, pd.DataFrame):

@@ -18,6 +18,7 @@ import io
 import lzma
 import os
 import re
+import warnings
 from collections.abc import Callable, Hashable, Sequence
 from pathlib import Path
 from typing import Any, Literal, cast
@@ -27,6 +28,7 @@ import pandas as pd
 
 from .._params import check_path
 from ..errors import DatasetFormatError, InvalidParameterError, MissingFileError
+from ..jsonio import plain_value
 from ..ratings import DUPLICATE_POLICIES, Ratings
 
 __all__ = ["detect_columns", "ratings_from_table", "read_table"]
@@ -285,6 +287,7 @@ def ratings_from_table(
     items: pd.DataFrame | None = None,
     encoding: str | None = None,
     name: str | None = None,
+    timestamp: Column | None = None,
 ) -> Ratings:
     """Ratings from a CSV/TSV/parquet file or a DataFrame of (user, item, rating) rows.
 
@@ -315,6 +318,12 @@ def ratings_from_table(
         Text encoding (default UTF-8, falling back to latin-1).
     name : str, optional
         Name of the ratings (default: the file's stem).
+    timestamp : column label, optional
+        A column of times (numbers, e.g. Unix seconds, or dates): the rows are
+        put in time order first (stable: rows of equal times keep their file
+        order), so that ``duplicates="first"`` keeps each pair's earliest
+        rating and ``"last"`` its latest. The times are not kept. Without it,
+        "first" and "last" follow the file's row order.
     """
     if duplicates not in DUPLICATE_POLICIES:
         raise InvalidParameterError(
@@ -340,6 +349,8 @@ def ratings_from_table(
     u, i, r = detect_columns(
         frame.columns, user=user, item=item, rating=rating, positional=positional
     )
+    if timestamp is not None:
+        frame = _in_time_order(frame, _given_label(timestamp, list(frame.columns), "timestamp"))
     if items is not None and i not in items.columns:
         raise InvalidParameterError(
             f"items metadata has no column {i!r} to match the item column; it has {list(items.columns)}"
@@ -350,6 +361,30 @@ def ratings_from_table(
     return Ratings.from_frame(
         frame, user=u, item=i, rating=r, items=items, duplicates=duplicates, name=name
     )
+
+
+def _in_time_order(frame: pd.DataFrame, column: Column) -> pd.DataFrame:
+    """``frame`` sorted by ``column`` (stable), which must hold numbers or
+    dates, none missing."""
+    times = frame[column]
+    if not pd.api.types.is_numeric_dtype(times) or pd.api.types.is_bool_dtype(times):
+        try:
+            with warnings.catch_warnings():  # pandas warns when it parses element by element
+                warnings.simplefilter("ignore", UserWarning)
+                times = pd.to_datetime(times, errors="raise")
+        except (ValueError, TypeError, OverflowError):
+            raise InvalidParameterError(
+                f"timestamp column {column!r} holds values that are neither numbers nor dates "
+                f"(e.g. {plain_value(times.iloc[0])!r})"
+            ) from None
+    missing = np.flatnonzero(pd.isna(times).to_numpy())
+    if missing.size:
+        raise InvalidParameterError(
+            f"timestamp column {column!r} has {missing.size} missing value(s), first at row "
+            f"{int(missing[0])}"
+        )
+    order = np.argsort(times.to_numpy(), kind="stable")
+    return frame.iloc[order]
 
 
 def _implicit(

@@ -258,6 +258,24 @@ def test_train_neighbors_compare_on_tiny(tmp_path: Path, capsys) -> None:
         assert scores[m] == pytest.approx(reference[m], abs=1e-9)
     done = run_main(capsys, "compare", str(items_a), str(items_b))
     assert done.returncode == 0 and "300 shared entities" in done.stdout and "cka" in done.stdout
+    # --sample: the neighbor measures of 100 sampled queries, with compare()'s interval
+    done = run_cli(
+        "compare", str(items_a), str(items_b), "--measures", "neighbors", "--sample", "100",
+        "--seed", "3", "--json",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    sampled = json.loads(done.stdout)
+    want = es.compare(a, b, measures=["neighbors"], sample=100, sample_seed=3)
+    assert sampled["scores"]["neighbors"] == pytest.approx(want.scores["neighbors"], abs=1e-12)
+    low, high = want.intervals["neighbors"]
+    assert low < want.scores["neighbors"] < high
+    done = run_main(capsys, "compare", str(items_a), str(items_b), "--sample", "100", "--seed", "3")
+    assert "100 sampled query entities" in done.stdout
+    assert f"[{low:.4f}, {high:.4f}]" in done.stdout
+    assert_one_line_error(
+        run_main(capsys, "compare", str(items_a), str(items_b), "--sample", "1"),
+        "at least 2 query entities",
+    )
     assert_one_line_error(
         run_main(capsys, "compare", str(items_a), str(items_b), "--measures", "nope"),
         "unknown measure",

@@ -388,15 +388,24 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         metric=args.metric,
         num_threads=args.threads,
         device=args.device,
+        sample=args.sample,
+        sample_seed=args.seed,
     )
     if args.json:
         payload = result.to_dict() if hasattr(result, "to_dict") else {"scores": result.scores}
         _print_json(payload)
         return 0
     print(f"{result.n_shared:,} shared entities ({a.n:,} in {args.a}, {b.n:,} in {args.b})")
+    if result.sample is not None:
+        print(
+            f"neighbor measures from {result.sample:,} sampled query entities, each against all "
+            f"{result.n_shared:,} (95% interval; --sample 0 for the exact score)"
+        )
     width = max(map(len, result.scores))
     for name, score in result.scores.items():
-        print(f"  {name:<{width}}  {score:.4f}")
+        low, high = result.intervals.get(name, (score, score))
+        ci = f"  [{low:.4f}, {high:.4f}]" if result.sample is not None and low != high else ""
+        print(f"  {name:<{width}}  {score:.4f}{ci}")
     return 0
 
 
@@ -910,6 +919,18 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("cosine", "euclidean", "dot"),
         default="cosine",
         help="(default: cosine)",
+    )
+    p.add_argument(
+        "--sample",
+        type=int,
+        default=None,
+        metavar="M",
+        help="neighbor measures from M random query entities against all, with a 95%% "
+        "interval (0: exact; default: 10,000 queries above 200,000 entities, see "
+        "embspace.measures.AUTO_SAMPLE_ABOVE)",
+    )
+    p.add_argument(
+        "--seed", type=int, default=0, help="seed of the sampled query entities (default: 0)"
     )
     _add_common(p)
     p.set_defaults(func=_cmd_compare)

@@ -86,6 +86,25 @@ def test_chart_series_positions_and_gaps():
     svd_rows = table.assign(against="svd")
     svd = grid.chart_series(svd_rows, [1.0, 2.0, 3.0], ["neighbors"], against="svd", reference=1.0)
     assert svd.series["neighbors"][0] == 1.0
+    # no floor column: no floors drawn
+    assert all(math.isnan(f) for f in linear.floors["neighbors"])
+
+
+def test_chart_floors_are_each_values_own():
+    """The chart's floors are each value's own (the table's floor column),
+    not the reference's, in the ``against`` group."""
+    table = _table(
+        [
+            (1.0, "neighbors", "reference", 0.8, 0.8),
+            (2.0, "neighbors", "reference", 0.3, 0.8),
+            (2.0, "neighbors", "svd", 0.2, float("nan")),
+        ]
+    )
+    table["floor"] = [0.8, 0.45, 0.44]
+    ref = grid.chart_series(table, [1.0, 2.0, 3.0], ["neighbors"], reference=1.0)
+    assert ref.floors["neighbors"][:2] == (0.8, 0.45) and math.isnan(ref.floors["neighbors"][2])
+    svd = grid.chart_series(table, [1.0, 2.0, 3.0], ["neighbors"], against="svd")
+    assert math.isnan(svd.floors["neighbors"][0]) and svd.floors["neighbors"][1] == 0.44
 
 
 # ---------------------------------------------------------------------- neighbors

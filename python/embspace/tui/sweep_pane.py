@@ -614,13 +614,13 @@ class SweepPane(Vertical):
             against=self._group,
             reference=sweep.reference,
         )
-        # the reference's seed noise is drawn only beside the comparisons with it
-        floors = sweep.noise_floor if self._group == "reference" else {}
+        # each value's own seed noise (its floor), dashed, in the measure's color
         for i, (measure, ys) in enumerate(series.series.items()):
             color = CHART_COLORS[i % len(CHART_COLORS)]
-            floor = floors.get(measure, (float("nan"),))[0]
-            if not math.isnan(floor):
-                plt.hline(floor, color=color)
+            own = series.floors.get(measure, ())
+            fl = [(x, f) for x, f in zip(series.x, own, strict=True) if not math.isnan(f)]
+            if fl:
+                plt.plot([p[0] for p in fl], [p[1] for p in fl], marker="-", color=color)
             pts = [(x, y) for x, y in zip(series.x, ys, strict=True) if not math.isnan(y)]
             if pts:
                 plt.plot(
@@ -637,8 +637,13 @@ class SweepPane(Vertical):
 
         plt.xlabel(axis_label(sweep.param, "category" if series.categorical else "linear"))
         plt.ylabel("similarity")
-        if any(not math.isnan(f[0]) for f in floors.values()):
-            plt.title("horizontal lines: noise floor (the reference between seeds)")
-        finite = [y for ys in series.series.values() for y in ys if not math.isnan(y)]
+        if any(not math.isnan(f) for fs in series.floors.values() for f in fs):
+            plt.title("dashes: each value's noise floor (its runs between seeds)")
+        finite = [
+            y
+            for ys in (*series.series.values(), *series.floors.values())
+            for y in ys
+            if not math.isnan(y)
+        ]
         plt.ylim(min([0.0, *finite]), 1.02)
         chart.refresh()

@@ -79,12 +79,15 @@ def similarity_grid(
 @dataclass(frozen=True)
 class ChartSeries:
     """What the chart draws: ``x`` positions with tick ``labels``, and for each
-    measure its similarities (NaN where not computed yet)."""
+    measure its similarities (NaN where not computed yet) and each value's own
+    noise floor (``floors``: the table's ``floor``, the similarity of the
+    value's runs between seeds; NaN where there is none)."""
 
     x: tuple[float, ...]
     labels: tuple[str, ...]
     series: dict[str, tuple[float, ...]]
     categorical: bool
+    floors: dict[str, tuple[float, ...]]
 
 
 def chart_series(
@@ -121,4 +124,25 @@ def chart_series(
         )
         for m in measures
     }
-    return ChartSeries(x=x, labels=tuple(labels), series=series, categorical=categorical)
+    own = _own_floors(table, values, against)
+    floors = {m: tuple(own.get((i, m), float("nan")) for i in range(len(values))) for m in measures}
+    return ChartSeries(
+        x=x, labels=tuple(labels), series=series, categorical=categorical, floors=floors
+    )
+
+
+def _own_floors(
+    table: pd.DataFrame, values: Sequence[Any], against: str
+) -> dict[tuple[int, str], float]:
+    """(index in ``values``, measure) -> the value's own floor (the ``floor``
+    column) in the ``against`` rows; empty when the table has no such column."""
+    out: dict[tuple[int, str], float] = {}
+    if not len(table) or "floor" not in table.columns:
+        return out
+    rows = table[table["against"] == against]
+    for value, measure, floor in zip(rows["value"], rows["measure"], rows["floor"], strict=True):
+        for i, v in enumerate(values):
+            if same_value(v, value):
+                out.setdefault((i, str(measure)), float(floor))
+                break
+    return out

@@ -398,3 +398,30 @@ def test_bad_arguments(tiny) -> None:
         sweep.embeddings(0.0)
     with pytest.raises(InvalidParameterError):
         sweep.embeddings(3.0)
+
+
+def test_per_entity_changes_stay_exact_above_the_sampling_size(tiny, monkeypatch) -> None:
+    """compare() samples the neighbor measures of large spaces; the changes of
+    a sweep need every entity's value, so they are computed exactly (here
+    against embeddings in another key order, where no kept table is read)."""
+    from embspace.measures import comparison
+
+    monkeypatch.setattr(comparison, "AUTO_SAMPLE_ABOVE", 20)
+    monkeypatch.setattr(comparison, "AUTO_SAMPLE_SIZE", 10)
+    sweep = Sweep(tiny, _wals(), "unobserved_weight", [0.0, 0.5], seeds=2, cache_dir=False)
+    sweep.run(progress=False)
+    base = sweep.embeddings(0.5, 0)
+    order = np.arange(base.n)[::-1]
+    other = es.Embeddings([base.keys[i] for i in order], base.vectors[order] + 0.1)
+    assert es.compare(base, other, ["neighbors"]).sample == 10  # sampled by default here
+    sweep.against(other, name="other")
+    changes = sweep.changes(0.5, against="other")
+    assert len(changes) == base.n
+    exact = [
+        es.compare(sweep.embeddings(0.5, s), other, ["neighbors"], sample=0)
+        .per_entity["neighbors"]
+        .to_numpy()
+        for s in sweep.seeds
+    ]
+    got = changes.set_index("key").loc[list(base.keys), "similarity"].to_numpy()
+    np.testing.assert_allclose(got, np.mean(exact, axis=0), atol=1e-12)

@@ -170,6 +170,7 @@ class RunComparer:
             num_threads=self.num_threads,
             device=self.device,
             knn=knn,
+            sample=0,  # every entity's value, also above compare()'s automatic sampling size
         )
         values = result.results[measure].per_entity
         assert values is not None  # every neighbor measure reports per-entity values

@@ -42,7 +42,8 @@ from ..errors import (
     NumericalError,
     ShapeMismatchError,
 )
-from ._base import MeasureResult, floats, population_stdev, warn_if_few_rows
+from ._base import MeasureResult, floats, warn_if_few_rows
+from .units import match_units
 
 __all__ = ["BLOCK_ROWS", "Moments", "moments", "streamed"]
 
@@ -322,26 +323,7 @@ def _unitmatch(m: Moments, replacement: bool = True, absolute: bool = False) -> 
         )
     na, nb = np.where(na == 0, 1.0, na), np.where(nb == 0, 1.0, nb)
     C = np.clip(m.cross / np.outer(na, nb), -1.0, 1.0)
-    target = np.abs(C) if absolute else C
-    if replacement:
-        matches = np.argmax(target, axis=1)
-    else:
-        from scipy.optimize import linear_sum_assignment
-
-        rows, cols = linear_sum_assignment(target, maximize=True)
-        matches = cols[np.argsort(rows)]
-    values = target[np.arange(target.shape[0]), matches]
-    return MeasureResult(
-        "unitmatch",
-        float(values.mean()),
-        {
-            "stdev": population_stdev(values),
-            "matches": [int(j) for j in matches],
-            "unit_scores": [float(v) for v in values],
-            "replacement": bool(replacement),
-            "absolute": bool(absolute),
-        },
-    )
+    return match_units(C, replacement=replacement, absolute=absolute)
 
 
 #: measure name -> (function of :class:`Moments` and the measure's options,

@@ -60,7 +60,14 @@ def unitmatch(
     Needs the same d on both sides.
     """
     A, B = as_pair(A, B, xp, equal_d=True, min_n=2, name="unitmatch")
-    C = _correlations(A, B, xp)
+    return match_units(_correlations(A, B, xp), replacement=replacement, absolute=absolute)
+
+
+def match_units(C: np.ndarray, *, replacement: bool, absolute: bool) -> MeasureResult:
+    """The unit match of a d x d matrix ``C`` of unit correlations (row i: unit
+    i of A): each unit's best partner (``replacement``) or a one-to-one
+    assignment, on ``|C|`` with ``absolute``; shared by the in-memory and the
+    streamed measure."""
     target = np.abs(C) if absolute else C
     if replacement:
         matches = np.argmax(target, axis=1)

@@ -18,10 +18,10 @@ use crate::parallel::Cancel;
 /// summed in `f32`, so smaller pivots are rounding noise.
 pub(crate) const SINGULAR_RTOL: f64 = 64.0 * f32::EPSILON as f64;
 
-/// Rows up to this many values (`|O_i| * kp`, 16 MiB of f32) are kept whole in
+/// Rows up to this many values (`|O_i| * kp`, 32 MiB of f32) are kept whole in
 /// the scratch while they are solved, so the loss pass reads them back in
 /// order; longer rows read the fixed factor again.
-const WHOLE_ROW_VALUES: usize = 1 << 22;
+const WHOLE_ROW_VALUES: usize = 1 << 23;
 
 /// The end of the block that starts at `start` in a row of `n` entries:
 /// `block_rows` entries, or the rest of the row when that is at most 1.5
@@ -453,8 +453,7 @@ fn apply_block<K: Kernel>(
     while c0 < n {
         let c1 = (c0 + sh.block_rows).min(n);
         let y = &mut dots[..c1 - c0];
-        K::dots(&raw[c0 * kp..c1 * kp], c1 - c0, kp, p32, y);
-        K::axpys(&raw[c0 * kp..c1 * kp], c1 - c0, kp, y, q32);
+        K::dots_axpys(&raw[c0 * kp..c1 * kp], c1 - c0, kp, p32, y, q32);
         for (a, &qd) in ap[..k].iter_mut().zip(q32[..kp].iter()) {
             *a += qd as f64;
         }

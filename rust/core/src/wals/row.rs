@@ -9,7 +9,7 @@ use std::ops::Range;
 
 use super::kernel::{Block, Entries, Gather, Gathered, Isa, Kernel, PortableKernel, PAD};
 use super::{CsrView, RegScaling, Solver};
-use crate::dense::{cholesky_solve_inv, dot, dot_f32, mat_vec, mat_vec32, quad_form, MulAdd};
+use crate::dense::{dot, dot_f32, mat_vec, mat_vec32, quad_form, MulAdd};
 use crate::error::{Error, Result};
 use crate::parallel::Cancel;
 
@@ -647,7 +647,7 @@ fn solve_cholesky<K: Kernel>(
         s.inv[d] = 1.0 / s.a[d * kp + d];
     }
     s.x[..kp].copy_from_slice(&s.rhs[..kp]);
-    cholesky_solve_inv::<K::Arith>(&s.a, &s.inv, k, kp, &mut s.x);
+    K::solve(&s.a, &s.inv, k, kp, &mut s.x);
     Ok(())
 }
 

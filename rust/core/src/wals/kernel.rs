@@ -460,8 +460,17 @@ mod avx512 {
     use super::{Block, Entries, Gather, Gathered, PAD};
     use std::arch::x86_64::*;
 
-    /// How many rows ahead the gather prefetches.
-    const AHEAD: usize = 16;
+    /// How many rows ahead the gather prefetches: about 64 vectors of work,
+    /// at least 16 rows (a short row is a few cycles of work, and a read
+    /// from L3 or memory takes hundreds).
+    const fn ahead(ch: usize) -> usize {
+        let rows = 64 / ch;
+        if rows < 16 {
+            16
+        } else {
+            rows
+        }
+    }
 
     /// The fused gather with `CH = kp / 16` right-hand-side accumulators
     /// held in registers.
@@ -484,11 +493,11 @@ mod avx512 {
         let n = idx.len();
         let mut rhs = [_mm512_setzero_ps(); CH];
         for t in 0..n {
-            // the rows AHEAD entries on, into L1: random reads of a factor
+            // the rows `ahead(CH)` entries on, into L1: random reads of a factor
             // larger than the caches wait on memory, and the loop itself
             // leaves too few of them in flight
-            if t + AHEAD < n {
-                let ahead = fixed.add(*idx.get_unchecked(t + AHEAD) as usize * k);
+            if t + ahead(CH) < n {
+                let ahead = fixed.add(*idx.get_unchecked(t + ahead(CH)) as usize * k);
                 for c in 0..CH {
                     _mm_prefetch::<_MM_HINT_T0>(ahead.add(PAD * c) as *const i8);
                 }

@@ -18,10 +18,15 @@ use crate::parallel::Cancel;
 /// summed in `f32`, so smaller pivots are rounding noise.
 pub(crate) const SINGULAR_RTOL: f64 = 64.0 * f32::EPSILON as f64;
 
-/// Rows up to this many values (`|O_i| * kp`, 32 MiB of f32) are kept whole in
-/// the scratch while they are solved, so the loss pass reads them back in
-/// order; longer rows read the fixed factor again.
-const WHOLE_ROW_VALUES: usize = 1 << 23;
+/// Rows up to this many values (`|O_i| * kp`, 16 MiB of f32) are kept whole in
+/// the scratch while they are solved by Cholesky, so the loss pass reads them
+/// back in order; longer rows read the fixed factor again.
+const WHOLE_ROW_VALUES: usize = 1 << 22;
+
+/// The same for the conjugate-gradient solver (32 MiB of f32), whose steps
+/// each read the row again: a row kept whole is read from the scratch, a
+/// longer one gathered again from the fixed factor at every step.
+const WHOLE_ROW_VALUES_CG: usize = 1 << 23;
 
 /// The end of the block that starts at `start` in a row of `n` entries:
 /// `block_rows` entries, or the rest of the row when that is at most 1.5
@@ -212,7 +217,11 @@ fn check_row(sh: &Shared<'_>, row: usize, idx: &[i32], vals: &[f32]) -> Result<(
 /// (and read back from it by the loss pass).
 #[inline(always)]
 fn whole(sh: &Shared<'_>, idx: &[i32]) -> bool {
-    idx.len() * sh.kp <= WHOLE_ROW_VALUES
+    let limit = match sh.solver {
+        Solver::Cholesky => WHOLE_ROW_VALUES,
+        Solver::ConjugateGradient { .. } => WHOLE_ROW_VALUES_CG,
+    };
+    idx.len() * sh.kp <= limit
 }
 
 /// Add the terms of `t` to `part`.
@@ -381,7 +390,7 @@ fn entry_weights(
 /// Gather the whole row `i` into `s.raw` (`|O_i| x kp`, row `t` is
 /// `sqrt(w_t) v_j`), its weights into `s.sw` and `s.w`, and its right-hand
 /// side `sum_t W_t a_t v_j` into `s.rhs` (block sums in `f32`, added in
-/// `f64`). The row must fit ([`WHOLE_ROW_VALUES`]).
+/// `f64`). The row must fit ([`whole`]).
 #[inline(always)]
 fn gather_whole<K: Kernel>(sh: &Shared<'_>, i: usize, idx: &[i32], vals: &[f32], s: &mut Scratch) {
     let kp = sh.kp;

@@ -109,6 +109,15 @@ pub(crate) trait Kernel {
         }
     }
 
+    /// [`Kernel::dots`] into `p[..nb]` and then [`Kernel::axpys`] with `y =
+    /// p` into `q`: the same values, bit for bit; a kernel may interleave
+    /// the two passes so that each row is read from L1 the second time.
+    #[inline(always)]
+    fn dots_axpys(raw: &[f32], nb: usize, kp: usize, u: &[f32], p: &mut [f32], q: &mut [f32]) {
+        Self::dots(raw, nb, kp, u, p);
+        Self::axpys(raw, nb, kp, p, q);
+    }
+
     /// The loss sums of a block in eight `f64` lanes: entry `t` goes to lane
     /// `t % 8`, `obs[l] += (w_t e_t) e_t` and `sq[l] += p_t p_t` with `e_t =
     /// a_t - p_t`, in entry order (so every implementation gives the same
@@ -133,9 +142,11 @@ pub(crate) trait Kernel {
 
     /// `out[a][b] = base[a][b] + sum_t wtd[t][a] raw[t][b]` (or `out +=` when
     /// `base` is `None`) over the tile cover of the upper triangle: rows
-    /// `a < k'` and columns from `a` rounded down to a multiple of 16 up to
-    /// `kp`, where `k'` is `k` when `kp == 16` and `kp` otherwise. `out` and
-    /// `base` are `kp x kp` row-major.
+    /// `a < k'` and columns from `a` rounded down to a multiple of 16 (8
+    /// with AVX-512 when `kp > 16`) up to `kp`, where `k'` is `k` when `kp ==
+    /// 16` and `kp` otherwise; other entries are left as they are (the
+    /// Cholesky kernels read no column left of the row rounded down to a
+    /// multiple of 8). `out` and `base` are `kp x kp` row-major.
     fn syrk(blk: &Block<'_>, out: &mut [f64], base: Option<&[f64]>);
 
     /// [`crate::dense::cholesky_upper`] of the leading `n x n` block of `a`
@@ -144,6 +155,15 @@ pub(crate) trait Kernel {
     /// to that multiple.
     fn cholesky(a: &mut [f64], n: usize, ld: usize, min_pivot: &[f64]) -> Result<(), usize> {
         crate::dense::cholesky_upper::<Self::Arith>(a, n, ld, min_pivot)
+    }
+
+    /// [`crate::dense::cholesky_solve_inv`]: `x[..n] = (U^T U)^-1 x[..n]` with
+    /// the factor of [`Kernel::cholesky`] (same layout and padding
+    /// requirements) and `inv` the reciprocals of its diagonal; `x` holds at
+    /// least `n` rounded up to a multiple of 8 values (the padding is
+    /// overwritten with zeros).
+    fn solve(u: &[f64], inv: &[f64], n: usize, ld: usize, x: &mut [f64]) {
+        crate::dense::cholesky_solve_inv::<Self::Arith>(u, inv, n, ld, x)
     }
 }
 
@@ -361,6 +381,15 @@ impl Kernel for Avx512Kernel {
     }
 
     #[inline(always)]
+    fn solve(u: &[f64], inv: &[f64], n: usize, ld: usize, x: &mut [f64]) {
+        let n8 = n.div_ceil(8) * 8;
+        assert!(ld >= n8 && inv.len() >= n && x.len() >= n8);
+        assert!(n == 0 || u.len() >= (n - 1) * ld + n8);
+        // SAFETY: as for `gather`; sizes checked above.
+        unsafe { avx512::solve(u, inv, n, ld, x) }
+    }
+
+    #[inline(always)]
     fn dots(raw: &[f32], nb: usize, kp: usize, u: &[f32], p: &mut [f32]) {
         assert!(raw.len() >= nb * kp && u.len() >= kp && p.len() >= nb && kp.is_multiple_of(PAD));
         // SAFETY: as for `gather`; sizes checked above.
@@ -396,6 +425,29 @@ impl Kernel for Avx512Kernel {
     }
 
     #[inline(always)]
+    fn dots_axpys(raw: &[f32], nb: usize, kp: usize, u: &[f32], p: &mut [f32], q: &mut [f32]) {
+        assert!(raw.len() >= nb * kp && u.len() >= kp && p.len() >= nb && q.len() >= kp);
+        assert!(kp.is_multiple_of(PAD) && kp > 0);
+        // SAFETY: as for `gather`; sizes checked above.
+        unsafe {
+            match kp / PAD {
+                1 => avx512::dots_axpys::<1>(raw, nb, u, p, q),
+                2 => avx512::dots_axpys::<2>(raw, nb, u, p, q),
+                3 => avx512::dots_axpys::<3>(raw, nb, u, p, q),
+                4 => avx512::dots_axpys::<4>(raw, nb, u, p, q),
+                5 => avx512::dots_axpys::<5>(raw, nb, u, p, q),
+                6 => avx512::dots_axpys::<6>(raw, nb, u, p, q),
+                7 => avx512::dots_axpys::<7>(raw, nb, u, p, q),
+                8 => avx512::dots_axpys::<8>(raw, nb, u, p, q),
+                _ => {
+                    avx512::dots(raw, nb, kp, u, p);
+                    Plain::<Fused>::axpys(raw, nb, kp, p, q)
+                }
+            }
+        }
+    }
+
+    #[inline(always)]
     fn loss_sums(p: &[f32], w: &[f32], a: &[f32], obs: &mut [f64; 8], sq: &mut [f64; 8]) {
         assert!(w.len() == p.len() && a.len() == p.len());
         // SAFETY: as for `gather`; the lengths are checked above.
@@ -408,7 +460,18 @@ mod avx512 {
     use super::{Block, Entries, Gather, Gathered, PAD};
     use std::arch::x86_64::*;
 
-    /// How many rows ahead the gather prefetches.
+    /// How many rows ahead the gather prefetches: about 64 vectors of work,
+    /// at least 16 rows (a short row is a few cycles of work, and a read
+    /// from L3 or memory takes hundreds).
+    const fn ahead(ch: usize) -> usize {
+        let rows = 64 / ch;
+        if rows < 16 {
+            16
+        } else {
+            rows
+        }
+    }
+
     /// The fused gather with `CH = kp / 16` right-hand-side accumulators
     /// held in registers.
     #[target_feature(enable = "avx512f")]
@@ -430,6 +493,16 @@ mod avx512 {
         let n = idx.len();
         let mut rhs = [_mm512_setzero_ps(); CH];
         for t in 0..n {
+            // the rows `ahead(CH)` entries on, into L1: random reads of a factor
+            // larger than the caches wait on memory, and the loop itself
+            // leaves too few of them in flight
+            if t + ahead(CH) < n {
+                let ahead = fixed.add(*idx.get_unchecked(t + ahead(CH)) as usize * k);
+                for c in 0..CH {
+                    _mm_prefetch::<_MM_HINT_T0>(ahead.add(PAD * c) as *const i8);
+                }
+                _mm_prefetch::<_MM_HINT_T0>(ahead.add(k - 1) as *const i8);
+            }
             let j = *idx.get_unchecked(t) as usize;
             let y = _mm512_set1_ps(*e.y.get_unchecked(t));
             let ws = _mm512_set1_ps(*e.sw.get_unchecked(t));
@@ -475,6 +548,75 @@ mod avx512 {
         }
         if t < nb {
             let y0 = _mm512_set1_ps(*y.get_unchecked(t));
+            for c in 0..CH {
+                even[c] = _mm512_fmadd_ps(y0, _mm512_loadu_ps(r.add(t * kp + PAD * c)), even[c]);
+            }
+        }
+        for c in 0..CH {
+            _mm512_storeu_ps(q.as_mut_ptr().add(PAD * c), _mm512_add_ps(even[c], odd[c]));
+        }
+    }
+
+    /// [`super::Kernel::dots_axpys`] for `kp = 16 CH`, by groups of 16 rows:
+    /// the dot products of a group as [`dots`] computes them, then the group's
+    /// axpys (from L1) into the two sets of sums of [`axpys`], in the same
+    /// order, so the results are those of the two separate passes.
+    #[target_feature(enable = "avx512f")]
+    #[allow(clippy::needless_range_loop)] // `c` indexes both sets and the row
+    pub(super) unsafe fn dots_axpys<const CH: usize>(
+        raw: &[f32],
+        nb: usize,
+        u: &[f32],
+        p: &mut [f32],
+        q: &mut [f32],
+    ) {
+        let kp = CH * PAD;
+        let (r, up, pp) = (raw.as_ptr(), u.as_ptr(), p.as_mut_ptr());
+        let row = |t: usize| {
+            let mut acc = _mm512_mul_ps(_mm512_loadu_ps(r.add(t * kp)), _mm512_loadu_ps(up));
+            for c in 1..CH {
+                acc = _mm512_fmadd_ps(
+                    _mm512_loadu_ps(r.add(t * kp + PAD * c)),
+                    _mm512_loadu_ps(up.add(PAD * c)),
+                    acc,
+                );
+            }
+            acc
+        };
+        let mut even = [_mm512_setzero_ps(); CH];
+        let mut odd = [_mm512_setzero_ps(); CH];
+        let pair = |even: &mut [__m512; CH], odd: &mut [__m512; CH], t: usize| {
+            let (y0, y1) = (_mm512_set1_ps(*pp.add(t)), _mm512_set1_ps(*pp.add(t + 1)));
+            for c in 0..CH {
+                even[c] = _mm512_fmadd_ps(y0, _mm512_loadu_ps(r.add(t * kp + PAD * c)), even[c]);
+                odd[c] =
+                    _mm512_fmadd_ps(y1, _mm512_loadu_ps(r.add((t + 1) * kp + PAD * c)), odd[c]);
+            }
+        };
+        let mut t = 0;
+        while t + 16 <= nb {
+            let mut x = [_mm512_setzero_ps(); 16];
+            for (i, xi) in x.iter_mut().enumerate() {
+                *xi = row(t + i);
+            }
+            _mm512_storeu_ps(pp.add(t), hsum16(&x));
+            for i in (0..16).step_by(2) {
+                pair(&mut even, &mut odd, t + i);
+            }
+            t += 16;
+        }
+        let rest = t;
+        while t < nb {
+            *pp.add(t) = _mm512_reduce_add_ps(row(t));
+            t += 1;
+        }
+        t = rest;
+        while t + 2 <= nb {
+            pair(&mut even, &mut odd, t);
+            t += 2;
+        }
+        if t < nb {
+            let y0 = _mm512_set1_ps(*pp.add(t));
             for c in 0..CH {
                 even[c] = _mm512_fmadd_ps(y0, _mm512_loadu_ps(r.add(t * kp + PAD * c)), even[c]);
             }
@@ -606,18 +748,19 @@ mod avx512 {
         let mut a0 = 0;
         while a0 < kp {
             let mut b0 = a0 & !(PAD - 1);
+            if a0 != b0 {
+                // the second 8 rows of a 16-column diagonal block: only the
+                // 8 columns from the diagonal on, in 256-bit vectors
+                half_tile(blk, a0, o, b, &mut pf, pf_end);
+                b0 += PAD;
+            }
             let mut q = (kp - b0) / PAD;
             while q > 0 {
                 // groups of 3, 2 or 1 vectors: 24, 16 or 8 accumulators
-                let nv = match q {
-                    1 => 1,
-                    2 | 4 => 2,
-                    _ => 3,
-                };
+                let nv = q.min(2);
                 match nv {
                     1 => tile::<8, 1>(blk, a0, b0, o, b, &mut pf, pf_end),
-                    2 => tile::<8, 2>(blk, a0, b0, o, b, &mut pf, pf_end),
-                    _ => tile::<8, 3>(blk, a0, b0, o, b, &mut pf, pf_end),
+                    _ => tile::<8, 2>(blk, a0, b0, o, b, &mut pf, pf_end),
                 }
                 b0 += PAD * nv;
                 q -= nv;
@@ -717,6 +860,68 @@ mod avx512 {
         Ok(())
     }
 
+    /// [`super::Kernel::solve`] by panels of 8 rows. Forward (`U^T y = x`):
+    /// each panel's 8 x 8 triangle in scalars, then the rest of `x` updated
+    /// by the panel's rows in vectors, the same operations in the same order
+    /// as the unblocked substitution. Backward (`U x = y`): for each panel
+    /// from the last, its 8 dot products with the part of `x` already solved,
+    /// in eight independent vector sums (not one latency-bound chain per
+    /// row), then its triangle in scalars.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn solve(u: &[f64], inv: &[f64], n: usize, ld: usize, x: &mut [f64]) {
+        let n8 = n.div_ceil(8) * 8;
+        let (up, xp) = (u.as_ptr(), x.as_mut_ptr());
+        for d in n..n8 {
+            *xp.add(d) = 0.0;
+        }
+        let mut j0 = 0;
+        while j0 < n {
+            let pw = (n - j0).min(8);
+            for q in 0..pw {
+                let j = j0 + q;
+                let y = *xp.add(j) * *inv.get_unchecked(j);
+                *xp.add(j) = y;
+                for m in j + 1..j0 + pw {
+                    *xp.add(m) = (-y).mul_add(*up.add(j * ld + m), *xp.add(m));
+                }
+            }
+            let mut c = j0 + 8;
+            while c < n8 {
+                let mut v = _mm512_loadu_pd(xp.add(c));
+                for q in 0..pw {
+                    let y = _mm512_set1_pd(*xp.add(j0 + q));
+                    v = _mm512_fnmadd_pd(y, _mm512_loadu_pd(up.add((j0 + q) * ld + c)), v);
+                }
+                _mm512_storeu_pd(xp.add(c), v);
+                c += 8;
+            }
+            j0 += 8;
+        }
+        let mut j0 = (n8 - 8) as isize;
+        while j0 >= 0 {
+            let j0u = j0 as usize;
+            let pw = (n - j0u).min(8);
+            let mut acc = [_mm512_setzero_pd(); 8];
+            let mut c = j0u + 8;
+            while c < n8 {
+                let v = _mm512_loadu_pd(xp.add(c));
+                for (q, a) in acc.iter_mut().enumerate().take(pw) {
+                    *a = _mm512_fmadd_pd(_mm512_loadu_pd(up.add((j0u + q) * ld + c)), v, *a);
+                }
+                c += 8;
+            }
+            for q in (0..pw).rev() {
+                let j = j0u + q;
+                let mut t = *xp.add(j) - _mm512_reduce_add_pd(acc[q]);
+                for m in j + 1..j0u + pw {
+                    t = (-*up.add(j * ld + m)).mul_add(*xp.add(m), t);
+                }
+                *xp.add(j) = t * *inv.get_unchecked(j);
+            }
+            j0 -= 8;
+        }
+    }
+
     #[target_feature(enable = "avx512f")]
     #[inline]
     unsafe fn chol_tile<const MR: usize, const NV: usize>(
@@ -749,6 +954,49 @@ mod avx512 {
             for (v, x) in row.iter().enumerate() {
                 _mm512_storeu_pd(p.add((a0 + r) * ld + b0 + 8 * v), *x);
             }
+        }
+    }
+
+    /// Rows `a0..a0+8` by columns `a0..a0+8` (`a0` an odd multiple of 8), in
+    /// 256-bit vectors, accumulated over the block in registers, then added
+    /// to `base` (or `out`) in `f64`.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn half_tile(
+        blk: &Block<'_>,
+        a0: usize,
+        out: *mut f64,
+        base: *const f64,
+        pf: &mut *const usize,
+        pf_end: *const usize,
+    ) {
+        let kp = blk.kp;
+        let mut acc = [_mm256_setzero_ps(); 8];
+        let mut rp = blk.raw.as_ptr().add(a0);
+        let mut wp = blk.wtd.as_ptr().add(a0);
+        for _ in 0..blk.nb {
+            if *pf < pf_end {
+                _mm_prefetch::<_MM_HINT_T1>(**pf as *const i8);
+                *pf = pf.add(1);
+            }
+            let y = _mm256_loadu_ps(rp);
+            for (r, a) in acc.iter_mut().enumerate() {
+                *a = _mm256_fmadd_ps(_mm256_set1_ps(*wp.add(r)), y, *a);
+            }
+            rp = rp.add(kp);
+            wp = wp.add(kp);
+        }
+        for (r, a) in acc.iter().enumerate() {
+            let off = (a0 + r) * kp + a0;
+            let src = if base.is_null() {
+                out.add(off) as *const f64
+            } else {
+                base.add(off)
+            };
+            _mm512_storeu_pd(
+                out.add(off),
+                _mm512_add_pd(_mm512_loadu_pd(src), _mm512_cvtps_pd(*a)),
+            );
         }
     }
 
@@ -878,6 +1126,16 @@ mod tests {
                 "k={k} t={t}"
             );
         }
+        // the fused pass gives the two passes' results bit for bit
+        let mut p_sep = vec![0.0f32; nb_dots];
+        let mut q_sep = vec![0.0f32; kp];
+        K::dots(&many, nb_dots, kp, &uu, &mut p_sep);
+        K::axpys(&many, nb_dots, kp, &p_sep, &mut q_sep);
+        let mut p_fused = vec![0.0f32; nb_dots];
+        let mut q_fused = vec![f32::NAN; kp];
+        K::dots_axpys(&many, nb_dots, kp, &uu, &mut p_fused, &mut q_fused);
+        assert_eq!(p_sep, p_fused, "k={k} nb={nb}");
+        assert_eq!(q_sep, q_fused, "k={k} nb={nb}");
         let u: Vec<f32> = (0..kp)
             .map(|a| if a < k { a as f32 * 0.1 - 0.3 } else { 0.0 })
             .collect();
@@ -968,6 +1226,26 @@ mod tests {
                         "n={n} ({i},{j})"
                     );
                 }
+            }
+            // the solve against the portable one, and A x = b
+            let b: Vec<f64> = (0..ld)
+                .map(|d| if d < n { d as f64 - 3.5 } else { 0.0 })
+                .collect();
+            let inv: Vec<f64> = (0..n).map(|d| 1.0 / a[d * ld + d]).collect();
+            let mut x = b.clone();
+            K::solve(&a, &inv, n, ld, &mut x);
+            let mut want = b.clone();
+            crate::dense::cholesky_solve_inv::<crate::dense::Unfused>(&a, &inv, n, ld, &mut want);
+            for i in 0..n {
+                let ax: f64 = (0..n).map(|j| orig[i.min(j) * ld + i.max(j)] * x[j]).sum();
+                assert!(
+                    (ax - b[i]).abs() < 1e-8 * (1.0 + b[i].abs()),
+                    "n={n} row {i}"
+                );
+                assert!(
+                    (x[i] - want[i]).abs() < 1e-9 * (1.0 + want[i].abs()),
+                    "n={n} x[{i}]"
+                );
             }
             // an indefinite matrix fails at the right pivot
             let mut bad = orig.clone();

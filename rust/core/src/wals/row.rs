@@ -9,7 +9,7 @@ use std::ops::Range;
 
 use super::kernel::{Block, Entries, Gather, Gathered, Isa, Kernel, PortableKernel, PAD};
 use super::{CsrView, RegScaling, Solver};
-use crate::dense::{cholesky_solve_inv, dot, dot_f32, mat_vec, mat_vec32, quad_form, MulAdd};
+use crate::dense::{dot, dot_f32, mat_vec, mat_vec32, quad_form, MulAdd};
 use crate::error::{Error, Result};
 use crate::parallel::Cancel;
 
@@ -19,9 +19,14 @@ use crate::parallel::Cancel;
 pub(crate) const SINGULAR_RTOL: f64 = 64.0 * f32::EPSILON as f64;
 
 /// Rows up to this many values (`|O_i| * kp`, 16 MiB of f32) are kept whole in
-/// the scratch while they are solved, so the loss pass reads them back in
-/// order; longer rows read the fixed factor again.
+/// the scratch while they are solved by Cholesky, so the loss pass reads them
+/// back in order; longer rows read the fixed factor again.
 const WHOLE_ROW_VALUES: usize = 1 << 22;
+
+/// The same for the conjugate-gradient solver (32 MiB of f32), whose steps
+/// each read the row again: a row kept whole is read from the scratch, a
+/// longer one gathered again from the fixed factor at every step.
+const WHOLE_ROW_VALUES_CG: usize = 1 << 23;
 
 /// The end of the block that starts at `start` in a row of `n` entries:
 /// `block_rows` entries, or the rest of the row when that is at most 1.5
@@ -212,7 +217,11 @@ fn check_row(sh: &Shared<'_>, row: usize, idx: &[i32], vals: &[f32]) -> Result<(
 /// (and read back from it by the loss pass).
 #[inline(always)]
 fn whole(sh: &Shared<'_>, idx: &[i32]) -> bool {
-    idx.len() * sh.kp <= WHOLE_ROW_VALUES
+    let limit = match sh.solver {
+        Solver::Cholesky => WHOLE_ROW_VALUES,
+        Solver::ConjugateGradient { .. } => WHOLE_ROW_VALUES_CG,
+    };
+    idx.len() * sh.kp <= limit
 }
 
 /// Add the terms of `t` to `part`.
@@ -381,7 +390,7 @@ fn entry_weights(
 /// Gather the whole row `i` into `s.raw` (`|O_i| x kp`, row `t` is
 /// `sqrt(w_t) v_j`), its weights into `s.sw` and `s.w`, and its right-hand
 /// side `sum_t W_t a_t v_j` into `s.rhs` (block sums in `f32`, added in
-/// `f64`). The row must fit ([`WHOLE_ROW_VALUES`]).
+/// `f64`). The row must fit ([`whole`]).
 #[inline(always)]
 fn gather_whole<K: Kernel>(sh: &Shared<'_>, i: usize, idx: &[i32], vals: &[f32], s: &mut Scratch) {
     let kp = sh.kp;
@@ -453,8 +462,7 @@ fn apply_block<K: Kernel>(
     while c0 < n {
         let c1 = (c0 + sh.block_rows).min(n);
         let y = &mut dots[..c1 - c0];
-        K::dots(&raw[c0 * kp..c1 * kp], c1 - c0, kp, p32, y);
-        K::axpys(&raw[c0 * kp..c1 * kp], c1 - c0, kp, y, q32);
+        K::dots_axpys(&raw[c0 * kp..c1 * kp], c1 - c0, kp, p32, y, q32);
         for (a, &qd) in ap[..k].iter_mut().zip(q32[..kp].iter()) {
             *a += qd as f64;
         }
@@ -648,7 +656,7 @@ fn solve_cholesky<K: Kernel>(
         s.inv[d] = 1.0 / s.a[d * kp + d];
     }
     s.x[..kp].copy_from_slice(&s.rhs[..kp]);
-    cholesky_solve_inv::<K::Arith>(&s.a, &s.inv, k, kp, &mut s.x);
+    K::solve(&s.a, &s.inv, k, kp, &mut s.x);
     Ok(())
 }
 

@@ -78,6 +78,7 @@ def knn(
     queries: npt.NDArray[np.int64] | None = None,
     num_threads: int = 0,
 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]: ...
+def knn_screened(d: int) -> bool: ...
 def tie_overlap(
     a: npt.NDArray[np.float32],
     b: npt.NDArray[np.float32],

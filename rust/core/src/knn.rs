@@ -41,6 +41,19 @@ use rayon::prelude::*;
 use crate::error::{Error, Result};
 use crate::parallel::{never_cancelled, with_threads, Cancel};
 
+mod screen;
+pub use screen::SCREEN_ENV;
+
+/// Whether a search of the rows `queries` (a subset, not the full table) of
+/// `d`-dimensional data takes the int8-screened path (module `screen`: AVX-512
+/// VNNI products with rigorous error bounds, then the same exact re-ranking;
+/// the result is identical). False on CPUs without AVX-512 VNNI, for
+/// `d > 4096`, and when the environment variable [`SCREEN_ENV`]
+/// (`EMBSPACE_KNN_SCREEN`) is `0`; the `f32` search runs then.
+pub fn screened(d: usize) -> bool {
+    screen::enabled(d)
+}
+
 /// The metric of a neighbor table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Metric {
@@ -91,6 +104,9 @@ const U32: f64 = 1.0 / 16_777_216.0;
 /// values, query indices outside `[0, n)`, `num_threads` above
 /// [`crate::parallel::max_threads`], and distances too large for `f32` (only
 /// with values beyond about 1e19).
+///
+/// A query subset (`Some`) is searched by int8 screening where the CPU has
+/// AVX-512 VNNI (see [`screened`]), with the same result.
 pub fn knn(
     data: &[f32],
     n: usize,
@@ -127,6 +143,7 @@ pub fn knn_cancellable(
     cancel: &Cancel,
 ) -> Result<Option<(Vec<f32>, Vec<i64>)>> {
     validate(data, n, d, queries, k)?;
+    let screen = queries.is_some() && screened(d);
     let all: Vec<usize>;
     let queries = match queries {
         Some(q) => q,
@@ -135,8 +152,13 @@ pub fn knn_cancellable(
             &all
         }
     };
-    let Some((dist, idx)) =
-        with_threads(num_threads, || run(data, n, d, queries, k, metric, cancel))?
+    let Some((dist, idx)) = with_threads(num_threads, || {
+        if screen {
+            screen::run(data, n, d, queries, k, metric, cancel)
+        } else {
+            run(data, n, d, queries, k, metric, cancel)
+        }
+    })?
     else {
         return Ok(None);
     };

@@ -6,7 +6,7 @@ use pyo3::prelude::*;
 use crate::convert::{slice1, slice2};
 use crate::errors::{to_py, IntoPyResult};
 use crate::interrupt::interruptible;
-use embspace_core::knn::{knn_cancellable, Metric};
+use embspace_core::knn::{knn_cancellable, screened, Metric};
 use embspace_core::Error;
 
 type KnnArrays<'py> = (Bound<'py, PyArray2<f32>>, Bound<'py, PyArray2<i64>>);
@@ -66,7 +66,17 @@ fn knn<'py>(
     ))
 }
 
+/// Whether `knn(..., queries=...)` on `d`-dimensional data takes the int8-screened
+/// path (AVX-512 VNNI products with rigorous error bounds, then the exact
+/// re-ranking: the same result). False without AVX-512 VNNI, for d > 4096, and
+/// when the environment variable EMBSPACE_KNN_SCREEN is `0` (read at each call).
+#[pyfunction]
+fn knn_screened(d: usize) -> bool {
+    screened(d)
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(knn, m)?)?;
+    m.add_function(wrap_pyfunction!(knn_screened, m)?)?;
     Ok(())
 }

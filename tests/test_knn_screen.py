@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from _knn_reference import brute_knn
 from embspace import _core
+from embspace.errors import InvalidParameterError
 from embspace.neighbors import knn
 
 METRICS = ["cosine", "euclidean", "dot"]
@@ -79,3 +80,19 @@ def test_the_switch_is_read_at_each_call(monkeypatch: pytest.MonkeyPatch) -> Non
     cpuinfo = Path("/proc/cpuinfo")
     flags = cpuinfo.read_text().split() if cpuinfo.exists() else []
     assert on == ("avx512_vnni" in flags and "avx512bw" in flags and "avx512f" in flags)
+
+
+def test_candidate_counts_are_between_k_and_n() -> None:
+    rng = np.random.default_rng(2)
+    X = rng.standard_normal((3000, 8)).astype(np.float32)
+    rows = np.arange(0, 3000, 37, dtype=np.int64)
+    if not _core.knn_screened(8):  # no AVX-512 VNNI: the diagnostics say so
+        with pytest.raises(InvalidParameterError, match="VNNI"):
+            _core.knn_screen_candidates(X, 10, "cosine", rows, 2)
+        return
+    counts = _core.knn_screen_candidates(X, 10, "cosine", rows, 2)
+    assert counts.shape == (rows.size,) and counts.dtype == np.uint64
+    assert (counts >= 10).all() and (counts < 2999).all()
+    # identical rows: every row ties with the query, none can be ruled out
+    same = np.ones((500, 4), np.float32)
+    assert (_core.knn_screen_candidates(same, 3, "dot", rows[:5], 1) == 499).all()

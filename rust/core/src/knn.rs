@@ -42,7 +42,7 @@ use crate::error::{Error, Result};
 use crate::parallel::{never_cancelled, with_threads, Cancel};
 
 mod screen;
-pub use screen::SCREEN_ENV;
+pub use screen::{cpu_supported as screen_supported, SCREEN_ENV};
 
 /// Whether a search of the rows `queries` (a subset, not the full table) of
 /// `d`-dimensional data takes the int8-screened path (module `screen`: AVX-512
@@ -52,6 +52,32 @@ pub use screen::SCREEN_ENV;
 /// (`EMBSPACE_KNN_SCREEN`) is `0`; the `f32` search runs then.
 pub fn screened(d: usize) -> bool {
     screen::enabled(d)
+}
+
+/// Diagnostics of the screened search: the number of rows each query of
+/// `queries` re-ranked exactly (at least `k`; the rest were ruled out by the
+/// int8 bounds). Same arguments and errors as [`knn`]; an error too where
+/// [`screen::cpu_supported`] is false (no AVX-512 VNNI).
+pub fn screen_candidates(
+    data: &[f32],
+    n: usize,
+    d: usize,
+    queries: &[usize],
+    k: usize,
+    metric: Metric,
+    num_threads: usize,
+) -> Result<Vec<u64>> {
+    validate(data, n, d, Some(queries), k)?;
+    if !screen::cpu_supported() || d > screen::MAX_D {
+        return Err(Error::InvalidParameter(
+            "the screened k-NN needs AVX-512 VNNI and d <= 4096".into(),
+        ));
+    }
+    let cancel = Cancel::new();
+    let out = with_threads(num_threads, || {
+        screen::run_counted(data, n, d, queries, k, metric, &cancel)
+    })?;
+    Ok(out.map(|(_, _, c)| c).unwrap_or_default())
 }
 
 /// The metric of a neighbor table.

@@ -420,11 +420,27 @@ pub(super) fn run(
     metric: Metric,
     cancel: &Cancel,
 ) -> Option<(Vec<f32>, Vec<i64>)> {
+    run_counted(data, n, d, queries, k, metric, cancel).map(|(dist, idx, _)| (dist, idx))
+}
+
+/// [`run`], with the number of rows each query re-ranked exactly (its kept
+/// set at the end: at least `k`).
+#[allow(clippy::type_complexity)]
+pub(super) fn run_counted(
+    data: &[f32],
+    n: usize,
+    d: usize,
+    queries: &[usize],
+    k: usize,
+    metric: Metric,
+    cancel: &Cancel,
+) -> Option<(Vec<f32>, Vec<i64>, Vec<u64>)> {
     let nq = queries.len();
     let mut dist = vec![0f32; nq * k];
     let mut idx = vec![0i64; nq * k];
+    let mut counts = vec![0u64; nq];
     if nq == 0 {
-        return Some((dist, idx));
+        return Some((dist, idx, counts));
     }
     let rows = prepare(data, n, d, metric);
     if cancel.is_cancelled() {
@@ -438,13 +454,14 @@ pub(super) fn run(
     };
     dist.par_chunks_mut(QUERY_BLOCK * k)
         .zip(idx.par_chunks_mut(QUERY_BLOCK * k))
+        .zip(counts.par_chunks_mut(QUERY_BLOCK))
         .zip(queries.par_chunks(QUERY_BLOCK))
-        .for_each(|((dist, idx), block)| {
+        .for_each(|(((dist, idx), counts), block)| {
             if !cancel.is_cancelled() {
-                process_block(&rows, &exact, data, k, cancel, block, dist, idx);
+                process_block(&rows, &exact, data, k, cancel, block, dist, idx, counts);
             }
         });
-    (!cancel.is_cancelled()).then_some((dist, idx))
+    (!cancel.is_cancelled()).then_some((dist, idx, counts))
 }
 
 /// The codes and bounds of the queries of one block (padded to `QUERY_SUB`).
@@ -510,6 +527,7 @@ fn process_block(
     block: &[usize],
     dist: &mut [f32],
     idx: &mut [i64],
+    counts: &mut [u64],
 ) {
     let (info, codes, init) = prepare_queries(rows, data, block);
     let slots = info.len();
@@ -571,6 +589,7 @@ fn process_block(
     let mut keyed: Vec<(f64, u32)> = Vec::new();
     for (t, (&q, c)) in block.iter().zip(kept.iter_mut()).enumerate() {
         c.compact();
+        counts[t] = c.buf.len() as u64;
         keyed.clear();
         keyed.extend(c.buf.iter().map(|&(_, _, j)| (exact.key(q, j as usize), j)));
         keyed.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));

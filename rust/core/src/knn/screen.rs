@@ -60,6 +60,14 @@ pub(super) const MAX_D: usize = 4096;
 const REL: f64 = 1.0 / 1_048_576.0;
 /// `2^-50`: per-operation slack for `f64` rounding, with room to spare.
 const U50: f64 = 1.0 / 1_125_899_906_842_624.0;
+/// Rows sampled for the principal directions.
+const SAMPLE_ROWS: usize = 20_000;
+/// The largest dimension whose principal directions are computed (Jacobi).
+const MAX_PROJECT_D: usize = 256;
+/// The energy left outside the screened principal directions, at most (a
+/// fraction of the total): the residual bound `|u_q| |r_j|` is then about
+/// this fraction of the scores' scale, like the int8 error.
+const TAIL: f64 = 0.01;
 
 /// The environment variable that turns the screened search off (`0`).
 pub const SCREEN_ENV: &str = "EMBSPACE_KNN_SCREEN";
@@ -107,9 +115,10 @@ fn quantize(v: &[f64], codes: &mut [i8]) -> (f32, f64, f64) {
         return (0.0, v.iter().map(|x| x * x).sum::<f64>().sqrt(), 0.0);
     }
     let s64 = f64::from(s);
+    let inv = 1.0 / s64; // any codes are valid: the residual is computed from them
     let (mut e2, mut t2) = (0.0f64, 0.0f64);
     for (c, &x) in codes.iter_mut().zip(v) {
-        let q = (x / s64).round().clamp(-127.0, 127.0);
+        let q = (x * inv).round().clamp(-127.0, 127.0);
         *c = q as i8;
         let r = q * s64; // exact: 8 by 24 significant bits
         e2 += (x - r) * (x - r);
@@ -122,25 +131,33 @@ fn quantize(v: &[f64], codes: &mut [i8]) -> (f32, f64, f64) {
 struct Rows {
     n: usize,
     d: usize,
-    /// Dimensions padded to a multiple of 4.
+    /// Screened dimensions (`r`) padded to a multiple of 4.
     dp: usize,
-    /// `u8` codes (int8 + 128), in 16-row groups: for group `G`, dimension
-    /// quad `g` and lane `l`, bytes `G*16*dp + g*64 + 4l .. +4` hold
-    /// dimensions `4g..4g+4` of row `16G + l`. Padded rows and dimensions
+    /// `u8` codes (int8 + 128) of `a_j = W p_j` (`p_j` without a basis), in
+    /// 16-row groups: for group `G`, dimension quad `g` and lane `l`, bytes
+    /// `G*16*dp + g*64 + 4l .. +4` hold dimensions `4g..4g+4` of row `16G + l`. Padded rows and dimensions
     /// hold code 0.
     packed: Vec<u8>,
     /// Per row (padded to the groups): scale, `f32` offset (euclidean),
-    /// `f64` offset, residual norm and dequantized norm (rounded up).
+    /// `f64` offset, and the bounds `[|e_j|, |a~_j|, rho_j, sigma_j]`
+    /// (rounded up): quantization residual, dequantized norm, `|W r_j|` and
+    /// `|r_j|` for the projection residual `r_j = p_j - W^T a_j`.
     scale: Vec<f32>,
     off32: Vec<f32>,
     off64: Vec<f64>,
-    err: Vec<f32>,
-    tnorm: Vec<f32>,
-    /// `max |e_j|`, `max |p~_j|`, `max |c_j|`, `max |p_j|` (inflated).
-    emax: f64,
-    tmax: f64,
+    bounds: Vec<[f32; 4]>,
+    /// The maxima of `bounds` over the rows, `max |c_j|`, `max |p_j|` (inflated).
+    bmax: [f64; 4],
     cmax: f64,
     pmax: f64,
+    /// Screened dimensions `r` and the basis `W` (`r x d`, rows of unit
+    /// norm; empty when the screen uses the vectors themselves, `r = d`),
+    /// and `gamma >= |I - W W^T|_2`.
+    r: usize,
+    basis: Vec<f64>,
+    /// `W^T` (`d x r`).
+    basis_t: Vec<f64>,
+    gamma: f64,
     /// `f64` norms of the original rows (cosine; the exact keys use them).
     norm: Vec<f64>,
     /// Column means (euclidean) and the power-of-two scale (dot, euclidean).
@@ -178,28 +195,180 @@ impl Rows {
     }
 }
 
+impl Rows {
+    /// `a = W v` (the first `r` values of `a`), with bounds `(sigma, rho)`:
+    /// `sigma >= |v - W^T a|` and `rho >= |W (v - W^T a)|`, exact reals for
+    /// the computed `a`. Without a basis `a = v` and both are 0.
+    fn project(&self, v: &[f64], a: &mut [f64], res: &mut [f64]) -> (f64, f64) {
+        let (d, r) = (self.d, self.r);
+        if self.basis.is_empty() {
+            a[..d].copy_from_slice(v);
+            return (0.0, 0.0);
+        }
+        // a = W v, accumulated over the columns of W (vectorizes across a)
+        let a = &mut a[..r];
+        a.fill(0.0);
+        for (&x, wt) in v.iter().zip(self.basis_t.chunks_exact(r)) {
+            for (ai, &w) in a.iter_mut().zip(wt) {
+                *ai += w * x;
+            }
+        }
+        res.copy_from_slice(v);
+        for (&ai, w) in a.iter().zip(self.basis.chunks_exact(d)) {
+            for (x, &wk) in res.iter_mut().zip(w) {
+                *x -= ai * wk;
+            }
+        }
+        let vn = v.iter().map(|x| x * x).sum::<f64>().sqrt();
+        let a1: f64 = a.iter().map(|x| x.abs()).sum();
+        let an = a.iter().map(|x| x * x).sum::<f64>().sqrt();
+        let slack = (d + r + 16) as f64 * U50 * (vn + a1);
+        let sigma = res.iter().map(|x| x * x).sum::<f64>().sqrt() * (1.0 + REL) + slack;
+        let rho =
+            (self.gamma * an + (r as f64).sqrt() * (d as f64 + 16.0) * U50 * vn) * (1.0 + REL);
+        (sigma, rho)
+    }
+}
+
+/// Eigenvalues and eigenvectors (columns of the second, row-major `d x d`)
+/// of the symmetric `d x d` matrix `a`, by cyclic Jacobi rotations.
+fn jacobi(mut a: Vec<f64>, d: usize) -> (Vec<f64>, Vec<f64>) {
+    let mut v = vec![0f64; d * d];
+    for i in 0..d {
+        v[i * d + i] = 1.0;
+    }
+    let total: f64 = a.iter().map(|x| x * x).sum();
+    for _sweep in 0..60 {
+        let mut off = 0.0;
+        for p in 0..d {
+            for q in 0..d {
+                if p != q {
+                    off += a[p * d + q] * a[p * d + q];
+                }
+            }
+        }
+        if off <= 1e-28 * total {
+            break;
+        }
+        for p in 0..d {
+            for q in p + 1..d {
+                let apq = a[p * d + q];
+                if apq == 0.0 {
+                    continue;
+                }
+                let theta = (a[q * d + q] - a[p * d + p]) / (2.0 * apq);
+                let t = theta.signum() / (theta.abs() + (theta * theta + 1.0).sqrt());
+                let c = 1.0 / (t * t + 1.0).sqrt();
+                let s = t * c;
+                for k in 0..d {
+                    let (x, y) = (a[k * d + p], a[k * d + q]);
+                    a[k * d + p] = c * x - s * y;
+                    a[k * d + q] = s * x + c * y;
+                }
+                for k in 0..d {
+                    let (x, y) = (a[p * d + k], a[q * d + k]);
+                    a[p * d + k] = c * x - s * y;
+                    a[q * d + k] = s * x + c * y;
+                }
+                for k in 0..d {
+                    let (x, y) = (v[k * d + p], v[k * d + q]);
+                    v[k * d + p] = c * x - s * y;
+                    v[k * d + q] = s * x + c * y;
+                }
+            }
+        }
+    }
+    ((0..d).map(|i| a[i * d + i]).collect(), v)
+}
+
+/// The screened dimensions, basis and `gamma` (see [`Rows`]): the fewest
+/// principal directions (a multiple of 4) of the prepared vectors of a
+/// sample of rows that leave at most [`TAIL`] of their energy outside; no
+/// basis when that takes more than 3/4 of the dimensions. Any basis keeps the
+/// search exact; a good one makes the products cheaper at a small cost in
+/// the bounds' width.
+fn choose_basis(rows: &Rows, data: &[f32]) -> (usize, Vec<f64>, f64) {
+    let (n, d) = (rows.n, rows.d);
+    let none = (d, Vec::new(), 0.0);
+    if !(8..=MAX_PROJECT_D).contains(&d) {
+        return none;
+    }
+    let s = n.min(SAMPLE_ROWS);
+    let mut c = vec![0f64; d * d];
+    let mut v = vec![0f64; d];
+    for t in 0..s {
+        rows.vector(data, t * n / s, &mut v);
+        for (ci, &x) in c.chunks_exact_mut(d).zip(&v) {
+            for (cij, &y) in ci.iter_mut().zip(&v) {
+                *cij += x * y;
+            }
+        }
+    }
+    let (vals, vecs) = jacobi(c, d);
+    let mut order: Vec<usize> = (0..d).collect();
+    order.sort_by(|&x, &y| vals[y].total_cmp(&vals[x]).then(x.cmp(&y)));
+    let total: f64 = vals.iter().map(|x| x.max(0.0)).sum();
+    if total.is_nan() || total <= 0.0 {
+        return none;
+    }
+    let mut r = d;
+    let mut tail = total;
+    for (taken, &i) in order.iter().enumerate() {
+        if taken > 0 && taken % 4 == 0 && tail <= TAIL * total {
+            r = taken;
+            break;
+        }
+        tail -= vals[i].max(0.0);
+    }
+    if 4 * r > 3 * d {
+        return none;
+    }
+    let mut basis = vec![0f64; r * d];
+    for (w, &i) in basis.chunks_exact_mut(d).zip(&order) {
+        for (k, x) in w.iter_mut().enumerate() {
+            *x = vecs[k * d + i];
+        }
+        let nrm = w.iter().map(|x| x * x).sum::<f64>().sqrt();
+        for x in w.iter_mut() {
+            *x /= nrm;
+        }
+    }
+    // |I - W W^T|_2 <= its Frobenius norm, plus the rounding of the products
+    let mut f2 = 0.0;
+    for (i, wi) in basis.chunks_exact(d).enumerate() {
+        for (j, wj) in basis.chunks_exact(d).enumerate() {
+            let g: f64 = wi.iter().zip(wj).map(|(x, y)| x * y).sum();
+            let e = if i == j { 1.0 - g } else { g };
+            f2 += e * e;
+        }
+    }
+    let gamma = f2.sqrt() * (1.0 + REL) + (r * r) as f64 * (d as f64 + 16.0) * U50;
+    (r, basis, gamma)
+}
+
 fn norm2(r: &[f32]) -> f64 {
     r.iter().map(|&x| f64::from(x) * f64::from(x)).sum::<f64>()
 }
 
 fn prepare(data: &[f32], n: usize, d: usize, metric: Metric) -> Rows {
     let row = |i: usize| &data[i * d..(i + 1) * d];
-    let dp = d.div_ceil(4) * 4;
     let groups = n.div_ceil(16).div_ceil(ROW_VECS) * ROW_VECS;
     let mut rows = Rows {
         n,
         d,
-        dp,
-        packed: vec![128u8; groups * 16 * dp],
+        dp: 0,
+        packed: Vec::new(),
         scale: vec![0.0; groups * 16],
         off32: vec![0.0; groups * 16],
         off64: vec![0.0; groups * 16],
-        err: vec![0.0; groups * 16],
-        tnorm: vec![0.0; groups * 16],
-        emax: 0.0,
-        tmax: 0.0,
+        bounds: vec![[0.0; 4]; groups * 16],
+        bmax: [0.0; 4],
         cmax: 0.0,
         pmax: 0.0,
+        r: d,
+        basis: Vec::new(),
+        basis_t: Vec::new(),
+        gamma: 0.0,
         norm: Vec::new(),
         mean: Vec::new(),
         g: 1.0,
@@ -246,22 +415,29 @@ fn prepare(data: &[f32], n: usize, d: usize, metric: Metric) -> Rows {
             rows.g = pow2_scale(max * (1.0 + REL));
         }
     }
-    let mut packed = std::mem::take(&mut rows.packed);
+    let (r, basis, gamma) = choose_basis(&rows, data);
+    if !basis.is_empty() {
+        rows.basis_t = (0..d * r).map(|t| basis[(t % r) * d + t / r]).collect();
+    }
+    (rows.r, rows.basis, rows.gamma) = (r, basis, gamma);
+    let dp = r.div_ceil(4) * 4;
+    rows.dp = dp;
+    let mut packed = vec![128u8; groups * 16 * dp];
     let mut scale = std::mem::take(&mut rows.scale);
     let mut off32 = std::mem::take(&mut rows.off32);
     let mut off64 = std::mem::take(&mut rows.off64);
-    let mut err = std::mem::take(&mut rows.err);
-    let mut tnorm = std::mem::take(&mut rows.tnorm);
+    let mut bounds = std::mem::take(&mut rows.bounds);
     let pmax = packed
         .par_chunks_mut(16 * dp)
         .zip(scale.par_chunks_mut(16))
         .zip(off32.par_chunks_mut(16))
         .zip(off64.par_chunks_mut(16))
-        .zip(err.par_chunks_mut(16))
-        .zip(tnorm.par_chunks_mut(16))
+        .zip(bounds.par_chunks_mut(16))
         .enumerate()
-        .map(|(gi, (((((pk, sc), o32), o64), er), tn))| {
+        .map(|(gi, ((((pk, sc), o32), o64), bd))| {
             let mut v = vec![0f64; d];
+            let mut a = vec![0f64; d];
+            let mut res = vec![0f64; d];
             let mut codes = vec![0i8; dp];
             let mut pmax = 0f64;
             for l in 0..16 {
@@ -270,12 +446,17 @@ fn prepare(data: &[f32], n: usize, d: usize, metric: Metric) -> Rows {
                     break;
                 }
                 rows.vector(data, i, &mut v);
-                let (s, e, t) = quantize(&v, &mut codes);
+                let (sigma, rho) = rows.project(&v, &mut a, &mut res);
+                let (s, e, t) = quantize(&a[..r], &mut codes);
                 let p2: f64 = v.iter().map(|x| x * x).sum();
                 pmax = pmax.max(p2.sqrt());
                 sc[l] = s;
-                er[l] = f32_at_least(e * (1.0 + REL));
-                tn[l] = f32_at_least(t * (1.0 + REL));
+                bd[l] = [
+                    f32_at_least(e * (1.0 + REL)),
+                    f32_at_least(t * (1.0 + REL)),
+                    f32_at_least(rho),
+                    f32_at_least(sigma),
+                ];
                 if metric == Metric::Euclidean {
                     o64[l] = -p2;
                     o32[l] = -p2 as f32;
@@ -289,16 +470,18 @@ fn prepare(data: &[f32], n: usize, d: usize, metric: Metric) -> Rows {
             pmax
         })
         .reduce(|| 0.0, f64::max);
-    rows.emax = err.iter().fold(0.0f64, |m, &x| m.max(f64::from(x)));
-    rows.tmax = tnorm.iter().fold(0.0f64, |m, &x| m.max(f64::from(x)));
+    for b in &bounds {
+        for (m, &x) in rows.bmax.iter_mut().zip(b) {
+            *m = m.max(f64::from(x));
+        }
+    }
     rows.cmax = off64.iter().fold(0.0f64, |m, &x| m.max(x.abs())) * (1.0 + REL);
     rows.pmax = pmax * (1.0 + REL);
     rows.packed = packed;
     rows.scale = scale;
     rows.off32 = off32;
     rows.off64 = off64;
-    rows.err = err;
-    rows.tnorm = tnorm;
+    rows.bounds = bounds;
     rows
 }
 
@@ -308,9 +491,11 @@ struct Query {
     /// Row index (`usize::MAX` for a padding slot).
     row: usize,
     sq: f64,
-    /// `|v_q|`, `|e_q|` (inflated).
+    /// `|b_q|` (`b_q = W v_q`, or `v_q` without a basis), `|e_q|` (its
+    /// quantization residual), `|u_q| = |v_q - W^T b_q|` (inflated).
     vn: f64,
     eq: f64,
+    un: f64,
     /// The `f64` rounding slack of one key, in score units.
     eta: f64,
     /// The largest error bound of this query against any row, plus slack.
@@ -328,6 +513,7 @@ impl Query {
             sq: 0.0,
             vn: 0.0,
             eq: 0.0,
+            un: 0.0,
             eta: 0.0,
             emax: 0.0,
             eps_v: 0.0,
@@ -472,6 +658,9 @@ fn prepare_queries(rows: &Rows, data: &[f32], block: &[usize]) -> (Vec<Query>, V
     let mut codes = vec![0i8; slots * dp];
     let mut init = vec![0i32; slots];
     let mut v = vec![0f64; d];
+    let mut b = vec![0f64; d];
+    let mut res = vec![0f64; d];
+    let r = rows.r;
     for (t, &q) in block.iter().enumerate() {
         rows.vector(data, q, &mut v);
         if rows.metric == Metric::Euclidean {
@@ -479,9 +668,11 @@ fn prepare_queries(rows: &Rows, data: &[f32], block: &[usize]) -> (Vec<Query>, V
                 *x *= 2.0;
             }
         }
+        let (un, _) = rows.project(&v, &mut b, &mut res);
         let c = &mut codes[t * dp..(t + 1) * dp];
-        let (s, e, tn) = quantize(&v, c);
-        let vn = v.iter().map(|x| x * x).sum::<f64>().sqrt() * (1.0 + REL);
+        let (s, e, tn) = quantize(&b[..r], c);
+        let full = v.iter().map(|x| x * x).sum::<f64>().sqrt() * (1.0 + REL);
+        let vn = b[..r].iter().map(|x| x * x).sum::<f64>().sqrt() * (1.0 + REL);
         let eq = e * (1.0 + REL);
         let tq = tn * (1.0 + REL);
         init[t] = -128 * c.iter().map(|&x| i32::from(x)).sum::<i32>();
@@ -489,23 +680,31 @@ fn prepare_queries(rows: &Rows, data: &[f32], block: &[usize]) -> (Vec<Query>, V
         // |s(q, j)| and the key's size, in score units
         let size = match rows.metric {
             Metric::Cosine => 1.0,
-            Metric::Dot => vn * rows.pmax,
-            Metric::Euclidean => (vn / 2.0 + rows.pmax).powi(2),
+            Metric::Dot => full * rows.pmax,
+            Metric::Euclidean => (full / 2.0 + rows.pmax).powi(2),
         };
-        let eta = (d as f64 + 16.0) * U50 * size + f64::MIN_POSITIVE;
-        let emax = (vn * rows.emax + eq * rows.tmax) * (1.0 + REL)
-            + U50 * (vn * rows.pmax + rows.cmax + tq * rows.tmax);
+        // the rounding of b = W v, against any row (|a_j| <= |p_j| <= pmax)
+        let delta = if rows.basis.is_empty() {
+            0.0
+        } else {
+            (r as f64).sqrt() * (d as f64 + 16.0) * U50 * full * rows.pmax * 1.5
+        };
+        let eta = (d as f64 + 16.0) * U50 * size + delta + f64::MIN_POSITIVE;
+        let [em, tm, rm, sm] = rows.bmax;
+        let emax = (vn * em + eq * tm + vn * rm + un * sm) * (1.0 + REL)
+            + U50 * (full * rows.pmax + rows.cmax + tq * tm);
         let exhaustive = sq.is_nan() || sq < 2f64.powi(-100);
         let vmax = if exhaustive {
             0.0
         } else {
-            (tq * rows.tmax + rows.cmax) / sq
+            (tq * tm + rows.cmax) / sq
         };
         info[t] = Query {
             row: q,
             sq,
             vn,
             eq,
+            un,
             eta,
             emax,
             eps_v: vmax / 1_048_576.0,
@@ -632,7 +831,8 @@ fn on_hits(
             let dotp = q.sq * f64::from(rows.scale[j]) * f64::from(acc[b][l]);
             let c = rows.off64[j];
             let approx = dotp + c;
-            let e = (q.vn * f64::from(rows.err[j]) + q.eq * f64::from(rows.tnorm[j])) * (1.0 + REL)
+            let [ej, tj, rj, sj] = rows.bounds[j].map(f64::from);
+            let e = (q.vn * (ej + rj) + q.eq * tj + q.un * sj) * (1.0 + REL)
                 + U50 * (dotp.abs() + c.abs())
                 + q.eta;
             if kept[slot].push(approx - e, approx + e, j as u32) {
@@ -836,6 +1036,34 @@ mod tests {
     }
 
     #[test]
+    fn projected_screen_where_the_residuals_decide() {
+        // 4 latent directions in 32 dimensions plus noise holding about 0.6%
+        // of the energy: the screen uses 4 dimensions, and the neighbors'
+        // order depends on the residual dimensions
+        let (n, d) = (4000, 32);
+        let mut rng = ChaCha8Rng::seed_from_u64(14);
+        let w: Vec<f32> = (0..4 * d).map(|_| rng.random::<f32>() - 0.5).collect();
+        let mut data = vec![0f32; n * d];
+        for i in 0..n {
+            let z: [f32; 4] = std::array::from_fn(|_| rng.random::<f32>() - 0.5);
+            for c in 0..d {
+                let noise = (rng.random::<f32>() - 0.5) * 0.04;
+                data[i * d + c] = (0..4).map(|t| z[t] * w[t * d + c]).sum::<f32>() + noise;
+            }
+        }
+        let qs = sample(n, 150, 15);
+        for metric in METRICS {
+            let rows = prepare(&data, n, d, metric);
+            assert_eq!(rows.r, 4, "{metric:?}");
+            assert!(
+                rows.bmax[3] > 1e-3,
+                "{metric:?}: the residuals are not negligible"
+            );
+            agree(&data, n, d, &qs, 10, metric);
+        }
+    }
+
+    #[test]
     fn exact_ties_duplicates_and_zero_rows() {
         // small integers: exact ties everywhere; duplicated and zero rows
         let (n, d) = (900, 5);
@@ -917,6 +1145,30 @@ mod tests {
         for metric in METRICS {
             agree(&shifted, n, d, &qs, 5, metric);
             agree(&mixed, n, d, &qs, 5, metric);
+        }
+    }
+
+    #[test]
+    fn a_basis_only_where_few_directions_hold_the_energy() {
+        let (n, d) = (2000, 24);
+        let mut rng = ChaCha8Rng::seed_from_u64(12);
+        let w: Vec<f32> = (0..3 * d).map(|_| rng.random::<f32>() - 0.5).collect();
+        let mut low = vec![0f32; n * d];
+        for i in 0..n {
+            let z: [f32; 3] = std::array::from_fn(|_| rng.random::<f32>() - 0.5);
+            for c in 0..d {
+                low[i * d + c] = z[0] * w[c] + z[1] * w[d + c] + z[2] * w[2 * d + c];
+            }
+        }
+        let flat = random(n, d, 13);
+        for metric in METRICS {
+            let rows = prepare(&low, n, d, metric);
+            // euclidean centres the rows: still 3 directions
+            assert_eq!((rows.r, rows.dp), (4, 4), "{metric:?}");
+            assert!(rows.gamma < 1e-9);
+            assert!(rows.bmax[3] < 1e-4, "{metric:?} residual {}", rows.bmax[3]);
+            let rows = prepare(&flat, n, d, metric);
+            assert_eq!((rows.r, rows.basis.len()), (d, 0), "{metric:?}");
         }
     }
 

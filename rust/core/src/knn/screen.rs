@@ -89,7 +89,12 @@ pub fn cpu_supported() -> bool {
 /// Whether a query-subset search of dimension `d` takes the screened path:
 /// the CPU supports it, `d <= MAX_D`, and [`SCREEN_ENV`] is not `0`.
 pub fn enabled(d: usize) -> bool {
-    let off = std::env::var(SCREEN_ENV).is_ok_and(|v| v.trim() == "0");
+    enabled_with(std::env::var(SCREEN_ENV).ok().as_deref(), d)
+}
+
+/// [`enabled`] for the value `var` of [`SCREEN_ENV`].
+fn enabled_with(var: Option<&str>, d: usize) -> bool {
+    let off = var.is_some_and(|v| v.trim() == "0");
     !off && d <= MAX_D && cpu_supported()
 }
 
@@ -1195,14 +1200,11 @@ mod tests {
 
     #[test]
     fn the_env_variable_turns_it_off() {
-        // read at every call; the variable is only set in this test
-        if cpu_supported() {
-            assert!(enabled(64));
-            assert!(!enabled(MAX_D + 1));
-        }
-        std::env::set_var(SCREEN_ENV, "0");
-        let off = enabled(64);
-        std::env::remove_var(SCREEN_ENV);
-        assert!(!off);
+        // the rule, without setting the variable (other tests read it)
+        assert!(!enabled_with(Some("0"), 64));
+        assert!(!enabled_with(Some(" 0 "), 64));
+        assert_eq!(enabled_with(None, 64), cpu_supported());
+        assert_eq!(enabled_with(Some("1"), 64), cpu_supported());
+        assert!(!enabled_with(None, MAX_D + 1));
     }
 }

@@ -12,6 +12,8 @@ __all__ = [
     "csr_matvec",
     "csr_transpose",
     "knn",
+    "knn_screen_candidates",
+    "knn_screened",
     "max_threads",
     "tie_expectation",
     "tie_overlap",

@@ -17,7 +17,12 @@ memory is that size's):
   and the inputs' size (2 n d float32);
 - each run's CPU time (user + system, all threads) beside its wall time, and
   the load average: on a shared machine the wall time of a 2-thread run is
-  at least half its CPU time, and more when other processes compete.
+  at least half its CPU time, and more when other processes compete;
+- ``search``: the exact k-NN of the 10,000 queries in space A alone (what
+  ``sample=`` runs per side), int8-screened (AVX-512 VNNI, when the CPU has
+  it) beside the float32 search (``EMBSPACE_KNN_SCREEN=0``, up to
+  ``--plain-up-to`` entities), whether both give the same table, and the
+  rows each query re-ranked exactly (the screen's candidates).
 
 Growth exponents are the least-squares slopes of log time against log n.
 The Embeddings are built before the clock starts (their construction time is
@@ -80,7 +85,41 @@ def needed_m(stdev: float, n: int, half: float = TARGET_HALF_WIDTH) -> int:
     return min(n, math.ceil(1.0 / inv))
 
 
-def child(n: int, exact: bool) -> dict:
+def search(a: np.ndarray, n: int, plain: bool) -> dict:
+    """Screened vs float32 k-NN of TARGET_M queries of ``a`` (table_width columns)."""
+    from embspace import _core
+    from embspace.measures.neighborhood import table_width
+    from embspace.neighbors import knn
+
+    m = min(TARGET_M, n)
+    rows = np.sort(np.random.default_rng(0).choice(n, m, replace=False))
+    w = table_width(K, n)
+    out: dict = {"m": m, "width": w, "screened_path": _core.knn_screened(a.shape[1])}
+    runs = {}
+    for name, flag in (("screened", "1"), ("plain", "0")):
+        if name == "plain" and not plain:
+            continue
+        os.environ["EMBSPACE_KNN_SCREEN"] = flag
+        t0, c0 = time.perf_counter(), _cpu_s()
+        runs[name] = knn(a, w, queries=rows, num_threads=THREADS)
+        out[f"{name}_s"], out[f"{name}_cpu_s"] = time.perf_counter() - t0, _cpu_s() - c0
+        out[f"{name}_load"] = os.getloadavg()
+    os.environ.pop("EMBSPACE_KNN_SCREEN", None)
+    if "plain" in runs:
+        (ds, i_s), (dp, ip) = runs["screened"], runs["plain"]
+        out["identical"] = bool(np.array_equal(i_s, ip) and np.array_equal(ds, dp))
+    if out["screened_path"]:
+        counts = _core.knn_screen_candidates(a, w, "cosine", rows.astype(np.int64), THREADS)
+        out["candidates"] = {
+            "mean": float(counts.mean()),
+            "median": float(np.median(counts)),
+            "p99": float(np.percentile(counts, 99)),
+            "max": int(counts.max()),
+        }
+    return out
+
+
+def child(n: int, exact: bool, plain_up_to: int = 1_000_000) -> dict:
     import embspace as es
 
     limit_threads(THREADS)
@@ -120,6 +159,7 @@ def child(n: int, exact: bool) -> dict:
             "m_for_half_width_0.01": needed_m(stdev, n),
         }
     out["peak_rss_sampled_gib"] = _rss_gib()
+    out["search"] = search(a.vectors, n, n <= plain_up_to)
     if exact:
         t0, c0 = time.perf_counter(), _cpu_s()
         c = es.compare(a, b, ["neighbors"], sample=0, num_threads=THREADS)
@@ -147,11 +187,17 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--full", action="store_true", help="n = 100k, 300k, 1M, 10M (minutes)")
     parser.add_argument("--sizes", type=int, nargs="+", help="entity counts to run")
     parser.add_argument("--exact-up-to", type=int, help="exact compare up to this n")
+    parser.add_argument(
+        "--plain-up-to",
+        type=int,
+        default=1_000_000,
+        help="time the float32 query search beside the screened one up to this n",
+    )
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--exact", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        print(json.dumps(child(args.child, args.exact)))
+        print(json.dumps(child(args.child, args.exact, args.plain_up_to)))
         return 0
     if args.quick:
         sizes, exact_up_to = [20_000, 50_000], 50_000
@@ -168,6 +214,7 @@ def main(argv: list[str]) -> int:
         cmd = [sys.executable, __file__, "--child", str(n)] + (
             ["--exact"] if n <= exact_up_to else []
         )
+        cmd += ["--plain-up-to", str(args.plain_up_to)]
         t0 = time.perf_counter()
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if proc.returncode != 0:  # e.g. out of memory: say so, go on with the others
@@ -197,6 +244,10 @@ def main(argv: list[str]) -> int:
                 "exact s": r.get("exact", {}).get("time_s", float("nan")),
                 "exact": r.get("exact", {}).get("score", float("nan")),
                 "covers": s.get("covers_exact", ""),
+                "search s": r["search"].get("screened_s", float("nan")),
+                "f32 search s": r["search"].get("plain_s", float("nan")),
+                "same": r["search"].get("identical", ""),
+                "cands": r["search"].get("candidates", {}).get("mean", float("nan")),
                 "dense s": r["dense_s"],
                 "peak GiB": r["peak_rss_gib"],
                 "load": r["load_average_end"][1],

@@ -12,6 +12,8 @@ __all__ = [
     "csr_matvec",
     "csr_transpose",
     "knn",
+    "knn_screen_candidates",
+    "knn_screened",
     "max_threads",
     "tie_expectation",
     "tie_overlap",
@@ -78,6 +80,14 @@ def knn(
     queries: npt.NDArray[np.int64] | None = None,
     num_threads: int = 0,
 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]: ...
+def knn_screened(d: int) -> bool: ...
+def knn_screen_candidates(
+    data: npt.NDArray[np.float32],
+    k: int,
+    metric: str = "cosine",
+    queries: npt.NDArray[np.int64] | None = None,
+    num_threads: int = 0,
+) -> npt.NDArray[np.uint64]: ...
 def tie_overlap(
     a: npt.NDArray[np.float32],
     b: npt.NDArray[np.float32],

@@ -21,6 +21,17 @@ dot        ``-(a . b)`` (negative inner product)        ``a . b``
 
 Neighbors are exact: each query is excluded by index, ties go to the lower
 index, and the order is that of a float64 brute force.
+
+A subset of queries (``queries=``, as :func:`embspace.measures.sampled_overlap`
+and ``compare(..., sample=m)`` search) runs, on CPUs with AVX-512 VNNI, an
+int8-screened search: int8 products (in the principal directions of the rows
+when a few of them hold all but 1% of the energy) with rigorous per-pair error
+bounds rule out the rows that cannot be among the k nearest, and the rest are
+ranked by the same float64 keys, so the answer is identical, bit for bit, to
+the float32 search's (``rust/core/src/knn/screen.rs``; 3 to 4 times less CPU
+time at d = 64 in ``benches/bench_sampling.py``). ``EMBSPACE_KNN_SCREEN=0`` in the environment (read at each
+call) forces the float32 search; ``embspace._core.knn_screened(d)`` says which
+path runs.
 """
 
 from __future__ import annotations

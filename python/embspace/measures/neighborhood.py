@@ -647,8 +647,9 @@ def sampled_overlap(
     :data:`SCAN_BLOCK_ROWS`. ``tables``: the queries' exact k-NN index tables
     (m x K each, K > k) when the caller has them.
 
-    Cost: O(m n d) for the two searches (float32 products in blocks with a
-    running top-K, on ``num_threads`` threads), O(n d) per side for the norms,
+    Cost: O(m n d) for the two searches (int8-screened products with exact
+    re-ranking on CPUs with AVX-512 VNNI, float32 products otherwise; see
+    :mod:`embspace.neighbors`; a running top-K, on ``num_threads`` threads), O(n d) per side for the norms,
     plus O(n d) per tied query (64 queries per scan). Memory: the float32
     vectors, the search's prepared copy of one side at a time, O(m K) tables
     and float64 blocks of :data:`SCAN_BLOCK_ROWS` rows.

@@ -41,6 +41,45 @@ use rayon::prelude::*;
 use crate::error::{Error, Result};
 use crate::parallel::{never_cancelled, with_threads, Cancel};
 
+mod screen;
+pub use screen::{cpu_supported as screen_supported, SCREEN_ENV};
+
+/// Whether a search of the rows `queries` (a subset, not the full table) of
+/// `d`-dimensional data takes the int8-screened path (module `screen`: AVX-512
+/// VNNI products with rigorous error bounds, then the same exact re-ranking;
+/// the result is identical). False on CPUs without AVX-512 VNNI, for
+/// `d > 4096`, and when the environment variable [`SCREEN_ENV`]
+/// (`EMBSPACE_KNN_SCREEN`) is `0`; the `f32` search runs then.
+pub fn screened(d: usize) -> bool {
+    screen::enabled(d)
+}
+
+/// Diagnostics of the screened search: the number of rows each query of
+/// `queries` re-ranked exactly (at least `k`; the rest were ruled out by the
+/// int8 bounds). Same arguments and errors as [`knn`]; an error too where
+/// [`screen::cpu_supported`] is false (no AVX-512 VNNI).
+pub fn screen_candidates(
+    data: &[f32],
+    n: usize,
+    d: usize,
+    queries: &[usize],
+    k: usize,
+    metric: Metric,
+    num_threads: usize,
+) -> Result<Vec<u64>> {
+    validate(data, n, d, Some(queries), k)?;
+    if !screen::cpu_supported() || d > screen::MAX_D {
+        return Err(Error::InvalidParameter(
+            "the screened k-NN needs AVX-512 VNNI and d <= 4096".into(),
+        ));
+    }
+    let cancel = Cancel::new();
+    let out = with_threads(num_threads, || {
+        screen::run_counted(data, n, d, queries, k, metric, &cancel)
+    })?;
+    Ok(out.map(|(_, _, c)| c).unwrap_or_default())
+}
+
 /// The metric of a neighbor table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Metric {
@@ -91,6 +130,9 @@ const U32: f64 = 1.0 / 16_777_216.0;
 /// values, query indices outside `[0, n)`, `num_threads` above
 /// [`crate::parallel::max_threads`], and distances too large for `f32` (only
 /// with values beyond about 1e19).
+///
+/// A query subset (`Some`) is searched by int8 screening where the CPU has
+/// AVX-512 VNNI (see [`screened`]), with the same result.
 pub fn knn(
     data: &[f32],
     n: usize,
@@ -127,6 +169,7 @@ pub fn knn_cancellable(
     cancel: &Cancel,
 ) -> Result<Option<(Vec<f32>, Vec<i64>)>> {
     validate(data, n, d, queries, k)?;
+    let screen = queries.is_some() && screened(d);
     let all: Vec<usize>;
     let queries = match queries {
         Some(q) => q,
@@ -135,8 +178,13 @@ pub fn knn_cancellable(
             &all
         }
     };
-    let Some((dist, idx)) =
-        with_threads(num_threads, || run(data, n, d, queries, k, metric, cancel))?
+    let Some((dist, idx)) = with_threads(num_threads, || {
+        if screen {
+            screen::run(data, n, d, queries, k, metric, cancel)
+        } else {
+            run(data, n, d, queries, k, metric, cancel)
+        }
+    })?
     else {
         return Ok(None);
     };

@@ -144,7 +144,8 @@ def test_sweep_fills_the_table_and_chart_then_reruns_from_the_cache(tiny):
         for value, label in zip(VALUES, ("0 (ref)", "0.1", "1"), strict=True):
             for measure in MEASURES:
                 row = table[(table["value"] == value) & (table["measure"] == measure)].iloc[0]
-                want = f"{row['similarity']:.3f} (floor {row['noise_floor']:.3f})"
+                # the value's own floor, what its test reads it against
+                want = f"{row['similarity']:.3f} (floor {row['floor']:.3f})"
                 assert cell(grid, label, measure) == want
         # the reference row compares reference runs of distinct seeds (cross
         # pairing): it is its own noise floor in every measure

@@ -41,6 +41,7 @@ def test_similarity_grid_rows_are_values_and_cells_fill_as_results_arrive():
             (0.5, "neighbors", "svd", 0.2, 0.61),
         ]
     )
+    table["floor"] = table["noise_floor"]
     rows = grid.similarity_grid(table, [0.0, 0.5, 2.0], ["neighbors", "cca"], reference=0.0)
     assert [r.label for r in rows] == ["0 (ref)", "0.5", "2"]
     assert rows[0].cells == ("1.000 (floor 0.610)", "1.000 (floor 0.970)")
@@ -54,8 +55,24 @@ def test_similarity_grid_rows_are_values_and_cells_fill_as_results_arrive():
     assert [r.cells for r in empty] == [("…",), ("…",)]
 
 
+def test_similarity_grid_shows_each_values_own_floor():
+    # a table with the value's own floor (``floor``) beside the reference's
+    # (``noise_floor``): the cell shows the own floor, its test's yardstick
+    table = _table(
+        [
+            (0.0, "cka", "reference", 0.95, 0.95),
+            (1.0, "cka", "reference", 0.70, 0.95),
+        ]
+    )
+    table["floor"] = [0.95, 0.72]
+    rows = grid.similarity_grid(table, [0.0, 1.0], ["cka"], reference=0.0)
+    assert [r.cells for r in rows] == [("0.950 (floor 0.950)",), ("0.700 (floor 0.720)",)]
+    series = grid.chart_series(table, [0.0, 1.0], ["cka"], reference=0.0)
+    assert series.floors["cka"] == (0.95, 0.72)
+
+
 def test_similarity_grid_matches_int_and_float_values():
-    table = _table([(1, "cka", "reference", 0.9, float("nan"))])
+    table = _table([(1, "cka", "reference", 0.9, 0.8)])
     rows = grid.similarity_grid(table, [1.0, 2.0], ["cka"])
     assert rows[0].cells == ("0.900",)
 

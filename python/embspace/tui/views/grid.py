@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from ...faces.values import format_value, same_value
@@ -14,13 +15,13 @@ from ...faces.values import format_value, same_value
 __all__ = ["ChartSeries", "GridRow", "chart_series", "format_cell", "similarity_grid"]
 
 
-def format_cell(similarity: float, noise_floor: float | None = None) -> str:
+def format_cell(similarity: float, floor: float | None = None) -> str:
     """``"0.873 (floor 0.950)"``; the floor is left out when unknown (one seed)."""
     if similarity is None or not math.isfinite(similarity):
         return "—"
-    if noise_floor is None or not math.isfinite(noise_floor):
+    if floor is None or not math.isfinite(floor):
         return f"{similarity:.3f}"
-    return f"{similarity:.3f} (floor {noise_floor:.3f})"
+    return f"{similarity:.3f} (floor {floor:.3f})"
 
 
 @dataclass(frozen=True)
@@ -36,14 +37,18 @@ class GridRow:
 def _cells(
     table: pd.DataFrame, values: Sequence[Any], against: str
 ) -> dict[tuple[int, str], tuple[float, float]]:
-    """(index in ``values``, measure) -> (similarity, noise floor) of the
-    ``against`` rows of a :attr:`Sweep.table`."""
+    """(index in ``values``, measure) -> (similarity, floor) of the ``against``
+    rows of a :attr:`Sweep.table`. The floor is the value's own (the ``floor``
+    column: the similarity of its runs between seeds, what its test reads the
+    similarity against; NaN without that column: the reference value's floor,
+    ``noise_floor``, is not the value's and is never shown as its floor)."""
     out: dict[tuple[int, str], tuple[float, float]] = {}
     if not len(table):
         return out
     rows = table[table["against"] == against]
+    floors = rows["floor"] if "floor" in rows.columns else np.full(len(rows), np.nan)
     for value, measure, sim, floor in zip(
-        rows["value"], rows["measure"], rows["similarity"], rows["noise_floor"], strict=True
+        rows["value"], rows["measure"], rows["similarity"], floors, strict=True
     ):
         for i, v in enumerate(values):
             if same_value(v, value):
@@ -62,7 +67,7 @@ def similarity_grid(
 ) -> list[GridRow]:
     """Rows = ``values`` (every one, finished or not), columns = ``measures``;
     each cell formats the ``similarity`` of that (value, measure) in ``table``
-    (a :attr:`Sweep.table`) for the ``against`` group, with its noise floor,
+    (a :attr:`Sweep.table`) for the ``against`` group, with the value's own floor,
     or ``"…"`` while it is not computed yet. The reference value's label is
     marked ``(ref)``."""
     cells = _cells(table, values, against)
@@ -124,25 +129,10 @@ def chart_series(
         )
         for m in measures
     }
-    own = _own_floors(table, values, against)
-    floors = {m: tuple(own.get((i, m), float("nan")) for i in range(len(values))) for m in measures}
+    floors = {
+        m: tuple(cells[(i, m)][1] if (i, m) in cells else float("nan") for i in range(len(values)))
+        for m in measures
+    }
     return ChartSeries(
         x=x, labels=tuple(labels), series=series, categorical=categorical, floors=floors
     )
-
-
-def _own_floors(
-    table: pd.DataFrame, values: Sequence[Any], against: str
-) -> dict[tuple[int, str], float]:
-    """(index in ``values``, measure) -> the value's own floor (the ``floor``
-    column) in the ``against`` rows; empty when the table has no such column."""
-    out: dict[tuple[int, str], float] = {}
-    if not len(table) or "floor" not in table.columns:
-        return out
-    rows = table[table["against"] == against]
-    for value, measure, floor in zip(rows["value"], rows["measure"], rows["floor"], strict=True):
-        for i, v in enumerate(values):
-            if same_value(v, value):
-                out.setdefault((i, str(measure)), float(floor))
-                break
-    return out

@@ -66,6 +66,9 @@ def test_the_word_embeddings_example_runs(
     html = (tmp_path / "out" / "sweep_window.html").read_text(encoding="utf-8")
     assert sweep.ratings.fingerprint in html and "n_tokens" in html
     assert str(sweep.changes(6)["key"].iloc[0]) in html
+    # a word's count is its occurrences in the corpus, and the report says so
+    assert 'data-key="n_ratings" data-type="num" tabindex="0" role="button">occurrences' in html
+    assert "occurrences per entity" in html and " ratings · similarity" not in html
     # every run against itself: 1 on the measures that are not neighbor-based
     for value in (2, 6):
         for seed in sweep.seeds:

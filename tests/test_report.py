@@ -248,6 +248,10 @@ def test_the_neighbors_shown_are_the_runs_cosine_neighbors(swept: Sweep, report_
 
 
 def test_the_provenance_is_complete(swept: Sweep, ratings, report_path: Path) -> None:
+    html = report_path.read_text(encoding="utf-8")
+    # a ratings table's popularity is counted in ratings (a corpus's in occurrences)
+    assert 'data-key="n_ratings" data-type="num" tabindex="0" role="button">ratings' in html
+    assert "ratings per entity" in html and "occurrences" not in html
     text = report_path.read_text(encoding="utf-8")
     prov = _section(text, 'id="provenance"', "</body>")
     assert ratings.fingerprint in prov

@@ -92,6 +92,14 @@ class ReportData:
     provenance: dict[str, Any] = field(default_factory=dict)
 
 
+def count_noun(data: ReportData) -> str:
+    """What an entity's ``n_ratings`` counts: ``"ratings"`` for a ratings
+    table, ``"occurrences"`` for a token corpus (its provenance's dataset
+    has ``n_tokens``; a word's count is how often it occurs)."""
+    dataset = data.provenance.get("dataset") or {}
+    return "occurrences" if "n_tokens" in dataset else "ratings"
+
+
 def value_label(v: Any) -> str:
     """A parameter value as the report prints it: floats by ``:g``, anything
     else by ``str`` (the faces' and the plots' format)."""
@@ -406,12 +414,13 @@ def _changes_figures(data: ReportData, measure: str) -> list[tuple[str, Any]]:
     labels = [value_label(v) for v in cfg["values"]]
     ch_labels = ch["value"].map(value_label)
     present = [label for label in labels if (ch_labels == label).any()]
+    noun = count_noun(data)
     edges = np.linspace(0.0, 1.0, 21)
     hist = go.Figure()
     pop = go.Figure()
 
     def by_popularity(nr: np.ndarray, s: np.ndarray) -> tuple[list[float], list[float], list[int]]:
-        """Median ratings, mean of ``s`` and size of each bin [2^b, 2^(b+1)) of ratings."""
+        """Median count, mean of ``s`` and size of each bin [2^b, 2^(b+1)) of counts."""
         ok = np.isfinite(s) & np.isfinite(nr)
         b = np.floor(np.log2(np.maximum(nr[ok], 1.0))).astype(np.int64)
         xs, ys, ns = [], [], []
@@ -457,7 +466,7 @@ def _changes_figures(data: ReportData, measure: str) -> list[tuple[str, Any]]:
                 mode="lines+markers",
                 name=f"{param}={label}",
                 line={"color": color},
-                hovertemplate=f"{param}={label}<br>median ratings %{{x:.0f}} "
+                hovertemplate=f"{param}={label}<br>median {noun} %{{x:.0f}} "
                 "(%{customdata} entities): mean similarity %{y:.3f}<extra></extra>",
             )
         )
@@ -474,7 +483,7 @@ def _changes_figures(data: ReportData, measure: str) -> list[tuple[str, Any]]:
                 mode="lines+markers",
                 name=f"floor: {param}={value_label(cfg['reference'])} reseeded",
                 line={"color": "#333", "dash": "dash"},
-                hovertemplate="floor<br>median ratings %{x:.0f} (%{customdata} entities): "
+                hovertemplate=f"floor<br>median {noun} %{{x:.0f}} (%{{customdata}} entities): "
                 "mean similarity %{y:.3f}<extra></extra>",
             )
         )
@@ -514,7 +523,7 @@ def _changes_figures(data: ReportData, measure: str) -> list[tuple[str, Any]]:
         title={"text": "Per-entity similarity by popularity", "font": {"size": 14}},
         xaxis={
             "type": "log",
-            "title": "ratings per entity (median of each bin [2^b, 2^(b+1)), log scale)",
+            "title": f"{noun} per entity (median of each bin [2^b, 2^(b+1)), log scale)",
         },
         yaxis_title="mean per-entity similarity",
     )
@@ -596,7 +605,7 @@ def _changes_html(data: ReportData, measure: str) -> str:
     n_seeds = len(cfg["seeds"])
     header = [
         ("title", "entity", "text"),
-        ("n_ratings", "ratings", "num"),
+        ("n_ratings", count_noun(data), "num"),
         ("similarity", "similarity", "num"),
         ("floor", "floor", "num"),
         ("delta", "similarity − floor", "num"),
@@ -616,7 +625,7 @@ neighborhood ({_e(measure)}, k = {_e(cfg.get("k", "?"))}) from the reference's:
 similarity between runs of distinct seeds of the value and of the reference (what re-seeding
 alone does), <b>p_value</b> a per-entity permutation test of the run labels, <b>q_value</b>
 Benjamini-Hochberg across entities, <b>changed</b>: q_value ≤ 0.05 (- without a test).
-<b>ratings</b> is the entity's number of ratings (its popularity). With {n_seeds} seed(s) the
+<b>{count_noun(data)}</b> is the entity's number of {count_noun(data)} (its popularity). With {n_seeds} seed(s) the
 per-entity test's smallest p-value is bounded by the seeds: few seeds cannot flag any entity.
 Click a column to sort; type to search the titles.</p>
 <div class="controls">
@@ -747,7 +756,7 @@ def _neighbors_html(data: ReportData) -> str:
                 return "<ol>" + "".join(lis) + "</ol>"
 
             stats = (
-                f"{int(it.get('n_ratings', 0))} ratings · similarity "
+                f"{int(it.get('n_ratings', 0))} {count_noun(data)} · similarity "
                 f"{_fixed(it.get('similarity'), 3)} · floor {_fixed(it.get('floor'), 3)} · "
                 f"{len(shared)} of {len(ref_titles)} neighbors shared"
             )

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import io
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -448,10 +449,20 @@ def test_changes_shows_sweep_changes_filters_exports_and_opens_an_entity(tiny, t
         assert len(rows) > 0 and all(counts[k] >= 30 for k in rows["key"])
         _same_rows(rows, want)
 
-        # the export writes the table shown beside the sweep's files
+        # the export writes the table shown beside the sweep's files, and its
+        # notice lists every file written
+        notices: list[str] = []
+        shown_notify = app.notify
+        app.notify = lambda message, **kw: notices.append(str(message))  # type: ignore[method-assign]
         app._export_to(tmp_path / "out")
         await settle(pilot)
         await app.workers.wait_for_complete()
+        await settle(pilot)
+        app.notify = shown_notify  # type: ignore[method-assign]
+        written = sorted(p.name for p in (tmp_path / "out").iterdir())
+        assert "changes.csv" in written and any(n.endswith("_changes.csv") for n in written)
+        assert len(notices) == 1
+        assert sorted(Path(line).name for line in notices[0].splitlines()) == written
         text = (tmp_path / "out" / "changes.csv").read_text()
         assert text.startswith("# w0=1 vs w0=0")
         exported = pd.read_csv(tmp_path / "out" / "changes.csv", comment="#")

@@ -572,7 +572,8 @@ class EmbspaceApp(App[None]):
             if changes is not None:
                 rows, what = changes
                 text = f"# {what}\n" + export_frame(rows).to_csv(index=False)
-                paths["changes"] = write_atomic(Path(folder) / "changes.csv", text.encode())
+                # beside (not instead of) the sweep's own <stem>_changes.csv
+                paths["changes_shown"] = write_atomic(Path(folder) / "changes.csv", text.encode())
         except Exception as exc:
             self.call_from_thread(self.report_error, exc, "Export failed")
             return

@@ -430,7 +430,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     measures = None if args.measures is None else parse_measures(args.measures)
     if args.report:
         _check_report_target(args.report)
-    ratings = _load(args.dataset, args)
+    ratings = _sweep_data(args)
     sweep = Sweep(
         ratings,
         estimator,
@@ -490,6 +490,44 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         for kind, path in paths.items():
             print(f"{kind:<10} {path}")
     return 0
+
+
+def _sweep_data(args: argparse.Namespace) -> Any:
+    """What the sweep trains on: the ratings of ``--dataset``, or for an
+    estimator that trains on a token corpus (gensim's) the ``--corpus`` file."""
+    from .faces.estimators import corpus_estimators, estimator_name, trains_on
+
+    name = estimator_name(args.estimator)
+    if trains_on(name) != "corpus":
+        if args.corpus is not None:
+            raise CliError(
+                f"--corpus is for the estimators that train on a token corpus "
+                f"({', '.join(corpus_estimators())}); {name} trains on ratings (--dataset)"
+            )
+        return _load(args.dataset, args)
+    from .trainers import TokenCorpus
+
+    if args.corpus is None:
+        raise CliError(
+            f"{name} trains on a token corpus: give --corpus FILE (text, one sentence per "
+            "line, tokens separated by spaces)"
+        )
+    if args.against_svd:
+        raise CliError("--against-svd needs ratings: a corpus has no matrix to factorize")
+    if args.entities != "items":
+        raise CliError(f"{name} embeds the corpus's words only: use --entities items")
+    if _minimums(args) != (1, 1):
+        raise CliError(
+            "--min-user-ratings and --min-item-ratings filter ratings: for a corpus, "
+            "use --set min_count=N (words seen fewer times are left out)"
+        )
+    corpus = TokenCorpus.from_file(args.corpus, lowercase=args.lowercase)
+    _note(
+        args,
+        f"corpus: {len(corpus):,} sentences, {corpus.n_tokens:,} tokens, "
+        f"{len(corpus.counts()):,} distinct words",
+    )
+    return corpus
 
 
 # ---------------------------------------------------------------------- report
@@ -971,6 +1009,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_measures(p)
     p.add_argument(
         "--entities", choices=("items", "users"), default="items", help="(default: items)"
+    )
+    p.add_argument(
+        "--corpus",
+        metavar="FILE",
+        help="for the estimators that train on text (gensim-word2vec, gensim-fasttext): a "
+        "UTF-8 file, one sentence per line, tokens separated by spaces (.gz read through "
+        "gzip); replaces --dataset",
+    )
+    p.add_argument(
+        "--lowercase", action="store_true", help="with --corpus: fold every token to lower case"
     )
     p.add_argument(
         "--against-svd",

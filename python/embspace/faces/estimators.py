@@ -29,17 +29,20 @@ __all__ = [
     "ESTIMATORS",
     "NOT_SWEPT",
     "check_sweep_param",
+    "corpus_estimators",
     "estimator_class",
     "estimator_defaults",
     "estimator_name",
     "make_estimator",
     "sweepable_params",
+    "trains_on",
 ]
 
 #: Estimator classes by name (or ``"module:Class"``, imported on first use):
 #: embspace's WALS and SVD, then the adapters of :mod:`embspace.trainers` that
-#: train on ratings (implicit's need ``pip install 'embspace[implicit]'``; the
-#: gensim ones train on a token corpus, which the faces do not load).
+#: train on ratings (implicit's need ``pip install 'embspace[implicit]'``), and
+#: gensim's, which train on a token corpus (``trains_on == "corpus"``: the CLI's
+#: ``sweep --corpus FILE``; ``pip install 'embspace[gensim]'``).
 ESTIMATORS: Registry[type | str] = Registry(
     "estimator",
     {
@@ -51,6 +54,8 @@ ESTIMATORS: Registry[type | str] = Registry(
         "sklearn-truncated-svd": "embspace.trainers:SklearnTruncatedSVD",
         "sklearn-nmf": "embspace.trainers:SklearnNMF",
         "sklearn-pca": "embspace.trainers:SklearnPCA",
+        "gensim-word2vec": "embspace.trainers:GensimWord2Vec",
+        "gensim-fasttext": "embspace.trainers:GensimFastText",
     },
 )
 
@@ -85,6 +90,17 @@ def estimator_class(name: str) -> type:
         module, _, attr = entry.partition(":")
         entry = getattr(import_module(module), attr)
     return entry
+
+
+def trains_on(name: str) -> str:
+    """What the estimator ``name`` trains on: ``"ratings"`` or ``"corpus"``
+    (its class's ``trains_on``; ratings for a class without one)."""
+    return str(getattr(estimator_class(name), "trains_on", "ratings"))
+
+
+def corpus_estimators() -> list[str]:
+    """The registered estimators that train on a token corpus."""
+    return [n for n in ESTIMATORS if trains_on(n) == "corpus"]
 
 
 def estimator_defaults(name: str) -> dict[str, Any]:

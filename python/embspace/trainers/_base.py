@@ -100,6 +100,9 @@ class Trainer(BaseEstimator):
     extra: ClassVar[str | None] = None
     #: The sides ``fit`` makes.
     sides: ClassVar[tuple[str, ...]] = SIDES
+    #: What ``fit`` trains on: ``"ratings"`` (a :class:`~embspace.Ratings`) or
+    #: ``"corpus"`` (a :class:`~embspace.trainers.TokenCorpus`).
+    trains_on: ClassVar[str] = "ratings"
 
     def code_identity(self) -> dict[str, Any]:
         """What identifies this trainer's code in a cache key (see

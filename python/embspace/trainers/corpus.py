@@ -12,13 +12,15 @@ tables and the check of ``k``.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
+import os
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from functools import cached_property
 from typing import Any
 
-from ..errors import InvalidParameterError
+from ..errors import DatasetFormatError, InvalidParameterError, MissingFileError
 
 __all__ = ["TokenCorpus", "as_corpus"]
 
@@ -56,6 +58,48 @@ class TokenCorpus:
         if not any(kept):
             raise InvalidParameterError("the corpus has no tokens")
         self.sentences: list[list[str]] = kept
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str], *, lowercase: bool = False) -> TokenCorpus:
+        """Read a text file: one sentence per line, tokens separated by white
+        space (``str.split()``: spaces, tabs, and the other Unicode spaces).
+
+        UTF-8 (a leading byte-order mark is dropped); a name ending in ``.gz``
+        is read through gzip. Blank lines are kept as empty sentences.
+        ``lowercase=True`` folds every token with ``str.lower``.
+
+        Raises
+        ------
+        MissingFileError
+            ``path`` does not exist.
+        DatasetFormatError
+            The file is not UTF-8 text (the line is named) or not gzip when
+            its name says so.
+        InvalidParameterError
+            The file has no tokens.
+        """
+        path = os.fspath(path)
+        if not os.path.isfile(path):
+            raise MissingFileError(f"no corpus file {path}")
+        opener: Any = gzip.open if path.endswith(".gz") else open
+        sentences: list[list[str]] = []
+        try:
+            with opener(path, "rb") as fh:
+                for number, raw in enumerate(fh, start=1):
+                    try:
+                        line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+                    except UnicodeDecodeError as exc:
+                        raise DatasetFormatError(
+                            f"{path}: line {number} is not UTF-8 text ({exc.reason} at byte "
+                            f"{exc.start})"
+                        ) from None
+                    tokens = line.split()
+                    sentences.append([t.lower() for t in tokens] if lowercase else tokens)
+        except (gzip.BadGzipFile, EOFError) as exc:
+            raise DatasetFormatError(f"{path}: not a complete gzip file ({exc})") from None
+        if not any(sentences):
+            raise InvalidParameterError(f"the corpus {path} has no tokens")
+        return cls(sentences)
 
     def __iter__(self) -> Iterator[list[str]]:
         return iter(self.sentences)

@@ -35,6 +35,7 @@ class _GensimTrainer(Trainer):
     package = "gensim"
     extra = "gensim"
     sides = ("items",)
+    trains_on = "corpus"
 
     def _model_class(self) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -28,7 +28,7 @@ from textual.widgets import (
 )
 from textual_plotext import PlotextPlot
 
-from ..faces.estimators import ESTIMATORS
+from ..faces.estimators import ESTIMATORS, trains_on
 from ..faces.values import format_value
 from .messages import ErrorReported
 from .views.form import SweepSpec, form_defaults, offered_measures, parse_count
@@ -155,8 +155,9 @@ class SweepPane(Vertical):
                 yield Static("no dataset loaded", markup=False, id="dataset-status")
                 with Horizontal(classes="field"):
                     yield Label("Estimator")
+                    # the screen loads ratings: corpus trainers are the CLI's (--corpus)
                     yield Select[str](
-                        [(e, e) for e in ESTIMATORS],
+                        [(e, e) for e in ESTIMATORS if trains_on(e) == "ratings"],
                         value=estimator,
                         allow_blank=False,
                         id="estimator",

@@ -13,6 +13,38 @@ from typing import Any
 
 THREADS = 2
 
+#: The reference notebook's sweep: WALS (k = 10) over these unobserved weights, against 0.
+REFERENCE_VALUES = (0.0, 0.01, 0.1, 0.5, 1.0, 2.0)
+
+
+def add_sweep_arguments(parser: Any, preset: str = "ml-20m") -> None:
+    """``--preset``, ``--iterations``, ``--seeds`` and ``--threads`` of the
+    benchmarks that run the reference sweep (:func:`reference_sweep`)."""
+    parser.add_argument("--preset", default=preset, help=f"synthetic preset (default {preset})")
+    parser.add_argument("--iterations", type=int, default=20, help="WALS iterations (20)")
+    parser.add_argument("--seeds", type=int, default=3, help="seeds per value (3)")
+    parser.add_argument("--threads", type=int, default=THREADS, help=f"threads ({THREADS})")
+
+
+def reference_sweep(ratings: Any, args: Any, cache: str, threads: int | None = None) -> Any:
+    """The reference sweep (not run): WALS k = 10, ``args.iterations``, over
+    :data:`REFERENCE_VALUES` against 0 with ``args.seeds`` seeds, cached in
+    ``cache``, on ``threads`` threads (default ``args.threads``)."""
+    import embspace as es
+
+    threads = args.threads if threads is None else threads
+    wals = es.WALS(factors=10, iterations=args.iterations, num_threads=threads)
+    return es.Sweep(
+        ratings,
+        wals,
+        "unobserved_weight",
+        list(REFERENCE_VALUES),
+        reference=0.0,
+        seeds=args.seeds,
+        cache_dir=cache,
+        num_threads=threads,
+    )
+
 
 def limit_threads(n: int = THREADS) -> Any:
     """Cap BLAS/OpenMP pools at ``n`` threads for the whole process (returns the

@@ -24,33 +24,14 @@ import argparse
 import tempfile
 import time
 
-from _common import THREADS, limit_threads, print_table, write_json
+from _common import add_sweep_arguments, limit_threads, print_table, reference_sweep, write_json
 
 WORKERS = 2
 
 
-def _sweep(ratings, args, cache: str, threads: int):
-    import embspace as es
-
-    wals = es.WALS(factors=10, iterations=args.iterations, num_threads=threads)
-    return es.Sweep(
-        ratings,
-        wals,
-        "unobserved_weight",
-        [0.0, 0.01, 0.1, 0.5, 1.0, 2.0],
-        reference=0.0,
-        seeds=args.seeds,
-        cache_dir=cache,
-        num_threads=threads,
-    )
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--preset", default="ml-20m", help="synthetic preset (default ml-20m)")
-    parser.add_argument("--iterations", type=int, default=20, help="WALS iterations (20)")
-    parser.add_argument("--seeds", type=int, default=3, help="seeds per value (3)")
-    parser.add_argument("--threads", type=int, default=THREADS, help=f"threads ({THREADS})")
+    add_sweep_arguments(parser)
     args = parser.parse_args(argv)
     limit_threads(args.threads)
 
@@ -68,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     per_task = max(1, args.threads // WORKERS)
     with tempfile.TemporaryDirectory() as cache:
         t = time.perf_counter()
-        local = _sweep(ratings, args, f"{cache}/local", args.threads).run(progress=False)
+        local = reference_sweep(ratings, args, f"{cache}/local", args.threads).run(progress=False)
         local_table = local.table
         local_s = time.perf_counter() - t
         print(f"local: {local_s:.1f} s", flush=True)
@@ -85,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         ):
             start_s = time.perf_counter() - t
             t = time.perf_counter()
-            swept = _sweep(ratings, args, f"{cache}/dask", per_task)
+            swept = reference_sweep(ratings, args, f"{cache}/dask", per_task)
             swept.run(progress=False, executor=client)
             dask_table = swept.table
             dask_s = time.perf_counter() - t

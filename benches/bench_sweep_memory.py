@@ -22,7 +22,7 @@ import sys
 import tempfile
 import time
 
-from _common import THREADS, limit_threads, write_json
+from _common import add_sweep_arguments, limit_threads, reference_sweep, write_json
 
 
 def _peak_gib() -> float:
@@ -33,10 +33,7 @@ def _peak_gib() -> float:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--preset", default="ml-25m", help="synthetic preset (default ml-25m)")
-    parser.add_argument("--iterations", type=int, default=20, help="WALS iterations (20)")
-    parser.add_argument("--seeds", type=int, default=3, help="seeds per value (3)")
-    parser.add_argument("--threads", type=int, default=THREADS, help=f"threads ({THREADS})")
+    add_sweep_arguments(parser, preset="ml-25m")
     args = parser.parse_args(argv)
     limit_threads(args.threads)
 
@@ -51,17 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     data_peak = _peak_gib()
     print(f"{ratings!r} generated in {data_s:.1f} s; peak RSS {data_peak:.2f} GiB", flush=True)
     with tempfile.TemporaryDirectory() as cache:
-        wals = es.WALS(factors=10, iterations=args.iterations, num_threads=args.threads)
-        sweep = es.Sweep(
-            ratings,
-            wals,
-            "unobserved_weight",
-            [0.0, 0.01, 0.1, 0.5, 1.0, 2.0],
-            reference=0.0,
-            seeds=args.seeds,
-            cache_dir=cache,
-            num_threads=args.threads,
-        )
+        sweep = reference_sweep(ratings, args, cache)
         t = time.perf_counter()
         sweep.run(progress=False)
         table = sweep.table

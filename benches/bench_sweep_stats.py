@@ -33,28 +33,12 @@ import argparse
 import tempfile
 import time
 
-from _common import THREADS, limit_threads, print_table, write_json
-
-
-def _sweep(ratings, args, cache: str):
-    import embspace as es
-
-    wals = es.WALS(factors=10, iterations=args.iterations, num_threads=args.threads)
-    return es.Sweep(
-        ratings,
-        wals,
-        "unobserved_weight",
-        [0.0, 0.01, 0.1, 0.5, 1.0, 2.0],
-        reference=0.0,
-        seeds=args.seeds,
-        cache_dir=cache,
-        num_threads=args.threads,
-    )
+from _common import add_sweep_arguments, limit_threads, print_table, reference_sweep, write_json
 
 
 def _phase(ratings, args, cache: str) -> dict:
     t0 = time.perf_counter()
-    sweep = _sweep(ratings, args, cache)
+    sweep = reference_sweep(ratings, args, cache)
     sweep.run(progress=False)
     run_s = time.perf_counter() - t0
     t = time.perf_counter()
@@ -74,10 +58,7 @@ def _phase(ratings, args, cache: str) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--preset", default="ml-20m", help="synthetic preset (default ml-20m)")
-    parser.add_argument("--iterations", type=int, default=20, help="WALS iterations (20)")
-    parser.add_argument("--seeds", type=int, default=3, help="seeds per value (3)")
-    parser.add_argument("--threads", type=int, default=THREADS, help=f"threads ({THREADS})")
+    add_sweep_arguments(parser)
     args = parser.parse_args(argv)
     limit_threads(args.threads)
 

@@ -16,6 +16,7 @@ from embspace.errors import (
 from embspace.gpu import cholesky_solve
 from embspace.gpu.wals_xp import (
     CHUNK,
+    SPARSE_MAX_K,
     WalsXp,
     _bytes_per_row,
     padded_lengths,
@@ -64,9 +65,13 @@ def _close(actual: np.ndarray, expected: np.ndarray, rtol: float = 1e-4) -> None
     np.testing.assert_allclose(actual, expected, rtol=rtol, atol=rtol * scale)
 
 
+STRATEGIES = ["batched", "sparse"]
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
 @pytest.mark.parametrize("option", ["ones", "log", "linear", "explicit"])
 @pytest.mark.parametrize("scale", [False, True])
-def test_matches_dense_reference(option: str, scale: bool) -> None:
+def test_matches_dense_reference(option: str, scale: bool, strategy: str) -> None:
     dense, u0, v0 = _problem()
     r, c = _weights(dense, option)
     w0, lam = 0.1, 0.07
@@ -84,7 +89,8 @@ def test_matches_dense_reference(option: str, scale: bool) -> None:
         col_weights=c,
         scale_regularization=scale,
         xp=np,
-        memory_budget=40_000,  # several batches per padded length
+        memory_budget=40_000,  # several batches per padded length, several chunks
+        strategy=strategy,
     )
     np.testing.assert_array_equal(u0, u0_before)  # the init is not modified
     rr = np.ones(dense.shape[0]) if r is None else r
@@ -123,12 +129,91 @@ def test_batch_size_does_not_change_the_result() -> None:
     user_csr, item_csr = _csr(dense)
     kwargs = dict(unobserved_weight=0.05, regularization=0.1, iterations=2, xp=np)
     one_row = fit_wals_xp(user_csr, item_csr, u0, v0, memory_budget=1, **kwargs)
-    default = fit_wals_xp(user_csr, item_csr, u0, v0, **kwargs)
+    default = fit_wals_xp(user_csr, item_csr, u0, v0, strategy="batched", **kwargs)
     np.testing.assert_allclose(one_row.user_factors, default.user_factors, rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(one_row.item_factors, default.item_factors, rtol=1e-6, atol=1e-6)
 
 
-def test_loss_never_increases_between_half_sweeps() -> None:
+def test_chunk_size_does_not_change_the_sparse_result() -> None:
+    # the sparse products of a row do not depend on the other rows of its chunk:
+    # one row a chunk gives the very same factors as one chunk a side
+    dense, u0, v0 = _problem(seed=3, n=60, m=40, k=6, density=0.3)
+    user_csr, item_csr = _csr(dense)
+    kwargs = dict(unobserved_weight=0.05, regularization=0.1, xp=np, strategy="sparse")
+    packed = 6 * 7 // 2
+    tight = 8 * 60 * packed + 8  # the packed products fit, one row a chunk
+    small = WalsXp(user_csr, item_csr, u0, v0, memory_budget=tight, **kwargs)
+    # items (fixed side: 60 users) one row a chunk, empty rows left out; users a few
+    assert len(small.items.chunks) == 39 and len(small.users.chunks) >= 20
+    assert sum(int(c.rows.size) for c in small.users.chunks) == 59
+    assert small.strategies == {"users": "sparse", "items": "sparse"}
+    whole = WalsXp(user_csr, item_csr, u0, v0, **kwargs)
+    assert len(whole.users.chunks) == 1 and len(whole.items.chunks) == 1
+    for _ in range(2):
+        # the loss sums run over entries in budget-sized pieces: equal to rounding
+        np.testing.assert_allclose(small.iterate(), whole.iterate(), rtol=1e-13)
+    np.testing.assert_array_equal(small.factors()[0], whole.factors()[0])
+    np.testing.assert_array_equal(small.factors()[1], whole.factors()[1])
+    # packed products over the budget: that side takes the padded batches
+    over = WalsXp(user_csr, item_csr, u0, v0, memory_budget=8 * 50 * packed, **kwargs)
+    assert over.strategies == {"users": "sparse", "items": "batched"}
+    assert not over.items.chunks and over.items.batches
+
+
+def test_auto_strategy_follows_k() -> None:
+    rng = np.random.default_rng(0)
+    dense = np.where(rng.random((30, 20)) < 0.5, 1.0, 0.0).astype(np.float32)
+    user_csr, item_csr = _csr(dense)
+    for k, want in ((SPARSE_MAX_K, "sparse"), (SPARSE_MAX_K + 1, "batched")):
+        u0 = rng.standard_normal((30, k)).astype(np.float32)
+        v0 = rng.standard_normal((20, k)).astype(np.float32)
+        state = WalsXp(user_csr, item_csr, u0, v0, unobserved_weight=0.1, regularization=0.1)
+        assert state.strategies == {"users": want, "items": want}
+    with pytest.raises(InvalidParameterError, match="strategy"):
+        WalsXp(user_csr, item_csr, u0, v0, unobserved_weight=0.1, regularization=0.1, strategy="x")
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["w0=0", "scaled", "weights", "k=1", "cg", "cg-w0=0", "one-rating"],
+)
+def test_sparse_and_batched_strategies_agree(case: str) -> None:
+    k = 1 if case == "k=1" else 5
+    dense, u0, v0 = _problem(seed=17, n=45, m=31, k=k, density=0.3)
+    r, c = _weights(dense, "explicit" if case == "weights" else "ones")
+    if case == "one-rating":
+        dense[:, :] = 0.0
+        dense[np.arange(45), np.arange(45) % 31] = 2.5  # every user has one rating
+    user_csr, item_csr = _csr(dense)
+    kwargs = dict(
+        unobserved_weight=0.0 if case in ("w0=0", "cg-w0=0") else 0.2,
+        regularization=0.15,
+        iterations=3,
+        row_weights=r,
+        col_weights=c,
+        scale_regularization=case == "scaled",
+        solver="cg" if case.startswith("cg") else "cholesky",
+        xp=np,
+    )
+    batched = fit_wals_xp(user_csr, item_csr, u0, v0, strategy="batched", **kwargs)
+    sparse = fit_wals_xp(user_csr, item_csr, u0, v0, strategy="sparse", **kwargs)
+    _close(sparse.user_factors, batched.user_factors, rtol=2e-5)
+    _close(sparse.item_factors, batched.item_factors, rtol=2e-5)
+    np.testing.assert_allclose(sparse.loss_history, batched.loss_history, rtol=1e-5)
+    if not case.startswith("cg"):
+        # and the exact solve is the dense float64 reference
+        rr = np.ones(dense.shape[0]) if r is None else r
+        cc = np.ones(dense.shape[1]) if c is None else c
+        u, v, losses = wals_fit(
+            dense, u0, v0, rr, cc, kwargs["unobserved_weight"], 0.15, 3, case == "scaled"
+        )
+        _close(sparse.user_factors, u)
+        _close(sparse.item_factors, v)
+        np.testing.assert_allclose(sparse.loss_history, losses, rtol=1e-6)
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_loss_never_increases_between_half_sweeps(strategy: str) -> None:
     dense, u0, v0 = _problem(seed=5, n=50, m=30, k=5)
     r, c = _weights(dense, "explicit")
     user_csr, item_csr = _csr(dense)
@@ -142,6 +227,7 @@ def test_loss_never_increases_between_half_sweeps() -> None:
         row_weights=r,
         col_weights=c,
         xp=np,
+        strategy=strategy,
     )
     losses = [state.loss()]
     for _ in range(4):
@@ -218,7 +304,8 @@ def test_callback_exception_stops_training() -> None:
     assert calls == [1, 2]
 
 
-def test_singular_system_raises_numerical_error() -> None:
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_singular_system_raises_numerical_error(strategy: str) -> None:
     # w0 = 0, lambda = 0 and a user whose only item has a zero factor: the system is 0.
     dense = np.zeros((3, 2), dtype=np.float32)
     dense[0, 0] = 1.0
@@ -229,15 +316,30 @@ def test_singular_system_raises_numerical_error() -> None:
     user_csr, item_csr = _csr(dense)
     with pytest.raises(NumericalError, match="positive definite"):
         fit_wals_xp(
-            user_csr, item_csr, u0, v0, unobserved_weight=0.0, regularization=0.0, iterations=1
+            user_csr,
+            item_csr,
+            u0,
+            v0,
+            unobserved_weight=0.0,
+            regularization=0.0,
+            iterations=1,
+            strategy=strategy,
         )
 
 
-def test_empty_rows_are_zero_even_without_regularisation() -> None:
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_empty_rows_are_zero_even_without_regularisation(strategy: str) -> None:
     dense, u0, v0 = _problem(seed=2, k=2, density=0.6)
     user_csr, item_csr = _csr(dense)
     result = fit_wals_xp(
-        user_csr, item_csr, u0, v0, unobserved_weight=0.5, regularization=0.0, iterations=2
+        user_csr,
+        item_csr,
+        u0,
+        v0,
+        unobserved_weight=0.5,
+        regularization=0.0,
+        iterations=2,
+        strategy=strategy,
     )
     assert np.isfinite(result.user_factors).all() and np.isfinite(result.item_factors).all()
     assert np.all(result.user_factors[5] == 0) and np.all(result.item_factors[3] == 0)

@@ -105,6 +105,7 @@ def fit_wals_xp(
     xp: ModuleType = np,
     memory_budget: int | None = None,
     callback: IterationCallback | None = None,
+    strategy: str = "auto",
 ) -> WalsXpResult:
     """Run ``iterations`` WALS iterations on ``xp`` from the given initial factors.
 
@@ -131,6 +132,7 @@ def fit_wals_xp(
         cg_steps=cg_steps,
         xp=xp,
         memory_budget=memory_budget,
+        strategy=strategy,
     )
     history = [state.loss()]
     for it in range(1, int(iterations) + 1):

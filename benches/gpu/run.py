@@ -216,44 +216,17 @@ def bench_wals(report: Report, dev: Devices, ratings: Any, plan: dict, threads: 
             del model
             dev.free_pool()
         with guarded(report, "wals", key + "/gpu_solve"):
-            rng = np.random.default_rng(0)
-            u0 = (rng.standard_normal((ratings.n_users, k)) * 0.1).astype(np.float32)
-            v0 = (rng.standard_normal((ratings.n_items, k)) * 0.1).astype(np.float32)
-            dev.sync()
-            t0 = time.perf_counter()
-            state = WalsXp(
-                ratings.csr_arrays(by="user"),
-                ratings.csr_arrays(by="item"),
-                u0,
-                v0,
-                unobserved_weight=0.01,
-                regularization=0.07,
-                xp=dev.xp,
-            )
-            dev.sync()
-            setup = time.perf_counter() - t0
-            solves = []
-            for _ in range(gpu_iters):
-                t0 = time.perf_counter()
-                state.iterate()
-                dev.sync()
-                solves.append(time.perf_counter() - t0)
-            t0 = time.perf_counter()
-            state.loss()
-            loss_s = time.perf_counter() - t0
-            row["gpu_solve"] = {
-                "setup_s": setup,
-                "batches": [len(state.users.batches), len(state.items.batches)],
-                "s_per_iter": float(np.median(solves[1:])) if len(solves) > 1 else solves[0],
-                "iter_s": solves,
-                "loss_s": loss_s,
-                "flops_per_iter": _wals_flops(ratings, k),
-            }
-            row["gpu_solve"]["tflops"] = (
-                row["gpu_solve"]["flops_per_iter"] / row["gpu_solve"]["s_per_iter"] / 1e12
-            )
-            del state
+            row["gpu_solve"] = _solve_timing(WalsXp, ratings, k, gpu_iters, dev, "auto")
+            _say_solve(k, row["gpu_solve"])
             dev.free_pool()
+        # the other way of forming the normal equations, to place SPARSE_MAX_K
+        if k <= ALT_STRATEGY_MAX_K:
+            with guarded(report, "wals", key + "/gpu_solve_alt"):
+                auto = row["gpu_solve"]["strategies"]["users"]
+                other = "batched" if auto == "sparse" else "sparse"
+                row["gpu_solve_alt"] = _solve_timing(WalsXp, ratings, k, gpu_iters, dev, other)
+                _say_solve(k, row["gpu_solve_alt"])
+                dev.free_pool()
         if report.late("wals", key + "/cpu"):
             continue
         with guarded(report, "wals", key + "/cpu"):
@@ -276,6 +249,67 @@ def bench_wals(report: Report, dev: Devices, ratings: Any, plan: dict, threads: 
             del model
         if "gpu" in row and "cpu" in row and "s_per_iter" in row["gpu"]:
             row["speedup"] = row["cpu"]["s_per_iter"] / row["gpu"]["s_per_iter"]
+
+
+def _say_solve(k: int, t: dict[str, Any]) -> None:
+    s = t["strategies"]
+    say(
+        f"  WalsXp k={k:<4} {t['strategy']} (users {s['users']}, items {s['items']}) "
+        f"{t['s_per_iter']:.4f} s/iter, setup {t['setup_s']:.2f} s, loss {t['loss_per_iter'][-1]:.6g}"
+    )
+
+
+#: Up to this k the benchmark also times the strategy "auto" did not choose.
+ALT_STRATEGY_MAX_K = 128
+
+
+def _solve_timing(
+    wals_xp: Any, ratings: Any, k: int, iterations: int, dev: Devices, strategy: str
+) -> dict[str, Any]:
+    """The half-sweeps alone (``WalsXp.iterate``) with ``strategy``: setup,
+    per-iteration seconds, the loss pass, the flop rate of the batched products."""
+    rng = np.random.default_rng(0)
+    u0 = (rng.standard_normal((ratings.n_users, k)) * 0.1).astype(np.float32)
+    v0 = (rng.standard_normal((ratings.n_items, k)) * 0.1).astype(np.float32)
+    dev.sync()
+    t0 = time.perf_counter()
+    state = wals_xp(
+        ratings.csr_arrays(by="user"),
+        ratings.csr_arrays(by="item"),
+        u0,
+        v0,
+        unobserved_weight=0.01,
+        regularization=0.07,
+        xp=dev.xp,
+        strategy=strategy,
+    )
+    dev.sync()
+    setup = time.perf_counter() - t0
+    solves = []
+    losses = []
+    for _ in range(iterations):
+        t0 = time.perf_counter()
+        losses.append(float(sum(state.iterate())))
+        dev.sync()
+        solves.append(time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    state.loss()
+    loss_s = time.perf_counter() - t0
+    out = {
+        "strategy": strategy,
+        "strategies": dict(state.strategies),
+        "setup_s": setup,
+        "batches": [len(state.users.batches), len(state.items.batches)],
+        "chunks": [len(state.users.chunks), len(state.items.chunks)],
+        "s_per_iter": float(np.median(solves[1:])) if len(solves) > 1 else solves[0],
+        "iter_s": solves,
+        "loss_per_iter": losses,
+        "loss_s": loss_s,
+        "flops_per_iter": _wals_flops(ratings, k),
+    }
+    out["tflops"] = out["flops_per_iter"] / out["s_per_iter"] / 1e12
+    del state
+    return out
 
 
 def _wals_flops(ratings: Any, k: int) -> float:
@@ -463,7 +497,9 @@ def main(argv: list[str] | None = None) -> int:
     if "wals" in sections:
         bench_wals(report, dev, ratings, plan, args.threads)
     if "agreement" in sections:
-        bench_agreement(report, dev, ratings, 8 if args.quick else 64, 3, args.threads)
+        # k = 10 forms the normal equations by sparse products, k = 64 by batches
+        for k in (4, 8) if args.quick else (10, 64):
+            bench_agreement(report, dev, ratings, k, 3, args.threads)
     if "knn" in sections:
         with guarded(report, "knn", "embeddings"), dev.gpu():
             k_emb = 8 if args.quick else 64

@@ -27,6 +27,27 @@ memory budget (:func:`embspace.device.memory_budget`: a share of the free
 device memory on CuPy, 512 MiB on numpy). Rows without ratings get the
 regularised solution of a zero right-hand side, which is exactly zero.
 
+**Small k: the normal equations as sparse products** (``strategy="sparse"``,
+chosen by ``"auto"`` for ``k <= SPARSE_MAX_K``). The padded batches above cost a
+few kernel launches per padded length (about 80 batches a sweep on ML-20M), which
+at k = 10 leaves a GPU idle: 0.12 s an iteration on an H200, slower than 16 CPU
+cores. With ``W_ij = R_i C_j`` every observed part is one sparse-times-dense
+product over the whole side:
+
+    sum_{j in O_i} W_ij v_j v_j^T = (P Q)_i,    sum_{j in O_i} (w0 + W_ij) A_ij v_j = (S V)_i
+
+where ``P`` holds ``W_ij`` and ``S`` holds ``(w0 + W_ij) A_ij`` on the pattern of
+the ratings (CSR, built once at setup: the weights never change) and
+``Q[j] = vech(v_j v_j^T)`` packs the upper triangle of each fixed row's outer
+product (``k (k + 1) / 2`` values). Both products are float64 (cuSPARSE SpMM on
+CuPy, which is deterministic for a non-transposed CSR operand; scipy on numpy),
+so the systems are summed more accurately than by the float32 batches. The rows
+of a side are cut into chunks whose float64 systems fit the memory budget; each
+chunk is unpacked into ``(b, k, k)`` systems and solved by one batched call.
+The loss terms are then summed by one float64 pass over the entries (``O(nnz
+k)``). A side whose ``Q`` does not fit the budget, or with ``2^31`` entries or
+more, takes the padded batches.
+
 Factors are float32 on the device (as on the CPU); the loss is accumulated in
 float64 on the device with the same formula as the CPU path (:meth:`WalsXp.loss`).
 """
@@ -46,6 +67,8 @@ from ..errors import InvalidParameterError, NonFiniteError, NumericalError, Shap
 from .linalg import cholesky_solve
 
 __all__ = [
+    "SPARSE_MAX_K",
+    "STRATEGIES",
     "CsrArrays",
     "WalsXp",
     "padded_lengths",
@@ -57,6 +80,12 @@ CsrArrays = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 #: Accepted values of ``solver``.
 SOLVERS = ("cholesky", "cg")
+#: Accepted values of ``strategy`` (how the normal equations are formed).
+STRATEGIES = ("auto", "batched", "sparse")
+#: ``strategy="auto"`` forms the normal equations by sparse products up to this
+#: many factors, by padded batches above (where the batched float32 products
+#: run near the GPU's rate; see benches/gpu/README.md for the measurements).
+SPARSE_MAX_K = 32
 #: With zero regularization a CG direction whose curvature ``p.Ap / p.p`` is at
 #: most this fraction of the mean diagonal of ``A`` shows a singular system (the
 #: Rust core's ``SINGULAR_RTOL``, its Cholesky pivot tolerance).
@@ -168,6 +197,23 @@ class _Side:
     own_weights: Any  # xp float32 (n_rows,)
     empty_rows: Any  # xp int64
     batches: list[_Batch] = field(default_factory=list)
+    #: The sparse strategy's chunks (empty with the batched one).
+    chunks: list[_Chunk] = field(default_factory=list)
+    #: Per entry (sparse strategy): its row, and ``W_ij = R_i C_j`` (float64).
+    entry_rows: Any = None
+    entry_weights: Any = None
+
+
+@dataclass
+class _Chunk:
+    """Rows ``rows`` (xp int64, all with entries) of one side and their
+    ratings as two CSR matrices over the fixed side's rows: ``weights``
+    (``W_ij``) and ``targets`` (``(w0 + W_ij) A_ij``), float64."""
+
+    rows: Any
+    counts: Any  # xp float64 (b,): entries per row
+    weights: Any
+    targets: Any
 
 
 def _check_csr(csr: CsrArrays, n_rows: int, n_cols: int, name: str) -> CsrArrays:
@@ -241,6 +287,14 @@ class WalsXp:
         ``numpy`` or ``cupy``.
     memory_budget : int or None
         Bytes one batch may use; ``None`` asks :func:`~embspace.device.memory_budget`.
+    strategy : {"auto", "batched", "sparse"}
+        How the normal equations are formed (see the module docstring): padded
+        batches of gathered factors, or two sparse products per half-sweep;
+        ``"auto"`` takes the sparse products for ``k <= SPARSE_MAX_K``. Both give
+        the same systems up to rounding (the sparse ones are summed in float64).
+        A side that cannot take the sparse products (its packed outer products
+        exceed the memory budget, or it has ``2^31`` entries or more) takes the
+        batches; :attr:`strategies` says what each side uses.
     """
 
     def __init__(
@@ -259,9 +313,12 @@ class WalsXp:
         cg_steps: int = 3,
         xp: ModuleType = np,
         memory_budget: int | None = None,
+        strategy: str = "auto",
     ) -> None:
         if solver not in SOLVERS:
             raise InvalidParameterError(f"solver must be one of {SOLVERS}, got {solver!r}")
+        if strategy not in STRATEGIES:
+            raise InvalidParameterError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
         if isinstance(cg_steps, bool) or int(cg_steps) != cg_steps or cg_steps < 1:
             raise InvalidParameterError(f"cg_steps must be an integer >= 1, got {cg_steps!r}")
         n_users = int(np.asarray(user_csr[0]).size) - 1
@@ -300,17 +357,40 @@ class WalsXp:
         self.user_factors = to_device(xp, user_init, copy=True)
         self.item_factors = to_device(xp, item_init, copy=True)
         budget = _memory_budget(xp, memory_budget)
-        self.users = self._side(u_ptr, u_idx, u_data, self.row_weights, budget)
-        self.items = self._side(i_ptr, i_idx, i_data, self.col_weights, budget)
-        # Row index of every user-side entry, for the loss.
-        self._loss_rows = to_device(
-            xp, np.repeat(np.arange(n_users, dtype=np.int64), np.diff(u_ptr))
+        self._budget = budget
+        sparse = strategy == "sparse" or (strategy == "auto" and self.k <= SPARSE_MAX_K)
+        self.users = self._side(
+            u_ptr, u_idx, u_data, self.row_weights, self.col_weights, n_items, budget, sparse
         )
+        self.items = self._side(
+            i_ptr, i_idx, i_data, self.col_weights, self.row_weights, n_users, budget, sparse
+        )
+        #: What each side uses: ``{"users": "sparse" or "batched", "items": ...}``.
+        self.strategies = {
+            "users": "sparse" if self.users.chunks or not self.users.batches else "batched",
+            "items": "sparse" if self.items.chunks or not self.items.batches else "batched",
+        }
+        # Row index of every user-side entry, for the loss (the sparse
+        # strategy's per-entry rows of the user side are the same array).
+        if self.users.entry_rows is not None:
+            self._loss_rows = self.users.entry_rows
+        else:
+            self._loss_rows = to_device(
+                xp, np.repeat(np.arange(n_users, dtype=np.int64), np.diff(u_ptr))
+            )
         # per entry: two float32 gathers, their float64 copies and product, indices
         self._loss_chunk = max(1, budget // (40 * self.k + 64))
 
     def _side(
-        self, indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, own: Any, budget: int
+        self,
+        indptr: np.ndarray,
+        indices: np.ndarray,
+        data: np.ndarray,
+        own: Any,
+        other: Any,
+        n_fixed: int,
+        budget: int,
+        sparse: bool,
     ) -> _Side:
         xp = self.xp
         counts = np.diff(indptr)
@@ -322,6 +402,10 @@ class WalsXp:
             own_weights=own,
             empty_rows=to_device(xp, np.flatnonzero(counts == 0).astype(np.int64)),
         )
+        packed = self.k * (self.k + 1) // 2
+        if sparse and indices.size < 2**31 and 8 * n_fixed * packed <= budget:
+            self._sparse_chunks(side, indptr, indices, data, own, other, n_fixed, budget)
+            return side
         for rows, length in plan_batches(counts, self.k, budget):
             side.batches.append(
                 _Batch(
@@ -332,6 +416,61 @@ class WalsXp:
                 )
             )
         return side
+
+    def _sparse_chunks(
+        self,
+        side: _Side,
+        indptr: np.ndarray,
+        indices: np.ndarray,
+        data: np.ndarray,
+        own: Any,
+        other: Any,
+        n_fixed: int,
+        budget: int,
+    ) -> None:
+        """The sparse strategy's setup: per-entry rows and weights, and the
+        rows with entries cut into chunks whose packed products, float64
+        systems and solves fit ``budget`` (at least one row a chunk)."""
+        xp = self.xp
+        counts = np.diff(indptr)
+        n_rows = counts.size
+        rows_of = np.repeat(np.arange(n_rows, dtype=np.int64), counts)
+        side.entry_rows = to_device(xp, rows_of)
+        cols = side.indices
+        side.entry_weights = own[side.entry_rows].astype(np.float64) * other[cols].astype(
+            np.float64
+        )
+        targets = (float(self.w0) + side.entry_weights) * side.data.astype(np.float64)
+        k = self.k
+        packed = k * (k + 1) // 2
+        # per row: the packed product, the k x k system and its factor (float64),
+        # the right-hand side and solution; the products' own share of the budget
+        per_row = 8 * (packed + 3 * k * k + 4 * k)
+        room = max(per_row, budget - 8 * n_fixed * packed)
+        per_chunk = max(1, room // per_row)
+        nonempty = np.flatnonzero(counts > 0)
+        sparse_mod = _sparse_module(xp)
+        for lo in range(0, nonempty.size, per_chunk):
+            rows = nonempty[lo : lo + per_chunk]
+            first, last = int(rows[0]), int(rows[-1])
+            start, stop = int(indptr[first]), int(indptr[last + 1])
+            # rows between first and last without entries have empty CSR rows:
+            # keep them out, so the chunk's matrices cover exactly ``rows``
+            local_ptr = indptr[rows[0] : rows[-1] + 2] - start
+            local_ptr = np.concatenate(([0], local_ptr[1:][counts[first : last + 1] > 0]))
+            shape = (rows.size, n_fixed)
+            ptr = to_device(xp, local_ptr.astype(np.int32))
+            idx = cols[start:stop].astype(np.int32)
+            side.chunks.append(
+                _Chunk(
+                    rows=to_device(xp, rows),
+                    counts=to_device(xp, counts[rows].astype(np.float64)),
+                    weights=sparse_mod.csr_matrix(
+                        (side.entry_weights[start:stop], idx, ptr), shape=shape
+                    ),
+                    targets=sparse_mod.csr_matrix((targets[start:stop], idx, ptr), shape=shape),
+                )
+            )
 
     # ------------------------------------------------------------------ sweeps
     def solve_users(self) -> LossTuple:
@@ -373,7 +512,10 @@ class WalsXp:
         fixed64 = fixed.astype(np.float64)
         gram_fixed = fixed64.T @ fixed64  # G in float64
         del fixed64
-        observed, squares = self._solve_side(plan, fixed, other_w, out, gram_fixed)
+        if plan.chunks or not plan.batches:
+            observed, squares = self._solve_sparse(plan, fixed, out, gram_fixed)
+        else:
+            observed, squares = self._solve_side(plan, fixed, other_w, out, gram_fixed)
         out64 = out.astype(np.float64)
         everything = (gram_fixed * (out64.T @ out64)).sum()
         del out64
@@ -386,11 +528,7 @@ class WalsXp:
         """Solve every row of ``side`` into ``out``; returns the device scalars
         ``sum_O W (a - p)^2`` and ``sum_O p^2`` of the new factors."""
         xp = self.xp
-        k = self.k
-        eye = xp.eye(k, dtype=np.float64)
-        base = float(self.w0) * gram_fixed
-        if not self.scale_regularization:
-            base = base + float(self.lam) * eye
+        base = self._base(gram_fixed)
         observed = xp.zeros((), dtype=np.float64)
         squares = xp.zeros((), dtype=np.float64)
         for batch in side.batches:
@@ -407,24 +545,7 @@ class WalsXp:
             rhs_weights = (self.w0 + weights) * ratings  # (b, L)
             systems, rhs = _observed_parts(xp, scaled, gathered, rhs_weights)
             del scaled
-            systems += base
-            if self.scale_regularization:
-                lam_rows = float(self.lam) * side.counts[batch.rows].astype(np.float64)
-                systems += lam_rows[:, None, None] * eye
-            if self.solver == "cg":
-                floor = None
-                if float(self.lam) == 0.0:
-                    # as the Rust solver: fewer ratings than factors and w0 = 0
-                    # is singular outright, else the curvature test in _cg
-                    if float(self.w0) == 0.0 and int(batch.counts.min()) < k:
-                        raise NumericalError(_SINGULAR_CG)
-                    trace = xp.trace(systems, axis1=1, axis2=2)
-                    floor = SINGULAR_RTOL * trace / k
-                x = _cg(xp, systems, rhs, out[batch.rows].astype(np.float64), self.cg_steps, floor)
-            else:
-                x = cholesky_solve(xp, systems, rhs)
-            x32 = x.astype(np.float32)
-            out[batch.rows] = x32
+            x32 = self._solve_systems(systems, rhs, base, side.counts[batch.rows], batch.rows, out)
             # loss terms of the new rows: predictions of every (padded) entry
             pred = xp.matmul(gathered, x32[:, :, None])[:, :, 0].astype(np.float64)
             pred = xp.where(mask, pred, 0.0)
@@ -433,13 +554,98 @@ class WalsXp:
             observed = observed + xp.where(mask, entry_w * err * err, 0.0).sum()
             squares = squares + (pred * pred).sum()
             del gathered
+        self._finish(side, out)
+        return observed, squares
+
+    def _solve_sparse(self, side: _Side, fixed: Any, out: Any, gram_fixed: Any) -> tuple[Any, Any]:
+        """The sparse strategy's :meth:`_solve_side`: per chunk, the observed
+        Gram parts ``P Q`` and right-hand sides ``S V`` by two float64 sparse
+        products, one batched solve; then the loss sums by a pass over the
+        entries."""
+        xp = self.xp
+        k = self.k
+        base = self._base(gram_fixed)
+        fixed64 = fixed.astype(np.float64)
+        upper_r, upper_c = np.triu_indices(k)
+        iu_r, iu_c = to_device(xp, upper_r), to_device(xp, upper_c)
+        packed = fixed64[:, iu_r] * fixed64[:, iu_c]  # Q: (n_fixed, k (k + 1) / 2)
+        for chunk in side.chunks:
+            parts = chunk.weights @ packed  # (b, k (k + 1) / 2)
+            systems = xp.empty((parts.shape[0], k, k), dtype=np.float64)
+            systems[:, iu_r, iu_c] = parts
+            systems[:, iu_c, iu_r] = parts
+            del parts
+            rhs = xp.asarray(chunk.targets @ fixed64)
+            self._solve_systems(systems, rhs, base, chunk.counts, chunk.rows, out)
+            del systems, rhs
+        del packed
+        self._finish(side, out)
+        return self._entry_sums(side, out, fixed)
+
+    def _base(self, gram_fixed: Any) -> Any:
+        """``w0 G`` (+ ``lambda I`` without scaled regularisation): every
+        row's system before its observed part."""
+        base = float(self.w0) * gram_fixed
+        if not self.scale_regularization:
+            base = base + float(self.lam) * self.xp.eye(self.k, dtype=np.float64)
+        return base
+
+    def _solve_systems(
+        self, systems: Any, rhs: Any, base: Any, counts: Any, rows: Any, out: Any
+    ) -> Any:
+        """Add ``base`` (and ``lambda |O_i| I`` with scaled regularisation) to the
+        observed parts ``systems`` (b, k, k) float64 of the rows ``rows`` (with
+        ``counts`` entries each), solve them with the model's solver and write
+        the float32 solutions into ``out``; returns them."""
+        xp = self.xp
+        k = self.k
+        systems += base
+        if self.scale_regularization:
+            lam_rows = float(self.lam) * counts.astype(np.float64)
+            systems += lam_rows[:, None, None] * xp.eye(k, dtype=np.float64)
+        if self.solver == "cg":
+            floor = None
+            if float(self.lam) == 0.0:
+                # as the Rust solver: fewer ratings than factors and w0 = 0
+                # is singular outright, else the curvature test in _cg
+                if float(self.w0) == 0.0 and int(counts.min()) < k:
+                    raise NumericalError(_SINGULAR_CG)
+                trace = xp.trace(systems, axis1=1, axis2=2)
+                floor = SINGULAR_RTOL * trace / k
+            x = _cg(xp, systems, rhs, out[rows].astype(np.float64), self.cg_steps, floor)
+        else:
+            x = cholesky_solve(xp, systems, rhs)
+        x32 = x.astype(np.float32)
+        out[rows] = x32
+        return x32
+
+    def _finish(self, side: _Side, out: Any) -> None:
+        """Rows without entries get exactly zero; factors must be finite."""
         if side.empty_rows.size:
             out[side.empty_rows] = 0
-        if not bool(xp.isfinite(out).all()):
+        if not bool(self.xp.isfinite(out).all()):
             raise NumericalError(
                 "WALS produced factors that are not finite in float32; "
                 "raise regularization or unobserved_weight (or rescale the ratings)"
             )
+
+    def _entry_sums(self, side: _Side, solved: Any, fixed: Any) -> tuple[Any, Any]:
+        """``sum_O (w0 + W)(A - p)^2`` and ``sum_O p^2`` (device float64
+        scalars) over the entries of ``side`` (with their per-entry rows and
+        weights), ``p`` the prediction of the ``solved`` and ``fixed`` factors."""
+        xp = self.xp
+        observed = xp.zeros((), dtype=np.float64)
+        squares = xp.zeros((), dtype=np.float64)
+        nnz = int(side.indices.size)
+        w0 = float(self.w0)
+        for lo in range(0, nnz, self._loss_chunk):
+            hi = min(nnz, lo + self._loss_chunk)
+            a = solved[side.entry_rows[lo:hi]].astype(np.float64)
+            b = fixed[side.indices[lo:hi]].astype(np.float64)
+            pred = (a * b).sum(axis=1)
+            err = side.data[lo:hi].astype(np.float64) - pred
+            observed = observed + ((w0 + side.entry_weights[lo:hi]) * err * err).sum()
+            squares = squares + (pred * pred).sum()
         return observed, squares
 
     def _regularization_term(self) -> float:
@@ -490,6 +696,19 @@ class WalsXp:
             np.ascontiguousarray(to_numpy(self.user_factors), dtype=np.float32),
             np.ascontiguousarray(to_numpy(self.item_factors), dtype=np.float32),
         )
+
+
+def _sparse_module(xp: ModuleType) -> Any:
+    """``cupyx.scipy.sparse`` for CuPy, ``scipy.sparse`` for numpy."""
+    from ..device import is_cupy
+
+    if is_cupy(xp):  # pragma: no cover - needs a GPU
+        import cupyx.scipy.sparse
+
+        return cupyx.scipy.sparse
+    import scipy.sparse
+
+    return scipy.sparse
 
 
 _SINGULAR_CG = (

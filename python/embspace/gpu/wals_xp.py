@@ -404,7 +404,7 @@ class WalsXp:
         )
         packed = self.k * (self.k + 1) // 2
         if sparse and indices.size < 2**31 and 8 * n_fixed * packed <= budget:
-            self._sparse_chunks(side, indptr, indices, data, own, other, n_fixed, budget)
+            self._sparse_chunks(side, indptr, other, n_fixed, budget)
             return side
         for rows, length in plan_batches(counts, self.k, budget):
             side.batches.append(
@@ -418,17 +418,11 @@ class WalsXp:
         return side
 
     def _sparse_chunks(
-        self,
-        side: _Side,
-        indptr: np.ndarray,
-        indices: np.ndarray,
-        data: np.ndarray,
-        own: Any,
-        other: Any,
-        n_fixed: int,
-        budget: int,
+        self, side: _Side, indptr: np.ndarray, other: Any, n_fixed: int, budget: int
     ) -> None:
-        """The sparse strategy's setup: per-entry rows and weights, and the
+        """The sparse strategy's setup for ``side`` (its CSR row pointers
+        ``indptr``, the fixed side's weights ``other`` and row count
+        ``n_fixed``): per-entry rows and weights, and the
         rows with entries cut into chunks whose packed products, float64
         systems and solves fit ``budget`` (at least one row a chunk)."""
         xp = self.xp
@@ -437,9 +431,8 @@ class WalsXp:
         rows_of = np.repeat(np.arange(n_rows, dtype=np.int64), counts)
         side.entry_rows = to_device(xp, rows_of)
         cols = side.indices
-        side.entry_weights = own[side.entry_rows].astype(np.float64) * other[cols].astype(
-            np.float64
-        )
+        own_w = side.own_weights[side.entry_rows].astype(np.float64)
+        side.entry_weights = own_w * other[cols].astype(np.float64)
         targets = (float(self.w0) + side.entry_weights) * side.data.astype(np.float64)
         k = self.k
         packed = k * (k + 1) // 2

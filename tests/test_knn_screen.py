@@ -96,3 +96,33 @@ def test_candidate_counts_are_between_k_and_n() -> None:
     # identical rows: every row ties with the query, none can be ruled out
     same = np.ones((500, 4), np.float32)
     assert (_core.knn_screen_candidates(same, 3, "dot", rows[:5], 1) == 499).all()
+
+
+@pytest.mark.parametrize("metric", METRICS)
+@pytest.mark.parametrize("d", [1, 3, 17, 65, 300])
+@pytest.mark.parametrize("scale", [1e-30, 1.0, 1e30])
+def test_screened_equals_float32_across_shapes_and_scales(
+    metric: str, d: int, scale: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # many rows one ulp apart (a cloud of near-ties around a few centres),
+    # exact duplicates, zero rows, tiny and huge scales, and k at n - 1
+    rng = np.random.default_rng(d)
+    n = 400
+    centres = rng.standard_normal((5, d))
+    X = (centres[rng.integers(0, 5, n)] * scale).astype(np.float32)
+    steps = rng.integers(0, 3, (n, d))
+    for _ in range(2):
+        X = np.where(steps > 0, np.nextafter(X, np.float32(np.inf)), X)
+        steps -= 1
+    X[10:20] = X[0]
+    X[20:23] = 0.0
+    if metric == "dot" and scale > 1:
+        X /= np.float32(1e20)  # dot products of 1e30-scale rows overflow float32 on any path
+    rows = np.concatenate([[0, 10, 20], rng.choice(n, 60, replace=False)])
+    monkeypatch.delenv("EMBSPACE_KNN_SCREEN", raising=False)
+    # where the CPU screens at all (AVX-512 VNNI), it screens these too
+    assert _core.knn_screened(d) == _core.knn_screened(64)
+    for k in (1, 7, n - 1):
+        fast, plain = _both(monkeypatch, X, k, metric, rows)
+        np.testing.assert_array_equal(fast[1], plain[1])
+        np.testing.assert_array_equal(fast[0].view(np.int32), plain[0].view(np.int32))

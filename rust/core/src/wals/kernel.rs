@@ -516,6 +516,9 @@ mod avx512 {
         let gp = out.g.as_mut_ptr();
         let idx = e.idx;
         let n = idx.len();
+        // rows of whole aligned cache lines (the padded copy for k <= 16)
+        // need no prefetch of their last value's line
+        let whole_lines = k == CH * PAD && (fixed as usize).is_multiple_of(64);
         let mut rhs = [_mm512_setzero_ps(); CH];
         for t in 0..n {
             // the rows `ahead(CH)` entries on, into L1: random reads of a factor
@@ -526,7 +529,9 @@ mod avx512 {
                 for c in 0..CH {
                     _mm_prefetch::<_MM_HINT_T0>(ahead.add(PAD * c) as *const i8);
                 }
-                _mm_prefetch::<_MM_HINT_T0>(ahead.add(k - 1) as *const i8);
+                if !whole_lines {
+                    _mm_prefetch::<_MM_HINT_T0>(ahead.add(k - 1) as *const i8);
+                }
             }
             let j = *idx.get_unchecked(t) as usize;
             let y = _mm512_set1_ps(*e.y.get_unchecked(t));

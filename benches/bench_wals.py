@@ -22,7 +22,7 @@ less. Then the reference notebook's setting (k = 10,
 differ (implicit fits confidence-weighted preferences), so only speed is
 compared.
 
-    python benches/bench_wals.py [--quick] [--rounds N]
+    python benches/bench_wals.py [--quick] [--rounds N] [--ks 10 64 128]
 """
 
 from __future__ import annotations
@@ -222,6 +222,12 @@ def main(argv: list[str]) -> int:
         default=2,
         help="times each library is run, in turns; the best round is reported (default 2)",
     )
+    parser.add_argument(
+        "--ks",
+        type=int,
+        nargs="+",
+        help="numbers of factors to run (default: 10 64 128; --quick: 10 64)",
+    )
     parser.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
@@ -233,6 +239,11 @@ def main(argv: list[str]) -> int:
     import numpy as np
 
     plan = QUICK if args.quick else FULL
+    if args.ks:
+        unknown = sorted(set(args.ks) - set(plan["ks"]))
+        if unknown:
+            parser.error(f"--ks: no iteration counts for k = {unknown}; choose from {plan['ks']}")
+        plan = {**plan, "ks": tuple(args.ks)}
     t0 = time.perf_counter()
     if args.quick:
         ratings = es.datasets.synthetic(3_000, 1_500, 150_000, seed=0)
@@ -351,8 +362,11 @@ def main(argv: list[str]) -> int:
             f"{notebook['load_seconds']:.2f} s, fit {notebook['fit_seconds']:.2f} s, "
             f"loss {notebook['loss_first']:.4g} -> {notebook['loss_last']:.4g}"
         )
+    name = "wals_quick" if args.quick else "wals"
+    if args.ks:
+        name += "_k" + "_".join(str(k) for k in plan["ks"])
     path = write_json(
-        "wals_quick" if args.quick else "wals",
+        name,
         {
             "data": str(ratings),
             "threads": THREADS,

@@ -658,3 +658,29 @@ def test_to_keyed_vectors_without_gensim_is_an_import_error(monkeypatch) -> None
     monkeypatch.setattr(builtins, "__import__", no_gensim)
     with pytest.raises(ImportError, match="needs gensim"):
         Embeddings(["a"], [[1.0]]).to_keyed_vectors()
+
+
+def test_key_texts_are_reused_only_for_the_same_key_objects() -> None:
+    """encode_arrays remembers the JSON text of the last key lists (a sweep
+    saves every run with the same keys): the same objects give the text a
+    fresh encoding gives, and equal keys of another type get their own."""
+    import json
+
+    from embspace.embeddings_io import encode_arrays
+
+    vectors = np.zeros((3, 2), dtype=np.float32)
+    keys: list[Any] = [("a", "x"), ("b", "y"), ("c", "z")]
+    first = encode_arrays(Embeddings(keys, vectors))["keys"]
+    again = encode_arrays(Embeddings(list(keys), vectors))["keys"]
+    assert json.loads(str(again)) == [["a", "x"], ["b", "y"], ["c", "z"]] == json.loads(str(first))
+    assert not again.flags.writeable
+    # 1.0 == 1: equal lists, different texts
+    ints = [1, 2, 3]
+    assert str(encode_arrays(Embeddings(ints, vectors))["keys"]) == "[1, 2, 3]"
+    floats = [1.0, 2.0, 3.0]
+    assert str(encode_arrays(Embeddings(floats, vectors))["keys"]) == "[1.0, 2.0, 3.0]"
+    # a list changed in place after it was encoded is encoded again
+    changed = [("a", "x"), ("b", "y"), ("c", "z")]
+    encode_arrays(Embeddings(changed, vectors))
+    changed[1] = ("d", "w")
+    assert json.loads(str(encode_arrays(Embeddings(changed, vectors))["keys"]))[1] == ["d", "w"]

@@ -175,6 +175,31 @@ pub(crate) struct Gather<'a> {
     pub kp: usize,
 }
 
+impl Gather<'_> {
+    /// Prefetch (into L1) the first cache line of the fixed rows `idx`, the
+    /// first entries of the next row: a row's gather prefetches its own
+    /// entries a fixed distance ahead, which leaves the first ones of every
+    /// row to wait on memory unless they are requested while the previous
+    /// row is solved. Changes no result; the indices need not be checked (a
+    /// prefetch of any address is harmless).
+    #[inline(always)]
+    pub fn prefetch_rows(&self, idx: &[i32]) {
+        #[cfg(target_arch = "x86_64")]
+        for &j in idx {
+            let p = self.fixed.as_ptr().wrapping_add(j as u32 as usize * self.k);
+            // SAFETY: a prefetch does not access memory architecturally (no
+            // fault on any address); SSE is part of the x86_64 baseline.
+            unsafe {
+                std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                    p as *const i8,
+                )
+            };
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = idx;
+    }
+}
+
 /// The entries of one row (a block of them): fixed rows `idx`, the square
 /// roots `sw` of their weights in the normal matrix, and their coefficients
 /// `y` in the right-hand side.
@@ -491,6 +516,9 @@ mod avx512 {
         let gp = out.g.as_mut_ptr();
         let idx = e.idx;
         let n = idx.len();
+        // rows of whole aligned cache lines (the padded copy for k <= 16)
+        // need no prefetch of their last value's line
+        let whole_lines = k == CH * PAD && (fixed as usize).is_multiple_of(64);
         let mut rhs = [_mm512_setzero_ps(); CH];
         for t in 0..n {
             // the rows `ahead(CH)` entries on, into L1: random reads of a factor
@@ -501,7 +529,9 @@ mod avx512 {
                 for c in 0..CH {
                     _mm_prefetch::<_MM_HINT_T0>(ahead.add(PAD * c) as *const i8);
                 }
-                _mm_prefetch::<_MM_HINT_T0>(ahead.add(k - 1) as *const i8);
+                if !whole_lines {
+                    _mm_prefetch::<_MM_HINT_T0>(ahead.add(k - 1) as *const i8);
+                }
             }
             let j = *idx.get_unchecked(t) as usize;
             let y = _mm512_set1_ps(*e.y.get_unchecked(t));
@@ -641,10 +671,15 @@ mod avx512 {
         let mut o = _mm512_loadu_pd(obs.as_ptr());
         let mut q = _mm512_loadu_pd(sq.as_ptr());
         let mut t = 0;
-        let step = |o: &mut __m512d, q: &mut __m512d, m: __mmask8, t: usize| {
-            let p8 = _mm512_cvtps_pd(_mm256_maskz_loadu_ps(m, pp.add(t)));
-            let w8 = _mm512_cvtps_pd(_mm256_maskz_loadu_ps(m, wp.add(t)));
-            let a8 = _mm512_cvtps_pd(_mm256_maskz_loadu_ps(m, ap.add(t)));
+        // masked 512-bit loads (AVX-512F) of which the low 8 lanes are used:
+        // the 256-bit masked load needs AVX-512VL, and without it is a call
+        let half = |x: *const f32, m: __mmask16| {
+            _mm512_cvtps_pd(_mm512_castps512_ps256(_mm512_maskz_loadu_ps(m, x)))
+        };
+        let step = |o: &mut __m512d, q: &mut __m512d, m: __mmask16, t: usize| {
+            let p8 = half(pp.add(t), m);
+            let w8 = half(wp.add(t), m);
+            let a8 = half(ap.add(t), m);
             let e = _mm512_sub_pd(a8, p8);
             *o = _mm512_add_pd(*o, _mm512_mul_pd(_mm512_mul_pd(w8, e), e));
             *q = _mm512_add_pd(*q, _mm512_mul_pd(p8, p8));
@@ -654,7 +689,7 @@ mod avx512 {
             t += 8;
         }
         if t < n {
-            step(&mut o, &mut q, ((1u32 << (n - t)) - 1) as u8, t);
+            step(&mut o, &mut q, ((1u32 << (n - t)) - 1) as u16, t);
         }
         _mm512_storeu_pd(obs.as_mut_ptr(), o);
         _mm512_storeu_pd(sq.as_mut_ptr(), q);

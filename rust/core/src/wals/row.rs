@@ -28,6 +28,10 @@ const WHOLE_ROW_VALUES: usize = 1 << 22;
 /// longer one gathered again from the fixed factor at every step.
 const WHOLE_ROW_VALUES_CG: usize = 1 << 23;
 
+/// How many of the next row's entries are prefetched while a row is solved
+/// with `k <= 16` (the distance the gather itself prefetches ahead).
+const NEXT_ROW_PREFETCH: usize = 64;
+
 /// The end of the block that starts at `start` in a row of `n` entries:
 /// `block_rows` entries, or the rest of the row when that is at most 1.5
 /// blocks (a short last block would cost a whole pass of folds for a few
@@ -608,8 +612,12 @@ fn solve_cholesky<K: Kernel>(
         K::gather(&g, &e, &mut out);
         // The rows of the next gather (this row's next block or the next
         // row), prefetched during the product when it is long enough to hide
-        // them (k > 16).
+        // them (k > 16); for k <= 16 (one line per row) the next row's first
+        // entries are requested now, to arrive while this row is solved.
         let upcoming = if kp == PAD {
+            if end == idx.len() {
+                g.prefetch_rows(&next[..next.len().min(NEXT_ROW_PREFETCH)]);
+            }
             &[]
         } else if end < idx.len() {
             &idx[end..block_end(end, idx.len(), sh.block_rows)]

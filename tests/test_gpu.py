@@ -22,6 +22,7 @@ from embspace.gpu import (
     to_device,
     to_numpy,
 )
+from embspace.gpu.wals_xp import WalsXp
 from wals_helpers import fit_wals_xp
 
 
@@ -129,6 +130,50 @@ def test_gpu_wals_matches_numpy_path(cupy: ModuleType, scale: bool) -> None:
     for got, want in ((gpu.user_factors, cpu.user_factors), (gpu.item_factors, cpu.item_factors)):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
     np.testing.assert_allclose(gpu.loss_history, cpu.loss_history, rtol=1e-5)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("solver", ["cholesky", "cg"])
+def test_gpu_sparse_strategy_matches_numpy_and_repeats_bitwise(
+    cupy: ModuleType, solver: str
+) -> None:
+    # the sparse products on CuPy (cuSPARSE) against numpy (scipy), against
+    # the batched path on CuPy and a one-row-a-chunk run; two runs bit-equal
+    a = _ratings(2, 400, 150, 0.08)
+    t = a.T.tocsr()
+    rng = np.random.default_rng(3)
+    k = 12
+    u0 = rng.standard_normal((400, k)).astype(np.float32) * 0.1
+    v0 = rng.standard_normal((150, k)).astype(np.float32) * 0.1
+    kwargs = dict(
+        unobserved_weight=0.05,
+        regularization=0.1,
+        iterations=4,
+        row_weights=rng.uniform(0.5, 1.5, 400).astype(np.float32),
+        col_weights=rng.uniform(0.0, 2.0, 150).astype(np.float32),
+        solver=solver,
+        strategy="sparse",
+    )
+    csr = (a.indptr, a.indices, a.data), (t.indptr, t.indices, t.data)
+    want = fit_wals_xp(*csr, u0, v0, xp=np, **kwargs)
+    got = fit_wals_xp(*csr, u0, v0, xp=cupy, **kwargs)
+    again = fit_wals_xp(*csr, u0, v0, xp=cupy, **kwargs)
+    one_row = fit_wals_xp(*csr, u0, v0, xp=cupy, memory_budget=8 * 400 * 78 + 8, **kwargs)
+    batched = fit_wals_xp(*csr, u0, v0, xp=cupy, **{**kwargs, "strategy": "batched"})
+    np.testing.assert_array_equal(again.user_factors, got.user_factors)
+    np.testing.assert_array_equal(again.item_factors, got.item_factors)
+    assert again.loss_history == got.loss_history
+    rtol = 1e-4 if solver == "cg" else 1e-5
+    for other in (want, one_row, batched):
+        for mine, theirs in (
+            (got.user_factors, other.user_factors),
+            (got.item_factors, other.item_factors),
+        ):
+            np.testing.assert_allclose(mine, theirs, rtol=rtol, atol=rtol * np.abs(theirs).max())
+        np.testing.assert_allclose(got.loss_history, other.loss_history, rtol=1e-6)
+    assert np.all(got.user_factors[3] == 0) and np.all(got.item_factors[5] == 0)
+    state = WalsXp(*csr, u0, v0, unobserved_weight=0.05, regularization=0.1, xp=cupy)
+    assert state.strategies == {"users": "sparse", "items": "sparse"}  # auto at k = 12
 
 
 @pytest.mark.gpu

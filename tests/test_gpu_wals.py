@@ -18,6 +18,7 @@ import pytest
 from embspace import device
 from embspace.errors import DeviceUnavailableError
 from embspace.gpu import numpy_device
+from embspace.gpu.wals_xp import SPARSE_MAX_K
 
 
 @pytest.fixture
@@ -53,6 +54,8 @@ OPTIONS = [
         "iterations": 2,
     },  # CG iterates amplify rounding ~6x per iteration
     {"factors": 16, "unobserved_weight": 0.0, "regularization": 0.5},
+    # above SPARSE_MAX_K: the padded batches of float32 products
+    {"factors": SPARSE_MAX_K + 8, "iterations": 3},
 ]
 
 

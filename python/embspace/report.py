@@ -603,9 +603,10 @@ def _changes_html(data: ReportData, measure: str) -> str:
         f'<option value="{_e(v)}">{_e(param)}={_e(v)}</option>' for v in payload["values"]
     )
     n_seeds = len(cfg["seeds"])
+    noun = count_noun(data)
     header = [
         ("title", "entity", "text"),
-        ("n_ratings", count_noun(data), "num"),
+        ("n_ratings", noun, "num"),
         ("similarity", "similarity", "num"),
         ("floor", "floor", "num"),
         ("delta", "similarity − floor", "num"),
@@ -625,7 +626,7 @@ neighborhood ({_e(measure)}, k = {_e(cfg.get("k", "?"))}) from the reference's:
 similarity between runs of distinct seeds of the value and of the reference (what re-seeding
 alone does), <b>p_value</b> a per-entity permutation test of the run labels, <b>q_value</b>
 Benjamini-Hochberg across entities, <b>changed</b>: q_value ≤ 0.05 (- without a test).
-<b>{count_noun(data)}</b> is the entity's number of {count_noun(data)} (its popularity). With {n_seeds} seed(s) the
+<b>{noun}</b> is the entity's number of {noun} (its popularity). With {n_seeds} seed(s) the
 per-entity test's smallest p-value is bounded by the seeds: few seeds cannot flag any entity.
 Click a column to sort; type to search the titles.</p>
 <div class="controls">
@@ -733,6 +734,7 @@ def _neighbors_html(data: ReportData) -> str:
     cfg = data.config
     param = cfg["param"]
     ref_label = value_label(cfg["reference"])
+    noun = count_noun(data)
     groups: dict[str, list[dict[str, Any]]] = {}
     for item in data.neighbors:
         groups.setdefault(value_label(item["value"]), []).append(item)
@@ -756,7 +758,7 @@ def _neighbors_html(data: ReportData) -> str:
                 return "<ol>" + "".join(lis) + "</ol>"
 
             stats = (
-                f"{int(it.get('n_ratings', 0))} {count_noun(data)} · similarity "
+                f"{int(it.get('n_ratings', 0))} {noun} · similarity "
                 f"{_fixed(it.get('similarity'), 3)} · floor {_fixed(it.get('floor'), 3)} · "
                 f"{len(shared)} of {len(ref_titles)} neighbors shared"
             )

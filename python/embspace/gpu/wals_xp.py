@@ -61,8 +61,8 @@ from typing import Any
 
 import numpy as np
 
+from ..device import is_cupy, to_device, to_numpy
 from ..device import memory_budget as _memory_budget
-from ..device import to_device, to_numpy
 from ..errors import InvalidParameterError, NonFiniteError, NumericalError, ShapeMismatchError
 from .linalg import cholesky_solve
 
@@ -202,6 +202,12 @@ class _Side:
     #: Per entry (sparse strategy): its row, and ``W_ij = R_i C_j`` (float64).
     entry_rows: Any = None
     entry_weights: Any = None
+
+    @property
+    def strategy(self) -> str:
+        """``"sparse"`` or ``"batched"``: how this side's normal equations are
+        formed (a side without entries has neither; it counts as sparse)."""
+        return "sparse" if self.chunks or not self.batches else "batched"
 
 
 @dataclass
@@ -357,7 +363,6 @@ class WalsXp:
         self.user_factors = to_device(xp, user_init, copy=True)
         self.item_factors = to_device(xp, item_init, copy=True)
         budget = _memory_budget(xp, memory_budget)
-        self._budget = budget
         sparse = strategy == "sparse" or (strategy == "auto" and self.k <= SPARSE_MAX_K)
         self.users = self._side(
             u_ptr, u_idx, u_data, self.row_weights, self.col_weights, n_items, budget, sparse
@@ -366,10 +371,7 @@ class WalsXp:
             i_ptr, i_idx, i_data, self.col_weights, self.row_weights, n_users, budget, sparse
         )
         #: What each side uses: ``{"users": "sparse" or "batched", "items": ...}``.
-        self.strategies = {
-            "users": "sparse" if self.users.chunks or not self.users.batches else "batched",
-            "items": "sparse" if self.items.chunks or not self.items.batches else "batched",
-        }
+        self.strategies = {"users": self.users.strategy, "items": self.items.strategy}
         # Row index of every user-side entry, for the loss (the sparse
         # strategy's per-entry rows of the user side are the same array).
         if self.users.entry_rows is not None:
@@ -449,7 +451,7 @@ class WalsXp:
             start, stop = int(indptr[first]), int(indptr[last + 1])
             # rows between first and last without entries have empty CSR rows:
             # keep them out, so the chunk's matrices cover exactly ``rows``
-            local_ptr = indptr[rows[0] : rows[-1] + 2] - start
+            local_ptr = indptr[first : last + 2] - start
             local_ptr = np.concatenate(([0], local_ptr[1:][counts[first : last + 1] > 0]))
             shape = (rows.size, n_fixed)
             ptr = to_device(xp, local_ptr.astype(np.int32))
@@ -505,7 +507,7 @@ class WalsXp:
         fixed64 = fixed.astype(np.float64)
         gram_fixed = fixed64.T @ fixed64  # G in float64
         del fixed64
-        if plan.chunks or not plan.batches:
+        if plan.strategy == "sparse":
             observed, squares = self._solve_sparse(plan, fixed, out, gram_fixed)
         else:
             observed, squares = self._solve_side(plan, fixed, other_w, out, gram_fixed)
@@ -573,7 +575,10 @@ class WalsXp:
             del systems, rhs
         del packed
         self._finish(side, out)
-        return self._entry_sums(side, out, fixed)
+        weights = side.entry_weights
+        return self._entry_sums(
+            side.entry_rows, side.indices, side.data, lambda lo, hi: weights[lo:hi], out, fixed
+        )
 
     def _base(self, gram_fixed: Any) -> Any:
         """``w0 G`` (+ ``lambda I`` without scaled regularisation): every
@@ -622,22 +627,31 @@ class WalsXp:
                 "raise regularization or unobserved_weight (or rescale the ratings)"
             )
 
-    def _entry_sums(self, side: _Side, solved: Any, fixed: Any) -> tuple[Any, Any]:
+    def _entry_sums(
+        self,
+        rows: Any,
+        cols: Any,
+        data: Any,
+        weights: Callable[[int, int], Any],
+        solved: Any,
+        fixed: Any,
+    ) -> tuple[Any, Any]:
         """``sum_O (w0 + W)(A - p)^2`` and ``sum_O p^2`` (device float64
-        scalars) over the entries of ``side`` (with their per-entry rows and
-        weights), ``p`` the prediction of the ``solved`` and ``fixed`` factors."""
+        scalars) over the entries ``(rows[t], cols[t])`` with ratings ``data``,
+        ``weights(lo, hi)`` the float64 ``W`` of the entries ``lo:hi``, and
+        ``p`` the prediction of the ``solved`` (by row) and ``fixed`` (by
+        column) factors; in pieces of the loss budget."""
         xp = self.xp
         observed = xp.zeros((), dtype=np.float64)
         squares = xp.zeros((), dtype=np.float64)
-        nnz = int(side.indices.size)
+        nnz = int(cols.size)
         w0 = float(self.w0)
         for lo in range(0, nnz, self._loss_chunk):
             hi = min(nnz, lo + self._loss_chunk)
-            a = solved[side.entry_rows[lo:hi]].astype(np.float64)
-            b = fixed[side.indices[lo:hi]].astype(np.float64)
-            pred = (a * b).sum(axis=1)
-            err = side.data[lo:hi].astype(np.float64) - pred
-            observed = observed + ((w0 + side.entry_weights[lo:hi]) * err * err).sum()
+            r, c = rows[lo:hi], cols[lo:hi]
+            pred = (solved[r].astype(np.float64) * fixed[c].astype(np.float64)).sum(axis=1)
+            err = data[lo:hi].astype(np.float64) - pred
+            observed = observed + ((w0 + weights(lo, hi)) * err * err).sum()
             squares = squares + (pred * pred).sum()
         return observed, squares
 
@@ -660,21 +674,15 @@ class WalsXp:
         dense users x items matrix is formed) and ``lambda (|U|^2 + |V|^2)``
         (``lambda (sum_i |O_i| |u_i|^2 + sum_j |O_j| |v_j|^2)`` with
         ``scale_regularization``)."""
-        xp = self.xp
         u, v = self.user_factors, self.item_factors
         w0 = float(self.w0)
-        observed = xp.zeros((), dtype=np.float64)
-        squares = xp.zeros((), dtype=np.float64)
-        nnz = int(self._loss_rows.size)
-        for lo in range(0, nnz, self._loss_chunk):
-            hi = min(nnz, lo + self._loss_chunk)
-            rows = self._loss_rows[lo:hi]
-            cols = self.users.indices[lo:hi]
-            pred = (u[rows].astype(np.float64) * v[cols].astype(np.float64)).sum(axis=1)
-            weight = (self.row_weights[rows] * self.col_weights[cols]).astype(np.float64) + w0
-            err = self.users.data[lo:hi].astype(np.float64) - pred
-            observed = observed + (weight * err * err).sum()
-            squares = squares + (pred * pred).sum()
+        rows, cols = self._loss_rows, self.users.indices
+
+        def weights(lo: int, hi: int) -> Any:
+            r, c = rows[lo:hi], cols[lo:hi]
+            return (self.row_weights[r] * self.col_weights[c]).astype(np.float64)
+
+        observed, squares = self._entry_sums(rows, cols, self.users.data, weights, u, v)
         u64, v64 = u.astype(np.float64), v.astype(np.float64)
         everything = ((u64.T @ u64) * (v64.T @ v64)).sum()
         return float(observed), float(w0 * (everything - squares)), self._regularization_term()
@@ -693,8 +701,6 @@ class WalsXp:
 
 def _sparse_module(xp: ModuleType) -> Any:
     """``cupyx.scipy.sparse`` for CuPy, ``scipy.sparse`` for numpy."""
-    from ..device import is_cupy
-
     if is_cupy(xp):  # pragma: no cover - needs a GPU
         import cupyx.scipy.sparse
 

@@ -23,6 +23,10 @@ use crate::dense::{Fused, MulAdd, Unfused};
 /// Width of the column padding of the blocks.
 pub const PAD: usize = 16;
 
+/// How far ahead the gather prefetches, in 16-lane vectors of work: 64
+/// rows of one vector (k <= 16), fewer longer rows (see `avx512::ahead`).
+pub(crate) const PREFETCH_VECTORS: usize = 64;
+
 /// `k` rounded up to a multiple of [`PAD`].
 pub fn padded(k: usize) -> usize {
     k.div_ceil(PAD) * PAD
@@ -485,11 +489,12 @@ mod avx512 {
     use super::{Block, Entries, Gather, Gathered, PAD};
     use std::arch::x86_64::*;
 
-    /// How many rows ahead the gather prefetches: about 64 vectors of work,
-    /// at least 16 rows (a short row is a few cycles of work, and a read
-    /// from L3 or memory takes hundreds).
+    /// How many rows ahead the gather prefetches: about
+    /// [`super::PREFETCH_VECTORS`] vectors of work, at least 16 rows (a short
+    /// row is a few cycles of work, and a read from L3 or memory takes
+    /// hundreds).
     const fn ahead(ch: usize) -> usize {
-        let rows = 64 / ch;
+        let rows = super::PREFETCH_VECTORS / ch;
         if rows < 16 {
             16
         } else {

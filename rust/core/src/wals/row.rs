@@ -7,7 +7,9 @@
 
 use std::ops::Range;
 
-use super::kernel::{Block, Entries, Gather, Gathered, Isa, Kernel, PortableKernel, PAD};
+use super::kernel::{
+    Block, Entries, Gather, Gathered, Isa, Kernel, PortableKernel, PAD, PREFETCH_VECTORS,
+};
 use super::{CsrView, RegScaling, Solver};
 use crate::dense::{dot, dot_f32, mat_vec, mat_vec32, quad_form, MulAdd};
 use crate::error::{Error, Result};
@@ -29,8 +31,9 @@ const WHOLE_ROW_VALUES: usize = 1 << 22;
 const WHOLE_ROW_VALUES_CG: usize = 1 << 23;
 
 /// How many of the next row's entries are prefetched while a row is solved
-/// with `k <= 16` (the distance the gather itself prefetches ahead).
-const NEXT_ROW_PREFETCH: usize = 64;
+/// with `k <= 16` (the distance the gather itself prefetches ahead: one
+/// vector a row).
+const NEXT_ROW_PREFETCH: usize = PREFETCH_VECTORS;
 
 /// The end of the block that starts at `start` in a row of `n` entries:
 /// `block_rows` entries, or the rest of the row when that is at most 1.5

@@ -47,7 +47,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 #: Iterations timed per factor count: (gpu, cpu). The first GPU iteration of a
 #: fit warms up kernels and the memory pool and is reported separately.
-FULL_PLAN = {10: (6, 3), 64: (6, 2), 128: (4, 1), 256: (3, 1)}
+FULL_PLAN = {10: (6, 3), 20: (6, 2), 32: (6, 2), 48: (6, 2), 64: (6, 2), 128: (4, 1), 256: (3, 1)}
 QUICK_PLAN = {4: (3, 2), 8: (3, 2)}
 
 

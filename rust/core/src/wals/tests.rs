@@ -767,3 +767,127 @@ fn cg_reports_a_direction_without_curvature_as_singular() {
         "{x:?}"
     );
 }
+
+/// The rows `i` of `r` as a one-row matrix.
+fn one_row(r: &Csr, i: usize) -> Csr {
+    let (s, e) = (r.indptr[i] as usize, r.indptr[i + 1] as usize);
+    let cols: Vec<i64> = r.indices[s..e].iter().map(|&j| j as i64).collect();
+    let rows = vec![0i64; e - s];
+    Csr::from_coo(
+        1,
+        r.n_cols,
+        &rows,
+        &cols,
+        &r.data[s..e],
+        Duplicates::Error,
+        0,
+    )
+    .unwrap()
+}
+
+#[test]
+fn a_row_solves_to_the_same_bits_whatever_rows_are_solved_with_it() {
+    // The Cholesky solver solves up to eight rows together (one per f64
+    // lane) for k <= 16: rows of 0 to 5000 ratings (empty rows, rows beyond a
+    // batch's scratch, which start a new batch), with and without weights,
+    // give each row the same bits as solving it alone, on every instruction
+    // set, and as the exact f64 reference to rounding.
+    let m = 6000;
+    let lens = [
+        0usize, 3, 40, 5000, 1, 0, 17, 200, 4500, 9, 9, 9, 33, 2, 0, 60, 7, 11, 300, 5, 8, 8, 8,
+    ];
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let (mut rows, mut cols, mut vals) = (vec![], vec![], vec![]);
+    for (i, &len) in lens.iter().enumerate() {
+        let step = m / len.max(1);
+        for t in 0..len {
+            rows.push(i as i64);
+            cols.push((t * step + rng.random_range(0..step)) as i64);
+            vals.push(rng.random_range(1..=5) as f32);
+        }
+    }
+    let n = lens.len();
+    let r = Csr::from_coo(n, m, &rows, &cols, &vals, Duplicates::Error, 0).unwrap();
+    let (rw, cw) = (weights(n, 7), weights(m, 8));
+    for k in [3, 10, 16, 20] {
+        let fixed = normal(m * k, 0.3, 9);
+        for weighted in [false, true] {
+            let p = HalfSweepParams {
+                k,
+                unobserved_weight: 0.05,
+                regularization: 0.1,
+                solved_weights: weighted.then_some(&rw[..]),
+                fixed_weights: weighted.then_some(&cw[..]),
+                solver: Solver::Cholesky,
+                reg_scaling: RegScaling::Count,
+            };
+            let want = reference_sweep(&r, &fixed, k, &p);
+            for isa in isas() {
+                let mut all = vec![0.5f32; n * k];
+                let view = CsrView::from_csr(&r);
+                let loss = half_sweep_with(view, &fixed, &mut all, &p, 1, isa).unwrap();
+                assert!(max_rel_err(&all, &want) < 1e-5, "k={k} {isa:?}");
+                // the loss terms read each row's entries where its batch left them
+                let lp = LossParams {
+                    k,
+                    unobserved_weight: p.unobserved_weight,
+                    regularization: p.regularization,
+                    row_weights: p.solved_weights,
+                    col_weights: p.fixed_weights,
+                    reg_scaling: p.reg_scaling,
+                };
+                let exact = reference_loss(&r, &all, &fixed, k, &lp);
+                assert!(
+                    (loss.total() - exact).abs() < 1e-7 * exact,
+                    "k={k} {isa:?}: {loss:?} vs {exact}"
+                );
+                for i in 0..n {
+                    let alone = one_row(&r, i);
+                    let w = [rw[i]];
+                    let pi = HalfSweepParams {
+                        solved_weights: weighted.then_some(&w[..]),
+                        ..p
+                    };
+                    let mut u = vec![0.5f32; k];
+                    half_sweep_with(CsrView::from_csr(&alone), &fixed, &mut u, &pi, 1, isa)
+                        .unwrap();
+                    assert_eq!(u, all[i * k..i * k + k], "k={k} {isa:?} row {i}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn a_singular_row_among_others_is_named() {
+    // w0 = 0 and lambda = 0: row 13, with fewer ratings than factors, is
+    // singular; the rows solved with it in its batch do not hide it.
+    let (n, m, k) = (20, 8, 3);
+    let (mut rows, mut cols, mut vals) = (vec![], vec![], vec![]);
+    for i in 0..n {
+        for j in 0..if i == 13 { 1 } else { m } {
+            rows.push(i as i64);
+            cols.push(j as i64);
+            vals.push(((i + j) % 5 + 1) as f32);
+        }
+    }
+    let r = Csr::from_coo(n, m, &rows, &cols, &vals, Duplicates::Error, 0).unwrap();
+    let fixed = normal(m * k, 1.0, 3);
+    let p = HalfSweepParams {
+        k,
+        unobserved_weight: 0.0,
+        regularization: 0.0,
+        solved_weights: None,
+        fixed_weights: None,
+        solver: Solver::Cholesky,
+        reg_scaling: RegScaling::None,
+    };
+    for isa in isas() {
+        let mut u = vec![0.0f32; n * k];
+        let err = half_sweep_with(CsrView::from_csr(&r), &fixed, &mut u, &p, 1, isa).unwrap_err();
+        assert!(
+            matches!(err, Error::Numerical(ref s) if s.contains("row 13") && s.contains("singular")),
+            "{isa:?}: {err}"
+        );
+    }
+}

@@ -390,7 +390,7 @@ fn finish_row<K: Kernel>(
 
 /// A row waiting in [`chunk_lanes`] for its batch to be solved.
 #[derive(Clone, Copy)]
-pub(crate) struct Pending {
+struct Pending {
     row: usize,
     local: usize,
     lam: f64,

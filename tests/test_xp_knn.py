@@ -115,3 +115,34 @@ def test_bad_input_raises_typed_errors() -> None:
     huge = np.full((4, 2), 3e38, dtype=np.float32)
     with pytest.raises(NonFiniteError, match="overflows"):
         knn_xp(huge, 2, metric="dot")
+
+
+@pytest.mark.parametrize("k", [1, 3, 7, 40, 200])
+def test_the_screening_bound_is_at_least_the_kth_key(k: int) -> None:
+    # groups of 64 columns with a shorter last one (n = 1030), many tied keys
+    # and +inf entries (the queries' own columns); with fewer than 4 k groups
+    # the bound is the k-th key itself
+    from embspace.gpu.knn_xp import _kth_bound
+
+    rng = np.random.default_rng(k)
+    keys = rng.integers(0, 50, (37, 1030)).astype(np.float32)
+    keys[np.arange(37), rng.integers(0, 1030, 37)] = np.inf
+    kth = np.sort(keys, axis=1)[:, k - 1]
+    bound = _kth_bound(np, keys, k)
+    assert np.all(bound >= kth)
+    if 1030 // (4 * k) < 2:
+        np.testing.assert_array_equal(bound, kth)
+    else:
+        # and no looser than it must be: the (k - 1) w + 1 smallest keys span
+        # at least k groups of w, so the k-th group minimum is at most that key
+        w = min(64, 1030 // (4 * k))
+        assert np.all(bound <= np.sort(keys, axis=1)[:, (k - 1) * w])
+
+
+@pytest.mark.parametrize("metric", METRICS)
+def test_wide_blocks_with_ties_match_the_brute_force_order(metric: str) -> None:
+    # n = 1030 rows of small integers: groups of 64 columns and a tail, ties
+    # everywhere
+    x = _integer_data(seed=3, n=1030, d=3)
+    _, idx = knn_xp(x, 5, metric=metric, xp=np, memory_budget=2_000_000)
+    np.testing.assert_array_equal(idx, knn_brute(x, 5, metric))

@@ -455,6 +455,10 @@ def main(argv: list[str] | None = None) -> int:
         help="comma-separated subset of wals,agreement,knn,sweep",
     )
     parser.add_argument(
+        "--ks",
+        help="comma-separated factor counts of the wals section (default: all of the plan)",
+    )
+    parser.add_argument(
         "--deadline-s",
         type=float,
         default=330.0,
@@ -494,6 +498,9 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     plan = QUICK_PLAN if args.quick else FULL_PLAN
+    if args.ks:
+        wanted = {int(k) for k in args.ks.split(",")}
+        plan = {k: v for k, v in plan.items() if k in wanted}
     if "wals" in sections:
         bench_wals(report, dev, ratings, plan, args.threads)
     if "agreement" in sections:

@@ -9,8 +9,9 @@ Per block of ``b`` queries (the block size comes from the memory budget):
 
 1. **Screen in float32.** One matrix product gives the ``(b, n)`` float32
    keys (the query's own column set to ``+inf``); ``xp.partition`` (a
-   selection kernel on CuPy, introselect on numpy) gives each row's k-th
-   smallest key ``t``. Every candidate whose key is ``<= t + 2 E`` is kept,
+   selection kernel on CuPy, introselect on numpy) over the minima of groups
+   of up to 64 columns gives a bound ``t`` at least each row's k-th smallest
+   key (:func:`_kth_bound`). Every candidate whose key is ``<= t + 2 E`` is kept,
    where ``E`` bounds the float32 rounding error of a key
    (``E = 4 gamma_{d+4} size``, ``gamma_m = m u / (1 - m u)``, ``u = 2^-24``),
    so the exact top k is always inside the kept set.
@@ -190,7 +191,7 @@ def _search_block(
     keys = prep.screen_keys(xp, rows)
     local = xp.arange(b, dtype=np.int64)
     keys[local, rows] = np.float32(np.inf)
-    kth = xp.partition(keys, k - 1, axis=1)[:, k - 1]
+    kth = _kth_bound(xp, keys, k)
     limit = _f32_at_least(xp, kth.astype(np.float64) + prep.margin[rows])
     keep = keys <= limit[:, None]
     del keys
@@ -217,6 +218,34 @@ def _search_block(
             "(values beyond about 1e19)"
         )
     return best.astype(np.float32), idx
+
+
+#: Columns per group of :func:`_kth_bound`, at most (and at least four groups per
+#: neighbor wanted).
+_GROUP = 64
+
+
+def _kth_bound(xp: ModuleType, keys: Any, k: int) -> Any:
+    """Per row of ``keys`` (b, n), a value at least its k-th smallest key.
+
+    The columns are cut into groups of ``w`` (the last may be shorter); the k-th
+    smallest of the groups' minima bounds the k-th smallest key from above, since
+    the k groups with the smallest minima hold k distinct keys no larger than it.
+    Selecting among ``n / w`` minima instead of ``n`` keys is what makes this
+    cheap (a selection over full rows costs more than the matrix product on a
+    GPU); the bound is usually the k-th to 2k-th smallest key, so the float64
+    stage gets a few more candidates and the same answer. With fewer than
+    ``4 k`` groups it is the k-th smallest key itself.
+    """
+    b, n = keys.shape
+    w = min(_GROUP, n // (4 * k))
+    if w < 2:
+        return xp.partition(keys, k - 1, axis=1)[:, k - 1]
+    full = n // w
+    mins = keys[:, : full * w].reshape(b, full, w).min(axis=2)
+    if full * w < n:
+        mins = xp.concatenate([mins, keys[:, full * w :].min(axis=1, keepdims=True)], axis=1)
+    return xp.partition(mins, k - 1, axis=1)[:, k - 1]
 
 
 def _f32_at_least(xp: ModuleType, v: Any) -> Any:

@@ -34,7 +34,6 @@
 //! singular (only possible with `lambda = 0`) is an [`Error::Numerical`].
 
 mod kernel;
-mod lanes;
 mod row;
 
 use rayon::prelude::*;

@@ -10,7 +10,6 @@ use std::ops::Range;
 use super::kernel::{
     Block, Entries, Gather, Gathered, Isa, Kernel, PortableKernel, PAD, PREFETCH_VECTORS,
 };
-use super::lanes::{LaneSystems, LANES};
 use super::{CsrView, RegScaling, Solver};
 use crate::dense::{dot, dot_f32, mat_vec, mat_vec32, quad_form, MulAdd};
 use crate::error::{Error, Result};
@@ -30,16 +29,6 @@ const WHOLE_ROW_VALUES: usize = 1 << 22;
 /// each read the row again: a row kept whole is read from the scratch, a
 /// longer one gathered again from the fixed factor at every step.
 const WHOLE_ROW_VALUES_CG: usize = 1 << 23;
-
-/// Rows with at most this many factors are solved by the Cholesky solver
-/// [`LANES`] at a time ([`LaneSystems`]); above, one at a time with the
-/// blocked kernels, whose time the entries dominate.
-const LANE_MAX_K: usize = 16;
-
-/// The gathered values (`|O_i| * kp`, 256 KiB of f32) of a batch's rows kept
-/// in the scratch for their loss pass: a row that would go beyond starts the
-/// next batch (unless it is the first).
-const BATCH_VALUES: usize = 1 << 16;
 
 /// How many of the next row's entries are prefetched while a row is solved
 /// with `k <= 16` (the distance the gather itself prefetches ahead: one
@@ -150,10 +139,6 @@ pub(crate) struct Scratch {
     r: Vec<f64>,
     p: Vec<f64>,
     ap: Vec<f64>,
-    /// The systems of the rows solved together (Cholesky, `k <= LANE_MAX_K`).
-    lanes: LaneSystems,
-    /// The rows of the current batch, in row order.
-    pending: Vec<Pending>,
 }
 
 impl Scratch {
@@ -187,8 +172,6 @@ impl Scratch {
             r: vec![0.0; kp],
             p: vec![0.0; kp],
             ap: vec![0.0; kp],
-            lanes: LaneSystems::new(0),
-            pending: Vec::with_capacity(LANES),
         }
     }
 }
@@ -282,16 +265,21 @@ pub(crate) fn chunk<K: Kernel>(
                 let (idx, vals) = sh.ratings.row(i);
                 check_row(sh, i, idx, vals)?;
                 let lam = row_lambda(sh, idx.len());
-                let t = row_loss::<K>(sh, i, idx, vals, lam, &x[local * k..local * k + k], s, None);
+                let t = row_loss::<K>(
+                    sh,
+                    i,
+                    idx,
+                    vals,
+                    lam,
+                    &x[local * k..local * k + k],
+                    s,
+                    false,
+                );
                 add(&mut part, t);
             }
             return Ok((part, before));
         }
     };
-    if matches!(sh.solver, Solver::Cholesky) && k <= LANE_MAX_K {
-        chunk_lanes::<K>(sh, rows, out, from, s, &mut part, &mut before)?;
-        return Ok((part, before));
-    }
     for (local, i) in rows.enumerate() {
         if sh.cancel.is_cancelled() {
             return Ok((part, before));
@@ -304,7 +292,7 @@ pub(crate) fn chunk<K: Kernel>(
             if from {
                 add(
                     &mut before,
-                    row_loss::<K>(sh, i, idx, vals, lam, u, s, None),
+                    row_loss::<K>(sh, i, idx, vals, lam, u, s, false),
                 );
             }
             // The minimiser of w0 u^T G u + lam |u|^2 (and the minimum-norm
@@ -319,8 +307,7 @@ pub(crate) fn chunk<K: Kernel>(
                 } else {
                     &[]
                 };
-                gather_normal::<K>(sh, i, idx, vals, lam, next, 0, s);
-                factor_solve::<K>(sh, i, idx, vals, lam, s)?
+                solve_cholesky::<K>(sh, i, idx, vals, lam, next, s)?
             }
             Solver::ConjugateGradient { steps } if whole(sh, idx) => {
                 solve_cg_block::<K>(sh, i, idx, vals, lam, steps, u, s)?
@@ -329,180 +316,32 @@ pub(crate) fn chunk<K: Kernel>(
                 solve_cg::<K>(sh, i, idx, vals, lam, steps, u, s)?
             }
         }
+        let x = &s.x[..k];
+        if x.iter()
+            .any(|v| !v.is_finite() || v.abs() > f32::MAX as f64)
+        {
+            return Err(Error::Numerical(format!(
+                "the solution for row {i} is not finite in float32 (ratings or weights too large?)"
+            )));
+        }
         // both solvers keep a row that fits whole in the scratch (and leave
         // the solution in s.x, which the loss terms do not touch)
         let in_block = whole(sh, idx);
-        let at = in_block.then_some(0);
-        finish_row::<K>(
-            sh,
-            i,
-            idx,
-            vals,
-            lam,
-            u,
-            at,
-            from,
-            s,
+        if from {
+            add(
+                &mut before,
+                row_loss::<K>(sh, i, idx, vals, lam, u, s, in_block),
+            );
+        }
+        for (d, &v) in u.iter_mut().zip(&s.x[..k]) {
+            *d = v as f32;
+        }
+        add(
             &mut part,
-            &mut before,
-        )?;
+            row_loss::<K>(sh, i, idx, vals, lam, u, s, in_block),
+        );
     }
     Ok((part, before))
-}
-
-/// A solved row's last steps, with its solution in `s.x[..k]`: check it,
-/// add the loss terms at the old factors `u` (with `from`), write it into
-/// `u`, add the loss terms at it. `at`: where the row's gathered entries
-/// start in the scratch, when they are all there.
-#[allow(clippy::too_many_arguments)]
-#[inline(always)]
-fn finish_row<K: Kernel>(
-    sh: &Shared<'_>,
-    i: usize,
-    idx: &[i32],
-    vals: &[f32],
-    lam: f64,
-    u: &mut [f32],
-    at: Option<usize>,
-    from: bool,
-    s: &mut Scratch,
-    part: &mut Partial,
-    before: &mut Partial,
-) -> Result<()> {
-    let k = sh.k;
-    if s.x[..k]
-        .iter()
-        .any(|v| !v.is_finite() || v.abs() > f32::MAX as f64)
-    {
-        return Err(Error::Numerical(format!(
-            "the solution for row {i} is not finite in float32 (ratings or weights too large?)"
-        )));
-    }
-    if from {
-        add(before, row_loss::<K>(sh, i, idx, vals, lam, u, s, at));
-    }
-    for (d, &v) in u.iter_mut().zip(&s.x[..k]) {
-        *d = v as f32;
-    }
-    add(part, row_loss::<K>(sh, i, idx, vals, lam, u, s, at));
-    Ok(())
-}
-
-/// A row waiting in [`chunk_lanes`] for its batch to be solved.
-#[derive(Clone, Copy)]
-struct Pending {
-    row: usize,
-    local: usize,
-    lam: f64,
-    /// Its lane; `None` for a row without entries.
-    lane: Option<usize>,
-    /// Where its gathered entries start in the scratch, when they are all
-    /// there.
-    at: Option<usize>,
-}
-
-/// [`chunk`] for the Cholesky solver with `k <= LANE_MAX_K`: each row's
-/// normal equations are gathered behind those of the rows before it, and the
-/// systems of [`LANES`] rows are factored and solved together
-/// ([`LaneSystems`]); then each row of the batch is finished in row order.
-#[inline(always)]
-fn chunk_lanes<K: Kernel>(
-    sh: &Shared<'_>,
-    rows: Range<usize>,
-    out: &mut [f32],
-    from: bool,
-    s: &mut Scratch,
-    part: &mut Partial,
-    before: &mut Partial,
-) -> Result<()> {
-    let (k, kp) = (sh.k, sh.kp);
-    let rows_end = rows.end;
-    let mut cursor = 0;
-    s.lanes.reset(k);
-    s.pending.clear();
-    for (local, i) in rows.enumerate() {
-        if sh.cancel.is_cancelled() {
-            return Ok(());
-        }
-        let (idx, vals) = sh.ratings.row(i);
-        check_row(sh, i, idx, vals)?;
-        let lam = row_lambda(sh, idx.len());
-        let mut row = Pending {
-            row: i,
-            local,
-            lam,
-            lane: None,
-            at: None,
-        };
-        if !idx.is_empty() {
-            let in_block = whole(sh, idx);
-            // a row that is not kept whole gathers its blocks at the start
-            // of the scratch, over the rows waiting there
-            let room = in_block && (cursor + idx.len()) * kp <= BATCH_VALUES;
-            if s.lanes.is_full() || (cursor > 0 && !room) {
-                finish_batch::<K>(sh, out, from, s, part, before)?;
-                cursor = 0;
-            }
-            let next = if i + 1 < rows_end {
-                sh.ratings.row(i + 1).0
-            } else {
-                &[]
-            };
-            gather_normal::<K>(sh, i, idx, vals, lam, next, cursor, s);
-            row.lane = Some(s.lanes.push(&s.a, kp, &s.rhs, &s.min_pivot));
-            if in_block {
-                row.at = Some(cursor);
-                cursor += idx.len();
-            }
-        }
-        s.pending.push(row);
-    }
-    finish_batch::<K>(sh, out, from, s, part, before)
-}
-
-/// Factor and solve the batch's lanes, then finish its rows in order (an
-/// empty row's factor is zero: the minimiser of `w0 u^T G u + lam |u|^2`, and
-/// the minimum-norm solution when that is singular). A lane whose pivot
-/// fails is redone alone in exact arithmetic ([`factor_solve`]).
-#[inline(always)]
-fn finish_batch<K: Kernel>(
-    sh: &Shared<'_>,
-    out: &mut [f32],
-    from: bool,
-    s: &mut Scratch,
-    part: &mut Partial,
-    before: &mut Partial,
-) -> Result<()> {
-    let k = sh.k;
-    let failed = if s.lanes.len() > 0 {
-        s.lanes.factor_solve::<K::Arith>()
-    } else {
-        [None; LANES]
-    };
-    let pending = std::mem::take(&mut s.pending);
-    for row in &pending {
-        let i = row.row;
-        let (idx, vals) = sh.ratings.row(i);
-        let u = &mut out[row.local * k..row.local * k + k];
-        let Some(l) = row.lane else {
-            if from {
-                add(before, row_loss::<K>(sh, i, idx, vals, row.lam, u, s, None));
-            }
-            u.fill(0.0);
-            continue;
-        };
-        if failed[l].is_some() {
-            assemble_exact::<K::Arith>(sh, i, idx, vals, row.lam, s);
-            factor_solve::<K>(sh, i, idx, vals, row.lam, s)?;
-        } else {
-            s.lanes.solution(l, &mut s.x);
-        }
-        finish_row::<K>(sh, i, idx, vals, row.lam, u, row.at, from, s, part, before)?;
-    }
-    s.pending = pending;
-    s.pending.clear();
-    s.lanes.clear();
-    Ok(())
 }
 
 /// The fixed factor as the gathers read it: the 16-wide padded copy when
@@ -719,33 +558,29 @@ fn singular_cg(i: usize, n: usize) -> Error {
     ))
 }
 
-/// The normal equations of row `i` by blocked accumulation, into `s.a`
-/// (`kp x kp`, with `lam` on the diagonal), `s.rhs` and `s.min_pivot`. When
-/// the row is kept whole ([`whole`]), its gathered entries (and observed
-/// weights) are left in the scratch from entry `at` on, for the loss pass;
-/// otherwise its blocks all go to the scratch's start.
+/// Normal equations by blocked accumulation, then Cholesky; the solution is
+/// left in `s.x[..k]`. When the row fits in one block, the block (and the
+/// observed weights) stay in `s` for the loss pass.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn gather_normal<K: Kernel>(
+fn solve_cholesky<K: Kernel>(
     sh: &Shared<'_>,
     i: usize,
     idx: &[i32],
     vals: &[f32],
     lam: f64,
     next: &[i32],
-    at: usize,
     s: &mut Scratch,
-) {
+) -> Result<()> {
     let (k, kp) = (sh.k, sh.kp);
     let g = gather_source(sh);
     let si = sh.solved_weights.map_or(1.0, |w| w[i]);
     s.rhs[..kp].fill(0.0);
     // Blocks go one after the other when the whole row fits, else all at 0.
-    let whole = whole(sh, idx);
-    let at0 = if whole { at } else { 0 };
+    let whole = idx.len() * kp <= WHOLE_ROW_VALUES;
     s.reserve(
         if whole {
-            at0 + idx.len()
+            idx.len()
         } else {
             max_block(sh.block_rows)
         },
@@ -757,7 +592,7 @@ fn gather_normal<K: Kernel>(
         let end = block_end(start, idx.len(), sh.block_rows);
         let nb = end - start;
         let (bi, bv) = (&idx[start..end], &vals[start..end]);
-        let at = if whole { at0 + start } else { at0 };
+        let at = if whole { start } else { 0 };
         entry_weights(
             sh,
             si,
@@ -816,24 +651,9 @@ fn gather_normal<K: Kernel>(
             SINGULAR_RTOL * s.a[d * kp + d]
         };
     }
-}
-
-/// Factor the normal equations in `s.a` (from [`gather_normal`] or
-/// [`assemble_exact`]) and solve them into `s.x[..k]`. The `f32` block sums
-/// can lose positive definiteness when the row's normal matrix is huge next
-/// to lambda: a failed pivot redoes the row exactly in `f64`, and only a
-/// failure there is an error.
-#[inline(always)]
-fn factor_solve<K: Kernel>(
-    sh: &Shared<'_>,
-    i: usize,
-    idx: &[i32],
-    vals: &[f32],
-    lam: f64,
-    s: &mut Scratch,
-) -> Result<()> {
-    let (k, kp) = (sh.k, sh.kp);
     if K::cholesky(&mut s.a, k, kp, &s.min_pivot).is_err() {
+        // The f32 block sums can lose positive definiteness when the row's
+        // normal matrix is huge next to lambda: redo this row exactly in f64.
         assemble_exact::<K::Arith>(sh, i, idx, vals, lam, s);
         K::cholesky(&mut s.a, k, kp, &s.min_pivot).map_err(|j| {
             Error::Numerical(format!(
@@ -1044,7 +864,7 @@ fn row_loss<K: Kernel>(
     lam: f64,
     u: &[f32],
     s: &mut Scratch,
-    at: Option<usize>,
+    in_block: bool,
 ) -> Partial {
     type M<K> = <K as Kernel>::Arith;
     let (k, kp) = (sh.k, sh.kp);
@@ -1059,20 +879,18 @@ fn row_loss<K: Kernel>(
     let all = quad_form::<M<K>>(sh.gram, k, kp, ud, &mut s.ap);
     let mut observed = 0.0;
     let mut sq = 0.0;
-    if let Some(at) = at {
+    if in_block {
         let n = idx.len();
-        let raw = &s.raw[at * kp..(at + n) * kp];
-        let (sw_row, w_row) = (&s.sw[at..at + n], &s.w[at..at + n]);
         s.u32[..k].copy_from_slice(u);
         let mut obs_l = [0.0f64; 8];
         let mut sq_l = [0.0f64; 8];
         for c0 in (0..n).step_by(sh.block_rows) {
             let c1 = (c0 + sh.block_rows).min(n);
             let p = &mut s.y[..c1 - c0];
-            K::dots(&raw[c0 * kp..c1 * kp], c1 - c0, kp, &s.u32, p);
+            K::dots(&s.raw[c0 * kp..c1 * kp], c1 - c0, kp, &s.u32, p);
             // the block holds sqrt(w_t) v_j: divide the weight out again; a
             // zero weight leaves no trace of v_j, so read that row again
-            let sw = &sw_row[c0..c1];
+            let sw = &s.sw[c0..c1];
             for (pt, &w) in p.iter_mut().zip(sw) {
                 let q = *pt / w;
                 *pt = if w > 0.0 { q } else { 0.0 };
@@ -1086,7 +904,7 @@ fn row_loss<K: Kernel>(
                 }
             }
             // eight interleaved f64 sums, in a fixed order
-            K::loss_sums(p, &w_row[c0..c1], &vals[c0..c1], &mut obs_l, &mut sq_l);
+            K::loss_sums(p, &s.w[c0..c1], &vals[c0..c1], &mut obs_l, &mut sq_l);
         }
         observed = ((obs_l[0] + obs_l[4]) + (obs_l[2] + obs_l[6]))
             + ((obs_l[1] + obs_l[5]) + (obs_l[3] + obs_l[7]));

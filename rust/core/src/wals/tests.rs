@@ -768,7 +768,7 @@ fn cg_reports_a_direction_without_curvature_as_singular() {
     );
 }
 
-/// The rows `i` of `r` as a one-row matrix.
+/// Row `i` of `r` as a one-row matrix.
 fn one_row(r: &Csr, i: usize) -> Csr {
     let (s, e) = (r.indptr[i] as usize, r.indptr[i + 1] as usize);
     let cols: Vec<i64> = r.indices[s..e].iter().map(|&j| j as i64).collect();
@@ -787,11 +787,11 @@ fn one_row(r: &Csr, i: usize) -> Csr {
 
 #[test]
 fn a_row_solves_to_the_same_bits_whatever_rows_are_solved_with_it() {
-    // The Cholesky solver solves up to eight rows together (one per f64
-    // lane) for k <= 16: rows of 0 to 5000 ratings (empty rows, rows beyond a
-    // batch's scratch, which start a new batch), with and without weights,
-    // give each row the same bits as solving it alone, on every instruction
-    // set, and as the exact f64 reference to rounding.
+    // Rows share per-thread scratch (gathered entries, weights, normal
+    // matrices): rows of 0 to 5000 ratings (empty rows, rows longer than the
+    // scratch's first size), with and without weights, give each row the same
+    // bits as solving it alone, on every instruction set, and the exact f64
+    // reference to rounding.
     let m = 6000;
     let lens = [
         0usize, 3, 40, 5000, 1, 0, 17, 200, 4500, 9, 9, 9, 33, 2, 0, 60, 7, 11, 300, 5, 8, 8, 8,
@@ -827,7 +827,7 @@ fn a_row_solves_to_the_same_bits_whatever_rows_are_solved_with_it() {
                 let view = CsrView::from_csr(&r);
                 let loss = half_sweep_with(view, &fixed, &mut all, &p, 1, isa).unwrap();
                 assert!(max_rel_err(&all, &want) < 1e-5, "k={k} {isa:?}");
-                // the loss terms read each row's entries where its batch left them
+                // the loss terms read each row's entries where its gather left them
                 let lp = LossParams {
                     k,
                     unobserved_weight: p.unobserved_weight,
@@ -861,7 +861,7 @@ fn a_row_solves_to_the_same_bits_whatever_rows_are_solved_with_it() {
 #[test]
 fn a_singular_row_among_others_is_named() {
     // w0 = 0 and lambda = 0: row 13, with fewer ratings than factors, is
-    // singular; the rows solved with it in its batch do not hide it.
+    // singular; the error names it among full-rank rows.
     let (n, m, k) = (20, 8, 3);
     let (mut rows, mut cols, mut vals) = (vec![], vec![], vec![]);
     for i in 0..n {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
 import json
 import warnings
@@ -299,14 +300,23 @@ def _as_embeddings(x: Any, side: str) -> Embeddings:
     return Embeddings(range(arr.shape[0]), arr)
 
 
-def _accepts(fn: Any) -> set[str]:
-    return {
+def _accepts(fn: Any) -> frozenset[str]:
+    """The options ``fn`` takes by name (read once per hashable function)."""
+    try:
+        return _accepted_options(fn)
+    except TypeError:  # an unhashable callable: read its signature each time
+        return _accepted_options.__wrapped__(fn)
+
+
+@functools.lru_cache(maxsize=256)
+def _accepted_options(fn: Any) -> frozenset[str]:
+    return frozenset(
         p.name
         for p in inspect.signature(fn).parameters.values()
         # ``tables`` is compare()'s to fill (pass NeighborTable through ``knn=``)
         if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
         and p.name not in ("A", "B", "tables")
-    }
+    )
 
 
 def _precomputed_tables(
@@ -687,7 +697,7 @@ def chance_scores(
     totals = dict.fromkeys(names, 0.0)
     for _ in range(permutations):
         order = rng.permutation(b.n)
-        shuffled = Embeddings(b.keys, b.vectors[order], metadata=b.metadata)
+        shuffled = b._with_vectors(b.vectors[order])  # b's keys, rows permuted: no new checks
         tables = None if knn is None else (knn[0], shuffled_table(knn[1], order, shuffled))
         result = compare(a, shuffled, names, knn=tables, **compare_options)
         for n in names:

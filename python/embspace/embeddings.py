@@ -221,6 +221,31 @@ class Embeddings:
             metadata=self.metadata,
         )
 
+    def _with_vectors(
+        self,
+        vectors: np.ndarray,
+        *,
+        ids: np.ndarray | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Embeddings:
+        """These keys with other vectors: the very key list and index (not
+        copied, not checked again), ``vectors`` an n x d float32 array that the
+        caller knows to be finite (a permutation of these rows, or the vectors
+        of embeddings with equal keys), ``ids``, and ``metadata`` (default:
+        these). Key comparisons with this embeddings are then identity checks."""
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        if vectors.ndim != 2 or vectors.shape[0] != self.n:
+            raise ShapeMismatchError(f"{self.n} keys for vectors of shape {vectors.shape}")
+        if ids is not None and np.shape(ids) != (self.n,):
+            raise ShapeMismatchError(f"{np.size(ids)} ids for {self.n} keys")
+        out = Embeddings.__new__(Embeddings)
+        out.keys = self.keys
+        out.vectors = vectors
+        out.ids = ids
+        out.metadata = dict(self.metadata if metadata is None else metadata)
+        out._index = self._index
+        return out
+
     def subset(self, keys: Iterable[Hashable]) -> Embeddings:
         """The embeddings of ``keys``, in that order."""
         return self.take([self.index_of(k) for k in keys])

@@ -22,21 +22,24 @@ from ._base import (
     singular_values,
     warn_if_few_rows,
 )
+from .sides import dense_pair, takes_sides
 
 __all__ = ["canonical_correlations", "cca", "pwcca", "svcca"]
 
 
 def canonical_correlations(A: Any, B: Any, xp: ModuleType = np, *, name: str = "cca") -> np.ndarray:
-    """All canonical correlations of ``A`` (n x d_a) and ``B`` (n x d_b), descending,
-    min(rank A, rank B) of them, in [0, 1]."""
-    A, B = as_pair(A, B, xp, min_n=2, name=name)
-    warn_if_few_rows(A.shape[0], A.shape[1], B.shape[1], name)
-    qa, _ = orthonormal_basis(centered(A), xp, "A", name)
-    qb, _ = orthonormal_basis(centered(B), xp, "B", name)
+    """All canonical correlations of ``A`` (n x d_a) and ``B`` (n x d_b), arrays
+    or :class:`~embspace.measures.sides.DenseSide`, descending, min(rank A,
+    rank B) of them, in [0, 1]."""
+    sa, sb = dense_pair(A, B, xp, min_n=2, name=name)
+    warn_if_few_rows(sa.shape[0], sa.shape[1], sb.shape[1], name)
+    qa, _ = sa.basis("A", name)
+    qb, _ = sb.basis("B", name)
     rho = xp.clip(singular_values(qa.T @ qb, xp), 0.0, 1.0)
     return np.asarray(floats(rho))
 
 
+@takes_sides
 def cca(A: Any, B: Any, *, xp: ModuleType = np) -> MeasureResult:
     """Mean canonical correlation of the centred matrices (exact).
 

@@ -106,5 +106,5 @@ def shuffled_table(
     if order.shape != (base.n,) or not np.array_equal(np.sort(order), np.arange(base.n)):
         raise InvalidParameterError(f"order must be a permutation of the {base.n} rows")
     if embeddings is None:
-        embeddings = Embeddings(base.keys, base.vectors[order], metadata=base.metadata)
+        embeddings = base._with_vectors(base.vectors[order])
     return ShuffledTable(table, order, embeddings)

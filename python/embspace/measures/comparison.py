@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
 import json
 import warnings
@@ -25,6 +26,7 @@ from .chance import CHANCE_PERMUTATIONS, shuffled_table
 from .neighborhood import TIE_TOLERANCE, neighbor_tables, sampled_overlap, table_width
 from .registry import DEFAULT_MEASURES, MEASURES, Measure, check_measures, get_measure
 from .rsa import sample_by_key
+from .sides import DenseSide
 from .streaming import STREAMED, moments, streamed
 
 __all__ = [
@@ -299,14 +301,23 @@ def _as_embeddings(x: Any, side: str) -> Embeddings:
     return Embeddings(range(arr.shape[0]), arr)
 
 
-def _accepts(fn: Any) -> set[str]:
-    return {
+def _accepts(fn: Any) -> frozenset[str]:
+    """The options ``fn`` takes by name (read once per hashable function)."""
+    try:
+        return _accepted_options(fn)
+    except TypeError:  # an unhashable callable: read its signature each time
+        return _accepted_options.__wrapped__(fn)
+
+
+@functools.lru_cache(maxsize=256)
+def _accepted_options(fn: Any) -> frozenset[str]:
+    return frozenset(
         p.name
         for p in inspect.signature(fn).parameters.values()
         # ``tables`` is compare()'s to fill (pass NeighborTable through ``knn=``)
         if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
         and p.name not in ("A", "B", "tables")
-    }
+    )
 
 
 def _precomputed_tables(
@@ -346,6 +357,64 @@ def _precomputed_tables(
     return knn[0], knn[1]
 
 
+def _check_dense(dense: Any) -> tuple[DenseSide | None, DenseSide | None]:
+    """``dense`` (None or a pair of DenseSide or None) as a pair."""
+    if dense is None:
+        return (None, None)
+    if (
+        isinstance(dense, (str, bytes))
+        or not isinstance(dense, (tuple, list))
+        or len(dense) != 2
+        or not all(side is None or isinstance(side, DenseSide) for side in dense)
+    ):
+        raise InvalidParameterError(
+            "dense must be a pair (side_a, side_b) of DenseSide or None, "
+            f"got {type(dense).__name__}"
+        )
+    return dense[0], dense[1]
+
+
+def _dense_sides(
+    dense: tuple[DenseSide | None, DenseSide | None],
+    given: tuple[Embeddings, Embeddings],
+    aligned: tuple[Embeddings, Embeddings],
+    xp: Any,
+    name: str,
+) -> tuple[DenseSide, DenseSide]:
+    """The prepared sides of the two aligned embeddings: those of ``dense``,
+    checked (of these vectors, on ``xp``), the others made here."""
+    out = []
+    for side, prepared, emb, aligned_emb in zip("ab", dense, given, aligned, strict=True):
+        if prepared is None:
+            out.append(DenseSide.of(aligned_emb.vectors, xp, side=side.upper(), name=name))
+            continue
+        if aligned_emb is not emb:
+            raise ShapeMismatchError(
+                "prepared dense sides (dense=) need both sides to hold the same keys in the "
+                "same order: leave dense= out and compare() prepares the shared entities"
+            )
+        if prepared.xp is not xp:
+            raise InvalidParameterError(f"dense: the side of {side} is not on the device's arrays")
+        source = prepared.source
+        if source is not emb.vectors and (
+            tuple(np.shape(source)) != emb.vectors.shape
+            or not np.array_equal(np.asarray(source), emb.vectors)
+        ):
+            raise ShapeMismatchError(
+                f"dense: the side of {side} is not a side of {side} (other vectors)"
+            )
+        out.append(prepared)
+    return out[0], out[1]
+
+
+def _takes_sides(names: Iterable[str], n: int, xp: Any) -> bool:
+    """Whether a comparison of ``n`` entities on ``xp`` hands prepared sides to
+    one of the measures ``names`` (not where they are streamed)."""
+    if xp is np and n > STREAM_ABOVE:
+        return False
+    return any(getattr(MEASURES[m].function, "takes_dense_sides", False) for m in names)
+
+
 def compare(
     a: Any,
     b: Any,
@@ -356,6 +425,7 @@ def compare(
     num_threads: int | None = None,
     device: str = "cpu",
     knn: tuple[NeighborTable, NeighborTable] | None = None,
+    dense: tuple[DenseSide | None, DenseSide | None] | None = None,
     chance: bool = False,
     chance_permutations: int = CHANCE_PERMUTATIONS,
     chance_seed: int = 0,
@@ -396,6 +466,16 @@ def compare(
     :class:`~embspace.errors.ShapeMismatchError`; anything other than two
     NeighborTable is an :class:`~embspace.errors.InvalidParameterError`.
     Without neighbor measures, ``knn`` is checked and unused.
+
+    ``dense = (side_a, side_b)`` hands in the sides prepared for the dense
+    measures (:class:`~embspace.measures.sides.DenseSide`, either may be None:
+    made here), so a caller that compares one embeddings many times centres
+    and factors it once: each must be made (:meth:`DenseSide.of
+    <embspace.measures.sides.DenseSide.of>`) from that side's vectors (the
+    same array, or equal values) on the array module of ``device``, and both
+    sides must hold the same keys in the same order (else a
+    :class:`~embspace.errors.ShapeMismatchError`). The scores are the same,
+    bit for bit. Without dense measures it is checked and unused.
 
     ``chance=True`` also computes each measure's chance level
     (:attr:`Comparison.chance`): the mean score of ``a`` against ``b`` with
@@ -558,7 +638,8 @@ def compare(
             tables=index_tables,
         )
     xp = module_for(device)[1]
-    dense_a = dense_b = None
+    dense = _check_dense(dense)
+    sides: tuple[DenseSide, DenseSide] | None = None
     stream = None
     if xp is np and aa.n > STREAM_ABOVE:
         on_moments = [s.name for s in specs if s.name in STREAMED]
@@ -601,12 +682,14 @@ def compare(
                     **opts,
                 )
             else:
-                if dense_a is None:
-                    dense_a = xp.asarray(aa.vectors, dtype=xp.float64)
-                    dense_b = xp.asarray(bb.vectors, dtype=xp.float64)
+                if sides is None:
+                    sides = _dense_sides(dense, (ea, eb), (aa, bb), xp, s.name)
                 if "keys" in _accepts(s.function):
                     opts["keys"] = aa.keys  # e.g. rsa samples by key
-                results[s.name] = s.function(dense_a, dense_b, xp=xp, **opts)
+                if getattr(s.function, "takes_dense_sides", False):
+                    results[s.name] = s.function(*sides, xp=xp, **opts)
+                else:
+                    results[s.name] = s.function(sides[0].values, sides[1].values, xp=xp, **opts)
     intervals: dict[str, tuple[float, float]] = {}
     for s in specs:
         if s.neighbor_based:
@@ -634,6 +717,7 @@ def compare(
             permutations=chance_permutations,
             random_state=chance_seed,
             knn=given if rows is None else None,
+            dense=(sides[0] if sides is not None else dense[0] if aa is ea else None, None),
             make_tables=False,
             sample=sample if rows is not None else 0,
             sample_seed=sample_seed,
@@ -654,6 +738,7 @@ def chance_scores(
     permutations: int = CHANCE_PERMUTATIONS,
     random_state: int = 0,
     knn: tuple[NeighborTable, NeighborTable] | None = None,
+    dense: tuple[DenseSide | None, DenseSide | None] | None = None,
     make_tables: bool = True,
     **compare_options: Any,
 ) -> dict[str, float]:
@@ -668,28 +753,38 @@ def chance_scores(
     instead of searching. Without ``knn`` and with neighbor measures, the two
     tables are made here once (``make_tables=False``: not made, each shuffle
     then searches, as :func:`~embspace.compare` does when a measure's own
-    ``metric`` option differs from ``metric``). ``compare_options`` (``k``, ``metric``,
-    ``num_threads``, ``device``, measure options) go to
-    :func:`~embspace.compare`.
+    ``metric`` option differs from ``metric``). ``dense``: as for
+    :func:`~embspace.compare`, of which only ``a``'s side is read (``b``'s rows
+    are shuffled); made here when not given (and ``a`` needs no alignment)
+    and a dense measure takes it, so the shuffles prepare ``a`` once.
+    ``compare_options`` (``k``, ``metric``, ``num_threads``, ``device``,
+    measure options) go to :func:`~embspace.compare`.
     """
     permutations = check_int(permutations, "chance permutations", minimum=1)
     random_state = check_int(random_state, "chance random_state", minimum=0)
     names = check_measures(measures)
+    side_a = _check_dense(dense)[0]
     if knn is None:
+        original = a
         a, b = align(a, b)
+        if a is not original:
+            side_a = None  # prepared for other rows
         if make_tables and any(MEASURES[n].neighbor_based for n in names):
             opts = {
                 o: compare_options[o] for o in ("num_threads", "device") if o in compare_options
             }
             metric = compare_options.get("metric", "cosine")
             knn = (NeighborTable(a, metric=metric, **opts), NeighborTable(b, metric=metric, **opts))
+    xp = module_for(compare_options.get("device", "cpu"))[1]
+    if side_a is None and _takes_sides(names, a.n, xp):
+        side_a = DenseSide.of(a.vectors, xp, name="chance")
     rng = np.random.default_rng(random_state)
     totals = dict.fromkeys(names, 0.0)
     for _ in range(permutations):
         order = rng.permutation(b.n)
-        shuffled = Embeddings(b.keys, b.vectors[order], metadata=b.metadata)
+        shuffled = b._with_vectors(b.vectors[order])  # b's keys, rows permuted: no new checks
         tables = None if knn is None else (knn[0], shuffled_table(knn[1], order, shuffled))
-        result = compare(a, shuffled, names, knn=tables, **compare_options)
+        result = compare(a, shuffled, names, knn=tables, dense=(side_a, None), **compare_options)
         for n in names:
             totals[n] += float(result.scores[n])
     return {n: totals[n] / permutations for n in names}

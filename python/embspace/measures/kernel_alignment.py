@@ -10,6 +10,7 @@ import numpy as np
 
 from ..errors import NumericalError
 from ._base import MeasureResult, as_pair, centered
+from .sides import dense_pair, takes_sides
 
 __all__ = ["cka", "cka_debiased"]
 
@@ -18,6 +19,7 @@ def _frob2(M: Any) -> float:
     return float((M * M).sum())
 
 
+@takes_sides
 def cka(A: Any, B: Any, *, xp: ModuleType = np) -> MeasureResult:
     """Linear CKA: ``|B^T A|_F^2 / (|A^T A|_F |B^T B|_F)`` on centred A and B.
 
@@ -30,11 +32,10 @@ def cka(A: Any, B: Any, *, xp: ModuleType = np) -> MeasureResult:
 
     Cost: O(n (d_a^2 + d_b^2 + d_a d_b)) time, O(d^2) extra memory.
     """
-    A, B = as_pair(A, B, xp, min_n=2, name="cka")
-    Ac, Bc = centered(A), centered(B)
-    cross = _frob2(Bc.T @ Ac)
-    na = float(np.sqrt(_frob2(Ac.T @ Ac)))
-    nb = float(np.sqrt(_frob2(Bc.T @ Bc)))
+    sa, sb = dense_pair(A, B, xp, min_n=2, name="cka")
+    cross = _frob2(sb.centered.T @ sa.centered)
+    na = float(np.sqrt(sa.gram_norm2()))
+    nb = float(np.sqrt(sb.gram_norm2()))
     if na == 0.0 or nb == 0.0:
         raise NumericalError("cka: a side has no variance (every row is the same)")
     return MeasureResult("cka", cross / (na * nb), {"hsic": cross, "norm_a": na, "norm_b": nb})

@@ -227,7 +227,7 @@ def neighbor_tables(
                 f"tie_tolerance {tables.tie_tolerance!r}, not {metric!r} and {tol!r}"
             )
         return tables
-    A, B = as_pair(A, B, min_n=2, name=name)
+    A, B = as_pair(A, B, min_n=2, name=name, keep_float32=True)
     n = A.shape[0]
     if k > n - 1:
         raise InvalidParameterError(f"{name}: k = {k} must lie in [1, n - 1] = [1, {n - 1}]")

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import warnings
 from types import ModuleType
 from typing import Any
 
 import numpy as np
 
-from ..errors import EmbspaceWarning
-from ._base import MeasureResult, as_pair, centered, host, population_stdev
+from ._base import MeasureResult, host, population_stdev
+from .sides import DenseSide, dense_pair, takes_sides, warn_constant_units
 
 __all__ = ["unit_correlations", "unitmatch"]
 
@@ -17,27 +16,18 @@ __all__ = ["unit_correlations", "unitmatch"]
 def unit_correlations(A: Any, B: Any, xp: ModuleType = np) -> np.ndarray:
     """The d_a x d_b Pearson correlations between the columns of A and of B
     (a constant column correlates 0 with everything, with a warning)."""
-    A, B = as_pair(A, B, xp, min_n=2, name="unitmatch")
-    return _correlations(A, B, xp)
+    sa, sb = dense_pair(A, B, xp, min_n=2, name="unitmatch")
+    return _correlations(sa, sb)
 
 
-def _correlations(A: Any, B: Any, xp: ModuleType) -> np.ndarray:
-    Ac, Bc = centered(A), centered(B)
-    na = xp.sqrt((Ac * Ac).sum(axis=0))
-    nb = xp.sqrt((Bc * Bc).sum(axis=0))
-    constant = int((na == 0).sum() + (nb == 0).sum())
-    if constant:
-        warnings.warn(
-            f"unitmatch: {constant} constant unit(s); their correlations are taken as 0",
-            EmbspaceWarning,
-            stacklevel=3,
-        )
-    na = xp.where(na == 0, 1.0, na)
-    nb = xp.where(nb == 0, 1.0, nb)
-    C = (Ac / na).T @ (Bc / nb)
-    return np.clip(host(C), -1.0, 1.0)
+def _correlations(sa: DenseSide, sb: DenseSide) -> np.ndarray:
+    ua, constant_a = sa.unit_columns()
+    ub, constant_b = sb.unit_columns()
+    warn_constant_units(constant_a + constant_b, "unitmatch")
+    return np.clip(host(ua.T @ ub), -1.0, 1.0)
 
 
+@takes_sides
 def unitmatch(
     A: Any, B: Any, *, replacement: bool = True, absolute: bool = False, xp: ModuleType = np
 ) -> MeasureResult:
@@ -59,8 +49,8 @@ def unitmatch(
     Cost: O(n d^2) time for the correlations, O(d^3) for the assignment.
     Needs the same d on both sides.
     """
-    A, B = as_pair(A, B, xp, equal_d=True, min_n=2, name="unitmatch")
-    return match_units(_correlations(A, B, xp), replacement=replacement, absolute=absolute)
+    sa, sb = dense_pair(A, B, xp, equal_d=True, min_n=2, name="unitmatch")
+    return match_units(_correlations(sa, sb), replacement=replacement, absolute=absolute)
 
 
 def match_units(C: np.ndarray, *, replacement: bool, absolute: bool) -> MeasureResult:

@@ -14,22 +14,37 @@ The chance level of a pair (:func:`embspace.measures.chance_scores`: the
 second side's rows shuffled) reads the same tables, relabelled, and
 :meth:`RunComparer.per_entity` the per-entity values of one neighbor measure:
 no comparison of a sweep searches a run's neighbors twice.
+
+Likewise each run's :class:`~embspace.measures.sides.DenseSide` (its float64
+values, centred, with the orthonormal basis of ``cca`` and the unit columns of
+``unitmatch``) is prepared once and handed to every comparison of the run
+(``dense=``), within :data:`DENSE_SIDES_BYTES` (the sides used least recently
+are dropped beyond it, and made again if needed).
 """
 
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from collections.abc import Hashable, Sequence
 from typing import Any
 
 import numpy as np
 
+from ..device import module_for
 from ..embeddings import Embeddings
 from ..errors import InvalidParameterError
 from ..measures import CHANCE_PERMUTATIONS, MEASURES, Comparison, chance_scores, compare
+from ..measures.comparison import STREAM_ABOVE
+from ..measures.sides import DenseSide
 from ..neighbors import NeighborTable
 
-__all__ = ["RunComparer"]
+__all__ = ["DENSE_SIDES_BYTES", "RunComparer"]
+
+#: The most bytes of prepared dense sides a :class:`RunComparer` keeps (26,744
+#: items x 10 dimensions take 8.6 MB a run; a sweep's working set is its
+#: reference runs and the runs of one value).
+DENSE_SIDES_BYTES = 256 << 20
 
 
 class RunComparer:
@@ -57,7 +72,11 @@ class RunComparer:
         self.device = device
         self.num_threads = num_threads
         self._neighbor_based = any(MEASURES[m].neighbor_based for m in self.measures)
+        self._takes_sides = any(
+            getattr(MEASURES[m].function, "takes_dense_sides", False) for m in self.measures
+        )
         self._tables: dict[Hashable, NeighborTable] = {}
+        self._sides: OrderedDict[Hashable, DenseSide] = OrderedDict()
         self._lock = threading.Lock()
 
     def table(self, key: Hashable, embeddings: Embeddings) -> NeighborTable:
@@ -75,6 +94,38 @@ class RunComparer:
                 self._tables[key] = table
             return table
 
+    def _side(self, key: Hashable, embeddings: Embeddings) -> DenseSide:
+        """The prepared dense side of ``embeddings`` under ``key`` (made on
+        first use; the most recently used first to stay)."""
+        with self._lock:
+            side = self._sides.get(key)
+            if side is not None and side.source is embeddings.vectors:
+                self._sides.move_to_end(key)
+                return side
+        side = DenseSide.of(embeddings.vectors, module_for(self.device)[1])
+        with self._lock:
+            self._sides[key] = side
+        return side
+
+    def _trim_sides(self) -> None:
+        """Drop the least recently used sides beyond :data:`DENSE_SIDES_BYTES`."""
+        with self._lock:
+            total = sum(side.nbytes for side in self._sides.values())
+            while self._sides and total > DENSE_SIDES_BYTES:
+                _, side = self._sides.popitem(last=False)
+                total -= side.nbytes
+
+    def _dense(
+        self, a_key: Hashable, a: Embeddings, b_key: Hashable | None, b: Embeddings
+    ) -> tuple[DenseSide | None, DenseSide | None] | None:
+        """The kept sides of a pair (None for ``b_key`` None), when its
+        dense measures read them: same keys in the same order, not streamed."""
+        if not self._takes_sides or a.keys != b.keys:
+            return None
+        if module_for(self.device)[1] is np and a.n > STREAM_ABOVE:
+            return None
+        return (self._side(a_key, a), None if b_key is None else self._side(b_key, b))
+
     def keep(self, key: Hashable, table: NeighborTable) -> None:
         """Use ``table`` (made elsewhere, for example by a task of a Dask graph)
         as the table of ``key``: pairs that pass ``table.embeddings`` read it."""
@@ -82,9 +133,10 @@ class RunComparer:
             self._tables[key] = table
 
     def forget(self, key: Hashable) -> None:
-        """Drop the table kept under ``key``."""
+        """Drop the table (and the prepared side) kept under ``key``."""
         with self._lock:
             self._tables.pop(key, None)
+            self._sides.pop(key, None)
 
     def compare(
         self,
@@ -100,17 +152,21 @@ class RunComparer:
         knn = None
         if self._neighbor_based and not options and a.keys == b.keys:
             knn = (self.table(a_key, a), self.table(b_key, b))
-        return compare(
-            a,
-            b,
-            measures=self.measures,
-            k=self.k,
-            metric=self.metric,
-            num_threads=self.num_threads,
-            device=self.device,
-            knn=knn,
-            **options,
-        )
+        try:
+            return compare(
+                a,
+                b,
+                measures=self.measures,
+                k=self.k,
+                metric=self.metric,
+                num_threads=self.num_threads,
+                device=self.device,
+                knn=knn,
+                dense=self._dense(a_key, a, b_key, b),
+                **options,
+            )
+        finally:
+            self._trim_sides()
 
     def scores(
         self, a_key: Hashable, a: Embeddings, b_key: Hashable, b: Embeddings
@@ -135,18 +191,22 @@ class RunComparer:
         knn = None
         if self._neighbor_based and a.keys == b.keys:
             knn = (self.table(a_key, a), self.table(b_key, b))
-        return chance_scores(
-            a,
-            b,
-            self.measures,
-            permutations=permutations,
-            random_state=random_state,
-            knn=knn,
-            k=self.k,
-            metric=self.metric,
-            num_threads=self.num_threads,
-            device=self.device,
-        )
+        try:
+            return chance_scores(
+                a,
+                b,
+                self.measures,
+                permutations=permutations,
+                random_state=random_state,
+                knn=knn,
+                dense=self._dense(a_key, a, None, b),  # b is shuffled: only a's side serves
+                k=self.k,
+                metric=self.metric,
+                num_threads=self.num_threads,
+                device=self.device,
+            )
+        finally:
+            self._trim_sides()
 
     def per_entity(
         self, a_key: Hashable, a: Embeddings, b_key: Hashable, b: Embeddings, measure: str

@@ -425,6 +425,7 @@ class Sweep:
             gauge=self.gauge,
         )
         bar.update(per_run - ticks[0])
+        emb = self._sharing_keys(emb)
         with self._lock:
             self._emb[run] = emb
             self._runs[run] = record
@@ -441,6 +442,17 @@ class Sweep:
                 loss=record.loss,
             )
         )
+
+    def _sharing_keys(self, emb: Embeddings) -> Embeddings:
+        """``emb`` on the key list of the runs recorded before when its keys
+        are the same (they are for every run of one data): one list for all
+        runs, so that the many key checks of the comparisons are identity
+        checks instead of comparisons of n keys."""
+        with self._lock:
+            first = next(iter(self._emb.values()), None)
+        if first is None or first.keys is emb.keys or first.keys != emb.keys:
+            return emb
+        return first._with_vectors(emb.vectors, ids=emb.ids, metadata=emb.metadata)
 
     def _record_run(self, run: RunKey, record: RunRecord, emb: Embeddings) -> None:
         """Record a run trained elsewhere (a task of a Dask graph)."""

@@ -26,7 +26,7 @@ from .chance import CHANCE_PERMUTATIONS, shuffled_table
 from .neighborhood import TIE_TOLERANCE, neighbor_tables, sampled_overlap, table_width
 from .registry import DEFAULT_MEASURES, MEASURES, Measure, check_measures, get_measure
 from .rsa import sample_by_key
-from .sides import DenseSide
+from .sides import DenseSide, reads_sides
 from .streaming import STREAMED, moments, streamed
 
 __all__ = [
@@ -407,12 +407,12 @@ def _dense_sides(
     return out[0], out[1]
 
 
-def _takes_sides(names: Iterable[str], n: int, xp: Any) -> bool:
+def uses_dense_sides(names: Iterable[str], n: int, xp: Any) -> bool:
     """Whether a comparison of ``n`` entities on ``xp`` hands prepared sides to
     one of the measures ``names`` (not where they are streamed)."""
     if xp is np and n > STREAM_ABOVE:
         return False
-    return any(getattr(MEASURES[m].function, "takes_dense_sides", False) for m in names)
+    return any(reads_sides(MEASURES[m].function) for m in names)
 
 
 def compare(
@@ -686,7 +686,7 @@ def compare(
                     sides = _dense_sides(dense, (ea, eb), (aa, bb), xp, s.name)
                 if "keys" in _accepts(s.function):
                     opts["keys"] = aa.keys  # e.g. rsa samples by key
-                if getattr(s.function, "takes_dense_sides", False):
+                if reads_sides(s.function):
                     results[s.name] = s.function(*sides, xp=xp, **opts)
                 else:
                     results[s.name] = s.function(sides[0].values, sides[1].values, xp=xp, **opts)
@@ -776,7 +776,7 @@ def chance_scores(
             metric = compare_options.get("metric", "cosine")
             knn = (NeighborTable(a, metric=metric, **opts), NeighborTable(b, metric=metric, **opts))
     xp = module_for(compare_options.get("device", "cpu"))[1]
-    if side_a is None and _takes_sides(names, a.n, xp):
+    if side_a is None and uses_dense_sides(names, a.n, xp):
         side_a = DenseSide.of(a.vectors, xp, name="chance")
     rng = np.random.default_rng(random_state)
     totals = dict.fromkeys(names, 0.0)

@@ -31,7 +31,7 @@ import numpy as np
 from ..errors import EmbspaceWarning, InvalidParameterError
 from ._base import as_float64, basis_and_rank, centered, check_finite, check_shapes, warn_rank
 
-__all__ = ["DenseSide", "dense_pair", "takes_sides", "warn_constant_units"]
+__all__ = ["DenseSide", "dense_pair", "reads_sides", "takes_sides", "warn_constant_units"]
 
 
 class DenseSide:
@@ -120,6 +120,11 @@ def takes_sides(function: Any) -> Any:
     prepared sides."""
     function.takes_dense_sides = True
     return function
+
+
+def reads_sides(function: Any) -> bool:
+    """Whether ``function`` was marked with :func:`takes_sides`."""
+    return bool(getattr(function, "takes_dense_sides", False))
 
 
 def dense_pair(

@@ -35,7 +35,7 @@ from ..device import module_for
 from ..embeddings import Embeddings
 from ..errors import InvalidParameterError
 from ..measures import CHANCE_PERMUTATIONS, MEASURES, Comparison, chance_scores, compare
-from ..measures.comparison import STREAM_ABOVE
+from ..measures.comparison import uses_dense_sides
 from ..measures.sides import DenseSide
 from ..neighbors import NeighborTable
 
@@ -72,9 +72,6 @@ class RunComparer:
         self.device = device
         self.num_threads = num_threads
         self._neighbor_based = any(MEASURES[m].neighbor_based for m in self.measures)
-        self._takes_sides = any(
-            getattr(MEASURES[m].function, "takes_dense_sides", False) for m in self.measures
-        )
         self._tables: dict[Hashable, NeighborTable] = {}
         self._sides: OrderedDict[Hashable, DenseSide] = OrderedDict()
         self._lock = threading.Lock()
@@ -120,9 +117,7 @@ class RunComparer:
     ) -> tuple[DenseSide | None, DenseSide | None] | None:
         """The kept sides of a pair (None for ``b_key`` None), when its
         dense measures read them: same keys in the same order, not streamed."""
-        if not self._takes_sides or a.keys != b.keys:
-            return None
-        if module_for(self.device)[1] is np and a.n > STREAM_ABOVE:
+        if a.keys != b.keys or not uses_dense_sides(self.measures, a.n, module_for(self.device)[1]):
             return None
         return (self._side(a_key, a), None if b_key is None else self._side(b_key, b))
 

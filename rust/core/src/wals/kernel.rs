@@ -156,7 +156,9 @@ pub(crate) trait Kernel {
     /// [`crate::dense::cholesky_upper`] of the leading `n x n` block of `a`
     /// (leading dimension `ld`). Requires `ld >= n` rounded up to a multiple
     /// of 8 and, in each of the first `n` rows, zeros in the columns from `n`
-    /// to that multiple.
+    /// to that multiple. The strict lower triangle within 8 columns of the
+    /// diagonal may be overwritten (the AVX-512 kernel keeps there what its
+    /// [`Kernel::solve`] reads), so `solve` takes this kernel's factor only.
     fn cholesky(a: &mut [f64], n: usize, ld: usize, min_pivot: &[f64]) -> Result<(), usize> {
         crate::dense::cholesky_upper::<Self::Arith>(a, n, ld, min_pivot)
     }
@@ -809,10 +811,15 @@ mod avx512 {
         }
     }
 
-    /// Blocked right-looking Cholesky in `f64` with panels of 8 rows: the
-    /// 8 x 8 diagonal block unblocked, the panel's row strips by a triangular
-    /// solve held in registers, the trailing rows by register tiles of up to
-    /// 4 rows x 24 columns (eight multiply-adds per element loaded).
+    /// Blocked left-looking Cholesky in `f64` with panels of 8 rows. Each
+    /// panel's rows are first brought up to date with the rows of `U` above
+    /// them, in register tiles of up to 8 rows x 24 columns summed over the
+    /// whole depth (one load and one store per element and panel); the 8 x 8
+    /// diagonal block is then factored in registers, and the rest of the
+    /// panel's rows solved against it in the same tiles before they are
+    /// stored. On return the upper triangle holds `U`, and the strictly lower
+    /// triangle of each 8 x 8 diagonal block holds its transpose (which
+    /// [`solve`] reads); the rest of the lower triangle is scratch.
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn cholesky(
         a: &mut [f64],
@@ -822,91 +829,176 @@ mod avx512 {
     ) -> Result<(), usize> {
         let n8 = n.div_ceil(8) * 8;
         let p = a.as_mut_ptr();
+        let mut inv = [0.0f64; 8];
         let mut j0 = 0;
         while j0 < n {
             let pw = (n - j0).min(8);
-            for q in 0..pw {
-                let j = j0 + q;
-                let d = *p.add(j * ld + j);
-                if !d.is_finite() || d <= min_pivot[j] {
-                    return Err(j);
-                }
-                let s = d.sqrt();
-                *p.add(j * ld + j) = s;
-                let inv = 1.0 / s;
-                for c in j + 1..j0 + pw {
-                    *p.add(j * ld + c) *= inv;
-                }
-                for r in q + 1..pw {
-                    let i = j0 + r;
-                    let f = *p.add(j * ld + i);
-                    for c in i..j0 + pw {
-                        *p.add(i * ld + c) -= f * *p.add(j * ld + c);
+            macro_rules! diag {
+                ($($m:literal)*) => {
+                    match pw {
+                        $($m => diag_block::<$m>(p, ld, j0, &min_pivot[j0..j0 + $m], &mut inv)?,)*
+                        _ => unreachable!(),
                     }
-                }
+                };
             }
-            let rest = j0 + pw;
-            if rest >= n {
-                break;
-            }
-            // pw == 8 here. Row strips of the panel: U12 = U11^-T A12.
-            let mut c0 = rest;
+            diag!(1 2 3 4 5 6 7 8);
+            let mut c0 = j0 + 8;
             while c0 < n8 {
-                let mut x = [_mm512_setzero_pd(); 8];
-                for (q, xq) in x.iter_mut().enumerate() {
-                    *xq = _mm512_loadu_pd(p.add((j0 + q) * ld + c0));
+                let nv = ((n8 - c0) / 8).min(3);
+                match nv {
+                    1 => strip_tile::<1>(p, ld, j0, c0, &inv),
+                    2 => strip_tile::<2>(p, ld, j0, c0, &inv),
+                    _ => strip_tile::<3>(p, ld, j0, c0, &inv),
                 }
-                for q in 0..8 {
-                    let j = j0 + q;
-                    let mut v = x[q];
-                    for (r, xr) in x.iter().enumerate().take(q) {
-                        v = _mm512_fnmadd_pd(_mm512_set1_pd(*p.add((j0 + r) * ld + j)), *xr, v);
-                    }
-                    x[q] = _mm512_mul_pd(v, _mm512_set1_pd(1.0 / *p.add(j * ld + j)));
-                }
-                for (q, xq) in x.iter().enumerate() {
-                    _mm512_storeu_pd(p.add((j0 + q) * ld + c0), *xq);
-                }
-                c0 += 8;
-            }
-            // Trailing rows: A22 -= U12^T U12 on the upper tile cover.
-            let mut a0 = rest;
-            while a0 < n {
-                let mr = (n - a0).min(4);
-                let mut b0 = a0 & !7;
-                let mut q = (n8 - b0) / 8;
-                while q > 0 {
-                    let nv = match q {
-                        1 => 1,
-                        2 | 4 => 2,
-                        _ => 3,
-                    };
-                    macro_rules! go {
-                        ($($m:literal $v:literal),*) => {
-                            match (mr, nv) {
-                                $(($m, $v) => chol_tile::<$m, $v>(p, ld, j0, a0, b0),)*
-                                _ => unreachable!(),
-                            }
-                        };
-                    }
-                    go!(1 1, 1 2, 1 3, 2 1, 2 2, 2 3, 3 1, 3 2, 3 3, 4 1, 4 2, 4 3);
-                    b0 += 8 * nv;
-                    q -= nv;
-                }
-                a0 += mr;
+                c0 += 8 * nv;
             }
             j0 += 8;
         }
         Ok(())
     }
 
-    /// [`super::Kernel::solve`] by panels of 8 rows. Forward (`U^T y = x`):
-    /// each panel's 8 x 8 triangle in scalars, then the rest of `x` updated
-    /// by the panel's rows in vectors, the same operations in the same order
-    /// as the unblocked substitution. Backward (`U x = y`): for each panel
-    /// from the last, its 8 dot products with the part of `x` already solved,
-    /// in eight independent vector sums (not one latency-bound chain per
-    /// row), then its triangle in scalars.
+    /// Lane `q` of `v` in every lane.
+    #[inline(always)]
+    unsafe fn lane(v: __m512d, q: usize) -> __m512d {
+        _mm512_permutexvar_pd(_mm512_set1_epi64(q as i64), v)
+    }
+
+    /// Rows `j0..j0+MR`, columns `c0..c0+8 NV` of `A - U[..j0]^T U[..j0]`
+    /// (the left-looking update over the rows of `U` above the panel).
+    #[inline(always)]
+    unsafe fn updated<const MR: usize, const NV: usize>(
+        p: *const f64,
+        ld: usize,
+        j0: usize,
+        c0: usize,
+    ) -> [[__m512d; NV]; MR] {
+        let mut acc = [[_mm512_setzero_pd(); NV]; MR];
+        for (r, row) in acc.iter_mut().enumerate() {
+            for (v, x) in row.iter_mut().enumerate() {
+                *x = _mm512_loadu_pd(p.add((j0 + r) * ld + c0 + 8 * v));
+            }
+        }
+        for q in 0..j0 {
+            let u = p.add(q * ld);
+            let mut bv = [_mm512_setzero_pd(); NV];
+            for (v, x) in bv.iter_mut().enumerate() {
+                *x = _mm512_loadu_pd(u.add(c0 + 8 * v));
+            }
+            for (r, row) in acc.iter_mut().enumerate() {
+                let x = _mm512_set1_pd(*u.add(j0 + r));
+                for (y, b) in row.iter_mut().zip(&bv) {
+                    *y = _mm512_fnmadd_pd(x, *b, *y);
+                }
+            }
+        }
+        acc
+    }
+
+    /// Factor the diagonal block of the panel at `j0` (`MR` rows) in
+    /// registers: `1 / U_qq` into `inv`, `U` into the block's upper
+    /// triangle and its transpose into the lower one. Each step divides
+    /// by the pivot `d` (not by `sqrt(d)` twice), which keeps the square root
+    /// off the chain from one pivot to the next.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn diag_block<const MR: usize>(
+        p: *mut f64,
+        ld: usize,
+        j0: usize,
+        min_pivot: &[f64],
+        inv: &mut [f64; 8],
+    ) -> Result<(), usize> {
+        let mut acc = updated::<MR, 1>(p, ld, j0, j0);
+        for q in 0..MR {
+            let v = acc[q][0];
+            let d = _mm512_cvtsd_f64(lane(v, q));
+            if !d.is_finite() || d <= min_pivot[q] {
+                return Err(j0 + q);
+            }
+            let t = _mm512_mul_pd(v, _mm512_set1_pd(1.0 / d));
+            for (r, row) in acc.iter_mut().enumerate().skip(q + 1) {
+                row[0] = _mm512_fnmadd_pd(lane(v, r), t, row[0]);
+            }
+            let s = d.sqrt();
+            inv[q] = 1.0 / s;
+            let u = _mm512_mul_pd(v, _mm512_set1_pd(inv[q]));
+            acc[q][0] = _mm512_mask_mov_pd(u, 1 << q, _mm512_set1_pd(s));
+        }
+        for (r, row) in acc.iter().enumerate() {
+            _mm512_storeu_pd(p.add((j0 + r) * ld + j0), row[0]);
+        }
+        for q in 1..MR {
+            for m in 0..q {
+                *p.add((j0 + q) * ld + j0 + m) = *p.add((j0 + m) * ld + j0 + q);
+            }
+        }
+        Ok(())
+    }
+
+    /// Columns `c0..c0+8 NV` of the panel at `j0` (8 rows): updated, then
+    /// `U12 = U11^-T A12` by forward substitution in registers.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn strip_tile<const NV: usize>(
+        p: *mut f64,
+        ld: usize,
+        j0: usize,
+        c0: usize,
+        inv: &[f64; 8],
+    ) {
+        let mut x = updated::<8, NV>(p, ld, j0, c0);
+        for q in 0..8 {
+            let mut row = x[q];
+            for (r, xr) in x.iter().enumerate().take(q) {
+                let f = _mm512_set1_pd(*p.add((j0 + r) * ld + j0 + q));
+                for (y, b) in row.iter_mut().zip(xr) {
+                    *y = _mm512_fnmadd_pd(f, *b, *y);
+                }
+            }
+            let s = _mm512_set1_pd(inv[q]);
+            for y in row.iter_mut() {
+                *y = _mm512_mul_pd(*y, s);
+            }
+            x[q] = row;
+        }
+        for (r, row) in x.iter().enumerate() {
+            for (v, y) in row.iter().enumerate() {
+                _mm512_storeu_pd(p.add((j0 + r) * ld + c0 + 8 * v), *y);
+            }
+        }
+    }
+
+    /// Lane `q` of the result is the sum of the lanes of `a[q]`.
+    #[inline(always)]
+    unsafe fn hsum8(a: &[__m512d; 8]) -> __m512d {
+        let mut b = [_mm512_setzero_pd(); 4];
+        for (i, x) in b.iter_mut().enumerate() {
+            let (u, v) = (a[2 * i], a[2 * i + 1]);
+            *x = _mm512_add_pd(_mm512_unpacklo_pd(u, v), _mm512_unpackhi_pd(u, v));
+        }
+        let c0 = _mm512_add_pd(
+            _mm512_shuffle_f64x2::<0x88>(b[0], b[1]),
+            _mm512_shuffle_f64x2::<0xDD>(b[0], b[1]),
+        );
+        let c1 = _mm512_add_pd(
+            _mm512_shuffle_f64x2::<0x88>(b[2], b[3]),
+            _mm512_shuffle_f64x2::<0xDD>(b[2], b[3]),
+        );
+        _mm512_add_pd(
+            _mm512_shuffle_f64x2::<0x88>(c0, c1),
+            _mm512_shuffle_f64x2::<0xDD>(c0, c1),
+        )
+    }
+
+    /// [`super::Kernel::solve`] on the factor of [`cholesky`], by panels of
+    /// 8 rows held in one register. Forward (`U^T y = x`): each panel's
+    /// triangle column by column (the rows of the diagonal block), then the
+    /// rest of `x` updated by the panel's rows. Backward (`U x = y`): for
+    /// each panel from the last, its 8 dot products with the part of `x`
+    /// already solved, in eight vector sums reduced together, then its
+    /// triangle column by column (the transposed block below the diagonal).
+    /// One step of either triangle is a lane broadcast, a multiply and a
+    /// multiply-add.
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn solve(u: &[f64], inv: &[f64], n: usize, ld: usize, x: &mut [f64]) {
         let n8 = n.div_ceil(8) * 8;
@@ -917,83 +1009,54 @@ mod avx512 {
         let mut j0 = 0;
         while j0 < n {
             let pw = (n - j0).min(8);
-            for q in 0..pw {
-                let j = j0 + q;
-                let y = *xp.add(j) * *inv.get_unchecked(j);
-                *xp.add(j) = y;
-                for m in j + 1..j0 + pw {
-                    *xp.add(m) = (-y).mul_add(*up.add(j * ld + m), *xp.add(m));
-                }
+            let mut t = _mm512_loadu_pd(xp.add(j0));
+            let mut y = t;
+            let mut yb = [_mm512_setzero_pd(); 8];
+            for (q, b) in yb.iter_mut().enumerate().take(pw) {
+                let yq = _mm512_mul_pd(lane(t, q), _mm512_set1_pd(*inv.get_unchecked(j0 + q)));
+                *b = yq;
+                y = _mm512_mask_mov_pd(y, 1 << q, yq);
+                t = _mm512_fnmadd_pd(yq, _mm512_loadu_pd(up.add((j0 + q) * ld + j0)), t);
             }
+            _mm512_storeu_pd(xp.add(j0), y);
             let mut c = j0 + 8;
             while c < n8 {
                 let mut v = _mm512_loadu_pd(xp.add(c));
-                for q in 0..pw {
-                    let y = _mm512_set1_pd(*xp.add(j0 + q));
-                    v = _mm512_fnmadd_pd(y, _mm512_loadu_pd(up.add((j0 + q) * ld + c)), v);
+                for (q, b) in yb.iter().enumerate().take(pw) {
+                    v = _mm512_fnmadd_pd(*b, _mm512_loadu_pd(up.add((j0 + q) * ld + c)), v);
                 }
                 _mm512_storeu_pd(xp.add(c), v);
                 c += 8;
             }
             j0 += 8;
         }
-        let mut j0 = (n8 - 8) as isize;
-        while j0 >= 0 {
-            let j0u = j0 as usize;
-            let pw = (n - j0u).min(8);
-            let mut acc = [_mm512_setzero_pd(); 8];
-            let mut c = j0u + 8;
-            while c < n8 {
-                let v = _mm512_loadu_pd(xp.add(c));
-                for (q, a) in acc.iter_mut().enumerate().take(pw) {
-                    *a = _mm512_fmadd_pd(_mm512_loadu_pd(up.add((j0u + q) * ld + c)), v, *a);
+        let mut j0 = n8 - 8;
+        loop {
+            let pw = (n - j0).min(8);
+            let mut t = _mm512_loadu_pd(xp.add(j0));
+            if j0 + 8 < n8 {
+                let mut acc = [_mm512_setzero_pd(); 8];
+                let mut c = j0 + 8;
+                while c < n8 {
+                    let v = _mm512_loadu_pd(xp.add(c));
+                    for (q, a) in acc.iter_mut().enumerate() {
+                        *a = _mm512_fmadd_pd(_mm512_loadu_pd(up.add((j0 + q) * ld + c)), v, *a);
+                    }
+                    c += 8;
                 }
-                c += 8;
+                t = _mm512_sub_pd(t, hsum8(&acc));
             }
+            let mut x8 = t;
             for q in (0..pw).rev() {
-                let j = j0u + q;
-                let mut t = *xp.add(j) - _mm512_reduce_add_pd(acc[q]);
-                for m in j + 1..j0u + pw {
-                    t = (-*up.add(j * ld + m)).mul_add(*xp.add(m), t);
-                }
-                *xp.add(j) = t * *inv.get_unchecked(j);
+                let xq = _mm512_mul_pd(lane(t, q), _mm512_set1_pd(*inv.get_unchecked(j0 + q)));
+                x8 = _mm512_mask_mov_pd(x8, 1 << q, xq);
+                t = _mm512_fnmadd_pd(xq, _mm512_loadu_pd(up.add((j0 + q) * ld + j0)), t);
+            }
+            _mm512_storeu_pd(xp.add(j0), x8);
+            if j0 == 0 {
+                break;
             }
             j0 -= 8;
-        }
-    }
-
-    #[target_feature(enable = "avx512f")]
-    #[inline]
-    unsafe fn chol_tile<const MR: usize, const NV: usize>(
-        p: *mut f64,
-        ld: usize,
-        j0: usize,
-        a0: usize,
-        b0: usize,
-    ) {
-        let mut acc = [[_mm512_setzero_pd(); NV]; MR];
-        for (r, row) in acc.iter_mut().enumerate() {
-            for (v, x) in row.iter_mut().enumerate() {
-                *x = _mm512_loadu_pd(p.add((a0 + r) * ld + b0 + 8 * v));
-            }
-        }
-        for q in 0..8 {
-            let u = p.add((j0 + q) * ld);
-            let mut bv = [_mm512_setzero_pd(); NV];
-            for (v, x) in bv.iter_mut().enumerate() {
-                *x = _mm512_loadu_pd(u.add(b0 + 8 * v));
-            }
-            for (r, row) in acc.iter_mut().enumerate() {
-                let x = _mm512_set1_pd(*u.add(a0 + r));
-                for (y, b) in row.iter_mut().zip(&bv) {
-                    *y = _mm512_fnmadd_pd(x, *b, *y);
-                }
-            }
-        }
-        for (r, row) in acc.iter().enumerate() {
-            for (v, x) in row.iter().enumerate() {
-                _mm512_storeu_pd(p.add((a0 + r) * ld + b0 + 8 * v), *x);
-            }
         }
     }
 
@@ -1287,10 +1350,17 @@ mod tests {
                     "n={n} x[{i}]"
                 );
             }
-            // an indefinite matrix fails at the right pivot
-            let mut bad = orig.clone();
-            bad[(n - 1) * ld + n - 1] = -1.0;
-            assert_eq!(K::cholesky(&mut bad, n, ld, &vec![0.0; n]), Err(n - 1));
+            // an indefinite matrix fails at the right pivot (the pivots
+            // before it are those of the leading block, which is unchanged)
+            for j in [0, n / 2, n - 1] {
+                let mut bad = orig.clone();
+                bad[j * ld + j] = -1.0;
+                assert_eq!(
+                    K::cholesky(&mut bad, n, ld, &vec![0.0; n]),
+                    Err(j),
+                    "n={n} j={j}"
+                );
+            }
         }
     }
 

@@ -153,6 +153,30 @@ pub(crate) trait Kernel {
     /// multiple of 8). `out` and `base` are `kp x kp` row-major.
     fn syrk(blk: &Block<'_>, out: &mut [f64], base: Option<&[f64]>);
 
+    /// [`Kernel::gather`] of a block into `out`, then [`Kernel::syrk`] of
+    /// that block (`k` columns, nothing to prefetch) into `a`. A kernel may
+    /// do both in one pass: the same block and right-hand side, and the same
+    /// normal matrix up to the rounding of its products.
+    fn gather_syrk(
+        g: &Gather<'_>,
+        e: &Entries<'_>,
+        out: &mut Gathered<'_>,
+        k: usize,
+        a: &mut [f64],
+        base: Option<&[f64]>,
+    ) {
+        Self::gather(g, e, out);
+        let blk = Block {
+            raw: out.g,
+            wtd: out.g,
+            nb: e.idx.len(),
+            k,
+            kp: g.kp,
+            prefetch: &[],
+        };
+        Self::syrk(&blk, a, base);
+    }
+
     /// [`crate::dense::cholesky_upper`] of the leading `n x n` block of `a`
     /// (leading dimension `ld`). Requires `ld >= n` rounded up to a multiple
     /// of 8 and, in each of the first `n` rows, zeros in the columns from `n`
@@ -404,6 +428,46 @@ impl Kernel for Avx512Kernel {
     }
 
     #[inline(always)]
+    fn gather_syrk(
+        g: &Gather<'_>,
+        e: &Entries<'_>,
+        out: &mut Gathered<'_>,
+        k: usize,
+        a: &mut [f64],
+        base: Option<&[f64]>,
+    ) {
+        if g.kp != PAD {
+            Self::gather(g, e, out);
+            let blk = Block {
+                raw: out.g,
+                wtd: out.g,
+                nb: e.idx.len(),
+                k,
+                kp: g.kp,
+                prefetch: &[],
+            };
+            return Self::syrk(&blk, a, base);
+        }
+        out.check(g, e);
+        assert!((1..=PAD).contains(&k) && a.len() >= PAD * PAD);
+        assert!(base.is_none_or(|b| b.len() >= PAD * PAD));
+        let (o, b) = (
+            a.as_mut_ptr(),
+            base.map_or(std::ptr::null(), |b| b.as_ptr()),
+        );
+        macro_rules! fused {
+            ($($mr:literal)*) => {
+                match k {
+                    // SAFETY: as for `gather`; sizes checked above.
+                    $($mr => unsafe { avx512::gather_syrk16::<$mr>(g, e, out, o, b) },)*
+                    _ => unreachable!("1 <= k <= 16 checked above"),
+                }
+            };
+        }
+        fused!(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16);
+    }
+
+    #[inline(always)]
     fn cholesky(a: &mut [f64], n: usize, ld: usize, min_pivot: &[f64]) -> Result<(), usize> {
         let n8 = n.div_ceil(8) * 8;
         assert!(ld >= n8 && min_pivot.len() >= n && (n == 0 || a.len() >= (n - 1) * ld + n8));
@@ -556,6 +620,80 @@ mod avx512 {
             _mm512_storeu_ps(
                 rh.add(PAD * c),
                 _mm512_add_ps(_mm512_loadu_ps(rh.add(PAD * c)), *r),
+            );
+        }
+    }
+
+    /// [`gather::<1>`] and the `MR x 16` tile of [`syrk`] (`kp = 16`, `MR =
+    /// k`) in one pass: each entry's row is scaled, stored, added into the
+    /// right-hand side and into the tile's sums at once, so the random reads
+    /// of the gather overlap with the multiply-adds instead of preceding
+    /// them. The block and right-hand side are the gather's bit for bit; the
+    /// tile sums `v_r (sqrt(w) (sqrt(w) v))` with `v_r` broadcast from the
+    /// fixed row: broadcasting the scaled value just stored would wait on
+    /// store-to-load forwarding, or (taken from the register) cost two
+    /// shuffles each, and both measured slower than the two passes. The
+    /// tile is added to `base` (or to `a` when `base` is null).
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn gather_syrk16<const MR: usize>(
+        g: &Gather<'_>,
+        e: &Entries<'_>,
+        out: &mut Gathered<'_>,
+        a: *mut f64,
+        base: *const f64,
+    ) {
+        let k = g.k;
+        let fixed = g.fixed.as_ptr();
+        let tail_mask: __mmask16 = if k == PAD {
+            0xFFFF
+        } else {
+            ((1u32 << k) - 1) as u16
+        };
+        let gp = out.g.as_mut_ptr();
+        let idx = e.idx;
+        let n = idx.len();
+        let whole_lines = k == PAD && (fixed as usize).is_multiple_of(64);
+        let mut rhs = _mm512_setzero_ps();
+        let mut acc = [_mm512_setzero_ps(); MR];
+        for t in 0..n {
+            if t + ahead(1) < n {
+                let ahead = fixed.add(*idx.get_unchecked(t + ahead(1)) as usize * k);
+                _mm_prefetch::<_MM_HINT_T0>(ahead as *const i8);
+                if !whole_lines {
+                    _mm_prefetch::<_MM_HINT_T0>(ahead.add(k - 1) as *const i8);
+                }
+            }
+            let j = *idx.get_unchecked(t) as usize;
+            let y = _mm512_set1_ps(*e.y.get_unchecked(t));
+            let ws = _mm512_set1_ps(*e.sw.get_unchecked(t));
+            let v = _mm512_maskz_loadu_ps(tail_mask, fixed.add(j * k));
+            let x = _mm512_mul_ps(v, ws);
+            let dst = gp.add(t * PAD);
+            _mm512_storeu_ps(dst, x);
+            rhs = _mm512_fmadd_ps(y, v, rhs);
+            let z = _mm512_mul_ps(x, ws);
+            let src = fixed.add(j * k);
+            for (r, s) in acc.iter_mut().enumerate() {
+                *s = _mm512_fmadd_ps(_mm512_set1_ps(*src.add(r)), z, *s);
+            }
+        }
+        let rh = out.rhs.as_mut_ptr();
+        _mm512_storeu_ps(rh, _mm512_add_ps(_mm512_loadu_ps(rh), rhs));
+        for (r, s) in acc.iter().enumerate() {
+            let off = r * PAD;
+            let lo = _mm512_cvtps_pd(_mm512_castps512_ps256(*s));
+            let hi = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(
+                _mm512_castps_pd(*s),
+            )));
+            let src = if base.is_null() {
+                a.add(off) as *const f64
+            } else {
+                base.add(off)
+            };
+            _mm512_storeu_pd(a.add(off), _mm512_add_pd(_mm512_loadu_pd(src), lo));
+            _mm512_storeu_pd(
+                a.add(off + 8),
+                _mm512_add_pd(_mm512_loadu_pd(src.add(8)), hi),
             );
         }
     }
@@ -1266,23 +1404,43 @@ mod tests {
         K::syrk(&blk, &mut out, Some(&base));
         // a second pass accumulates on top (`base = None`)
         K::syrk(&blk, &mut out, None);
-        for a in 0..k {
-            for b in a..k {
-                let want: f64 = (0..nb)
-                    .map(|t| {
-                        let j = idx[t] as usize;
-                        (sw[t] * fixed[j * k + a]) as f64 * (sw[t] * fixed[j * k + b]) as f64
-                    })
-                    .sum::<f64>()
-                    * 2.0
-                    + base[a * kp + b];
-                let got = out[a * kp + b];
-                assert!(
-                    (got - want).abs() < 1e-4 * (1.0 + want.abs()),
-                    "k={k} nb={nb} ({a},{b}): {got} vs {want}"
-                );
+        let check_twice = |out: &[f64]| {
+            for a in 0..k {
+                for b in a..k {
+                    let want: f64 = (0..nb)
+                        .map(|t| {
+                            let j = idx[t] as usize;
+                            (sw[t] * fixed[j * k + a]) as f64 * (sw[t] * fixed[j * k + b]) as f64
+                        })
+                        .sum::<f64>()
+                        * 2.0
+                        + base[a * kp + b];
+                    let got = out[a * kp + b];
+                    assert!(
+                        (got - want).abs() < 1e-4 * (1.0 + want.abs()),
+                        "k={k} nb={nb} ({a},{b}): {got} vs {want}"
+                    );
+                }
             }
-        }
+        };
+        check_twice(&out);
+        // gather and product in one call: the block and right-hand side of
+        // the gather, bit for bit, and the same normal matrix
+        let (mut raw2, mut rhs2) = (vec![0.0f32; nb * kp], vec![1.0f32; kp]);
+        let mut a2 = vec![f64::NAN; kp * kp];
+        let mut out2 = Gathered {
+            g: &mut raw2,
+            rhs: &mut rhs2,
+        };
+        K::gather_syrk(&g, &e, &mut out2, k, &mut a2, Some(&base));
+        assert_eq!(raw2, raw, "k={k} nb={nb}");
+        assert_eq!(rhs2, rhs, "k={k} nb={nb}");
+        let mut out2 = Gathered {
+            g: &mut raw2,
+            rhs: &mut rhs2,
+        };
+        K::gather_syrk(&g, &e, &mut out2, k, &mut a2, None);
+        check_twice(&a2);
     }
 
     #[test]

@@ -612,31 +612,35 @@ fn solve_cholesky<K: Kernel>(
             g: &mut s.raw[at * kp..(at + nb) * kp],
             rhs: &mut s.rhs32,
         };
-        K::gather(&g, &e, &mut out);
-        // The rows of the next gather (this row's next block or the next
-        // row), prefetched during the product when it is long enough to hide
-        // them (k > 16); for k <= 16 (one line per row) the next row's first
-        // entries are requested now, to arrive while this row is solved.
-        let upcoming = if kp == PAD {
+        let base = if first { Some(sh.base) } else { None };
+        if kp == PAD {
+            // One tile covers the matrix: gathered and multiplied in one
+            // pass. The next row's first entries are requested after its
+            // last block, to arrive while this row is solved.
+            K::gather_syrk(&g, &e, &mut out, k, &mut s.a, base);
             if end == idx.len() {
                 g.prefetch_rows(&next[..next.len().min(NEXT_ROW_PREFETCH)]);
             }
-            &[]
-        } else if end < idx.len() {
-            &idx[end..block_end(end, idx.len(), sh.block_rows)]
         } else {
-            &next[..next.len().min(sh.block_rows)]
-        };
-        let n_lines = line_addresses(sh.fixed, k, upcoming, &mut s.lines);
-        let blk = Block {
-            raw: &s.raw[at * kp..(at + nb) * kp],
-            wtd: &s.raw[at * kp..(at + nb) * kp],
-            nb,
-            k,
-            kp,
-            prefetch: &s.lines[..n_lines],
-        };
-        K::syrk(&blk, &mut s.a, if first { Some(sh.base) } else { None });
+            K::gather(&g, &e, &mut out);
+            // The rows of the next gather (this row's next block or the
+            // next row), prefetched during the product.
+            let upcoming = if end < idx.len() {
+                &idx[end..block_end(end, idx.len(), sh.block_rows)]
+            } else {
+                &next[..next.len().min(sh.block_rows)]
+            };
+            let n_lines = line_addresses(sh.fixed, k, upcoming, &mut s.lines);
+            let blk = Block {
+                raw: &s.raw[at * kp..(at + nb) * kp],
+                wtd: &s.raw[at * kp..(at + nb) * kp],
+                nb,
+                k,
+                kp,
+                prefetch: &s.lines[..n_lines],
+            };
+            K::syrk(&blk, &mut s.a, base);
+        }
         first = false;
         for (r, &a) in s.rhs[..kp].iter_mut().zip(&s.rhs32[..kp]) {
             *r += a as f64;

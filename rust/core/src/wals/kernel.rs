@@ -680,22 +680,29 @@ mod avx512 {
         let rh = out.rhs.as_mut_ptr();
         _mm512_storeu_ps(rh, _mm512_add_ps(_mm512_loadu_ps(rh), rhs));
         for (r, s) in acc.iter().enumerate() {
-            let off = r * PAD;
-            let lo = _mm512_cvtps_pd(_mm512_castps512_ps256(*s));
-            let hi = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(
-                _mm512_castps_pd(*s),
-            )));
-            let src = if base.is_null() {
-                a.add(off) as *const f64
-            } else {
-                base.add(off)
-            };
-            _mm512_storeu_pd(a.add(off), _mm512_add_pd(_mm512_loadu_pd(src), lo));
-            _mm512_storeu_pd(
-                a.add(off + 8),
-                _mm512_add_pd(_mm512_loadu_pd(src.add(8)), hi),
-            );
+            flush16(a, base, r * PAD, *s);
         }
+    }
+
+    /// Add the 16 `f32` sums `s` to `base[off..off + 16]` (or to `out` there
+    /// when `base` is null) in `f64`, into `out[off..off + 16]`.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn flush16(out: *mut f64, base: *const f64, off: usize, s: __m512) {
+        let lo = _mm512_cvtps_pd(_mm512_castps512_ps256(s));
+        let hi = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(
+            _mm512_castps_pd(s),
+        )));
+        let src = if base.is_null() {
+            out.add(off) as *const f64
+        } else {
+            base.add(off)
+        };
+        _mm512_storeu_pd(out.add(off), _mm512_add_pd(_mm512_loadu_pd(src), lo));
+        _mm512_storeu_pd(
+            out.add(off + 8),
+            _mm512_add_pd(_mm512_loadu_pd(src.add(8)), hi),
+        );
     }
 
     /// [`super::Kernel::axpys`] for `kp = 16 CH`: the sums live in registers,
@@ -1278,21 +1285,7 @@ mod avx512 {
         }
         for (r, row) in acc.iter().enumerate() {
             for (v, a) in row.iter().enumerate() {
-                let off = (a0 + r) * kp + b0 + PAD * v;
-                let lo = _mm512_cvtps_pd(_mm512_castps512_ps256(*a));
-                let hi = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(
-                    _mm512_castps_pd(*a),
-                )));
-                let src = if base.is_null() {
-                    out.add(off) as *const f64
-                } else {
-                    base.add(off)
-                };
-                _mm512_storeu_pd(out.add(off), _mm512_add_pd(_mm512_loadu_pd(src), lo));
-                _mm512_storeu_pd(
-                    out.add(off + 8),
-                    _mm512_add_pd(_mm512_loadu_pd(src.add(8)), hi),
-                );
+                flush16(out, base, (a0 + r) * kp + b0 + PAD * v, *a);
             }
         }
     }

@@ -1434,6 +1434,38 @@ mod tests {
         };
         K::gather_syrk(&g, &e, &mut out2, k, &mut a2, None);
         check_twice(&a2);
+        // k < 16 as a fit runs it: from the 16-wide zero-padded copy of the
+        // fixed rows (the source's k is 16, the normal matrix's is k)
+        if kp == PAD && k < PAD {
+            let padded16: Vec<f32> = (0..n_fixed * PAD)
+                .map(|i| {
+                    if i % PAD < k {
+                        fixed[i / PAD * k + i % PAD]
+                    } else {
+                        0.0
+                    }
+                })
+                .collect();
+            let g16 = Gather {
+                fixed: &padded16,
+                k: PAD,
+                kp,
+            };
+            let (mut raw3, mut rhs3) = (vec![0.0f32; nb * kp], vec![1.0f32; kp]);
+            let mut a3 = vec![f64::NAN; kp * kp];
+            for b in [Some(&base[..]), None] {
+                let mut out3 = Gathered {
+                    g: &mut raw3,
+                    rhs: &mut rhs3,
+                };
+                K::gather_syrk(&g16, &e, &mut out3, k, &mut a3, b);
+                if b.is_some() {
+                    assert_eq!(raw3, raw, "k={k} nb={nb}");
+                    assert_eq!(rhs3, rhs, "k={k} nb={nb}");
+                }
+            }
+            check_twice(&a3);
+        }
     }
 
     #[test]

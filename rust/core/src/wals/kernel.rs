@@ -165,16 +165,7 @@ pub(crate) trait Kernel {
         a: &mut [f64],
         base: Option<&[f64]>,
     ) {
-        Self::gather(g, e, out);
-        let blk = Block {
-            raw: out.g,
-            wtd: out.g,
-            nb: e.idx.len(),
-            k,
-            kp: g.kp,
-            prefetch: &[],
-        };
-        Self::syrk(&blk, a, base);
+        gather_then_syrk::<Self>(g, e, out, k, a, base)
     }
 
     /// [`crate::dense::cholesky_upper`] of the leading `n x n` block of `a`
@@ -195,6 +186,28 @@ pub(crate) trait Kernel {
     fn solve(u: &[f64], inv: &[f64], n: usize, ld: usize, x: &mut [f64]) {
         crate::dense::cholesky_solve_inv::<Self::Arith>(u, inv, n, ld, x)
     }
+}
+
+/// [`Kernel::gather_syrk`] as two passes: the gather, then the product.
+#[inline(always)]
+fn gather_then_syrk<K: Kernel + ?Sized>(
+    g: &Gather<'_>,
+    e: &Entries<'_>,
+    out: &mut Gathered<'_>,
+    k: usize,
+    a: &mut [f64],
+    base: Option<&[f64]>,
+) {
+    K::gather(g, e, out);
+    let blk = Block {
+        raw: out.g,
+        wtd: out.g,
+        nb: e.idx.len(),
+        k,
+        kp: g.kp,
+        prefetch: &[],
+    };
+    K::syrk(&blk, a, base);
 }
 
 /// The fixed factor a gather reads from.
@@ -437,16 +450,7 @@ impl Kernel for Avx512Kernel {
         base: Option<&[f64]>,
     ) {
         if g.kp != PAD {
-            Self::gather(g, e, out);
-            let blk = Block {
-                raw: out.g,
-                wtd: out.g,
-                nb: e.idx.len(),
-                k,
-                kp: g.kp,
-                prefetch: &[],
-            };
-            return Self::syrk(&blk, a, base);
+            return gather_then_syrk::<Self>(g, e, out, k, a, base);
         }
         out.check(g, e);
         assert!((1..=PAD).contains(&k) && a.len() >= PAD * PAD);
@@ -630,10 +634,11 @@ mod avx512 {
     /// of the gather overlap with the multiply-adds instead of preceding
     /// them. The block and right-hand side are the gather's bit for bit; the
     /// tile sums `v_r (sqrt(w) (sqrt(w) v))` with `v_r` broadcast from the
-    /// fixed row: broadcasting the scaled value just stored would wait on
-    /// store-to-load forwarding, or (taken from the register) cost two
-    /// shuffles each, and both measured slower than the two passes. The
-    /// tile is added to `base` (or to `a` when `base` is null).
+    /// fixed row. Broadcasting the scaled value just stored, as the two
+    /// passes do, was no faster than them when the compiler took it from the
+    /// register (two shuffles a broadcast) and 10% slower when forced to load
+    /// it (waiting on store-to-load forwarding). The tile is added to `base`
+    /// (or to `a` when `base` is null).
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn gather_syrk16<const MR: usize>(
         g: &Gather<'_>,
@@ -666,13 +671,12 @@ mod avx512 {
             let j = *idx.get_unchecked(t) as usize;
             let y = _mm512_set1_ps(*e.y.get_unchecked(t));
             let ws = _mm512_set1_ps(*e.sw.get_unchecked(t));
-            let v = _mm512_maskz_loadu_ps(tail_mask, fixed.add(j * k));
+            let src = fixed.add(j * k);
+            let v = _mm512_maskz_loadu_ps(tail_mask, src);
             let x = _mm512_mul_ps(v, ws);
-            let dst = gp.add(t * PAD);
-            _mm512_storeu_ps(dst, x);
+            _mm512_storeu_ps(gp.add(t * PAD), x);
             rhs = _mm512_fmadd_ps(y, v, rhs);
             let z = _mm512_mul_ps(x, ws);
-            let src = fixed.add(j * k);
             for (r, s) in acc.iter_mut().enumerate() {
                 *s = _mm512_fmadd_ps(_mm512_set1_ps(*src.add(r)), z, *s);
             }

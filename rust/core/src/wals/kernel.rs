@@ -1150,6 +1150,9 @@ mod avx512 {
     /// multiply-add.
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn solve(u: &[f64], inv: &[f64], n: usize, ld: usize, x: &mut [f64]) {
+        if n == 0 {
+            return; // nothing to solve (and no last panel to start from)
+        }
         let n8 = n.div_ceil(8) * 8;
         let (up, xp) = (u.as_ptr(), x.as_mut_ptr());
         for d in n..n8 {
@@ -1493,6 +1496,11 @@ mod tests {
     }
 
     fn check_cholesky<K: Kernel>() {
+        // an empty system: nothing to factor, and the solve touches nothing
+        assert_eq!(K::cholesky(&mut [], 0, PAD, &[]), Ok(()));
+        let mut x = [1.0f64; 8];
+        K::solve(&[], &[], 0, PAD, &mut x);
+        assert_eq!(x, [1.0; 8]);
         let mut rng = ChaCha8Rng::seed_from_u64(5);
         for n in [1, 2, 7, 8, 9, 15, 16, 17, 24, 33, 64, 100, 128] {
             let ld = padded(n);

@@ -35,6 +35,7 @@
 
 mod kernel;
 mod row;
+mod woodbury;
 
 use rayon::prelude::*;
 
@@ -460,6 +461,7 @@ pub fn half_sweep_cancellable(
         Isa::detect(),
         cancel,
         false,
+        ShortRows::Auto,
     )?;
     Ok(out.map(|(after, _)| after))
 }
@@ -508,6 +510,7 @@ pub fn half_sweep_from_cancellable(
         Isa::detect(),
         cancel,
         true,
+        ShortRows::Auto,
     )?;
     Ok(out.map(|(after, before)| (before.expect("asked for"), after)))
 }
@@ -530,8 +533,25 @@ pub fn half_sweep_with(
         isa,
         &Cancel::new(),
         false,
+        ShortRows::Auto,
     ))
     .map(|(after, _)| after)
+}
+
+/// Which rows a half-sweep with the Cholesky solver solves in the space of
+/// their entries ([`woodbury`]), when every row shares `w0 G + lambda I`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ShortRows {
+    /// Rows of at most [`woodbury::max_entries`] entries, when that saves
+    /// more than whitening the fixed factor costs.
+    Auto,
+    /// Rows of at most [`woodbury::max_entries`] entries, at any `k` and
+    /// whatever the saving (for tests).
+    #[cfg_attr(not(test), allow(dead_code))]
+    Always,
+    /// None (for tests).
+    #[cfg_attr(not(test), allow(dead_code))]
+    Never,
 }
 
 /// The loss after the half-sweep, and with `start_loss` the loss at the
@@ -548,6 +568,7 @@ fn half_sweep_impl(
     isa: Isa,
     cancel: &Cancel,
     start_loss: bool,
+    short_rows: ShortRows,
 ) -> Result<Option<SweepLosses>> {
     let isa = resolve_isa(isa)?;
     let k = params.k;
@@ -597,6 +618,7 @@ fn half_sweep_impl(
             gram32: &gram32,
             block_rows: block_rows(kp),
             padded_fixed: None,
+            whitened: None,
             cancel,
         };
         let padded_rows = if kp == PAD && k < PAD {
@@ -604,8 +626,27 @@ fn half_sweep_impl(
         } else {
             None
         };
+        // Short rows are solved in the space of their entries when every row
+        // shares `B = w0 G + lambda I` (the regularisation does not scale
+        // with the row's count) and that saves more than it costs.
+        let shared_b = params.reg_scaling == RegScaling::None || params.regularization == 0.0;
+        let max_n = match (params.solver, short_rows) {
+            (Solver::ConjugateGradient { .. }, _) | (_, ShortRows::Never) => 0,
+            _ if !shared_b => 0,
+            (_, ShortRows::Always) => woodbury::max_entries(k),
+            (_, ShortRows::Auto) if woodbury::worth_it(ratings.indptr, k, n_fixed) => {
+                woodbury::max_entries(k)
+            }
+            _ => 0,
+        };
+        let whitened = if max_n > 0 {
+            woodbury::whiten(isa, fixed, n_fixed, k, &base, params.regularization, max_n)
+        } else {
+            None
+        };
         let sh = Shared {
             padded_fixed: padded_rows.as_ref().map(|p| p.as_slice()),
+            whitened: whitened.as_ref(),
             ..sh
         };
         let bounds = partition(ratings.indptr, kp);
@@ -778,6 +819,7 @@ pub fn loss_cancellable(
             gram32: &[],
             block_rows: block_rows(kp),
             padded_fixed: None,
+            whitened: None,
             cancel,
         };
         let bounds = partition(ratings.indptr, PAD);

@@ -153,6 +153,21 @@ pub(crate) trait Kernel {
     /// multiple of 8). `out` and `base` are `kp x kp` row-major.
     fn syrk(blk: &Block<'_>, out: &mut [f64], base: Option<&[f64]>);
 
+    /// `t[a][c] = raw[c][a]` for `a < k` and `c < n`, and zero for `n <= c <
+    /// np`: the `n x kp` block `raw` transposed into `t` (`k x np`, row-major,
+    /// `np = padded(n)`).
+    #[inline(always)]
+    fn transpose(raw: &[f32], n: usize, kp: usize, k: usize, t: &mut [f32]) {
+        let np = padded(n);
+        assert!(k <= kp && raw.len() >= n * kp && t.len() >= k * np);
+        for (a, row) in t[..k * np].chunks_exact_mut(np).enumerate() {
+            for (c, d) in row[..n].iter_mut().enumerate() {
+                *d = raw[c * kp + a];
+            }
+            row[n..].fill(0.0);
+        }
+    }
+
     /// [`Kernel::gather`] of a block into `out`, then [`Kernel::syrk`] of
     /// that block (`k` columns, nothing to prefetch) into `a`. A kernel may
     /// do both in one pass: the same block and right-hand side, and the same
@@ -489,6 +504,14 @@ impl Kernel for Avx512Kernel {
     }
 
     #[inline(always)]
+    fn transpose(raw: &[f32], n: usize, kp: usize, k: usize, t: &mut [f32]) {
+        assert!(kp.is_multiple_of(PAD) && k <= kp && raw.len() >= n * kp);
+        assert!(t.len() >= k * padded(n));
+        // SAFETY: as for `gather`; sizes checked above.
+        unsafe { avx512::transpose(raw, n, kp, k, t) }
+    }
+
+    #[inline(always)]
     fn dots(raw: &[f32], nb: usize, kp: usize, u: &[f32], p: &mut [f32]) {
         assert!(raw.len() >= nb * kp && u.len() >= kp && p.len() >= nb && kp.is_multiple_of(PAD));
         // SAFETY: as for `gather`; sizes checked above.
@@ -556,7 +579,7 @@ impl Kernel for Avx512Kernel {
 
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
-    use super::{Block, Entries, Gather, Gathered, PAD};
+    use super::{padded, Block, Entries, Gather, Gathered, PAD};
     use std::arch::x86_64::*;
 
     /// How many rows ahead the gather prefetches: about
@@ -879,6 +902,63 @@ mod avx512 {
             *p.get_unchecked_mut(t) = _mm512_reduce_add_ps(row(t));
             t += 1;
         }
+    }
+
+    /// [`super::Kernel::transpose`] in tiles of 16 x 16 transposed in
+    /// registers.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn transpose(raw: &[f32], n: usize, kp: usize, k: usize, t: &mut [f32]) {
+        let np = padded(n);
+        let (r, o) = (raw.as_ptr(), t.as_mut_ptr());
+        let mut c0 = 0;
+        while c0 < np {
+            let mut a0 = 0;
+            while a0 < k {
+                let mut x = [_mm512_setzero_ps(); 16];
+                for (i, xi) in x.iter_mut().enumerate().take(n.saturating_sub(c0)) {
+                    *xi = _mm512_loadu_ps(r.add((c0 + i) * kp + a0));
+                }
+                let y = transpose16(&x);
+                for (j, yj) in y.iter().enumerate().take(k - a0) {
+                    _mm512_storeu_ps(o.add((a0 + j) * np + c0), *yj);
+                }
+                a0 += PAD;
+            }
+            c0 += PAD;
+        }
+    }
+
+    /// The 16 x 16 transpose of `x` (row `i` is `x[i]`): unpacks within
+    /// 128-bit lanes transpose each 4 x 4 block, then two rounds of lane
+    /// shuffles move the blocks.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn transpose16(x: &[__m512; 16]) -> [__m512; 16] {
+        let mut u = [[_mm512_setzero_ps(); 4]; 4];
+        for (g, ug) in u.iter_mut().enumerate() {
+            let x = &x[4 * g..4 * g + 4];
+            let t0 = _mm512_castps_pd(_mm512_unpacklo_ps(x[0], x[1]));
+            let t1 = _mm512_castps_pd(_mm512_unpackhi_ps(x[0], x[1]));
+            let t2 = _mm512_castps_pd(_mm512_unpacklo_ps(x[2], x[3]));
+            let t3 = _mm512_castps_pd(_mm512_unpackhi_ps(x[2], x[3]));
+            // in each 128-bit lane L: column 4 L + e of rows 4 g .. 4 g + 3
+            ug[0] = _mm512_castpd_ps(_mm512_unpacklo_pd(t0, t2));
+            ug[1] = _mm512_castpd_ps(_mm512_unpackhi_pd(t0, t2));
+            ug[2] = _mm512_castpd_ps(_mm512_unpacklo_pd(t1, t3));
+            ug[3] = _mm512_castpd_ps(_mm512_unpackhi_pd(t1, t3));
+        }
+        let mut y = [_mm512_setzero_ps(); 16];
+        for e in 0..4 {
+            let v0 = _mm512_shuffle_f32x4::<0x88>(u[0][e], u[1][e]);
+            let v1 = _mm512_shuffle_f32x4::<0xDD>(u[0][e], u[1][e]);
+            let v2 = _mm512_shuffle_f32x4::<0x88>(u[2][e], u[3][e]);
+            let v3 = _mm512_shuffle_f32x4::<0xDD>(u[2][e], u[3][e]);
+            y[e] = _mm512_shuffle_f32x4::<0x88>(v0, v2);
+            y[4 + e] = _mm512_shuffle_f32x4::<0x88>(v1, v3);
+            y[8 + e] = _mm512_shuffle_f32x4::<0xDD>(v0, v2);
+            y[12 + e] = _mm512_shuffle_f32x4::<0xDD>(v1, v3);
+        }
+        y
     }
 
     /// The 16 horizontal sums of `x[0..16]`, as one vector, by a fixed tree
@@ -1492,6 +1572,37 @@ mod tests {
                     check_kernel::<Avx512Kernel>(k, nb, k as u64 * 1000 + nb as u64);
                 }
             }
+        }
+    }
+
+    /// `transpose` against the definition, over every width of the last
+    /// 16 x 16 tile in both directions; the padding of the output must be
+    /// written zero whatever was there.
+    fn check_transpose<K: Kernel>() {
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        for k in [1, 5, 16, 17, 40, 64, 128] {
+            let kp = padded(k);
+            for n in [1, 2, 15, 16, 17, 31, 33, 100] {
+                let raw: Vec<f32> = (0..n * kp).map(|_| rng.random_range(-1.0..1.0)).collect();
+                let np = padded(n);
+                let mut t = vec![f32::NAN; k * np];
+                K::transpose(&raw, n, kp, k, &mut t);
+                for a in 0..k {
+                    for c in 0..np {
+                        let want = if c < n { raw[c * kp + a] } else { 0.0 };
+                        assert_eq!(t[a * np + c], want, "k={k} n={n} ({a}, {c})");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn transposes_match_the_definition() {
+        check_transpose::<PortableKernel>();
+        #[cfg(target_arch = "x86_64")]
+        if Isa::Avx512.available() {
+            check_transpose::<Avx512Kernel>();
         }
     }
 

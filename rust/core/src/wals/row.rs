@@ -8,8 +8,9 @@
 use std::ops::Range;
 
 use super::kernel::{
-    Block, Entries, Gather, Gathered, Isa, Kernel, PortableKernel, PAD, PREFETCH_VECTORS,
+    padded, Block, Entries, Gather, Gathered, Isa, Kernel, PortableKernel, PAD, PREFETCH_VECTORS,
 };
+use super::woodbury::{lower_t_mul, Whitened};
 use super::{CsrView, RegScaling, Solver};
 use crate::dense::{dot, dot_f32, mat_vec, mat_vec32, quad_form, MulAdd};
 use crate::error::{Error, Result};
@@ -106,6 +107,11 @@ pub(crate) struct Shared<'a> {
     /// For k <= 16: the fixed factor copied into rows of 16 values (zero
     /// padded, 64-byte aligned), so each gathered row is one cache line.
     pub padded_fixed: Option<&'a [f32]>,
+    /// With the Cholesky solver and the same regularisation for every row:
+    /// the fixed factor whitened by `B = w0 G + lambda I`, with which rows of
+    /// at most [`Whitened::max_n`] entries are solved in the space of their
+    /// entries ([`solve_woodbury`]).
+    pub whitened: Option<&'a Whitened>,
     /// Polled before every row: once raised, the chunk returns at once (its
     /// partial sums and factors are then meaningless).
     pub cancel: &'a Cancel,
@@ -130,6 +136,8 @@ pub(crate) struct Scratch {
     /// `X^T q` over one block, in `f32` (the block CG's products).
     q32: Vec<f32>,
     a: Vec<f64>,
+    /// The gathered block transposed (`k x padded(n)`), for [`solve_woodbury`].
+    t: Vec<f32>,
     lines: Vec<usize>,
     min_pivot: Vec<f64>,
     /// Reciprocals of the Cholesky factor's diagonal.
@@ -164,6 +172,7 @@ impl Scratch {
             u32: vec![0.0; kp],
             q32: vec![0.0; kp],
             a: vec![0.0; kp * kp],
+            t: Vec::new(),
             lines: Vec::with_capacity(block_rows * (kp / 16 + 1)),
             min_pivot: vec![0.0; kp],
             inv: vec![0.0; kp],
@@ -174,6 +183,15 @@ impl Scratch {
             ap: vec![0.0; kp],
         }
     }
+}
+
+/// The space of the rows of a block kept in the scratch: the fixed factor's
+/// (`sqrt(w_t) v_j`), or the whitened one's (`sqrt(w_t) y_j`, `y_j = L^-1
+/// v_j`), where a row's prediction `u . v_j` is `(U u) . y_j`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Space {
+    Fixed,
+    Whitened,
 }
 
 /// The factors of a chunk's rows (`rows.len() x k`): solved and written
@@ -273,6 +291,7 @@ pub(crate) fn chunk<K: Kernel>(
                     lam,
                     &x[local * k..local * k + k],
                     s,
+                    Space::Fixed,
                     false,
                 );
                 add(&mut part, t);
@@ -292,7 +311,7 @@ pub(crate) fn chunk<K: Kernel>(
             if from {
                 add(
                     &mut before,
-                    row_loss::<K>(sh, i, idx, vals, lam, u, s, false),
+                    row_loss::<K>(sh, i, idx, vals, lam, u, s, Space::Fixed, false),
                 );
             }
             // The minimiser of w0 u^T G u + lam |u|^2 (and the minimum-norm
@@ -300,6 +319,8 @@ pub(crate) fn chunk<K: Kernel>(
             u.fill(0.0);
             continue;
         }
+        // which space the block left in the scratch is in
+        let mut space = Space::Fixed;
         match sh.solver {
             Solver::Cholesky => {
                 let next = if i + 1 < rows_end {
@@ -307,7 +328,15 @@ pub(crate) fn chunk<K: Kernel>(
                 } else {
                     &[]
                 };
-                solve_cholesky::<K>(sh, i, idx, vals, lam, next, s)?
+                match sh.whitened {
+                    Some(wb)
+                        if idx.len() <= wb.max_n
+                            && solve_woodbury::<K>(sh, wb, i, idx, vals, next, s) =>
+                    {
+                        space = Space::Whitened;
+                    }
+                    _ => solve_cholesky::<K>(sh, i, idx, vals, lam, next, s)?,
+                }
             }
             Solver::ConjugateGradient { steps } if whole(sh, idx) => {
                 solve_cg_block::<K>(sh, i, idx, vals, lam, steps, u, s)?
@@ -330,7 +359,7 @@ pub(crate) fn chunk<K: Kernel>(
         if from {
             add(
                 &mut before,
-                row_loss::<K>(sh, i, idx, vals, lam, u, s, in_block),
+                row_loss::<K>(sh, i, idx, vals, lam, u, s, space, in_block),
             );
         }
         for (d, &v) in u.iter_mut().zip(&s.x[..k]) {
@@ -338,7 +367,7 @@ pub(crate) fn chunk<K: Kernel>(
         }
         add(
             &mut part,
-            row_loss::<K>(sh, i, idx, vals, lam, u, s, in_block),
+            row_loss::<K>(sh, i, idx, vals, lam, u, s, space, in_block),
         );
     }
     Ok((part, before))
@@ -399,9 +428,15 @@ fn entry_weights(
 /// side `sum_t W_t a_t v_j` into `s.rhs` (block sums in `f32`, added in
 /// `f64`). The row must fit ([`whole`]).
 #[inline(always)]
-fn gather_whole<K: Kernel>(sh: &Shared<'_>, i: usize, idx: &[i32], vals: &[f32], s: &mut Scratch) {
+fn gather_whole<K: Kernel>(
+    sh: &Shared<'_>,
+    g: &Gather<'_>,
+    i: usize,
+    idx: &[i32],
+    vals: &[f32],
+    s: &mut Scratch,
+) {
     let kp = sh.kp;
-    let g = gather_source(sh);
     let si = sh.solved_weights.map_or(1.0, |w| w[i]);
     s.rhs[..kp].fill(0.0);
     s.reserve(idx.len(), kp);
@@ -429,7 +464,7 @@ fn gather_whole<K: Kernel>(sh: &Shared<'_>, i: usize, idx: &[i32], vals: &[f32],
             g: &mut s.raw[start * kp..end * kp],
             rhs: &mut s.rhs32,
         };
-        K::gather(&g, &e, &mut out);
+        K::gather(g, &e, &mut out);
         for (r, &a) in s.rhs[..kp].iter_mut().zip(&s.rhs32[..kp]) {
             *r += a as f64;
         }
@@ -496,7 +531,7 @@ fn solve_cg_block<K: Kernel>(
     type M<K> = <K as Kernel>::Arith;
     let (k, kp) = (sh.k, sh.kp);
     let n = idx.len();
-    gather_whole::<K>(sh, i, idx, vals, s);
+    gather_whole::<K>(sh, &gather_source(sh), i, idx, vals, s);
     // the block holds sqrt(w_t) v_j: its squared norm is the trace of X^T X
     let floor = curvature_floor(sh, i, n, lam, || {
         s.raw[..n * kp].iter().map(|&g| g as f64 * g as f64).sum()
@@ -625,12 +660,15 @@ fn solve_cholesky<K: Kernel>(
             K::gather(&g, &e, &mut out);
             // The rows of the next gather (this row's next block or the
             // next row), prefetched during the product.
-            let upcoming = if end < idx.len() {
-                &idx[end..block_end(end, idx.len(), sh.block_rows)]
+            let (src, upcoming) = if end < idx.len() {
+                (
+                    sh.fixed,
+                    &idx[end..block_end(end, idx.len(), sh.block_rows)],
+                )
             } else {
-                &next[..next.len().min(sh.block_rows)]
+                (row_source(sh, next), &next[..next.len().min(sh.block_rows)])
             };
-            let n_lines = line_addresses(sh.fixed, k, upcoming, &mut s.lines);
+            let n_lines = line_addresses(src, k, upcoming, &mut s.lines);
             let blk = Block {
                 raw: &s.raw[at * kp..(at + nb) * kp],
                 wtd: &s.raw[at * kp..(at + nb) * kp],
@@ -673,6 +711,94 @@ fn solve_cholesky<K: Kernel>(
     s.x[..kp].copy_from_slice(&s.rhs[..kp]);
     K::solve(&s.a, &s.inv, k, kp, &mut s.x);
     Ok(())
+}
+
+/// The factor the gather of a row with columns `idx` reads (for `k > 16`):
+/// the whitened one when the row is solved with it, else the fixed one.
+#[inline(always)]
+fn row_source<'a>(sh: &Shared<'a>, idx: &[i32]) -> &'a [f32] {
+    match sh.whitened {
+        Some(wb) if !idx.is_empty() && idx.len() <= wb.max_n => &wb.y,
+        _ => sh.fixed,
+    }
+}
+
+/// Row `i` (`n = |O_i|` entries, at most [`Whitened::max_n`] and fewer than
+/// `k`) solved in the space of its entries (see [`super::woodbury`]): the
+/// whitened rows `sqrt(w_t) y_j` gathered whole into `s.raw` with `z = sum_t
+/// W_t a_t y_j` (block sums in `f32`, added in `f64`), `I + Y Y^T` (`n x n`,
+/// products in `f32` over the depth `k`) factored by Cholesky in `f64`, and
+/// `u = U^-1 (z - Y^T (I + Y Y^T)^-1 Y z)` in `f64`, left in `s.x[..k]`. The
+/// block stays in `s` for the loss pass. Returns `false` when `I + Y Y^T`
+/// fails to factor (only through rounding: its eigenvalues are at least 1),
+/// and the caller then solves the row directly.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn solve_woodbury<K: Kernel>(
+    sh: &Shared<'_>,
+    wb: &Whitened,
+    i: usize,
+    idx: &[i32],
+    vals: &[f32],
+    next: &[i32],
+    s: &mut Scratch,
+) -> bool {
+    type M<K> = <K as Kernel>::Arith;
+    let (k, kp) = (sh.k, sh.kp);
+    let n = idx.len();
+    let np = padded(n);
+    debug_assert!(n >= 1 && np <= kp);
+    let g = Gather {
+        fixed: &wb.y,
+        k,
+        kp,
+    };
+    gather_whole::<K>(sh, &g, i, idx, vals, s);
+    // Y^T: k rows of np values (zero beyond n), the operand of a product
+    // whose "entries" are the k coordinates
+    if s.t.len() < k * np {
+        s.t.resize(kp * kp, 0.0);
+    }
+    let t = &mut s.t[..k * np];
+    K::transpose(&s.raw, n, kp, k, t);
+    let src = row_source(sh, next);
+    let upcoming = &next[..next.len().min(sh.block_rows)];
+    let n_lines = line_addresses(src, k, upcoming, &mut s.lines);
+    let blk = Block {
+        raw: t,
+        wtd: t,
+        nb: k,
+        k: n,
+        kp: np,
+        prefetch: &s.lines[..n_lines],
+    };
+    K::syrk(&blk, &mut s.a, Some(&wb.zeros));
+    for c in 0..n {
+        s.a[c * np + c] += 1.0;
+        s.min_pivot[c] = 0.0;
+    }
+    if K::cholesky(&mut s.a, n, np, &s.min_pivot).is_err() {
+        return false;
+    }
+    for c in 0..n {
+        s.inv[c] = 1.0 / s.a[c * np + c];
+    }
+    // h = Y z, in f64
+    for (c, x) in s.x[..n].iter_mut().enumerate() {
+        *x = dot_f32::<M<K>>(&s.raw[c * kp..c * kp + k], &s.rhs[..k]);
+    }
+    s.x[n..np.div_ceil(8) * 8].fill(0.0);
+    K::solve(&s.a, &s.inv, n, np, &mut s.x);
+    // q = z - Y^T c, then u = U^-1 q
+    let q = &mut s.p[..k];
+    q.copy_from_slice(&s.rhs[..k]);
+    for (c, &xc) in s.x[..n].iter().enumerate() {
+        for (qa, &ya) in q.iter_mut().zip(&s.raw[c * kp..c * kp + k]) {
+            *qa = M::<K>::mul_add(-xc, ya as f64, *qa);
+        }
+    }
+    lower_t_mul::<M<K>>(&wb.u_inv_t, k, kp, &s.p, &mut s.x);
+    true
 }
 
 /// The normal matrix and right-hand side of row `i` with exact products
@@ -857,7 +983,9 @@ pub(super) fn cg_iterate<M: MulAdd>(
 /// `p_t = u . v_j`. With `in_block`, the row's entries are the gathered rows
 /// in `s` (`sqrt(w_t) v_j` and `W_t`) and `p_t` is a float32 dot product;
 /// otherwise the fixed rows are read again and `p_t` is computed in `f64`.
-/// The sums are in `f64` either way.
+/// The sums are in `f64` either way. A block in the whitened `space` holds
+/// `sqrt(w_t) y_j`, and `p_t` is then its dot product with `U u` (rounded
+/// to `f32` as `u` is in the other space).
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn row_loss<K: Kernel>(
@@ -868,6 +996,7 @@ fn row_loss<K: Kernel>(
     lam: f64,
     u: &[f32],
     s: &mut Scratch,
+    space: Space,
     in_block: bool,
 ) -> Partial {
     type M<K> = <K as Kernel>::Arith;
@@ -885,7 +1014,15 @@ fn row_loss<K: Kernel>(
     let mut sq = 0.0;
     if in_block {
         let n = idx.len();
-        s.u32[..k].copy_from_slice(u);
+        match (space, sh.whitened) {
+            (Space::Whitened, Some(wb)) => {
+                lower_t_mul::<M<K>>(&wb.u_t, k, kp, &s.r, &mut s.p);
+                for (d, &v) in s.u32[..k].iter_mut().zip(&s.p[..k]) {
+                    *d = v as f32;
+                }
+            }
+            _ => s.u32[..k].copy_from_slice(u),
+        }
         let mut obs_l = [0.0f64; 8];
         let mut sq_l = [0.0f64; 8];
         for c0 in (0..n).step_by(sh.block_rows) {

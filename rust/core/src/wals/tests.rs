@@ -891,3 +891,182 @@ fn a_singular_row_among_others_is_named() {
         );
     }
 }
+
+/// Ratings whose row `i` has `len(i)` entries in distinct random columns
+/// (values in 1..=5).
+fn ratings_with_lengths(n: usize, m: usize, len: impl Fn(usize) -> usize, seed: u64) -> Csr {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let (mut r, mut c, mut v) = (vec![], vec![], vec![]);
+    for i in 0..n {
+        let mut cols: Vec<usize> = (0..m).collect();
+        for t in 0..len(i).min(m) {
+            let pick = rng.random_range(t..m);
+            cols.swap(t, pick);
+            r.push(i as i64);
+            c.push(cols[t] as i64);
+            v.push(rng.random_range(1..=5) as f32);
+        }
+    }
+    Csr::from_coo(n, m, &r, &c, &v, Duplicates::Error, 0).unwrap()
+}
+
+/// A half-sweep with a chosen policy for short rows: `(after, before)`.
+#[allow(clippy::too_many_arguments)]
+fn sweep_short_rows(
+    r: &Csr,
+    fixed: &[f32],
+    out: &mut [f32],
+    p: &HalfSweepParams<'_>,
+    threads: usize,
+    isa: Isa,
+    short: ShortRows,
+) -> Result<(Loss, Loss)> {
+    let cancel = Cancel::new();
+    let (after, before) = half_sweep_impl(
+        CsrView::from_csr(r),
+        fixed,
+        out,
+        p,
+        threads,
+        isa,
+        &cancel,
+        true,
+        short,
+    )?
+    .expect("not cancelled");
+    Ok((after, before.expect("asked for")))
+}
+
+#[test]
+fn short_rows_solved_in_the_space_of_their_entries_match_the_reference() {
+    // every length from 1 to k + 3 (rows of at most max_entries(k) take the
+    // Woodbury path with ShortRows::Always), plus an empty row
+    for k in [2, 7, 16, 17, 33, 64, 100, 128] {
+        let n = k + 4;
+        let m = k + 40;
+        let r = ratings_with_lengths(n, m, |i| if i == 3 { 0 } else { i % (k + 3) + 1 }, k as u64);
+        let rw = weights(n, 1);
+        let cw = weights(m, 2);
+        let fixed = normal(m * k, 0.2, 3 + k as u64);
+        let start = normal(n * k, 0.2, 4 + k as u64);
+        for (solved_w, fixed_w) in [(None, None), (Some(&rw[..]), Some(&cw[..]))] {
+            for (w0, lam) in [(0.01, 0.07), (2.0, 0.5), (0.0, 0.3)] {
+                let p = HalfSweepParams {
+                    k,
+                    unobserved_weight: w0,
+                    regularization: lam,
+                    solved_weights: solved_w,
+                    fixed_weights: fixed_w,
+                    solver: Solver::Cholesky,
+                    reg_scaling: RegScaling::None,
+                };
+                let lp = LossParams {
+                    k,
+                    unobserved_weight: w0,
+                    regularization: lam,
+                    row_weights: solved_w,
+                    col_weights: fixed_w,
+                    reg_scaling: RegScaling::None,
+                };
+                let want = reference_sweep(&r, &fixed, k, &p);
+                let exact_before = reference_loss(&r, &start, &fixed, k, &lp);
+                for isa in isas() {
+                    let mut got = start.clone();
+                    let (after, before) =
+                        sweep_short_rows(&r, &fixed, &mut got, &p, 2, isa, ShortRows::Always)
+                            .unwrap();
+                    let what = format!("k={k} w0={w0} lam={lam} {isa:?} {solved_w:?}");
+                    let mut direct = start.clone();
+                    sweep_short_rows(&r, &fixed, &mut direct, &p, 2, isa, ShortRows::Never)
+                        .unwrap();
+                    // Both paths sum in f32; this one also rounds y_j = L^-1 v_j
+                    // to f32 (a perturbation of the fixed rows at their own
+                    // precision) and cancels in z - Y^T c: up to 2.7x the
+                    // direct path's error on the worst-conditioned cases here
+                    // (k = 128, w0 = 0, weights up to 3).
+                    let err = max_rel_err(&got, &want);
+                    let err_direct = max_rel_err(&direct, &want);
+                    assert!(err_direct < 2e-5, "{what}: {err_direct}");
+                    assert!(
+                        err < 2e-6_f64.max(3.0 * err_direct),
+                        "{what}: {err} vs {err_direct}"
+                    );
+                    assert!(got[3 * k..4 * k].iter().all(|&v| v == 0.0), "empty row");
+                    // the loss terms read the whitened block: at the new
+                    // factors and at the starting ones
+                    let exact = reference_loss(&r, &got, &fixed, k, &lp);
+                    assert!(
+                        (after.total() - exact).abs() < 1e-7 * exact.max(1.0),
+                        "{what}: {after:?} vs {exact}"
+                    );
+                    assert!(
+                        (before.total() - exact_before).abs() < 1e-7 * exact_before,
+                        "{what}: {before:?} vs {exact_before}"
+                    );
+                    // the short rows took the other path: other rounding
+                    let short = |x: &[f32]| -> Vec<f32> {
+                        (0..n)
+                            .filter(|&i| (1..k).contains(&r.row(i).0.len()))
+                            .flat_map(|i| x[i * k..i * k + k].to_vec())
+                            .collect()
+                    };
+                    if k >= 7 {
+                        // (with 2 factors, a few values may round alike)
+                        assert_ne!(short(&got), short(&direct), "{what}");
+                    }
+                    // rows of k entries or more are solved as before, bit for bit
+                    for i in 0..n {
+                        if r.row(i).0.len() >= k {
+                            assert_eq!(got[i * k..i * k + k], direct[i * k..i * k + k], "{what}");
+                        }
+                    }
+                    // and the same bits for any thread count
+                    let mut one = start.clone();
+                    let losses =
+                        sweep_short_rows(&r, &fixed, &mut one, &p, 1, isa, ShortRows::Always)
+                            .unwrap();
+                    assert_eq!(one, got, "{what}");
+                    assert_eq!(losses, (after, before), "{what}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn short_rows_fall_back_to_the_direct_solve_when_b_is_not_shared_or_singular() {
+    let k = 40;
+    let (n, m) = (30, 80);
+    let r = ratings_with_lengths(n, m, |i| i + 1, 9);
+    let fixed = normal(m * k, 0.4, 10);
+    for (w0, lam, scaling) in [
+        // lambda_i = lambda |O_i| differs from row to row
+        (0.1, 0.07, RegScaling::Count),
+        // B = 0: only the direct path can tell which rows are singular
+        (0.0, 0.0, RegScaling::None),
+    ] {
+        let p = HalfSweepParams {
+            k,
+            unobserved_weight: w0,
+            regularization: lam,
+            solved_weights: None,
+            fixed_weights: None,
+            solver: Solver::Cholesky,
+            reg_scaling: scaling,
+        };
+        for isa in isas() {
+            let mut a = normal(n * k, 0.4, 11);
+            let mut b = a.clone();
+            let ra = sweep_short_rows(&r, &fixed, &mut a, &p, 2, isa, ShortRows::Always);
+            let rb = sweep_short_rows(&r, &fixed, &mut b, &p, 2, isa, ShortRows::Never);
+            match (ra, rb) {
+                (Ok(la), Ok(lb)) => {
+                    assert_eq!(la, lb);
+                    assert_eq!(a, b);
+                }
+                (Err(Error::Numerical(ea)), Err(Error::Numerical(eb))) => assert_eq!(ea, eb),
+                other => panic!("{scaling:?} w0={w0} lam={lam} {isa:?}: {other:?}"),
+            }
+        }
+    }
+}

@@ -23,7 +23,12 @@
 //! Storage is `f32`. Each row's normal matrix is accumulated by a blocked
 //! kernel in `f32` over blocks of at most a few thousand entries, and the
 //! block sums are added in `f64`; the system is assembled and solved by
-//! Cholesky in `f64`. Rows are processed in chunks that depend only on the
+//! Cholesky in `f64`. With `k >= 32` and the same `lambda` for every row, a
+//! row with fewer entries than `k` (at most `k - k / 8`) is instead solved in
+//! the space of its entries, with the fixed factor whitened once per
+//! half-sweep by the part `w0 G + lambda I` all rows share (see [`woodbury`]),
+//! when the rows' lengths say that saves more than the whitening costs: the
+//! same minimiser, other rounding. Rows are processed in chunks that depend only on the
 //! data, and every reduction (the Gramian, the loss) sums per-chunk `f64`
 //! partials in chunk order, so results are bit-identical for any number of
 //! threads (on a given instruction set, see [`Isa`]).

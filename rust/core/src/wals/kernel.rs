@@ -1515,6 +1515,12 @@ mod tests {
         K::gather_syrk(&g, &e, &mut out2, k, &mut a2, Some(&base));
         assert_eq!(raw2, raw, "k={k} nb={nb}");
         assert_eq!(rhs2, rhs, "k={k} nb={nb}");
+        // the padding columns get base (zero in a fit, which the Cholesky needs)
+        for a in 0..k {
+            for b in k..kp {
+                assert_eq!(a2[a * kp + b], base[a * kp + b], "k={k} nb={nb} ({a},{b})");
+            }
+        }
         let mut out2 = Gathered {
             g: &mut raw2,
             rhs: &mut rhs2,

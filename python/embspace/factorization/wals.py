@@ -154,9 +154,9 @@ class WALS(FittedAttributes, BaseEstimator):
         Exact solve of each row's normal equations (default), or ``cg_steps``
         conjugate-gradient steps warm-started from the current factor.
         The exact solve takes a row with fewer ratings than ``factors``
-        (``factors >= 32``, same ``regularization`` for every row) in the
-        space of its ratings (Woodbury identity): the same minimiser at
-        less cost, rounded differently. Both raise :class:`~embspace.errors.NumericalError` on a singular
+        (``factors >= 32``, ``regularization > 0`` and not scaled by count)
+        in the space of its ratings (Woodbury identity): the same minimiser
+        at less cost, rounded differently. Both raise :class:`~embspace.errors.NumericalError` on a singular
         row system (possible only with ``regularization=0``). On an
         ill-conditioned problem ``"cg"`` can raise the loss; ``fit`` warns.
     cg_steps : int

@@ -23,8 +23,8 @@
 //! Storage is `f32`. Each row's normal matrix is accumulated by a blocked
 //! kernel in `f32` over blocks of at most a few thousand entries, and the
 //! block sums are added in `f64`; the system is assembled and solved by
-//! Cholesky in `f64`. With `k >= 32` and the same `lambda` for every row, a
-//! row with fewer entries than `k` (at most `k - k / 8`) is instead solved in
+//! Cholesky in `f64`. With `k >= 32` and the same `lambda > 0` for every row,
+//! a row with fewer entries than `k` (at most `k - k / 8`) is instead solved in
 //! the space of its entries, with the fixed factor whitened once per
 //! half-sweep by the part `w0 G + lambda I` all rows share (see [`woodbury`]),
 //! when the rows' lengths say that saves more than the whitening costs: the
@@ -544,7 +544,8 @@ pub fn half_sweep_with(
 }
 
 /// Which rows a half-sweep with the Cholesky solver solves in the space of
-/// their entries ([`woodbury`]), when every row shares `w0 G + lambda I`.
+/// their entries ([`woodbury`]), when every row shares `w0 G + lambda I`
+/// with `lambda > 0`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ShortRows {
     /// Rows of at most [`woodbury::max_entries`] entries, when that saves
@@ -632,9 +633,11 @@ fn half_sweep_impl(
             None
         };
         // Short rows are solved in the space of their entries when every row
-        // shares `B = w0 G + lambda I` (the regularisation does not scale
-        // with the row's count) and that saves more than it costs.
-        let shared_b = params.reg_scaling == RegScaling::None || params.regularization == 0.0;
+        // shares `B = w0 G + lambda I` with `lambda > 0` (so `B` is positive
+        // definite, and the regularisation does not scale with the row's
+        // count) and that saves more than it costs. With `lambda = 0` the
+        // direct solve also tells which rows are singular.
+        let shared_b = params.reg_scaling == RegScaling::None && params.regularization > 0.0;
         let max_n = match (params.solver, short_rows) {
             (Solver::ConjugateGradient { .. }, _) | (_, ShortRows::Never) => 0,
             _ if !shared_b => 0,

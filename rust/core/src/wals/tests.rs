@@ -1034,7 +1034,7 @@ fn short_rows_solved_in_the_space_of_their_entries_match_the_reference() {
 }
 
 #[test]
-fn short_rows_fall_back_to_the_direct_solve_when_b_is_not_shared_or_singular() {
+fn short_rows_take_the_direct_solve_when_lambda_is_zero_or_scaled() {
     let k = 40;
     let (n, m) = (30, 80);
     let r = ratings_with_lengths(n, m, |i| i + 1, 9);
@@ -1042,8 +1042,10 @@ fn short_rows_fall_back_to_the_direct_solve_when_b_is_not_shared_or_singular() {
     for (w0, lam, scaling) in [
         // lambda_i = lambda |O_i| differs from row to row
         (0.1, 0.07, RegScaling::Count),
-        // B = 0: only the direct path can tell which rows are singular
+        // lambda = 0: only the direct path tells which rows are singular
+        // (B = 0 here; B = w0 G otherwise, possibly near-singular)
         (0.0, 0.0, RegScaling::None),
+        (0.5, 0.0, RegScaling::None),
     ] {
         let p = HalfSweepParams {
             k,

@@ -1,7 +1,7 @@
 //! The fixed factor whitened by the common part of every row's normal matrix,
 //! for solving short rows in the space of their entries (Woodbury).
 //!
-//! With the same regularisation for every row, the normal matrix of row `i`
+//! With the same regularisation `lambda > 0` for every row, the normal matrix of row `i`
 //! is `B + X^T X`, where `B = w0 G + lambda I` is common to all rows and `X`
 //! holds the row's `n` gathered entries `sqrt(w_t) v_t`. With `B = L L^T`
 //! (Cholesky, `L = U^T`) and `y_j = L^-1 v_j` precomputed for every fixed

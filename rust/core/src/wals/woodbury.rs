@@ -94,9 +94,9 @@ pub(crate) fn worth_it(indptr: &[i64], k: usize, n_fixed: usize) -> bool {
 
 /// Factor `B = base + lambda I` (`base` is `w0 G`, `kp x kp` full with zero
 /// padding) and whiten the `n_fixed` rows of `fixed`, for solving rows of at
-/// most `max_n < k` entries. `None` when `B` is not
-/// numerically positive definite (`lambda = 0` and a singular `G`): the
-/// direct path then solves every row.
+/// most `max_n < k` entries. `None` when `B` is not numerically positive
+/// definite, which needs `lambda = 0` (a half-sweep does not whiten then):
+/// the direct path then solves every row.
 pub(crate) fn whiten(
     isa: Isa,
     fixed: &[f32],

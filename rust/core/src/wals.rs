@@ -193,6 +193,47 @@ impl RegScaling {
     }
 }
 
+/// Which loss a half-sweep returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LossDetail {
+    /// The three terms of [`Loss`], each row's summed over its entries: after
+    /// its solve the row's entries are read again for `p_t = u . v_j`.
+    Terms,
+    /// Only [`Loss::total`]. A row's loss is the quadratic `f(u) = c -
+    /// 2 b.u + u^T A u` of its normal equations `A u = b`, with `c = sum_t
+    /// W_t a_t^2`. The solve has just formed them, so no pass over the row's
+    /// entries follows it:
+    /// - solved directly, `u^T A u = |U u|^2` with the Cholesky factor `U`
+    ///   of `A`;
+    /// - in the space of its entries ([`woodbury`]), `u^T A u = |q|^2 +
+    ///   |c|^2` with `q = U_B u` and `c` the solution of the `n x n` system;
+    /// - by conjugate gradient on the row kept whole, the steps keep `r = b -
+    ///   A x`, so `x^T A x = b.x - r.x`.
+    ///
+    /// Rows solved without those quantities (conjugate gradient on rows too
+    /// long to keep whole, and the starting loss of rows solved in the space
+    /// of their entries) sum their entries as with `Terms`. The rounding
+    /// differs from `Terms` (whose `p_t` are `f32` dot products): `A` and `b`
+    /// are summed in `f32` (and the whitened factor stored in `f32`), and
+    /// cancel down to the loss from `c`, so the total is exact to a few
+    /// `1e-7` of `c` plus the loss (at most `1.5e-7` measured), where `Terms`
+    /// is exact to about `1e-7` of the loss.
+    Total,
+}
+
+impl LossDetail {
+    /// `"terms"` or `"total"`.
+    pub fn parse(name: &str) -> Result<Self> {
+        match name {
+            "terms" => Ok(LossDetail::Terms),
+            "total" => Ok(LossDetail::Total),
+            other => Err(Error::InvalidParameter(format!(
+                "unknown loss detail {other:?}: expected \"terms\" or \"total\""
+            ))),
+        }
+    }
+}
+
 /// Parameters of one half-sweep.
 #[derive(Debug, Clone, Copy)]
 pub struct HalfSweepParams<'a> {
@@ -467,8 +508,35 @@ pub fn half_sweep_cancellable(
         cancel,
         false,
         ShortRows::Auto,
+        LossDetail::Terms,
     )?;
-    Ok(out.map(|(after, _)| after))
+    Ok(out.map(|(after, _)| terms(after)))
+}
+
+/// [`half_sweep_cancellable`] that returns only the total of the loss at the
+/// new point, computed as [`LossDetail::Total`] says (no pass over the
+/// ratings after each row's solve).
+pub fn half_sweep_total_cancellable(
+    ratings: CsrView<'_>,
+    fixed: &[f32],
+    solve_into: &mut [f32],
+    params: &HalfSweepParams<'_>,
+    num_threads: usize,
+    cancel: &Cancel,
+) -> Result<Option<f64>> {
+    let out = half_sweep_impl(
+        ratings,
+        fixed,
+        solve_into,
+        params,
+        num_threads,
+        Isa::detect(),
+        cancel,
+        false,
+        ShortRows::Auto,
+        LossDetail::Total,
+    )?;
+    Ok(out.map(|(after, _)| after.total()))
 }
 
 /// [`half_sweep`] that also returns the loss at the point it starts from:
@@ -516,8 +584,34 @@ pub fn half_sweep_from_cancellable(
         cancel,
         true,
         ShortRows::Auto,
+        LossDetail::Terms,
     )?;
-    Ok(out.map(|(after, before)| (before.expect("asked for"), after)))
+    Ok(out.map(|(after, before)| (terms(before.expect("asked for")), terms(after))))
+}
+
+/// [`half_sweep_from_cancellable`] that returns only the totals `(loss
+/// before, loss after)`, computed as [`LossDetail::Total`] says.
+pub fn half_sweep_from_total_cancellable(
+    ratings: CsrView<'_>,
+    fixed: &[f32],
+    solve_into: &mut [f32],
+    params: &HalfSweepParams<'_>,
+    num_threads: usize,
+    cancel: &Cancel,
+) -> Result<Option<(f64, f64)>> {
+    let out = half_sweep_impl(
+        ratings,
+        fixed,
+        solve_into,
+        params,
+        num_threads,
+        Isa::detect(),
+        cancel,
+        true,
+        ShortRows::Auto,
+        LossDetail::Total,
+    )?;
+    Ok(out.map(|(after, before)| (before.expect("asked for").total(), after.total())))
 }
 
 /// [`half_sweep`] on a chosen instruction set (for tests and benchmarks).
@@ -539,8 +633,9 @@ pub fn half_sweep_with(
         &Cancel::new(),
         false,
         ShortRows::Auto,
+        LossDetail::Terms,
     ))
-    .map(|(after, _)| after)
+    .map(|(after, _)| terms(after))
 }
 
 /// Which rows a half-sweep with the Cholesky solver solves in the space of
@@ -562,7 +657,18 @@ pub(crate) enum ShortRows {
 
 /// The loss after the half-sweep, and with `start_loss` the loss at the
 /// starting point (the content of `solve_into` on entry).
-type SweepLosses = (Loss, Option<Loss>);
+type SweepLosses = (Partial, Option<Partial>);
+
+/// The terms of a loss summed with [`LossDetail::Terms`] (where no row adds
+/// to `data`).
+fn terms(p: Partial) -> Loss {
+    debug_assert_eq!(p.data, 0.0, "a loss by terms has no unsplit data term");
+    Loss {
+        observed: p.observed,
+        unobserved: p.unobserved,
+        regularization: p.regularization,
+    }
+}
 
 #[allow(clippy::too_many_arguments)]
 fn half_sweep_impl(
@@ -575,6 +681,7 @@ fn half_sweep_impl(
     cancel: &Cancel,
     start_loss: bool,
     short_rows: ShortRows,
+    detail: LossDetail,
 ) -> Result<Option<SweepLosses>> {
     let isa = resolve_isa(isa)?;
     let k = params.k;
@@ -626,6 +733,7 @@ fn half_sweep_impl(
             padded_fixed: None,
             whitened: None,
             cancel,
+            detail,
         };
         let padded_rows = if kp == PAD && k < PAD {
             Some(pad_rows(fixed, n_fixed, k))
@@ -758,12 +866,13 @@ impl PerThread {
     }
 }
 
-fn sum_partials(parts: Vec<Result<Partial>>) -> Result<Loss> {
-    let mut loss = Loss::default();
+fn sum_partials(parts: Vec<Result<Partial>>) -> Result<Partial> {
+    let mut loss = Partial::default();
     for p in parts {
         let p = p?;
         loss.observed += p.observed;
         loss.unobserved += p.unobserved;
+        loss.data += p.data;
         loss.regularization += p.regularization;
     }
     Ok(loss)
@@ -829,6 +938,7 @@ pub fn loss_cancellable(
             padded_fixed: None,
             whitened: None,
             cancel,
+            detail: LossDetail::Terms,
         };
         let bounds = partition(ratings.indptr, PAD);
         let parts: Vec<Result<Partial>> = bounds
@@ -851,7 +961,7 @@ pub fn loss_cancellable(
         };
         loss.regularization +=
             params.regularization * weighted_sq_norm(col_factors, k, counts.as_deref());
-        Ok(Some(loss))
+        Ok(Some(terms(loss)))
     })?
 }
 

@@ -11,7 +11,7 @@ use super::kernel::{
     padded, Block, Entries, Gather, Gathered, Isa, Kernel, PortableKernel, PAD, PREFETCH_VECTORS,
 };
 use super::woodbury::{lower_t_mul, Whitened};
-use super::{CsrView, RegScaling, Solver};
+use super::{CsrView, LossDetail, RegScaling, Solver};
 use crate::dense::{dot, dot_f32, mat_vec, mat_vec32, quad_form, MulAdd};
 use crate::error::{Error, Result};
 use crate::parallel::Cancel;
@@ -115,14 +115,29 @@ pub(crate) struct Shared<'a> {
     /// Polled before every row: once raised, the chunk returns at once (its
     /// partial sums and factors are then meaningless).
     pub cancel: &'a Cancel,
+    /// Which loss the rows report: [`LossDetail::Total`] takes each solved
+    /// row's loss from its normal equations ([`row_value`]) where the solve
+    /// has them, instead of reading its entries again.
+    pub detail: LossDetail,
 }
 
-/// Loss terms summed over a chunk of rows (see [`super::Loss`]).
+/// Loss terms summed over a chunk of rows (see [`super::Loss`]). Rows whose
+/// loss comes from their normal equations ([`LossDetail::Total`]) add their
+/// observed and unobserved terms together to `data`; the others add them to
+/// `observed` and `unobserved` (so `data` is zero with [`LossDetail::Terms`]).
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Partial {
     pub observed: f64,
     pub unobserved: f64,
+    pub data: f64,
     pub regularization: f64,
+}
+
+impl Partial {
+    /// The sum of all the terms.
+    pub fn total(&self) -> f64 {
+        self.observed + self.unobserved + self.data + self.regularization
+    }
 }
 
 /// Per-thread scratch space, allocated once and reused for every row.
@@ -147,6 +162,12 @@ pub(crate) struct Scratch {
     r: Vec<f64>,
     p: Vec<f64>,
     ap: Vec<f64>,
+    /// `sum_t W_t a_t^2` of the row being solved (with [`LossDetail::Total`]).
+    c: f64,
+    /// The row's loss (with its regularisation) at its starting factor, and
+    /// at the solution, where the solve computes them ([`row_value`]).
+    value_from: f64,
+    value: f64,
 }
 
 impl Scratch {
@@ -181,6 +202,9 @@ impl Scratch {
             r: vec![0.0; kp],
             p: vec![0.0; kp],
             ap: vec![0.0; kp],
+            c: 0.0,
+            value_from: 0.0,
+            value: 0.0,
         }
     }
 }
@@ -254,7 +278,24 @@ fn whole(sh: &Shared<'_>, idx: &[i32]) -> bool {
 fn add(part: &mut Partial, t: Partial) {
     part.observed += t.observed;
     part.unobserved += t.unobserved;
+    part.data += t.data;
     part.regularization += t.regularization;
+}
+
+/// How a row was solved, which says where its loss can come from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Path {
+    /// The `k x k` normal matrix, factored: `s.a` holds `U` (`A = U^T U`)
+    /// and `s.rhs` the right-hand side `b`.
+    Direct,
+    /// In the space of its entries ([`solve_woodbury`]): `s.value` holds the
+    /// loss at the solution.
+    Woodbury,
+    /// Conjugate gradient on the row kept whole ([`solve_cg_block`]):
+    /// `s.value_from` and `s.value` hold the loss at the start and at the end.
+    CgBlock,
+    /// Conjugate gradient reading the fixed factor at every step.
+    Cg,
 }
 
 /// Solve (or evaluate) the rows `rows`; `out` holds their factors
@@ -319,9 +360,7 @@ pub(crate) fn chunk<K: Kernel>(
             u.fill(0.0);
             continue;
         }
-        // which space the block left in the scratch is in
-        let mut space = Space::Fixed;
-        match sh.solver {
+        let path = match sh.solver {
             Solver::Cholesky => {
                 let next = if i + 1 < rows_end {
                     sh.ratings.row(i + 1).0
@@ -333,18 +372,30 @@ pub(crate) fn chunk<K: Kernel>(
                         if idx.len() <= wb.max_n
                             && solve_woodbury::<K>(sh, wb, i, idx, vals, next, s) =>
                     {
-                        space = Space::Whitened;
+                        Path::Woodbury
                     }
-                    _ => solve_cholesky::<K>(sh, i, idx, vals, lam, next, s)?,
+                    _ => {
+                        solve_cholesky::<K>(sh, i, idx, vals, lam, next, s)?;
+                        Path::Direct
+                    }
                 }
             }
             Solver::ConjugateGradient { steps } if whole(sh, idx) => {
-                solve_cg_block::<K>(sh, i, idx, vals, lam, steps, u, s)?
+                solve_cg_block::<K>(sh, i, idx, vals, lam, steps, u, s)?;
+                Path::CgBlock
             }
             Solver::ConjugateGradient { steps } => {
-                solve_cg::<K>(sh, i, idx, vals, lam, steps, u, s)?
+                solve_cg::<K>(sh, i, idx, vals, lam, steps, u, s)?;
+                Path::Cg
             }
-        }
+        };
+        // which space the block left in the scratch is in
+        let space = if path == Path::Woodbury {
+            Space::Whitened
+        } else {
+            Space::Fixed
+        };
+        let total = sh.detail == LossDetail::Total;
         let x = &s.x[..k];
         if x.iter()
             .any(|v| !v.is_finite() || v.abs() > f32::MAX as f64)
@@ -357,18 +408,22 @@ pub(crate) fn chunk<K: Kernel>(
         // the solution in s.x, which the loss terms do not touch)
         let in_block = whole(sh, idx);
         if from {
-            add(
-                &mut before,
-                row_loss::<K>(sh, i, idx, vals, lam, u, s, space, in_block),
-            );
+            let t = match path {
+                Path::Direct if total => direct_value::<K>(sh, lam, u, s),
+                Path::CgBlock if total => known_value::<K::Arith>(s.value_from, lam, u, s),
+                _ => row_loss::<K>(sh, i, idx, vals, lam, u, s, space, in_block),
+            };
+            add(&mut before, t);
         }
         for (d, &v) in u.iter_mut().zip(&s.x[..k]) {
             *d = v as f32;
         }
-        add(
-            &mut part,
-            row_loss::<K>(sh, i, idx, vals, lam, u, s, space, in_block),
-        );
+        let t = match path {
+            Path::Direct if total => direct_value::<K>(sh, lam, u, s),
+            Path::Woodbury | Path::CgBlock if total => known_value::<K::Arith>(s.value, lam, u, s),
+            _ => row_loss::<K>(sh, i, idx, vals, lam, u, s, space, in_block),
+        };
+        add(&mut part, t);
     }
     Ok((part, before))
 }
@@ -440,6 +495,7 @@ fn gather_whole<K: Kernel>(
     let si = sh.solved_weights.map_or(1.0, |w| w[i]);
     s.rhs[..kp].fill(0.0);
     s.reserve(idx.len(), kp);
+    s.c = 0.0;
     let mut start = 0;
     while start < idx.len() {
         let end = block_end(start, idx.len(), sh.block_rows);
@@ -454,6 +510,9 @@ fn gather_whole<K: Kernel>(
             &mut s.w[start..end],
             &mut s.y[..nb],
         );
+        if sh.detail == LossDetail::Total {
+            s.c += weighted_squares(&s.w[start..end], bv);
+        }
         let e = Entries {
             idx: bi,
             sw: &s.sw[start..end],
@@ -549,12 +608,19 @@ fn solve_cg_block<K: Kernel>(
         p,
         ap,
         rhs,
+        c,
+        value_from,
+        value,
         ..
     } = s;
     apply_block::<K>(sh, raw, n, lam, x, ap, p32, y, q32);
+    // f(x) = c - 2 b.x + x.(A x) at the start; at the end, with the
+    // residual r = b - A x the iteration keeps, c - b.x - r.x
+    *value_from = *c - 2.0 * dot::<M<K>>(&rhs[..k], &x[..k]) + dot::<M<K>>(&x[..k], &ap[..k]);
     let ok = cg_iterate::<M<K>>(k, steps, floor, rhs, x, r, p, ap, |p, ap| {
         apply_block::<K>(sh, raw, n, lam, p, ap, p32, y, q32)
     });
+    *value = *c - dot::<M<K>>(&rhs[..k], &x[..k]) - dot::<M<K>>(&r[..k], &x[..k]);
     ok.then_some(()).ok_or_else(|| singular_cg(i, n))
 }
 
@@ -623,6 +689,7 @@ fn solve_cholesky<K: Kernel>(
     );
     let mut first = true;
     let mut start = 0;
+    s.c = 0.0;
     while start < idx.len() {
         let end = block_end(start, idx.len(), sh.block_rows);
         let nb = end - start;
@@ -637,6 +704,9 @@ fn solve_cholesky<K: Kernel>(
             &mut s.w[at..at + nb],
             &mut s.y[..nb],
         );
+        if sh.detail == LossDetail::Total {
+            s.c += weighted_squares(&s.w[at..at + nb], bv);
+        }
         let e = Entries {
             idx: bi,
             sw: &s.sw[at..at + nb],
@@ -796,6 +866,12 @@ fn solve_woodbury<K: Kernel>(
         for (qa, &ya) in q.iter_mut().zip(&s.raw[c * kp..c * kp + k]) {
             *qa = M::<K>::mul_add(-xc, ya as f64, *qa);
         }
+    }
+    // The loss at u, with q = U u: u^T A u = |q|^2 + |Y q|^2 and b.u = z.q,
+    // where Y q = Y z - (M - I) c = c as M c = Y z.
+    if sh.detail == LossDetail::Total {
+        let (q, c) = (&s.p[..k], &s.x[..n]);
+        s.value = s.c - 2.0 * dot::<M<K>>(&s.rhs[..k], q) + dot::<M<K>>(q, q) + dot::<M<K>>(c, c);
     }
     lower_t_mul::<M<K>>(&wb.u_inv_t, k, kp, &s.p, &mut s.x);
     true
@@ -978,6 +1054,71 @@ pub(super) fn cg_iterate<M: MulAdd>(
     true
 }
 
+/// `sum_t w_t a_t^2` in `f64`, in eight lanes (entry `t` in lane `t % 8`)
+/// added in a fixed order.
+#[inline(always)]
+fn weighted_squares(w: &[f32], a: &[f32]) -> f64 {
+    let mut l = [0.0f64; 8];
+    let (wc, ac) = (w.chunks_exact(8), a.chunks_exact(8));
+    let tail = (wc.remainder(), ac.remainder());
+    for (wt, at) in wc.zip(ac) {
+        for j in 0..8 {
+            l[j] += wt[j] as f64 * (at[j] as f64 * at[j] as f64);
+        }
+    }
+    for (j, (&wt, &at)) in tail.0.iter().zip(tail.1).enumerate() {
+        l[j] += wt as f64 * (at as f64 * at as f64);
+    }
+    ((l[0] + l[4]) + (l[2] + l[6])) + ((l[1] + l[5]) + (l[3] + l[7]))
+}
+
+/// The terms of a row whose loss `value` (its observed and unobserved terms
+/// and its regularisation) is known: `lam |u|^2` as the regularisation, the
+/// rest as `data`. `ud` is the row's factor `u` in `f64`.
+#[inline(always)]
+fn row_value<M: MulAdd>(value: f64, lam: f64, ud: &[f64]) -> Partial {
+    let regularization = lam * dot::<M>(ud, ud);
+    Partial {
+        data: value - regularization,
+        regularization,
+        ..Partial::default()
+    }
+}
+
+/// The loss of a row solved directly, at `u`, from its factored normal
+/// equations (`s.a` holds `U` with `U^T U = A`, `s.rhs` holds `b`, `s.c`
+/// holds `c = sum_t W_t a_t^2`): the row's loss is the quadratic `f(u) = c
+/// - 2 b.u + u^T A u`, and `u^T A u = |U u|^2`. In `O(k^2)`, against
+/// `O(|O_i| k)` for [`row_loss`]; the rounding differs: `A` and `b` are
+/// summed in `f32`, and cancel down to the loss from `c` (see
+/// [`LossDetail::Total`]).
+#[inline(always)]
+fn direct_value<K: Kernel>(sh: &Shared<'_>, lam: f64, u: &[f32], s: &mut Scratch) -> Partial {
+    type M<K> = <K as Kernel>::Arith;
+    let (k, kp) = (sh.k, sh.kp);
+    let ud = &mut s.r[..k];
+    for (d, &v) in ud.iter_mut().zip(u) {
+        *d = v as f64;
+    }
+    let mut quad = 0.0;
+    for a in 0..k {
+        let r = dot::<M<K>>(&s.a[a * kp + a..a * kp + k], &ud[a..k]);
+        quad = M::<K>::mul_add(r, r, quad);
+    }
+    let value = s.c - 2.0 * dot::<M<K>>(&s.rhs[..k], ud) + quad;
+    row_value::<M<K>>(value, lam, ud)
+}
+
+/// [`row_value`] of the row's known loss `value` at `u`.
+#[inline(always)]
+fn known_value<M: MulAdd>(value: f64, lam: f64, u: &[f32], s: &mut Scratch) -> Partial {
+    let ud = &mut s.r[..u.len()];
+    for (d, &v) in ud.iter_mut().zip(u) {
+        *d = v as f64;
+    }
+    row_value::<M>(value, lam, ud)
+}
+
 /// The loss terms of row `i` with factor `u`: observed `sum_t W_t (a_t -
 /// p_t)^2`, unobserved `w0 (u^T G u - sum_t p_t^2)` and `lam |u|^2`, with
 /// `p_t = u . v_j`. With `in_block`, the row's entries are the gathered rows
@@ -1054,6 +1195,7 @@ fn row_loss<K: Kernel>(
         return Partial {
             observed,
             unobserved: sh.w0 * (all - sq),
+            data: 0.0,
             regularization: lam * norm2,
         };
     }
@@ -1070,6 +1212,7 @@ fn row_loss<K: Kernel>(
     Partial {
         observed,
         unobserved: sh.w0 * (all - sq),
+        data: 0.0,
         regularization: lam * norm2,
     }
 }

@@ -932,9 +932,10 @@ fn sweep_short_rows(
         &cancel,
         true,
         short,
+        LossDetail::Terms,
     )?
     .expect("not cancelled");
-    Ok((after, before.expect("asked for")))
+    Ok((terms(after), terms(before.expect("asked for"))))
 }
 
 #[test]
@@ -1068,6 +1069,117 @@ fn short_rows_take_the_direct_solve_when_lambda_is_zero_or_scaled() {
                 }
                 (Err(Error::Numerical(ea)), Err(Error::Numerical(eb))) => assert_eq!(ea, eb),
                 other => panic!("{scaling:?} w0={w0} lam={lam} {isa:?}: {other:?}"),
+            }
+        }
+    }
+}
+
+/// A half-sweep from `start` with a loss of the given detail: the factors,
+/// and the totals `(before, after)`.
+#[allow(clippy::too_many_arguments)]
+fn sweep_with_detail(
+    r: &Csr,
+    fixed: &[f32],
+    start: &[f32],
+    p: &HalfSweepParams<'_>,
+    isa: Isa,
+    short: ShortRows,
+    detail: LossDetail,
+) -> (Vec<f32>, f64, f64) {
+    let mut out = start.to_vec();
+    let (after, before) = half_sweep_impl(
+        CsrView::from_csr(r),
+        fixed,
+        &mut out,
+        p,
+        2,
+        isa,
+        &Cancel::new(),
+        true,
+        short,
+        detail,
+    )
+    .unwrap()
+    .expect("not cancelled");
+    (out, before.expect("asked for").total(), after.total())
+}
+
+/// `sum W_ij A_ij^2` over the observed entries: the size of the terms that
+/// cancel in a row's `c - 2 b.u + u^T A u`.
+fn weighted_square_sum(r: &Csr, w0: f64, rw: &[f32], cw: &[f32]) -> f64 {
+    (0..r.n_rows)
+        .map(|i| {
+            let (idx, vals) = r.row(i);
+            idx.iter()
+                .zip(vals)
+                .map(|(&j, &a)| (w0 + rw[i] as f64 * cw[j as usize] as f64) * (a as f64).powi(2))
+                .sum::<f64>()
+        })
+        .sum()
+}
+
+#[test]
+fn the_total_from_the_normal_equations_matches_the_terms_and_the_reference() {
+    // rows from empty to several blocks long (k > 16: 8192 / kp entries a
+    // block), solved directly, in the space of their entries, by CG on the
+    // row kept whole; the factors must not depend on the detail
+    let (n, m) = (36, 420);
+    let r = ratings_with_lengths(n, m, |i| (i * i * 7) % 411, 5);
+    let rw = weights(n, 6);
+    let cw = weights(m, 7);
+    for k in [3, 10, 16, 20, 40, 64] {
+        let fixed = normal(m * k, 0.3, 40 + k as u64);
+        let start = normal(n * k, 0.3, 50 + k as u64);
+        for (w0, lam, scaling) in [
+            (0.2, 0.07, RegScaling::None),
+            (0.0, 0.3, RegScaling::None),
+            (0.05, 0.01, RegScaling::Count),
+        ] {
+            let c = weighted_square_sum(&r, w0, &rw, &cw);
+            let lp = LossParams {
+                k,
+                unobserved_weight: w0,
+                regularization: lam,
+                row_weights: Some(&rw),
+                col_weights: Some(&cw),
+                reg_scaling: scaling,
+            };
+            let at_start = reference_loss(&r, &start, &fixed, k, &lp);
+            for (solver, short) in [
+                (Solver::Cholesky, ShortRows::Never),
+                (Solver::Cholesky, ShortRows::Always),
+                (Solver::ConjugateGradient { steps: 3 }, ShortRows::Auto),
+            ] {
+                let p = HalfSweepParams {
+                    k,
+                    unobserved_weight: w0,
+                    regularization: lam,
+                    solved_weights: Some(&rw),
+                    fixed_weights: Some(&cw),
+                    solver,
+                    reg_scaling: scaling,
+                };
+                for isa in isas() {
+                    let what = format!("k={k} w0={w0} {scaling:?} {solver:?} {short:?} {isa:?}");
+                    let terms =
+                        sweep_with_detail(&r, &fixed, &start, &p, isa, short, LossDetail::Terms);
+                    let total =
+                        sweep_with_detail(&r, &fixed, &start, &p, isa, short, LossDetail::Total);
+                    assert_eq!(terms.0, total.0, "{what}: the factors");
+                    let at_end = reference_loss(&r, &total.0, &fixed, k, &lp);
+                    // the terms are exact to 1e-6 of the loss; the total to
+                    // 1e-7 of the weighted squares it cancels against (at
+                    // most 2.4e-8 here)
+                    for (got, by_terms, exact) in
+                        [(total.1, terms.1, at_start), (total.2, terms.2, at_end)]
+                    {
+                        assert!((by_terms - exact).abs() <= 1e-6 * exact, "{what}");
+                        assert!(
+                            (got - exact).abs() <= 1e-7 * (c + exact),
+                            "{what}: {got} against {exact} (c = {c})"
+                        );
+                    }
+                }
             }
         }
     }

@@ -1,6 +1,6 @@
 """Type stubs of the compiled extension ``embspace._core`` (Rust, PyO3)."""
 
-from typing import final
+from typing import Literal, final, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -103,6 +103,7 @@ def tie_expectation(
     k: npt.NDArray[np.uint32],
     num_threads: int = 0,
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]: ...
+@overload
 def wals_half_sweep(
     indptr: npt.NDArray[np.int64],
     indices: npt.NDArray[np.int32],
@@ -119,7 +120,28 @@ def wals_half_sweep(
     cg_steps: int = 3,
     reg_scaling: str = "none",
     num_threads: int = 0,
+    loss: Literal["terms"] = "terms",
 ) -> tuple[float, float, float]: ...
+@overload
+def wals_half_sweep(
+    indptr: npt.NDArray[np.int64],
+    indices: npt.NDArray[np.int32],
+    data: npt.NDArray[np.float32],
+    n_cols: int,
+    fixed: npt.NDArray[np.float32],
+    solve_into: npt.NDArray[np.float32],
+    *,
+    unobserved_weight: float,
+    regularization: float,
+    solved_weights: npt.NDArray[np.float32] | None = None,
+    fixed_weights: npt.NDArray[np.float32] | None = None,
+    solver: str = "cholesky",
+    cg_steps: int = 3,
+    reg_scaling: str = "none",
+    num_threads: int = 0,
+    loss: Literal["total"],
+) -> float: ...
+@overload
 def wals_half_sweep_from(
     indptr: npt.NDArray[np.int64],
     indices: npt.NDArray[np.int32],
@@ -136,7 +158,27 @@ def wals_half_sweep_from(
     cg_steps: int = 3,
     reg_scaling: str = "none",
     num_threads: int = 0,
+    loss: Literal["terms"] = "terms",
 ) -> tuple[tuple[float, float, float], tuple[float, float, float]]: ...
+@overload
+def wals_half_sweep_from(
+    indptr: npt.NDArray[np.int64],
+    indices: npt.NDArray[np.int32],
+    data: npt.NDArray[np.float32],
+    n_cols: int,
+    fixed: npt.NDArray[np.float32],
+    solve_into: npt.NDArray[np.float32],
+    *,
+    unobserved_weight: float,
+    regularization: float,
+    solved_weights: npt.NDArray[np.float32] | None = None,
+    fixed_weights: npt.NDArray[np.float32] | None = None,
+    solver: str = "cholesky",
+    cg_steps: int = 3,
+    reg_scaling: str = "none",
+    num_threads: int = 0,
+    loss: Literal["total"],
+) -> tuple[float, float]: ...
 def wals_loss(
     indptr: npt.NDArray[np.int64],
     indices: npt.NDArray[np.int32],

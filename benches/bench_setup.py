@@ -57,6 +57,7 @@ def fit_ratio(ratings: Any, k: int, iterations: int, fused: bool) -> dict[str, A
 
     class Unfused(CpuBackend):
         start = WalsBackend.start
+        start_total = WalsBackend.start_total
 
     registry = wals_module.WALS_BACKENDS
     saved = registry.get("cpu")

@@ -204,14 +204,14 @@ def test_ctrl_c_stops_a_large_wals_fit_in_a_consistent_state(
 
     # SIGINT arrives DELAY s into the first item half-sweep
     interrupter = Interrupter()
-    original = CpuBackend.half_sweep
+    original = CpuBackend.half_sweep_total  # what a fit calls
 
-    def half_sweep(self: CpuBackend, side: str) -> Any:
+    def half_sweep_total(self: CpuBackend, side: str) -> Any:
         if side == "items":
             interrupter.start()
         return original(self, side)
 
-    monkeypatch.setattr(CpuBackend, "half_sweep", half_sweep)
+    monkeypatch.setattr(CpuBackend, "half_sweep_total", half_sweep_total)
     model = es.WALS(
         factors=K, unobserved_weight=W0, regularization=LAM, iterations=50,
         col_weights=None, num_threads=threads, random_state=seed,

@@ -95,6 +95,20 @@ class WalsBackend(ABC):
         :meth:`checkpoint` still show the starting factors."""
         return self.loss()
 
+    def start_total(self) -> float:
+        """:meth:`start`, returning only the total (what :meth:`WALS.fit
+        <embspace.factorization.WALS.fit>` records). The default is
+        ``start().total``; a backend may compute the total more cheaply than
+        its terms."""
+        return self.start().total
+
+    def half_sweep_total(self, side: str) -> float:
+        """:meth:`half_sweep`, returning only the total of the loss at the new
+        point (what :meth:`WALS.fit <embspace.factorization.WALS.fit>`
+        records). The default is ``half_sweep(side).total``; a backend may
+        compute the total more cheaply than its terms."""
+        return self.half_sweep(side).total
+
     @abstractmethod
     def factors(self) -> tuple[np.ndarray, np.ndarray]:
         """(user factors, item factors), float32 numpy arrays."""

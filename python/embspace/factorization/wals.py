@@ -185,7 +185,13 @@ class WALS(FittedAttributes, BaseEstimator):
         fingerprint, final loss).
     loss_history_ : list of float
         The loss of the starting point, then after every half-sweep
-        (``1 + 2 * n_iter_`` values).
+        (``1 + 2 * n_iter_`` values). On the CPU each row's loss is taken
+        from the normal equations its solve formed (``c - 2 b.u + u^T A u``),
+        with no pass over the ratings after the solve. ``A`` and ``b`` are
+        summed in float32 and cancel down to the loss from ``sum W a^2``, so
+        a value is exact to a few ``1e-7`` of ``sum W a^2`` plus the loss
+        (at most 1.5e-7 measured; on the ML-20M preset at k = 10 the history
+        is within 2.2e-7 of the loss summed over the ratings by term).
     loss_ : float
         The final loss.
     n_iter_ : int
@@ -333,15 +339,15 @@ class WALS(FittedAttributes, BaseEstimator):
         factory = WALS_BACKENDS.for_device(self.device)
         problem = self._problem(ratings, rng)
         backend = factory(problem)
-        history = [backend.start().total]
+        history = [backend.start_total()]
         kept = backend.checkpoint()
         done = 0
         converged = interrupted = False
         bar = _progress_bar(iterations, progress)
         try:
             for it in range(1, iterations + 1):
-                history.append(backend.half_sweep("users").total)
-                history.append(backend.half_sweep("items").total)
+                history.append(backend.half_sweep_total("users"))
+                history.append(backend.half_sweep_total("items"))
                 _warn_on_rise(history, it, self.solver)
                 done = it
                 kept = backend.checkpoint()

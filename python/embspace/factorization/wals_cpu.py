@@ -15,6 +15,10 @@ from .backends import LossTerms, WalsBackend, WalsProblem, register_backend
 
 __all__ = ["CpuBackend"]
 
+#: A half-sweep's loss as the core returns it: the terms (observed,
+#: unobserved, regularization) or, with ``loss="total"``, only their sum.
+_CoreLoss = tuple[float, float, float] | float
+
 
 class CpuBackend(WalsBackend):
     """The Rust core: one call per half-sweep, the GIL released while it runs
@@ -29,14 +33,21 @@ class CpuBackend(WalsBackend):
     loss of the starting point (each row's terms at its starting factor are
     taken from the entries the solve gathers), and the next
     ``half_sweep("users")`` returns that result: a fit pays no pass over the
-    ratings for its starting loss."""
+    ratings for its starting loss.
+
+    :meth:`start_total` and :meth:`half_sweep_total` (what a fit records)
+    take each row's loss from the normal equations its solve has formed
+    (``loss="total"`` of the core), so no pass over a row's ratings follows
+    its solve; :meth:`start` and :meth:`half_sweep` sum the terms over the
+    ratings."""
 
     def __init__(self, problem: WalsProblem) -> None:
         super().__init__(problem)
         self.u = np.ascontiguousarray(problem.user_factors, dtype=np.float32)
         self.v = np.ascontiguousarray(problem.item_factors, dtype=np.float32)
-        # the users half-sweep solved by start(): (new user factors, loss terms)
-        self._pending: tuple[np.ndarray, LossTerms] | None = None
+        # the users half-sweep solved by start(): (new user factors, its loss
+        # as the core returned it: the terms, or only the total)
+        self._pending: tuple[np.ndarray, _CoreLoss] | None = None
 
     def _common(self) -> dict[str, Any]:
         p = self.problem
@@ -47,8 +58,9 @@ class CpuBackend(WalsBackend):
             "num_threads": p.num_threads,
         }
 
-    def _sweep(self, side: str, target: np.ndarray, core: Callable[..., Any]) -> Any:
-        """``core`` (a half-sweep of the Rust core) on ``side``, solving into ``target``."""
+    def _sweep(self, side: str, target: np.ndarray, core: Callable[..., Any], loss: str) -> Any:
+        """``core`` (a half-sweep of the Rust core) on ``side``, solving into
+        ``target``, its loss by ``"terms"`` or as a ``"total"``."""
         p = self.problem
         if side == "users":
             csr, n_cols, fixed = p.by_user, p.n_items, self.v
@@ -65,17 +77,37 @@ class CpuBackend(WalsBackend):
             fixed_weights=fixed_w,
             solver=p.solver,
             cg_steps=p.cg_steps,
+            loss=loss,
             **self._common(),
         )
 
     def start(self) -> LossTerms:
-        self._pending = None
-        target = self.u.copy()  # the starting point, whose loss is wanted
-        before, after = self._sweep("users", target, _core.wals_half_sweep_from)
-        self._pending = (target, LossTerms(*after))
+        before = self._start("terms")
+        assert not isinstance(before, float)  # the core returns what was asked
         return LossTerms(*before)
 
+    def start_total(self) -> float:
+        before = self._start("total")
+        assert isinstance(before, float)
+        return before
+
+    def _start(self, loss: str) -> _CoreLoss:
+        self._pending = None
+        target = self.u.copy()  # the starting point, whose loss is wanted
+        before, after = self._sweep("users", target, _core.wals_half_sweep_from, loss)
+        self._pending = (target, after)
+        return before
+
     def half_sweep(self, side: str) -> LossTerms:
+        out = self._half_sweep(side, "terms")
+        # the pending users half-sweep of start_total() has only its total
+        return self.loss() if isinstance(out, float) else LossTerms(*out)
+
+    def half_sweep_total(self, side: str) -> float:
+        out = self._half_sweep(side, "total")
+        return out if isinstance(out, float) else LossTerms(*out).total
+
+    def _half_sweep(self, side: str, loss: str) -> _CoreLoss:
         if side not in ("users", "items"):
             raise InvalidParameterError(f"side must be 'users' or 'items', got {side!r}")
         pending, self._pending = self._pending, None
@@ -85,12 +117,12 @@ class CpuBackend(WalsBackend):
         solve = self.u if side == "users" else self.v
         # the conjugate-gradient solver starts from the current factor
         target = solve.copy() if self.problem.solver == "cg" else np.empty_like(solve)
-        terms = self._sweep(side, target, _core.wals_half_sweep)
+        out = self._sweep(side, target, _core.wals_half_sweep, loss)
         if side == "users":
             self.u = target
         else:
             self.v = target
-        return LossTerms(*terms)
+        return out
 
     def loss(self) -> LossTerms:
         p = self.problem

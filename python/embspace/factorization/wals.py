@@ -22,7 +22,10 @@ iteration ``t``, ``L_0`` that of the starting point) is below ``tol``, and
 ``converged_`` says whether that happened before the ``iterations`` cap. The
 test runs in the shared loop of :meth:`WALS.fit`, so every backend stops at the
 same iteration, and a fit stopped at ``n_iter_`` has exactly the factors of a
-fit with ``iterations=n_iter_`` and no ``tol``.
+fit with ``iterations=n_iter_`` and no ``tol``. On the CPU the recorded losses
+come from each row's normal equations (see ``loss_history_``), exact to a few
+``1e-7`` of ``sum W a^2`` plus the loss, so a ``tol`` below about ``1e-6``
+would compare rounding.
 
 The work is done by the backend of the device
 (:mod:`.backends`: the Rust core on the CPU, the array-module code on a GPU).

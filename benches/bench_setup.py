@@ -3,17 +3,18 @@
 A fit's first iteration used to pay, besides its two half-sweeps, the loss of
 the starting point (a pass over the ratings of its own, almost a half-sweep at
 k = 10), and on a fresh :class:`~embspace.Ratings` the transposed CSR. Now the
-CPU backend takes the starting loss from the gathers of the first users
-half-sweep, and the transpose (built once per ``Ratings``, by the Rust core in
-parallel) is the dataset's, reused by every fit on it (a sweep's runs share
-one ``Ratings``).
+CPU backend takes the starting loss from the first users half-sweep, each
+row's from the normal equations its solve forms (``start_total()``), and the
+transpose (built once per ``Ratings``, by the Rust core in parallel) is the
+dataset's, reused by every fit on it (a sweep's runs share one ``Ratings``).
 
 Measured in one process, 2 threads, on the same ``Ratings`` (the sweep
 situation), alternating for ``--rounds`` rounds:
 
 - ``fused``: the CPU backend as shipped;
-- ``unfused``: the same backend with the base class's ``start()`` (the loss of
-  the starting point as a pass of its own, as before).
+- ``unfused``: the same backend with the base class's ``start()`` and
+  ``start_total()`` (the loss of the starting point as a pass of its own over
+  the ratings, as before).
 
 For each fit: the first iteration (from ``fit()`` entry to the end of
 iteration 1, so the problem's setup and the starting loss count) divided by

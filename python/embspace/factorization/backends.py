@@ -70,7 +70,9 @@ class WalsBackend(ABC):
     :meth:`half_sweep` updates one side and returns the loss at the new point,
     :meth:`loss` returns the loss of the current factors, :meth:`factors`
     copies both to numpy, and :meth:`checkpoint` keeps the current factors
-    aside (what an interrupted fit reports).
+    aside (what an interrupted fit reports). A fit calls :meth:`start_total`
+    and :meth:`half_sweep_total`, which return only the total and default to
+    the terms' sum; a backend overrides them where the total costs less.
     """
 
     def __init__(self, problem: WalsProblem) -> None:

@@ -614,13 +614,18 @@ fn solve_cg_block<K: Kernel>(
         ..
     } = s;
     apply_block::<K>(sh, raw, n, lam, x, ap, p32, y, q32);
-    // f(x) = c - 2 b.x + x.(A x) at the start; at the end, with the
-    // residual r = b - A x the iteration keeps, c - b.x - r.x
-    *value_from = *c - 2.0 * dot::<M<K>>(&rhs[..k], &x[..k]) + dot::<M<K>>(&x[..k], &ap[..k]);
+    let total = sh.detail == LossDetail::Total;
+    if total {
+        // f(x) = c - 2 b.x + x.(A x) at the start
+        *value_from = *c - 2.0 * dot::<M<K>>(&rhs[..k], &x[..k]) + dot::<M<K>>(&x[..k], &ap[..k]);
+    }
     let ok = cg_iterate::<M<K>>(k, steps, floor, rhs, x, r, p, ap, |p, ap| {
         apply_block::<K>(sh, raw, n, lam, p, ap, p32, y, q32)
     });
-    *value = *c - dot::<M<K>>(&rhs[..k], &x[..k]) - dot::<M<K>>(&r[..k], &x[..k]);
+    if total {
+        // at the end, with the residual r = b - A x the iteration keeps
+        *value = *c - dot::<M<K>>(&rhs[..k], &x[..k]) - dot::<M<K>>(&r[..k], &x[..k]);
+    }
     ok.then_some(()).ok_or_else(|| singular_cg(i, n))
 }
 

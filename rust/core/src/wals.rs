@@ -217,7 +217,11 @@ pub enum LossDetail {
     /// are summed in `f32` (and the whitened factor stored in `f32`), and
     /// cancel down to the loss from `c`, so the total is exact to a few
     /// `1e-7` of `c` plus the loss (at most `1.5e-7` measured), where `Terms`
-    /// is exact to about `1e-7` of the loss.
+    /// is exact to about `1e-7` of the loss. A row whose loss comes out
+    /// below 1/32 of `c + u^T A u` (a model that explains the row almost
+    /// exactly, where the difference would be rounding) sums its entries as
+    /// with `Terms` too, so a near-exact fit keeps an exact, non-negative
+    /// loss.
     Total,
 }
 

@@ -21,6 +21,15 @@ use crate::parallel::Cancel;
 /// summed in `f32`, so smaller pivots are rounding noise.
 pub(crate) const SINGULAR_RTOL: f64 = 64.0 * f32::EPSILON as f64;
 
+/// A row's loss from its normal equations (`c - 2 b.u + u^T A u`, see
+/// [`LossDetail::Total`]) is taken when it is at least this fraction of `c +
+/// u^T A u`, the size of the `f32`-rounded terms it cancels from: its
+/// relative error is then at most about 32 times their rounding (a few
+/// `1e-7`). Below, the model explains the row almost exactly, the difference
+/// would be rounding (even negative), and the row's entries are summed as
+/// with [`LossDetail::Terms`].
+const MIN_LOSS_FRACTION: f64 = 1.0 / 32.0;
+
 /// Rows up to this many values (`|O_i| * kp`, 16 MiB of f32) are kept whole in
 /// the scratch while they are solved by Cholesky, so the loss pass reads them
 /// back in order; longer rows read the fixed factor again.
@@ -165,9 +174,10 @@ pub(crate) struct Scratch {
     /// `sum_t W_t a_t^2` of the row being solved (with [`LossDetail::Total`]).
     c: f64,
     /// The row's loss (with its regularisation) at its starting factor, and
-    /// at the solution, where the solve computes them ([`row_value`]).
-    value_from: f64,
-    value: f64,
+    /// at the solution, where the solve computes them ([`known_value`]), each
+    /// with `c + u^T A u`, the size of the terms it cancels from.
+    value_from: (f64, f64),
+    value: (f64, f64),
 }
 
 impl Scratch {
@@ -203,8 +213,8 @@ impl Scratch {
             p: vec![0.0; kp],
             ap: vec![0.0; kp],
             c: 0.0,
-            value_from: 0.0,
-            value: 0.0,
+            value_from: (0.0, 0.0),
+            value: (0.0, 0.0),
         }
     }
 }
@@ -289,7 +299,7 @@ enum Path {
     /// and `s.rhs` the right-hand side `b`.
     Direct,
     /// In the space of its entries ([`solve_woodbury`]): `s.value` holds the
-    /// loss at the solution.
+    /// loss at the solution (with [`LossDetail::Total`]).
     Woodbury,
     /// Conjugate gradient on the row kept whole ([`solve_cg_block`]):
     /// `s.value_from` and `s.value` hold the loss at the start and at the end.
@@ -407,22 +417,29 @@ pub(crate) fn chunk<K: Kernel>(
         // both solvers keep a row that fits whole in the scratch (and leave
         // the solution in s.x, which the loss terms do not touch)
         let in_block = whole(sh, idx);
+        // each loss from the normal equations where the solve left what it
+        // takes and it is trusted, else from the row's entries
         if from {
-            let t = match path {
-                Path::Direct if total => direct_value::<K>(sh, lam, u, s),
-                Path::CgBlock if total => known_value::<K::Arith>(s.value_from, lam, u, s),
-                _ => row_loss::<K>(sh, i, idx, vals, lam, u, s, space, in_block),
+            let value = match path {
+                Path::Direct if total => Some(direct_value::<K>(sh, u, s)),
+                Path::CgBlock if total => Some(s.value_from),
+                _ => None,
             };
+            let t = value.and_then(|v| known_value::<K::Arith>(v, lam, u, s));
+            let t =
+                t.unwrap_or_else(|| row_loss::<K>(sh, i, idx, vals, lam, u, s, space, in_block));
             add(&mut before, t);
         }
         for (d, &v) in u.iter_mut().zip(&s.x[..k]) {
             *d = v as f32;
         }
-        let t = match path {
-            Path::Direct if total => direct_value::<K>(sh, lam, u, s),
-            Path::Woodbury | Path::CgBlock if total => known_value::<K::Arith>(s.value, lam, u, s),
-            _ => row_loss::<K>(sh, i, idx, vals, lam, u, s, space, in_block),
+        let value = match path {
+            Path::Direct if total => Some(direct_value::<K>(sh, u, s)),
+            Path::Woodbury | Path::CgBlock if total => Some(s.value),
+            _ => None,
         };
+        let t = value.and_then(|v| known_value::<K::Arith>(v, lam, u, s));
+        let t = t.unwrap_or_else(|| row_loss::<K>(sh, i, idx, vals, lam, u, s, space, in_block));
         add(&mut part, t);
     }
     Ok((part, before))
@@ -617,14 +634,18 @@ fn solve_cg_block<K: Kernel>(
     let total = sh.detail == LossDetail::Total;
     if total {
         // f(x) = c - 2 b.x + x.(A x) at the start
-        *value_from = *c - 2.0 * dot::<M<K>>(&rhs[..k], &x[..k]) + dot::<M<K>>(&x[..k], &ap[..k]);
+        let xax = dot::<M<K>>(&x[..k], &ap[..k]);
+        *value_from = (*c - 2.0 * dot::<M<K>>(&rhs[..k], &x[..k]) + xax, *c + xax);
     }
     let ok = cg_iterate::<M<K>>(k, steps, floor, rhs, x, r, p, ap, |p, ap| {
         apply_block::<K>(sh, raw, n, lam, p, ap, p32, y, q32)
     });
     if total {
-        // at the end, with the residual r = b - A x the iteration keeps
-        *value = *c - dot::<M<K>>(&rhs[..k], &x[..k]) - dot::<M<K>>(&r[..k], &x[..k]);
+        // at the end, with the residual r = b - A x the iteration keeps,
+        // x.(A x) = b.x - r.x
+        let bx = dot::<M<K>>(&rhs[..k], &x[..k]);
+        let xax = bx - dot::<M<K>>(&r[..k], &x[..k]);
+        *value = (*c - 2.0 * bx + xax, *c + xax);
     }
     ok.then_some(()).ok_or_else(|| singular_cg(i, n))
 }
@@ -876,7 +897,8 @@ fn solve_woodbury<K: Kernel>(
     // where Y q = Y z - (M - I) c = c as M c = Y z.
     if sh.detail == LossDetail::Total {
         let (q, c) = (&s.p[..k], &s.x[..n]);
-        s.value = s.c - 2.0 * dot::<M<K>>(&s.rhs[..k], q) + dot::<M<K>>(q, q) + dot::<M<K>>(c, c);
+        let uau = dot::<M<K>>(q, q) + dot::<M<K>>(c, c);
+        s.value = (s.c - 2.0 * dot::<M<K>>(&s.rhs[..k], q) + uau, s.c + uau);
     }
     lower_t_mul::<M<K>>(&wb.u_inv_t, k, kp, &s.p, &mut s.x);
     true
@@ -1092,13 +1114,13 @@ fn row_value<M: MulAdd>(value: f64, lam: f64, ud: &[f64]) -> Partial {
 
 /// The loss of a row solved directly, at `u`, from its factored normal
 /// equations (`s.a` holds `U` with `U^T U = A`, `s.rhs` holds `b`, `s.c`
-/// holds `c = sum_t W_t a_t^2`): the row's loss is the quadratic `f(u) = c
-/// - 2 b.u + u^T A u`, and `u^T A u = |U u|^2`. In `O(k^2)`, against
-/// `O(|O_i| k)` for [`row_loss`]; the rounding differs: `A` and `b` are
-/// summed in `f32`, and cancel down to the loss from `c` (see
-/// [`LossDetail::Total`]).
+/// holds `c = sum_t W_t a_t^2`): the row's loss is the quadratic `f(u) =
+/// c - 2 b.u + u^T A u`, and `u^T A u = |U u|^2`; returned with `c + u^T A
+/// u`. In `O(k^2)`, against `O(|O_i| k)` for [`row_loss`]; the rounding
+/// differs: `A` and `b` are summed in `f32`, and cancel down to the loss
+/// from `c` (see [`LossDetail::Total`]).
 #[inline(always)]
-fn direct_value<K: Kernel>(sh: &Shared<'_>, lam: f64, u: &[f32], s: &mut Scratch) -> Partial {
+fn direct_value<K: Kernel>(sh: &Shared<'_>, u: &[f32], s: &mut Scratch) -> (f64, f64) {
     type M<K> = <K as Kernel>::Arith;
     let (k, kp) = (sh.k, sh.kp);
     let ud = &mut s.r[..k];
@@ -1110,18 +1132,27 @@ fn direct_value<K: Kernel>(sh: &Shared<'_>, lam: f64, u: &[f32], s: &mut Scratch
         let r = dot::<M<K>>(&s.a[a * kp + a..a * kp + k], &ud[a..k]);
         quad = M::<K>::mul_add(r, r, quad);
     }
-    let value = s.c - 2.0 * dot::<M<K>>(&s.rhs[..k], ud) + quad;
-    row_value::<M<K>>(value, lam, ud)
+    (s.c - 2.0 * dot::<M<K>>(&s.rhs[..k], ud) + quad, s.c + quad)
 }
 
-/// [`row_value`] of the row's known loss `value` at `u`.
+/// [`row_value`] of a row's loss from its normal equations, `(value, c +
+/// u^T A u)` at `u`, when the value is at least [`MIN_LOSS_FRACTION`] of the
+/// second; else `None` (the row's entries must be summed).
 #[inline(always)]
-fn known_value<M: MulAdd>(value: f64, lam: f64, u: &[f32], s: &mut Scratch) -> Partial {
+fn known_value<M: MulAdd>(
+    (value, scale): (f64, f64),
+    lam: f64,
+    u: &[f32],
+    s: &mut Scratch,
+) -> Option<Partial> {
+    if value.is_nan() || value < MIN_LOSS_FRACTION * scale {
+        return None;
+    }
     let ud = &mut s.r[..u.len()];
     for (d, &v) in ud.iter_mut().zip(u) {
         *d = v as f64;
     }
-    row_value::<M>(value, lam, ud)
+    Some(row_value::<M>(value, lam, ud))
 }
 
 /// The loss terms of row `i` with factor `u`: observed `sum_t W_t (a_t -

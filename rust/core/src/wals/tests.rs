@@ -1184,3 +1184,74 @@ fn the_total_from_the_normal_equations_matches_the_terms_and_the_reference() {
         }
     }
 }
+
+#[test]
+fn a_row_the_model_explains_exactly_sums_its_entries_for_the_total() {
+    // ratings that a k-factor model reproduces exactly, no unobserved weight
+    // and almost no regularisation: each row's loss is rounding next to the
+    // terms that cancel in c - 2 b.u + u^T A u, so the total must come from
+    // the rows' entries (and be as exact as the terms)
+    let (n, m) = (40, 60);
+    for k in [4, 10, 24, 40] {
+        let fixed = normal(m * k, 0.5, 60 + k as u64);
+        let truth = normal(n * k, 0.5, 70 + k as u64);
+        let mut rng = ChaCha8Rng::seed_from_u64(80 + k as u64);
+        let (mut r, mut c, mut v) = (vec![], vec![], vec![]);
+        for i in 0..n {
+            for j in 0..m {
+                if rng.random_bool(0.7) {
+                    let a: f64 = (0..k)
+                        .map(|d| truth[i * k + d] as f64 * fixed[j * k + d] as f64)
+                        .sum();
+                    r.push(i as i64);
+                    c.push(j as i64);
+                    v.push(a as f32);
+                }
+            }
+        }
+        let ratings = Csr::from_coo(n, m, &r, &c, &v, Duplicates::Error, 0).unwrap();
+        let start = normal(n * k, 0.5, 90 + k as u64);
+        let lp = LossParams {
+            k,
+            unobserved_weight: 0.0,
+            regularization: 1e-9,
+            row_weights: None,
+            col_weights: None,
+            reg_scaling: RegScaling::None,
+        };
+        for solver in [Solver::Cholesky, Solver::ConjugateGradient { steps: 40 }] {
+            let p = HalfSweepParams {
+                k,
+                unobserved_weight: 0.0,
+                regularization: 1e-9,
+                solved_weights: None,
+                fixed_weights: None,
+                solver,
+                reg_scaling: RegScaling::None,
+            };
+            for short in [ShortRows::Never, ShortRows::Always] {
+                for isa in isas() {
+                    let what = format!("k={k} {solver:?} {short:?} {isa:?}");
+                    let total = sweep_with_detail(
+                        &ratings,
+                        &fixed,
+                        &start,
+                        &p,
+                        isa,
+                        short,
+                        LossDetail::Total,
+                    );
+                    let exact = reference_loss(&ratings, &total.0, &fixed, k, &lp);
+                    let scale: f64 = v.iter().map(|&a| (a as f64).powi(2)).sum();
+                    // a fit this close: the loss is far below the ratings' size
+                    assert!(exact < 1e-4 * scale, "{what}: {exact} against {scale}");
+                    assert!(
+                        (total.2 - exact).abs() <= 1e-3 * exact,
+                        "{what}: {} against {exact}",
+                        total.2
+                    );
+                }
+            }
+        }
+    }
+}

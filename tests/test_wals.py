@@ -618,3 +618,26 @@ def test_initial_factors_are_one_normal_stream_in_float32():
     assert u.dtype == np.float32 and v.dtype == np.float32
     np.testing.assert_array_equal(u, want_u)
     np.testing.assert_array_equal(v, want_v)
+
+
+def test_a_fit_the_model_explains_exactly_keeps_exact_non_negative_losses() -> None:
+    """Ratings that a 3-factor model reproduces exactly, with no unobserved
+    weight: the loss falls to rounding next to the ratings' size, where its
+    value from the normal equations (``c - 2 b.u + u^T A u``) would be
+    rounding, even negative; such rows sum their entries instead, so the
+    history stays exact and does not rise."""
+    rng = np.random.default_rng(5)
+    u, v = rng.normal(size=(80, 3)), rng.normal(size=(50, 3))
+    mask = rng.random((80, 50)) < 0.6
+    a = sp.csr_matrix(np.where(mask, u @ v.T, 0.0).astype(np.float32))
+    opts = {"unobserved_weight": 0.0, "regularization": 1e-9, "col_weights": None}
+    model = es.WALS(factors=3, iterations=15, random_state=0, **opts).fit(a, progress=False)
+    h = np.asarray(model.loss_history_)
+    assert h[-1] < 1e-8 * h[0]  # the premise: an almost exact fit
+    # non-negative, and no rise past the fit's rounding tolerance (at the
+    # float32 floor the loss of the stored factors wobbles by 1e-10)
+    assert np.all(h >= 0) and wals_module._first_rise(model.loss_history_) is None
+    values = a.toarray().astype(np.float64)
+    fu, fv = model.user_factors_.astype(np.float64), model.item_factors_.astype(np.float64)
+    want = ref_loss(values, values != 0, fu, fv, np.ones(values.shape), 0.0, 1e-9, "none")
+    assert model.loss_ == pytest.approx(want, rel=1e-3)

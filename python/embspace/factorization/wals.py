@@ -194,7 +194,10 @@ class WALS(FittedAttributes, BaseEstimator):
         summed in float32 and cancel down to the loss from ``sum W a^2``, so
         a value is exact to a few ``1e-7`` of ``sum W a^2`` plus the loss
         (at most 1.5e-7 measured; on the ML-20M preset at k = 10 the history
-        is within 2.2e-7 of the loss summed over the ratings by term).
+        is within 2.2e-7 of the loss summed over the ratings by term). A row
+        the model explains almost exactly (its loss below 1/32 of ``c + u^T A
+        u``, where the difference would be rounding) sums its ratings
+        instead, so a near-exact fit keeps an exact, non-negative loss.
     loss_ : float
         The final loss.
     n_iter_ : int

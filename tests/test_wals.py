@@ -20,7 +20,7 @@ from embspace.errors import (
     NumericalError,
     ShapeMismatchError,
 )
-from embspace.factorization import LossTerms, WalsBackend, initial_factors
+from embspace.factorization import LossTerms, WalsBackend, WalsProblem, initial_factors
 from embspace.factorization import wals as wals_module
 from embspace.factorization.wals_cpu import CpuBackend
 from embspace.factorization.wals_gpu import XpWalsBackend
@@ -564,6 +564,36 @@ def test_start_gives_the_starting_loss_with_the_first_users_half_sweep() -> None
     other.start()
     assert other.half_sweep("items") == CpuBackend(problem).half_sweep("items")
     assert np.array_equal(other.factors()[0], u0)
+
+
+def test_the_totals_a_fit_records_agree_with_the_terms() -> None:
+    """start_total() and half_sweep_total() (from the normal equations) give
+    the terms' totals to within 3e-7 of sum W a^2 plus the loss, the same
+    factors bit for bit, in any order with start() and half_sweep(): after
+    start_total() the pending users half-sweep has only its total, and
+    half_sweep("users") then returns loss() of its factors."""
+    opts = {"factors": 5, "unobserved_weight": 0.1, "random_state": 0}
+    problem = es.WALS(**opts)._problem(es.Ratings.from_csr(RATINGS), np.random.default_rng(0))
+    size = weighted_squares(RATINGS, opts)
+    fast, slow, mixed = CpuBackend(problem), CpuBackend(problem), CpuBackend(problem)
+    pairs = [(fast.start_total(), slow.start().total)]
+    for side in ("users", "items", "users"):
+        pairs.append((fast.half_sweep_total(side), slow.half_sweep(side).total))
+        assert np.array_equal(fast.factors()[0], slow.factors()[0])
+        assert np.array_equal(fast.factors()[1], slow.factors()[1])
+    for got, want in pairs:
+        assert abs(got - want) <= 3e-7 * (size + want)
+    mixed.start_total()
+    terms = mixed.half_sweep("users")
+    assert np.array_equal(mixed.factors()[0], slow_first_users(problem))
+    assert terms.total == pytest.approx(pairs[1][1], rel=1e-6)
+
+
+def slow_first_users(problem: WalsProblem) -> np.ndarray:
+    """The user factors after one users half-sweep from ``problem``'s start."""
+    backend = CpuBackend(problem)
+    backend.half_sweep("users")
+    return backend.factors()[0]
 
 
 def test_sklearn_params_and_clone() -> None:

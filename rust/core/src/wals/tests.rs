@@ -1134,6 +1134,7 @@ fn the_total_from_the_normal_equations_matches_the_terms_and_the_reference() {
             (0.2, 0.07, RegScaling::None),
             (0.0, 0.3, RegScaling::None),
             (0.05, 0.01, RegScaling::Count),
+            (0.5, 0.0, RegScaling::None),
         ] {
             let c = weighted_square_sum(&r, w0, &rw, &cw);
             let lp = LossParams {

@@ -94,8 +94,10 @@ pub fn dot_f32<M: MulAdd>(a: &[f32], b: &[f64]) -> f64 {
     reduce(acc)
 }
 
+/// The sum of eight interleaved partial sums, in the fixed tree every
+/// reduction here uses.
 #[inline(always)]
-fn reduce(acc: [f64; LANES]) -> f64 {
+pub(crate) fn reduce(acc: [f64; LANES]) -> f64 {
     ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]))
 }
 

@@ -873,11 +873,7 @@ impl PerThread {
 fn sum_partials(parts: Vec<Result<Partial>>) -> Result<Partial> {
     let mut loss = Partial::default();
     for p in parts {
-        let p = p?;
-        loss.observed += p.observed;
-        loss.unobserved += p.unobserved;
-        loss.data += p.data;
-        loss.regularization += p.regularization;
+        loss += p?;
     }
     Ok(loss)
 }

@@ -12,7 +12,7 @@ use super::kernel::{
 };
 use super::woodbury::{lower_t_mul, Whitened};
 use super::{CsrView, LossDetail, RegScaling, Solver};
-use crate::dense::{dot, dot_f32, mat_vec, mat_vec32, quad_form, MulAdd};
+use crate::dense::{dot, dot_f32, mat_vec, mat_vec32, quad_form, reduce, MulAdd};
 use crate::error::{Error, Result};
 use crate::parallel::Cancel;
 
@@ -125,8 +125,8 @@ pub(crate) struct Shared<'a> {
     /// partial sums and factors are then meaningless).
     pub cancel: &'a Cancel,
     /// Which loss the rows report: [`LossDetail::Total`] takes each solved
-    /// row's loss from its normal equations ([`row_value`]) where the solve
-    /// has them, instead of reading its entries again.
+    /// row's loss from its normal equations ([`solved_value`]) where the
+    /// solve has them, instead of reading its entries again.
     pub detail: LossDetail,
 }
 
@@ -146,6 +146,15 @@ impl Partial {
     /// The sum of all the terms.
     pub fn total(&self) -> f64 {
         self.observed + self.unobserved + self.data + self.regularization
+    }
+}
+
+impl std::ops::AddAssign for Partial {
+    fn add_assign(&mut self, t: Partial) {
+        self.observed += t.observed;
+        self.unobserved += t.unobserved;
+        self.data += t.data;
+        self.regularization += t.regularization;
     }
 }
 
@@ -174,7 +183,7 @@ pub(crate) struct Scratch {
     /// `sum_t W_t a_t^2` of the row being solved (with [`LossDetail::Total`]).
     c: f64,
     /// The row's loss (with its regularisation) at its starting factor, and
-    /// at the solution, where the solve computes them ([`known_value`]), each
+    /// at the solution, where the solve computes them ([`solved_value`]), each
     /// with `c + u^T A u`, the size of the terms it cancels from.
     value_from: (f64, f64),
     value: (f64, f64),
@@ -283,15 +292,6 @@ fn whole(sh: &Shared<'_>, idx: &[i32]) -> bool {
     idx.len() * sh.kp <= limit
 }
 
-/// Add the terms of `t` to `part`.
-#[inline(always)]
-fn add(part: &mut Partial, t: Partial) {
-    part.observed += t.observed;
-    part.unobserved += t.unobserved;
-    part.data += t.data;
-    part.regularization += t.regularization;
-}
-
 /// How a row was solved, which says where its loss can come from.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Path {
@@ -345,7 +345,7 @@ pub(crate) fn chunk<K: Kernel>(
                     Space::Fixed,
                     false,
                 );
-                add(&mut part, t);
+                part += t;
             }
             return Ok((part, before));
         }
@@ -360,10 +360,7 @@ pub(crate) fn chunk<K: Kernel>(
         let lam = row_lambda(sh, idx.len());
         if idx.is_empty() {
             if from {
-                add(
-                    &mut before,
-                    row_loss::<K>(sh, i, idx, vals, lam, u, s, Space::Fixed, false),
-                );
+                before += row_loss::<K>(sh, i, idx, vals, lam, u, s, Space::Fixed, false);
             }
             // The minimiser of w0 u^T G u + lam |u|^2 (and the minimum-norm
             // solution when that quadratic is singular).
@@ -405,7 +402,6 @@ pub(crate) fn chunk<K: Kernel>(
         } else {
             Space::Fixed
         };
-        let total = sh.detail == LossDetail::Total;
         let x = &s.x[..k];
         if x.iter()
             .any(|v| !v.is_finite() || v.abs() > f32::MAX as f64)
@@ -420,27 +416,14 @@ pub(crate) fn chunk<K: Kernel>(
         // each loss from the normal equations where the solve left what it
         // takes and it is trusted, else from the row's entries
         if from {
-            let value = match path {
-                Path::Direct if total => Some(direct_value::<K>(sh, u, s)),
-                Path::CgBlock if total => Some(s.value_from),
-                _ => None,
-            };
-            let t = value.and_then(|v| known_value::<K::Arith>(v, lam, u, s));
-            let t =
-                t.unwrap_or_else(|| row_loss::<K>(sh, i, idx, vals, lam, u, s, space, in_block));
-            add(&mut before, t);
+            before += solved_value::<K>(sh, path, true, lam, u, s)
+                .unwrap_or_else(|| row_loss::<K>(sh, i, idx, vals, lam, u, s, space, in_block));
         }
         for (d, &v) in u.iter_mut().zip(&s.x[..k]) {
             *d = v as f32;
         }
-        let value = match path {
-            Path::Direct if total => Some(direct_value::<K>(sh, u, s)),
-            Path::Woodbury | Path::CgBlock if total => Some(s.value),
-            _ => None,
-        };
-        let t = value.and_then(|v| known_value::<K::Arith>(v, lam, u, s));
-        let t = t.unwrap_or_else(|| row_loss::<K>(sh, i, idx, vals, lam, u, s, space, in_block));
-        add(&mut part, t);
+        part += solved_value::<K>(sh, path, false, lam, u, s)
+            .unwrap_or_else(|| row_loss::<K>(sh, i, idx, vals, lam, u, s, space, in_block));
     }
     Ok((part, before))
 }
@@ -465,7 +448,8 @@ fn gather_source<'a>(sh: &Shared<'a>) -> Gather<'a> {
 
 /// Per entry of a block (columns `bi`, ratings `bv`): `w_t = s_i f_j`, `W_t =
 /// w0 + w_t` into `w` (kept for the loss), `sqrt(w_t)` into `sw` (the block
-/// holds `sqrt(w_t) v_j`) and `W_t a_t` into `y`.
+/// holds `sqrt(w_t) v_j`) and `W_t a_t` into `y`. Returns the block's part of
+/// `c = sum_t W_t a_t^2` with [`LossDetail::Total`] (else 0).
 #[inline(always)]
 fn entry_weights(
     sh: &Shared<'_>,
@@ -475,7 +459,7 @@ fn entry_weights(
     sw: &mut [f32],
     w: &mut [f32],
     y: &mut [f32],
-) {
+) -> f64 {
     let w0 = sh.w0 as f32;
     match sh.fixed_weights {
         Some(f) => {
@@ -492,6 +476,10 @@ fn entry_weights(
         *w = w0 + *sw;
         *y = *w * a;
         *sw = sw.sqrt();
+    }
+    match sh.detail {
+        LossDetail::Total => weighted_squares(w, bv),
+        LossDetail::Terms => 0.0,
     }
 }
 
@@ -518,7 +506,7 @@ fn gather_whole<K: Kernel>(
         let end = block_end(start, idx.len(), sh.block_rows);
         let nb = end - start;
         let (bi, bv) = (&idx[start..end], &vals[start..end]);
-        entry_weights(
+        s.c += entry_weights(
             sh,
             si,
             bi,
@@ -527,9 +515,6 @@ fn gather_whole<K: Kernel>(
             &mut s.w[start..end],
             &mut s.y[..nb],
         );
-        if sh.detail == LossDetail::Total {
-            s.c += weighted_squares(&s.w[start..end], bv);
-        }
         let e = Entries {
             idx: bi,
             sw: &s.sw[start..end],
@@ -721,7 +706,7 @@ fn solve_cholesky<K: Kernel>(
         let nb = end - start;
         let (bi, bv) = (&idx[start..end], &vals[start..end]);
         let at = if whole { start } else { 0 };
-        entry_weights(
+        s.c += entry_weights(
             sh,
             si,
             bi,
@@ -730,9 +715,6 @@ fn solve_cholesky<K: Kernel>(
             &mut s.w[at..at + nb],
             &mut s.y[..nb],
         );
-        if sh.detail == LossDetail::Total {
-            s.c += weighted_squares(&s.w[at..at + nb], bv);
-        }
         let e = Entries {
             idx: bi,
             sw: &s.sw[at..at + nb],
@@ -1096,7 +1078,7 @@ fn weighted_squares(w: &[f32], a: &[f32]) -> f64 {
     for (j, (&wt, &at)) in tail.0.iter().zip(tail.1).enumerate() {
         l[j] += wt as f64 * (at as f64 * at as f64);
     }
-    ((l[0] + l[4]) + (l[2] + l[6])) + ((l[1] + l[5]) + (l[3] + l[7]))
+    reduce(l)
 }
 
 /// The terms of a row whose loss `value` (its observed and unobserved terms
@@ -1112,47 +1094,61 @@ fn row_value<M: MulAdd>(value: f64, lam: f64, ud: &[f64]) -> Partial {
     }
 }
 
-/// The loss of a row solved directly, at `u`, from its factored normal
-/// equations (`s.a` holds `U` with `U^T U = A`, `s.rhs` holds `b`, `s.c`
-/// holds `c = sum_t W_t a_t^2`): the row's loss is the quadratic `f(u) =
-/// c - 2 b.u + u^T A u`, and `u^T A u = |U u|^2`; returned with `c + u^T A
-/// u`. In `O(k^2)`, against `O(|O_i| k)` for [`row_loss`]; the rounding
-/// differs: `A` and `b` are summed in `f32`, and cancel down to the loss
-/// from `c` (see [`LossDetail::Total`]).
+/// `u^T A u` of a row solved directly, from its factored normal equations
+/// (`s.a` holds `U` with `U^T U = A`): `|U u|^2`, with `u` in `s.r[..k]`.
+/// In `O(k^2)`, against `O(|O_i| k)` for [`row_loss`].
 #[inline(always)]
-fn direct_value<K: Kernel>(sh: &Shared<'_>, u: &[f32], s: &mut Scratch) -> (f64, f64) {
+fn direct_quad<K: Kernel>(sh: &Shared<'_>, s: &Scratch) -> f64 {
     type M<K> = <K as Kernel>::Arith;
     let (k, kp) = (sh.k, sh.kp);
-    let ud = &mut s.r[..k];
-    for (d, &v) in ud.iter_mut().zip(u) {
-        *d = v as f64;
-    }
     let mut quad = 0.0;
     for a in 0..k {
-        let r = dot::<M<K>>(&s.a[a * kp + a..a * kp + k], &ud[a..k]);
+        let r = dot::<M<K>>(&s.a[a * kp + a..a * kp + k], &s.r[a..k]);
         quad = M::<K>::mul_add(r, r, quad);
     }
-    (s.c - 2.0 * dot::<M<K>>(&s.rhs[..k], ud) + quad, s.c + quad)
+    quad
 }
 
-/// [`row_value`] of a row's loss from its normal equations, `(value, c +
-/// u^T A u)` at `u`, when the value is at least [`MIN_LOSS_FRACTION`] of the
-/// second; else `None` (the row's entries must be summed).
+/// The terms of a row solved by `path`, at `u` (its starting factor when
+/// `from`, else its solution), from the normal equations the solve formed
+/// ([`LossDetail::Total`]): the quadratic `f(u) = c - 2 b.u + u^T A u`
+/// (`s.c` holds `c = sum_t W_t a_t^2`; solved directly, `s.rhs` holds `b`
+/// and `u^T A u` is [`direct_quad`]; the other solves leave `(f(u), c + u^T
+/// A u)` in `s.value_from` and `s.value`). `None` with [`LossDetail::Terms`],
+/// where the solve left no value, or when `f(u)` is below
+/// [`MIN_LOSS_FRACTION`] of `c + u^T A u`: the row's entries must then be
+/// summed ([`row_loss`]).
 #[inline(always)]
-fn known_value<M: MulAdd>(
-    (value, scale): (f64, f64),
+fn solved_value<K: Kernel>(
+    sh: &Shared<'_>,
+    path: Path,
+    from: bool,
     lam: f64,
     u: &[f32],
     s: &mut Scratch,
 ) -> Option<Partial> {
+    type M<K> = <K as Kernel>::Arith;
+    if sh.detail == LossDetail::Terms {
+        return None;
+    }
+    let k = sh.k;
+    for (d, &v) in s.r[..k].iter_mut().zip(u) {
+        *d = v as f64;
+    }
+    let (value, scale) = match (path, from) {
+        (Path::Direct, _) => {
+            let quad = direct_quad::<K>(sh, s);
+            let bu = dot::<M<K>>(&s.rhs[..k], &s.r[..k]);
+            (s.c - 2.0 * bu + quad, s.c + quad)
+        }
+        (Path::CgBlock, true) => s.value_from,
+        (Path::CgBlock | Path::Woodbury, false) => s.value,
+        (Path::Woodbury, true) | (Path::Cg, _) => return None,
+    };
     if value.is_nan() || value < MIN_LOSS_FRACTION * scale {
         return None;
     }
-    let ud = &mut s.r[..u.len()];
-    for (d, &v) in ud.iter_mut().zip(u) {
-        *d = v as f64;
-    }
-    Some(row_value::<M>(value, lam, ud))
+    Some(row_value::<M<K>>(value, lam, &s.r[..k]))
 }
 
 /// The loss terms of row `i` with factor `u`: observed `sum_t W_t (a_t -
@@ -1224,10 +1220,8 @@ fn row_loss<K: Kernel>(
             // eight interleaved f64 sums, in a fixed order
             K::loss_sums(p, &s.w[c0..c1], &vals[c0..c1], &mut obs_l, &mut sq_l);
         }
-        observed = ((obs_l[0] + obs_l[4]) + (obs_l[2] + obs_l[6]))
-            + ((obs_l[1] + obs_l[5]) + (obs_l[3] + obs_l[7]));
-        sq = ((sq_l[0] + sq_l[4]) + (sq_l[2] + sq_l[6]))
-            + ((sq_l[1] + sq_l[5]) + (sq_l[3] + sq_l[7]));
+        observed = reduce(obs_l);
+        sq = reduce(sq_l);
         return Partial {
             observed,
             unobserved: sh.w0 * (all - sq),

@@ -265,6 +265,13 @@ pub(crate) struct Entries<'a> {
     pub idx: &'a [i32],
     pub sw: &'a [f32],
     pub y: &'a [f32],
+    /// The fixed rows gathered next from the same factor (the row's next
+    /// block, or the next row's first entries; empty when unknown): a gather
+    /// that prefetches a distance ahead of itself reads on into these near
+    /// its end, so the next gather does not start by waiting on memory.
+    /// Changes no result; the indices need not be checked (a prefetch of any
+    /// address is harmless).
+    pub ahead: &'a [i32],
 }
 
 /// Where a gather writes: the block (`idx.len() x kp`) and the right-hand
@@ -619,16 +626,24 @@ mod avx512 {
         let whole_lines = k == CH * PAD && (fixed as usize).is_multiple_of(64);
         let mut rhs = [_mm512_setzero_ps(); CH];
         for t in 0..n {
-            // the rows `ahead(CH)` entries on, into L1: random reads of a factor
-            // larger than the caches wait on memory, and the loop itself
-            // leaves too few of them in flight
-            if t + ahead(CH) < n {
-                let ahead = fixed.add(*idx.get_unchecked(t + ahead(CH)) as usize * k);
+            // the rows `ahead(CH)` entries on (into the next gather's entries
+            // near the end), into L1: random reads of a factor larger than
+            // the caches wait on memory, and the loop itself leaves too few
+            // of them in flight
+            let on = t + ahead(CH);
+            let next = if on < n {
+                Some(*idx.get_unchecked(on))
+            } else {
+                e.ahead.get(on - n).copied()
+            };
+            if let Some(j) = next {
+                // wrapping: the entries ahead are not checked
+                let ahead = fixed.wrapping_add(j as u32 as usize * k);
                 for c in 0..CH {
-                    _mm_prefetch::<_MM_HINT_T0>(ahead.add(PAD * c) as *const i8);
+                    _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(PAD * c) as *const i8);
                 }
                 if !whole_lines {
-                    _mm_prefetch::<_MM_HINT_T0>(ahead.add(k - 1) as *const i8);
+                    _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(k - 1) as *const i8);
                 }
             }
             let j = *idx.get_unchecked(t) as usize;
@@ -1404,10 +1419,13 @@ mod tests {
             k,
             kp,
         };
+        // rows gathered next, prefetched near the end; they need no check
+        let ahead = [idx[0], -1, i32::MAX, n_fixed as i32, idx[nb - 1]];
         let e = Entries {
             idx: &idx,
             sw: &sw,
             y: &y,
+            ahead: &ahead,
         };
         let mut out = Gathered {
             g: &mut raw,

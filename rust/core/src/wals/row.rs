@@ -367,28 +367,27 @@ pub(crate) fn chunk<K: Kernel>(
             u.fill(0.0);
             continue;
         }
+        // the next row's entries, prefetched while this one is solved
+        let next = if i + 1 < rows_end {
+            sh.ratings.row(i + 1).0
+        } else {
+            &[]
+        };
         let path = match sh.solver {
-            Solver::Cholesky => {
-                let next = if i + 1 < rows_end {
-                    sh.ratings.row(i + 1).0
-                } else {
-                    &[]
-                };
-                match sh.whitened {
-                    Some(wb)
-                        if idx.len() <= wb.max_n
-                            && solve_woodbury::<K>(sh, wb, i, idx, vals, next, s) =>
-                    {
-                        Path::Woodbury
-                    }
-                    _ => {
-                        solve_cholesky::<K>(sh, i, idx, vals, lam, next, s)?;
-                        Path::Direct
-                    }
+            Solver::Cholesky => match sh.whitened {
+                Some(wb)
+                    if idx.len() <= wb.max_n
+                        && solve_woodbury::<K>(sh, wb, i, idx, vals, next, s) =>
+                {
+                    Path::Woodbury
                 }
-            }
+                _ => {
+                    solve_cholesky::<K>(sh, i, idx, vals, lam, next, s)?;
+                    Path::Direct
+                }
+            },
             Solver::ConjugateGradient { steps } if whole(sh, idx) => {
-                solve_cg_block::<K>(sh, i, idx, vals, lam, steps, u, s)?;
+                solve_cg_block::<K>(sh, i, idx, vals, lam, steps, u, next, s)?;
                 Path::CgBlock
             }
             Solver::ConjugateGradient { steps } => {
@@ -486,14 +485,18 @@ fn entry_weights(
 /// Gather the whole row `i` into `s.raw` (`|O_i| x kp`, row `t` is
 /// `sqrt(w_t) v_j`), its weights into `s.sw` and `s.w`, and its right-hand
 /// side `sum_t W_t a_t v_j` into `s.rhs` (block sums in `f32`, added in
-/// `f64`). The row must fit ([`whole`]).
+/// `f64`). The row must fit ([`whole`]). Each block's gather prefetches on
+/// into the next block, and the last one into `next` (the entries gathered
+/// next from `g`, or none).
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 fn gather_whole<K: Kernel>(
     sh: &Shared<'_>,
     g: &Gather<'_>,
     i: usize,
     idx: &[i32],
     vals: &[f32],
+    next: &[i32],
     s: &mut Scratch,
 ) {
     let kp = sh.kp;
@@ -519,6 +522,7 @@ fn gather_whole<K: Kernel>(
             idx: bi,
             sw: &s.sw[start..end],
             y: &s.y[..nb],
+            ahead: if end < idx.len() { &idx[end..] } else { next },
         };
         s.rhs32[..kp].fill(0.0);
         let mut out = Gathered {
@@ -576,7 +580,8 @@ fn apply_block<K: Kernel>(
 /// Warm-started conjugate gradient on the normal equations of row `i`, with
 /// the row gathered once into `s.raw` and every product `A p` taken on that
 /// contiguous block ([`apply_block`]); the solution is left in `s.x[..k]`
-/// and the block stays in `s` for the loss pass.
+/// and the block stays in `s` for the loss pass. The gather prefetches the
+/// first of the `next` row's entries.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn solve_cg_block<K: Kernel>(
@@ -587,12 +592,13 @@ fn solve_cg_block<K: Kernel>(
     lam: f64,
     steps: usize,
     start: &[f32],
+    next: &[i32],
     s: &mut Scratch,
 ) -> Result<()> {
     type M<K> = <K as Kernel>::Arith;
     let (k, kp) = (sh.k, sh.kp);
     let n = idx.len();
-    gather_whole::<K>(sh, &gather_source(sh), i, idx, vals, s);
+    gather_whole::<K>(sh, &gather_source(sh), i, idx, vals, next, s);
     // the block holds sqrt(w_t) v_j: its squared norm is the trace of X^T X
     let floor = curvature_floor(sh, i, n, lam, || {
         s.raw[..n * kp].iter().map(|&g| g as f64 * g as f64).sum()
@@ -715,10 +721,12 @@ fn solve_cholesky<K: Kernel>(
             &mut s.w[at..at + nb],
             &mut s.y[..nb],
         );
+        // the product prefetches the next gather's rows (below)
         let e = Entries {
             idx: bi,
             sw: &s.sw[at..at + nb],
             y: &s.y[..nb],
+            ahead: &[],
         };
         s.rhs32[..kp].fill(0.0);
         let mut out = Gathered {
@@ -831,7 +839,8 @@ fn solve_woodbury<K: Kernel>(
         k,
         kp,
     };
-    gather_whole::<K>(sh, &g, i, idx, vals, s);
+    // the product below prefetches the next row (from its own source)
+    gather_whole::<K>(sh, &g, i, idx, vals, &[], s);
     // Y^T: k rows of np values (zero beyond n), the operand of a product
     // whose "entries" are the k coordinates
     if s.t.len() < k * np {

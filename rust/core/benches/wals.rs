@@ -3,7 +3,6 @@
 //! against the `gemm` crate on the same gathered block.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use embspace_core::csr::{Csr, Duplicates};
 use embspace_core::wals::{
     bench as internals, half_sweep, CsrView, HalfSweepParams, Isa, RegScaling, Solver,
 };
@@ -11,52 +10,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::hint::black_box;
 
-/// Users with 20 + Pareto(1.8) ratings, items drawn with Zipf-like
-/// popularity (rank + 30)^-1.2, ratings in half stars.
-fn synthetic(n_users: usize, n_items: usize, mean_extra: f64, seed: u64) -> Csr {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let w: Vec<f64> = (0..n_items).map(|r| (r as f64 + 30.0).powf(-1.2)).collect();
-    let total: f64 = w.iter().sum();
-    let mut acc = 0.0;
-    let cdf: Vec<f64> = w
-        .iter()
-        .map(|x| {
-            acc += x / total;
-            acc
-        })
-        .collect();
-    let (mut rows, mut cols, mut vals) = (vec![], vec![], vec![]);
-    let mut seen = vec![usize::MAX; n_items];
-    for u in 0..n_users {
-        let x: f64 = rng.random();
-        let extra = ((1.0 - x).powf(-1.0 / 1.8) - 1.0) * mean_extra * 0.8;
-        let count = (20 + extra as usize).min(n_items / 2);
-        let mut got = 0;
-        while got < count {
-            let j = cdf
-                .partition_point(|&p| p < rng.random::<f64>())
-                .min(n_items - 1);
-            if seen[j] == u {
-                continue;
-            }
-            seen[j] = u;
-            rows.push(u as i64);
-            cols.push(j as i64);
-            vals.push(rng.random_range(1..=10) as f32 * 0.5);
-            got += 1;
-        }
-    }
-    Csr::from_coo(n_users, n_items, &rows, &cols, &vals, Duplicates::Error, 0).unwrap()
-}
-
-fn factors(n: usize, k: usize, seed: u64) -> Vec<f32> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let s = 1.0 / (k as f32).sqrt();
-    (0..n * k).map(|_| rng.random_range(-s..s)).collect()
-}
-
 fn bench_half_sweep(c: &mut Criterion) {
-    let r = synthetic(20_000, 4_000, 100.0, 1);
+    let r = internals::synthetic_ratings(20_000, 4_000, 100.0, 2_000, 1);
     let t = r.transpose();
     let counts: Vec<f32> = (0..t.n_rows)
         .map(|j| (t.row(j).0.len().max(1) as f32).powf(-0.08))
@@ -64,8 +19,8 @@ fn bench_half_sweep(c: &mut Criterion) {
     let mut group = c.benchmark_group(format!("half_sweep_{}_ratings", r.nnz()));
     group.sample_size(10);
     for k in [10, 64] {
-        let v = factors(r.n_cols, k, 2);
-        let mut u = factors(r.n_rows, k, 3);
+        let v = internals::random_factors(r.n_cols, k, 2);
+        let mut u = internals::random_factors(r.n_rows, k, 3);
         for (name, solver) in [
             ("cholesky", Solver::Cholesky),
             ("cg3", Solver::ConjugateGradient { steps: 3 }),

@@ -994,6 +994,65 @@ pub fn gramian(x: &[f32], k: usize, num_threads: usize) -> Result<Vec<f64>> {
 pub mod bench {
     use super::kernel::{self, Block, Kernel};
     use super::Isa;
+    use crate::csr::{Csr, Duplicates};
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    /// A synthetic ratings matrix shaped like MovieLens: each of `n_users`
+    /// users has `20 + Pareto(1.8)` ratings (about `20 + mean_extra` on
+    /// average, at most `max_count`, which must be well under `n_items`:
+    /// the distinct items are drawn by rejection), of items drawn with
+    /// Zipf-like popularity `(rank + 30)^-1.2`, in half stars from 0.5 to 5.
+    /// Deterministic for a `seed`.
+    pub fn synthetic_ratings(
+        n_users: usize,
+        n_items: usize,
+        mean_extra: f64,
+        max_count: usize,
+        seed: u64,
+    ) -> Csr {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let w: Vec<f64> = (0..n_items).map(|r| (r as f64 + 30.0).powf(-1.2)).collect();
+        let total: f64 = w.iter().sum();
+        let mut acc = 0.0;
+        let cdf: Vec<f64> = w
+            .iter()
+            .map(|x| {
+                acc += x / total;
+                acc
+            })
+            .collect();
+        let (mut rows, mut cols, mut vals) = (vec![], vec![], vec![]);
+        let mut seen = vec![usize::MAX; n_items];
+        for u in 0..n_users {
+            let x: f64 = rng.random();
+            let extra = ((1.0 - x).powf(-1.0 / 1.8) - 1.0) * mean_extra * 0.8;
+            let count = (20 + extra as usize).min(max_count);
+            let mut got = 0;
+            while got < count {
+                let j = cdf
+                    .partition_point(|&p| p < rng.random::<f64>())
+                    .min(n_items - 1);
+                if seen[j] == u {
+                    continue;
+                }
+                seen[j] = u;
+                rows.push(u as i64);
+                cols.push(j as i64);
+                vals.push(rng.random_range(1..=10) as f32 * 0.5);
+                got += 1;
+            }
+        }
+        Csr::from_coo(n_users, n_items, &rows, &cols, &vals, Duplicates::Error, 0)
+            .expect("valid by construction")
+    }
+
+    /// `n x k` factors uniform in `+-1/sqrt(k)`, deterministic for a `seed`.
+    pub fn random_factors(n: usize, k: usize, seed: u64) -> Vec<f32> {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let s = 1.0 / (k as f32).sqrt();
+        (0..n * k).map(|_| rng.random_range(-s..s)).collect()
+    }
 
     /// `k` rounded up to the block width.
     pub fn padded(k: usize) -> usize {

@@ -45,9 +45,11 @@ test: test-rust lint test-python
 # do not rebuild the release artifacts maturin shares the target folder with.
 test-rust: | $(PY)
 	cargo test --release -p embspace-core
+	cargo test --release -p embspace-core --features phase-cycles phases
 	LD_LIBRARY_PATH="$$($(PY) -c 'import sysconfig; print(sysconfig.get_config_var("LIBDIR") or "")')$${LD_LIBRARY_PATH:+:$$LD_LIBRARY_PATH}" \
 		cargo test -p embspace-py
 	cargo clippy --workspace --all-targets -- -D warnings
+	cargo clippy -p embspace-core --all-targets --features phase-cycles -- -D warnings
 
 # stubtest: python/embspace/_core.pyi against the compiled module (names,
 # parameters, defaults, __all__), with no allowlist. mypy: the package at the

@@ -39,6 +39,7 @@
 //! singular (only possible with `lambda = 0`) is an [`Error::Numerical`].
 
 mod kernel;
+pub mod phases;
 mod row;
 mod woodbury;
 

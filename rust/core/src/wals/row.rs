@@ -10,6 +10,7 @@ use std::ops::Range;
 use super::kernel::{
     padded, Block, Entries, Gather, Gathered, Isa, Kernel, PortableKernel, PAD, PREFETCH_VECTORS,
 };
+use super::phases::{self, Phase};
 use super::woodbury::{lower_t_mul, Whitened};
 use super::{CsrView, LossDetail, RegScaling, Solver};
 use crate::dense::{dot, dot_f32, mat_vec, mat_vec32, quad_form, reduce, MulAdd};
@@ -354,6 +355,7 @@ pub(crate) fn chunk<K: Kernel>(
         if sh.cancel.is_cancelled() {
             return Ok((part, before));
         }
+        let t = phases::now();
         let (idx, vals) = sh.ratings.row(i);
         let u = &mut out[local * k..local * k + k];
         check_row(sh, i, idx, vals)?;
@@ -373,6 +375,7 @@ pub(crate) fn chunk<K: Kernel>(
         } else {
             &[]
         };
+        let t = phases::lap(Phase::Setup, t);
         let path = match sh.solver {
             Solver::Cholesky => match sh.whitened {
                 Some(wb)
@@ -394,6 +397,12 @@ pub(crate) fn chunk<K: Kernel>(
                 solve_cg::<K>(sh, i, idx, vals, lam, steps, u, s)?;
                 Path::Cg
             }
+        };
+        // the solves count their own phases, except these two
+        let t = match path {
+            Path::Woodbury => phases::lap(Phase::Woodbury, t),
+            Path::Cg => phases::lap(Phase::CgSteps, t),
+            Path::Direct | Path::CgBlock => phases::now(),
         };
         // which space the block left in the scratch is in
         let space = if path == Path::Woodbury {
@@ -423,6 +432,7 @@ pub(crate) fn chunk<K: Kernel>(
         }
         part += solved_value::<K>(sh, path, false, lam, u, s)
             .unwrap_or_else(|| row_loss::<K>(sh, i, idx, vals, lam, u, s, space, in_block));
+        phases::lap(Phase::Loss, t);
     }
     Ok((part, before))
 }
@@ -560,11 +570,13 @@ fn apply_block<K: Kernel>(
         *d = v as f32;
     }
     p32[k..kp].fill(0.0);
+    let t = phases::now();
     // G p in f32 (half the bytes of the f64 Gramian, read once per step)
     mat_vec32::<M<K>>(sh.gram32, k, kp, p32, q32);
     for ((a, &g), &v) in ap[..k].iter_mut().zip(&q32[..k]).zip(&p[..k]) {
         *a = g as f64 * sh.w0 + lam * v;
     }
+    let t = phases::lap(Phase::CgGramProducts, t);
     let mut c0 = 0;
     while c0 < n {
         let c1 = (c0 + sh.block_rows).min(n);
@@ -575,6 +587,7 @@ fn apply_block<K: Kernel>(
         }
         c0 = c1;
     }
+    phases::lap(Phase::CgBlockPasses, t);
 }
 
 /// Warm-started conjugate gradient on the normal equations of row `i`, with
@@ -598,7 +611,9 @@ fn solve_cg_block<K: Kernel>(
     type M<K> = <K as Kernel>::Arith;
     let (k, kp) = (sh.k, sh.kp);
     let n = idx.len();
+    let t = phases::now();
     gather_whole::<K>(sh, &gather_source(sh), i, idx, vals, next, s);
+    let t = phases::lap(Phase::Gather, t);
     // the block holds sqrt(w_t) v_j: its squared norm is the trace of X^T X
     let floor = curvature_floor(sh, i, n, lam, || {
         s.raw[..n * kp].iter().map(|&g| g as f64 * g as f64).sum()
@@ -628,6 +643,7 @@ fn solve_cg_block<K: Kernel>(
         let xax = dot::<M<K>>(&x[..k], &ap[..k]);
         *value_from = (*c - 2.0 * dot::<M<K>>(&rhs[..k], &x[..k]) + xax, *c + xax);
     }
+    let t = phases::lap(Phase::CgFirstProduct, t);
     let ok = cg_iterate::<M<K>>(k, steps, floor, rhs, x, r, p, ap, |p, ap| {
         apply_block::<K>(sh, raw, n, lam, p, ap, p32, y, q32)
     });
@@ -638,6 +654,7 @@ fn solve_cg_block<K: Kernel>(
         let xax = bx - dot::<M<K>>(&r[..k], &x[..k]);
         *value = (*c - 2.0 * bx + xax, *c + xax);
     }
+    phases::lap(Phase::CgSteps, t);
     ok.then_some(()).ok_or_else(|| singular_cg(i, n))
 }
 
@@ -707,6 +724,7 @@ fn solve_cholesky<K: Kernel>(
     let mut first = true;
     let mut start = 0;
     s.c = 0.0;
+    let mut t = phases::now();
     while start < idx.len() {
         let end = block_end(start, idx.len(), sh.block_rows);
         let nb = end - start;
@@ -742,8 +760,10 @@ fn solve_cholesky<K: Kernel>(
             if end == idx.len() {
                 g.prefetch_rows(&next[..next.len().min(NEXT_ROW_PREFETCH)]);
             }
+            t = phases::lap(Phase::Product, t);
         } else {
             K::gather(&g, &e, &mut out);
+            t = phases::lap(Phase::Gather, t);
             // The rows of the next gather (this row's next block or the
             // next row), prefetched during the product.
             let (src, upcoming) = if end < idx.len() {
@@ -755,6 +775,7 @@ fn solve_cholesky<K: Kernel>(
                 (row_source(sh, next), &next[..next.len().min(sh.block_rows)])
             };
             let n_lines = line_addresses(src, k, upcoming, &mut s.lines);
+            t = phases::lap(Phase::PrefetchLists, t);
             let blk = Block {
                 raw: &s.raw[at * kp..(at + nb) * kp],
                 wtd: &s.raw[at * kp..(at + nb) * kp],
@@ -764,6 +785,7 @@ fn solve_cholesky<K: Kernel>(
                 prefetch: &s.lines[..n_lines],
             };
             K::syrk(&blk, &mut s.a, base);
+            t = phases::lap(Phase::Product, t);
         }
         first = false;
         for (r, &a) in s.rhs[..kp].iter_mut().zip(&s.rhs32[..kp]) {
@@ -779,6 +801,7 @@ fn solve_cholesky<K: Kernel>(
             SINGULAR_RTOL * s.a[d * kp + d]
         };
     }
+    let t = phases::now();
     if K::cholesky(&mut s.a, k, kp, &s.min_pivot).is_err() {
         // The f32 block sums can lose positive definiteness when the row's
         // normal matrix is huge next to lambda: redo this row exactly in f64.
@@ -791,11 +814,13 @@ fn solve_cholesky<K: Kernel>(
             ))
         })?;
     }
+    let t = phases::lap(Phase::Factor, t);
     for d in 0..k {
         s.inv[d] = 1.0 / s.a[d * kp + d];
     }
     s.x[..kp].copy_from_slice(&s.rhs[..kp]);
     K::solve(&s.a, &s.inv, k, kp, &mut s.x);
+    phases::lap(Phase::Solve, t);
     Ok(())
 }
 
@@ -1266,7 +1291,7 @@ pub(crate) fn run_chunk(
     out: Factors<'_>,
     s: &mut Scratch,
 ) -> Result<(Partial, Partial)> {
-    match isa {
+    let parts = match isa {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `isa` was checked with `Isa::available` by the caller.
         Isa::Avx512 => unsafe { chunk_avx512(sh, rows, out, s) },
@@ -1274,7 +1299,9 @@ pub(crate) fn run_chunk(
         // SAFETY: as above.
         Isa::Avx2 => unsafe { chunk_avx2(sh, rows, out, s) },
         _ => chunk::<PortableKernel>(sh, rows, out, s),
-    }
+    };
+    phases::flush();
+    parts
 }
 
 #[cfg(target_arch = "x86_64")]

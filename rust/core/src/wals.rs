@@ -990,7 +990,8 @@ pub fn gramian(x: &[f32], k: usize, num_threads: usize) -> Result<Vec<f64>> {
     })?
 }
 
-/// Internals exposed for the criterion benchmarks; not a stable API.
+/// Internals exposed for the criterion benchmarks and the examples; not a
+/// stable API.
 #[doc(hidden)]
 pub mod bench {
     use super::kernel::{self, Block, Kernel};

@@ -101,7 +101,7 @@ fn main() {
         }
     }
     println!(
-        "\n{:<18} {:>12} {:>7} {:>12} {:>7}",
+        "\n{:<28} {:>12} {:>7} {:>12} {:>7}",
         "phase", "users Mcyc", "share", "items Mcyc", "share"
     );
     let totals = sums.map(|s| {
@@ -125,11 +125,11 @@ fn main() {
         };
         let ((a, sa), (b, sb)) = (cell(0), cell(1));
         if a + b > 0.0 {
-            println!("{name:<18} {a:>12.0} {sa:>6.1}% {b:>12.0} {sb:>6.1}%");
+            println!("{name:<28} {a:>12.0} {sa:>6.1}% {b:>12.0} {sb:>6.1}%");
         }
     }
     println!(
-        "{:<18} {:>12.0} {:>7} {:>12.0}\nwall s per half-sweep: users {:.3}, items {:.3}",
+        "{:<28} {:>12.0} {:>7} {:>12.0}\nwall s per half-sweep: users {:.3}, items {:.3}",
         "total",
         totals[0] as f64 / 2e6,
         "",

@@ -23,7 +23,7 @@ from embspace.gpu.wals_xp import (
     plan_batches,
 )
 from wals_helpers import fit_wals_xp
-from xp_reference import wals_fit, wals_half_sweep, wals_loss
+from xp_reference import wals_cg_half_sweep, wals_fit, wals_half_sweep, wals_loss
 
 
 def _problem(seed: int = 0, n: int = 37, m: int = 23, k: int = 4, density: float = 0.25):
@@ -210,6 +210,71 @@ def test_sparse_and_batched_strategies_agree(case: str) -> None:
         _close(sparse.user_factors, u)
         _close(sparse.item_factors, v)
         np.testing.assert_allclose(sparse.loss_history, losses, rtol=1e-6)
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+@pytest.mark.parametrize(
+    ("w0", "lam", "scale"), [(0.3, 0.2, False), (0.3, 0.2, True), (0.3, 0.0, False)]
+)
+def test_cg_is_the_iteration_preconditioned_by_the_shared_part(
+    strategy: str, w0: float, lam: float, scale: bool
+) -> None:
+    # preconditioned by B = w0 G + lam I when every row shares it (lam > 0,
+    # not scaled by count), plain otherwise: one half-sweep of each step count
+    # against the float64 textbook iteration, which the other one misses
+    dense, u0, v0 = _problem(seed=3, n=40, m=30, k=6, density=0.3)
+    v0 = v0 * np.array([1.0, 5.0, 0.2, 3.0, 1.0, 8.0], dtype=np.float32)  # B far from c I
+    r, c = _weights(dense, "explicit")
+    user_csr, item_csr = _csr(dense)
+    shared = lam > 0 and not scale
+    for steps in (1, 2, 4):
+        state = WalsXp(
+            user_csr,
+            item_csr,
+            u0,
+            v0,
+            unobserved_weight=w0,
+            regularization=lam,
+            row_weights=r,
+            col_weights=c,
+            scale_regularization=scale,
+            solver="cg",
+            cg_steps=steps,
+            xp=np,
+            strategy=strategy,
+        )
+        state.half_sweep("users")
+        got, _ = state.factors()
+        refs = [
+            wals_cg_half_sweep(dense, v0, u0, r, c, w0, lam, steps, precondition=flag)
+            for flag in (shared, not shared)
+        ]
+        if scale:  # the reference's lambda scaled by each row's count
+            refs = [
+                _scaled_cg(dense, v0, u0, r, c, w0, lam, steps, precondition=flag)
+                for flag in (shared, not shared)
+            ]
+        _close(got, refs[0], rtol=2e-5)
+        assert np.abs(got - refs[1]).max() > 1e-2 * np.abs(refs[1]).max()
+
+
+def _scaled_cg(dense, fixed, start, r, c, w0, lam, steps, precondition):
+    """:func:`wals_cg_half_sweep` row by row with ``lam`` times the row's count."""
+    out = np.zeros((dense.shape[0], fixed.shape[1]))
+    for i in range(dense.shape[0]):
+        n_i = int((dense[i] != 0).sum())
+        out[i] = wals_cg_half_sweep(
+            dense[i : i + 1],
+            fixed,
+            start[i : i + 1],
+            r[i : i + 1],
+            c,
+            w0,
+            lam * n_i,
+            steps,
+            precondition,
+        )[0]
+    return out
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)

@@ -37,6 +37,53 @@ def wals_half_sweep(
     return out
 
 
+def wals_cg_half_sweep(
+    a: np.ndarray,
+    fixed: np.ndarray,
+    start: np.ndarray,
+    own_w: np.ndarray,
+    other_w: np.ndarray,
+    w0: float,
+    lam: float,
+    steps: int,
+    precondition: bool,
+) -> np.ndarray:
+    """``steps`` conjugate-gradient steps on every row's system from ``start``
+    (textbook, float64): preconditioned by ``B = w0 G + lam I`` (``z = B^-1 r``)
+    when ``precondition``, else plain."""
+    fixed = fixed.astype(np.float64)
+    k = fixed.shape[1]
+    gram = fixed.T @ fixed
+    shared = w0 * gram + lam * np.eye(k)
+    out = np.zeros((a.shape[0], k))
+    for i in range(a.shape[0]):
+        obs = np.flatnonzero(a[i])
+        if obs.size == 0:
+            continue
+        c = float(own_w[i]) * other_w[obs].astype(np.float64)
+        v = fixed[obs]
+        lhs = shared + (v.T * c) @ v
+        rhs = ((w0 + c) * a[i, obs]) @ v
+        x = start[i].astype(np.float64)
+        r = rhs - lhs @ x
+        z = np.linalg.solve(shared, r) if precondition else r
+        p = z.copy()
+        rz = r @ z
+        for _ in range(steps):
+            if rz <= 0:
+                break
+            ap = lhs @ p
+            alpha = rz / (p @ ap)
+            x = x + alpha * p
+            r = r - alpha * ap
+            z = np.linalg.solve(shared, r) if precondition else r
+            rz_new = r @ z
+            p = z + (rz_new / rz) * p
+            rz = rz_new
+        out[i] = x
+    return out
+
+
 def wals_loss(
     a: np.ndarray,
     u: np.ndarray,

@@ -48,6 +48,14 @@ The loss terms are then summed by one float64 pass over the entries (``O(nnz
 k)``). A side whose ``Q`` does not fit the budget, or with ``2^31`` entries or
 more, takes the padded batches.
 
+**The conjugate-gradient solver** (``solver="cg"``) runs ``cg_steps`` steps on the
+stacked systems, warm-started from the current factors. With ``lambda > 0`` not
+scaled by count every system shares ``B = w0 G + lambda I = L L^T`` and the
+iteration is preconditioned by it, as on the CPU: it runs on ``(L^-1 A L^-T) z =
+L^-1 b`` with ``z = L^T u`` (the same iterates as the Rust path's whitened fixed
+factor, in exact arithmetic), so a row whose ratings add a term of rank ``r`` is
+solved exactly in ``r + 1`` steps. Otherwise the plain iteration runs.
+
 Factors are float32 on the device (as on the CPU); the loss is accumulated in
 float64 on the device with the same formula as the CPU path (:meth:`WalsXp.loss`).
 """
@@ -90,6 +98,10 @@ SPARSE_MAX_K = 32
 #: most this fraction of the mean diagonal of ``A`` shows a singular system (the
 #: Rust core's ``SINGULAR_RTOL``, its Cholesky pivot tolerance).
 SINGULAR_RTOL = 64.0 * float(np.finfo(np.float32).eps)
+#: The shared part ``w0 G + lambda I`` of the systems preconditions the CG only
+#: when every pivot of its Cholesky factor exceeds this fraction of its
+#: diagonal entry (the Rust core's whitening rule).
+_MIN_PIVOT = 1e-10
 
 #: Loss terms ``(observed, unobserved, regularization)`` (Python floats).
 LossTuple = tuple[float, float, float]
@@ -601,7 +613,20 @@ class WalsXp:
         if self.scale_regularization:
             lam_rows = float(self.lam) * counts.astype(np.float64)
             systems += lam_rows[:, None, None] * xp.eye(k, dtype=np.float64)
-        if self.solver == "cg":
+        whitening = None
+        if self.solver == "cg" and not self.scale_regularization and float(self.lam) > 0.0:
+            whitening = _whitening(xp, base)
+        if whitening is not None:
+            # preconditioned by the shared part B = L L^T, as the Rust path:
+            # CG on (L^-1 A L^-T) z = L^-1 b with z = L^T x (row vectors here);
+            # the factor's share of the budget holds the product's temporary
+            low, inv = whitening
+            left = xp.matmul(inv, systems)
+            xp.matmul(left, inv.T, out=systems)
+            del left
+            z = _cg(xp, systems, rhs @ inv.T, out[rows].astype(np.float64) @ low, self.cg_steps)
+            x = z @ inv
+        elif self.solver == "cg":
             floor = None
             if float(self.lam) == 0.0:
                 # as the Rust solver: fewer ratings than factors and w0 = 0
@@ -714,6 +739,25 @@ _SINGULAR_CG = (
     "a system of the batch is singular (conjugate gradient): use regularization > 0 "
     "(or unobserved_weight > 0)"
 )
+
+
+def _whitening(xp: ModuleType, base: Any) -> tuple[Any, Any] | None:
+    """``(L, L^-1)`` with ``base = L L^T`` (k x k float64, the part ``w0 G + lambda
+    I`` every row's system shares), which preconditions the conjugate gradient;
+    ``None`` when ``base`` is not numerically positive definite, by the Rust
+    path's rule (a pivot ``L_dd^2`` at most ``1e-10`` of its diagonal entry):
+    the iteration then runs unpreconditioned."""
+    try:
+        low = xp.linalg.cholesky(base)
+    except np.linalg.LinAlgError:
+        return None
+    pivots = xp.diagonal(low) ** 2
+    # CuPy returns NaN for a failed factorisation instead of raising
+    if not bool(xp.all(xp.isfinite(low))) or not bool(
+        xp.all(pivots > _MIN_PIVOT * xp.diagonal(base))
+    ):
+        return None
+    return low, xp.linalg.inv(low)
 
 
 def _cg(xp: ModuleType, a: Any, b: Any, x: Any, steps: int, floor: Any = None) -> Any:

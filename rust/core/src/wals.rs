@@ -28,7 +28,10 @@
 //! the space of its entries, with the fixed factor whitened once per
 //! half-sweep by the part `w0 G + lambda I` all rows share (see [`woodbury`]),
 //! when the rows' lengths say that saves more than the whitening costs: the
-//! same minimiser, other rounding. Rows are processed in chunks that depend only on the
+//! same minimiser, other rounding. The conjugate-gradient solver is
+//! preconditioned by that shared part whenever every row shares it: it runs
+//! on the fixed factor whitened the same way (see [`Solver::ConjugateGradient`]).
+//! Rows are processed in chunks that depend only on the
 //! data, and every reduction (the Gramian, the loss) sums per-chunk `f64`
 //! partials in chunk order, so results are bit-identical for any number of
 //! threads (on a given instruction set, see [`Isa`]).
@@ -147,11 +150,18 @@ pub enum Solver {
     /// Form the normal equations and solve them exactly by Cholesky.
     Cholesky,
     /// `steps` iterations of conjugate gradient, warm-started from the
-    /// current factor, without forming the normal matrix (each step costs
-    /// `2 k |O_i| + k^2`). Approximate: in exact arithmetic each step lowers
-    /// the loss, but on rows whose normal equations are ill-conditioned past
-    /// the reach of the `f32` products (condition number ~1e7) rounding can
-    /// raise it (`WALS.fit` warns then).
+    /// current factor, without forming the normal matrix. When every row
+    /// shares `B = w0 G + lambda I` (`lambda > 0`, not scaled by count) the
+    /// iteration is preconditioned by `B`: it runs on the fixed factor
+    /// whitened once per half-sweep (`y_j = L^-1 v_j`, `B = L L^T`, see
+    /// [`woodbury`]), on the system `(I + Y^T W Y) z = L^-1 b` with `z = L^T
+    /// u`, so a step costs `2 k |O_i|` (no `G p`) and a row whose observed
+    /// part has rank `r` is solved exactly in `r + 1` steps. Otherwise the
+    /// plain iteration runs (each step `2 k |O_i| + k^2`). Approximate: in
+    /// exact arithmetic each step lowers the loss, but on rows whose normal
+    /// equations are ill-conditioned past the reach of the `f32` products
+    /// (condition number ~1e7) rounding can raise it (`WALS.fit` warns
+    /// then).
     ConjugateGradient { steps: usize },
 }
 
@@ -740,17 +750,14 @@ fn half_sweep_impl(
             cancel,
             detail,
         };
-        let padded_rows = if kp == PAD && k < PAD {
-            Some(pad_rows(fixed, n_fixed, k))
-        } else {
-            None
-        };
-        // Short rows are solved in the space of their entries when every row
-        // shares `B = w0 G + lambda I` with `lambda > 0` (so `B` is positive
-        // definite, and the regularisation does not scale with the row's
-        // count) and that saves more than it costs. With `lambda = 0` the
-        // direct solve also tells which rows are singular.
+        // Every row shares `B = w0 G + lambda I` when `lambda > 0` does not
+        // scale with the row's count (and `B` is then positive definite).
+        // With the Cholesky solver, short rows are solved in the space of
+        // their entries when that saves more than it costs (with `lambda =
+        // 0` the direct solve also tells which rows are singular); the
+        // conjugate gradient is preconditioned by `B` whenever it is shared.
         let shared_b = params.reg_scaling == RegScaling::None && params.regularization > 0.0;
+        let cg = matches!(params.solver, Solver::ConjugateGradient { .. });
         let max_n = match (params.solver, short_rows) {
             (Solver::ConjugateGradient { .. }, _) | (_, ShortRows::Never) => 0,
             _ if !shared_b => 0,
@@ -760,8 +767,19 @@ fn half_sweep_impl(
             }
             _ => 0,
         };
-        let whitened = if max_n > 0 {
+        let whitened = if max_n > 0 || (cg && shared_b) {
             woodbury::whiten(isa, fixed, n_fixed, k, &base, params.regularization, max_n)
+        } else {
+            None
+        };
+        // the rows the gathers read at k < 16: the whitened ones where the
+        // conjugate gradient runs on them
+        let padded_rows = if kp == PAD && k < PAD {
+            let src = match &whitened {
+                Some(wb) if cg => &wb.y,
+                _ => fixed,
+            };
+            Some(pad_rows(src, n_fixed, k))
         } else {
             None
         };

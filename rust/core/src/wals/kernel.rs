@@ -168,6 +168,14 @@ pub(crate) trait Kernel {
         }
     }
 
+    /// `out[..k] = T^T x` for a lower-triangular `T` (`kp x kp` by rows, zero
+    /// above the diagonal and beyond `k`): [`super::woodbury::lower_t_mul`],
+    /// whose order of sums every implementation keeps.
+    #[inline(always)]
+    fn lower_t_mul(t: &[f64], k: usize, kp: usize, x: &[f64], out: &mut [f64]) {
+        super::woodbury::lower_t_mul::<Self::Arith>(t, k, kp, x, out)
+    }
+
     /// [`Kernel::gather`] of a block into `out`, then [`Kernel::syrk`] of
     /// that block (`k` columns, nothing to prefetch) into `a`. A kernel may
     /// do both in one pass: the same block and right-hand side, and the same
@@ -508,6 +516,15 @@ impl Kernel for Avx512Kernel {
         assert!(n == 0 || u.len() >= (n - 1) * ld + n8);
         // SAFETY: as for `gather`; sizes checked above.
         unsafe { avx512::solve(u, inv, n, ld, x) }
+    }
+
+    #[inline(always)]
+    fn lower_t_mul(t: &[f64], k: usize, kp: usize, x: &[f64], out: &mut [f64]) {
+        assert!(kp.is_multiple_of(PAD) && k <= kp && t.len() >= k * kp);
+        assert!(x.len() >= k && out.len() >= k);
+        // SAFETY: as for `gather`; sizes checked above (row b < k reads
+        // columns a0..a0 + 16 <= kp).
+        unsafe { avx512::lower_t_mul(t, k, kp, x, out) }
     }
 
     #[inline(always)]
@@ -916,6 +933,45 @@ mod avx512 {
         while t < nb {
             *p.get_unchecked_mut(t) = _mm512_reduce_add_ps(row(t));
             t += 1;
+        }
+    }
+
+    /// [`super::Kernel::lower_t_mul`]: panels of 16 columns in two vectors,
+    /// the four partial sums in eight registers (the order of the portable
+    /// version with fused multiply-adds, so the same bits as the AVX2 kernel).
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn lower_t_mul(t: &[f64], k: usize, kp: usize, x: &[f64], out: &mut [f64]) {
+        let tp = t.as_ptr();
+        let mut a0 = 0;
+        while a0 < k {
+            let mut s = [[_mm512_setzero_pd(); 2]; 4];
+            let mut b = a0;
+            while b + 4 <= k {
+                for (q, sq) in s.iter_mut().enumerate() {
+                    let xb = _mm512_set1_pd(*x.get_unchecked(b + q));
+                    let r = tp.add((b + q) * kp + a0);
+                    sq[0] = _mm512_fmadd_pd(xb, _mm512_loadu_pd(r), sq[0]);
+                    sq[1] = _mm512_fmadd_pd(xb, _mm512_loadu_pd(r.add(8)), sq[1]);
+                }
+                b += 4;
+            }
+            for (sq, bb) in s.iter_mut().zip(b..k) {
+                let xb = _mm512_set1_pd(*x.get_unchecked(bb));
+                let r = tp.add(bb * kp + a0);
+                sq[0] = _mm512_fmadd_pd(xb, _mm512_loadu_pd(r), sq[0]);
+                sq[1] = _mm512_fmadd_pd(xb, _mm512_loadu_pd(r.add(8)), sq[1]);
+            }
+            let mut buf = [0.0f64; 16];
+            for (h, half) in buf.chunks_exact_mut(8).enumerate() {
+                let v = _mm512_add_pd(
+                    _mm512_add_pd(s[0][h], s[1][h]),
+                    _mm512_add_pd(s[2][h], s[3][h]),
+                );
+                _mm512_storeu_pd(half.as_mut_ptr(), v);
+            }
+            let w = (k - a0).min(16);
+            out[a0..a0 + w].copy_from_slice(&buf[..w]);
+            a0 += 16;
         }
     }
 

@@ -17,6 +17,9 @@
 /// A phase of a row's solve.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
+    /// Whitening the fixed factor (once per half-sweep where rows are solved
+    /// in its whitened space), with the allocation of its copy.
+    Whiten,
     /// Reading the row, checking its entries, choosing its solve.
     Setup,
     /// Gathering the fixed rows into a block (and the right-hand side).
@@ -44,7 +47,8 @@ pub enum Phase {
 }
 
 /// Every phase, in the order of [`take`].
-pub const PHASES: [Phase; 12] = [
+pub const PHASES: [Phase; 13] = [
+    Phase::Whiten,
     Phase::Setup,
     Phase::Gather,
     Phase::PrefetchLists,
@@ -63,6 +67,7 @@ impl Phase {
     /// Lower-case name with dashes.
     pub fn name(self) -> &'static str {
         match self {
+            Phase::Whiten => "whiten",
             Phase::Setup => "setup",
             Phase::Gather => "gather",
             Phase::PrefetchLists => "prefetch-lists",
@@ -224,7 +229,8 @@ mod tests {
             }
         };
         use Phase::*;
-        let both = [Setup, Gather, Loss];
+        // k = 40 with lambda > 0: both solvers whiten
+        let both = [Whiten, Setup, Gather, Loss];
         expect(
             &exact,
             &[

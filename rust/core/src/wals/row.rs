@@ -11,7 +11,7 @@ use super::kernel::{
     padded, Block, Entries, Gather, Gathered, Isa, Kernel, PortableKernel, PAD, PREFETCH_VECTORS,
 };
 use super::phases::{self, Phase};
-use super::woodbury::{lower_t_mul, Whitened};
+use super::woodbury::Whitened;
 use super::{CsrView, LossDetail, RegScaling, Solver};
 use crate::dense::{dot, dot_f32, mat_vec, mat_vec32, quad_form, reduce, MulAdd};
 use crate::error::{Error, Result};
@@ -114,13 +114,15 @@ pub(crate) struct Shared<'a> {
     pub gram32: &'a [f32],
     /// Entries per gathered block.
     pub block_rows: usize,
-    /// For k <= 16: the fixed factor copied into rows of 16 values (zero
-    /// padded, 64-byte aligned), so each gathered row is one cache line.
+    /// For k <= 16: the fixed factor (its whitened rows with the whitened
+    /// conjugate gradient) copied into rows of 16 values (zero padded,
+    /// 64-byte aligned), so each gathered row is one cache line.
     pub padded_fixed: Option<&'a [f32]>,
-    /// With the Cholesky solver and the same regularisation for every row:
-    /// the fixed factor whitened by `B = w0 G + lambda I`, with which rows of
-    /// at most [`Whitened::max_n`] entries are solved in the space of their
-    /// entries ([`solve_woodbury`]).
+    /// With the same regularisation `lambda > 0` for every row: the fixed
+    /// factor whitened by `B = w0 G + lambda I`. With the Cholesky solver,
+    /// rows of at most [`Whitened::max_n`] entries are solved in the space of
+    /// their entries with it ([`solve_woodbury`]); the conjugate gradient
+    /// runs on it, preconditioned by `B` ([`cg_whitened`]).
     pub whitened: Option<&'a Whitened>,
     /// Polled before every row: once raised, the chunk returns at once (its
     /// partial sums and factors are then meaningless).
@@ -405,10 +407,10 @@ pub(crate) fn chunk<K: Kernel>(
             Path::Direct | Path::CgBlock => phases::now(),
         };
         // which space the block left in the scratch is in
-        let space = if path == Path::Woodbury {
-            Space::Whitened
-        } else {
-            Space::Fixed
+        let space = match path {
+            Path::Woodbury => Space::Whitened,
+            Path::CgBlock if cg_whitened(sh).is_some() => Space::Whitened,
+            _ => Space::Fixed,
         };
         let x = &s.x[..k];
         if x.iter()
@@ -453,6 +455,49 @@ fn gather_source<'a>(sh: &Shared<'a>) -> Gather<'a> {
             kp: sh.kp,
         },
     }
+}
+
+/// The whitened factor the conjugate gradient runs on where it is
+/// preconditioned by `B = w0 G + lambda I` (see
+/// [`super::Solver::ConjugateGradient`]): in the coordinates `z = U u` (`B =
+/// U^T U`) a row's normal matrix is `I + Y^T W Y`, with `Y` its entries'
+/// whitened rows `y_j = U^-T v_j`, and its right-hand side `U^-T b`.
+#[inline(always)]
+fn cg_whitened<'a>(sh: &Shared<'a>) -> Option<&'a Whitened> {
+    match sh.solver {
+        Solver::ConjugateGradient { .. } => sh.whitened,
+        Solver::Cholesky => None,
+    }
+}
+
+/// The rows the conjugate gradient gathers: the whitened factor where it is
+/// preconditioned ([`cg_whitened`]; its padded copy at k < 16 is whitened
+/// too), else the fixed one.
+#[inline(always)]
+fn cg_source<'a>(sh: &Shared<'a>) -> Gather<'a> {
+    match (sh.padded_fixed, cg_whitened(sh)) {
+        (None, Some(wb)) => Gather {
+            fixed: &wb.y,
+            k: sh.k,
+            kp: sh.kp,
+        },
+        _ => gather_source(sh),
+    }
+}
+
+/// `z = U x` in place (`x` a row's factor, `z` its whitened coordinates),
+/// with `tmp` as scratch.
+#[inline(always)]
+fn to_whitened<K: Kernel>(wb: &Whitened, k: usize, kp: usize, x: &mut [f64], tmp: &mut [f64]) {
+    tmp[..k].copy_from_slice(&x[..k]);
+    K::lower_t_mul(&wb.u_t, k, kp, tmp, x);
+}
+
+/// `x = U^-1 z` in place, the inverse of [`to_whitened`].
+#[inline(always)]
+fn from_whitened<K: Kernel>(wb: &Whitened, k: usize, kp: usize, z: &mut [f64], tmp: &mut [f64]) {
+    tmp[..k].copy_from_slice(&z[..k]);
+    K::lower_t_mul(&wb.u_inv_t, k, kp, tmp, z);
 }
 
 /// Per entry of a block (columns `bi`, ratings `bv`): `w_t = s_i f_j`, `W_t =
@@ -550,11 +595,13 @@ fn gather_whole<K: Kernel>(
 /// `ap = (w0 G + lam I + X^T X) p` with `X` the gathered row in `raw` (`n x
 /// kp`): the Gramian part in `f64`, `X^T (X p)` from `f32` products over
 /// blocks of `block_rows` entries, each block's sum added in `f64` (the
-/// precision of the Cholesky path's normal matrix).
+/// precision of the Cholesky path's normal matrix). With `whitened`, `X`
+/// holds whitened rows and `ap = (I + X^T X) p`.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn apply_block<K: Kernel>(
     sh: &Shared<'_>,
+    whitened: bool,
     raw: &[f32],
     n: usize,
     lam: f64,
@@ -571,10 +618,14 @@ fn apply_block<K: Kernel>(
     }
     p32[k..kp].fill(0.0);
     let t = phases::now();
-    // G p in f32 (half the bytes of the f64 Gramian, read once per step)
-    mat_vec32::<M<K>>(sh.gram32, k, kp, p32, q32);
-    for ((a, &g), &v) in ap[..k].iter_mut().zip(&q32[..k]).zip(&p[..k]) {
-        *a = g as f64 * sh.w0 + lam * v;
+    if whitened {
+        ap[..k].copy_from_slice(&p[..k]);
+    } else {
+        // G p in f32 (half the bytes of the f64 Gramian, read once per step)
+        mat_vec32::<M<K>>(sh.gram32, k, kp, p32, q32);
+        for ((a, &g), &v) in ap[..k].iter_mut().zip(&q32[..k]).zip(&p[..k]) {
+            *a = g as f64 * sh.w0 + lam * v;
+        }
     }
     let t = phases::lap(Phase::CgGramProducts, t);
     let mut c0 = 0;
@@ -592,9 +643,10 @@ fn apply_block<K: Kernel>(
 
 /// Warm-started conjugate gradient on the normal equations of row `i`, with
 /// the row gathered once into `s.raw` and every product `A p` taken on that
-/// contiguous block ([`apply_block`]); the solution is left in `s.x[..k]`
-/// and the block stays in `s` for the loss pass. The gather prefetches the
-/// first of the `next` row's entries.
+/// contiguous block ([`apply_block`]), preconditioned where
+/// [`cg_whitened`] says (the block then holds whitened rows); the solution
+/// is left in `s.x[..k]` and the block stays in `s` for the loss pass. The
+/// gather prefetches the first of the `next` row's entries.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn solve_cg_block<K: Kernel>(
@@ -611,8 +663,9 @@ fn solve_cg_block<K: Kernel>(
     type M<K> = <K as Kernel>::Arith;
     let (k, kp) = (sh.k, sh.kp);
     let n = idx.len();
+    let wb = cg_whitened(sh);
     let t = phases::now();
-    gather_whole::<K>(sh, &gather_source(sh), i, idx, vals, next, s);
+    gather_whole::<K>(sh, &cg_source(sh), i, idx, vals, next, s);
     let t = phases::lap(Phase::Gather, t);
     // the block holds sqrt(w_t) v_j: its squared norm is the trace of X^T X
     let floor = curvature_floor(sh, i, n, lam, || {
@@ -620,6 +673,9 @@ fn solve_cg_block<K: Kernel>(
     })?;
     for (x, &u) in s.x[..k].iter_mut().zip(start) {
         *x = u as f64;
+    }
+    if let Some(wb) = wb {
+        to_whitened::<K>(wb, k, kp, &mut s.x, &mut s.p);
     }
     let Scratch {
         raw,
@@ -636,7 +692,8 @@ fn solve_cg_block<K: Kernel>(
         value,
         ..
     } = s;
-    apply_block::<K>(sh, raw, n, lam, x, ap, p32, y, q32);
+    let white = wb.is_some();
+    apply_block::<K>(sh, white, raw, n, lam, x, ap, p32, y, q32);
     let total = sh.detail == LossDetail::Total;
     if total {
         // f(x) = c - 2 b.x + x.(A x) at the start
@@ -645,7 +702,7 @@ fn solve_cg_block<K: Kernel>(
     }
     let t = phases::lap(Phase::CgFirstProduct, t);
     let ok = cg_iterate::<M<K>>(k, steps, floor, rhs, x, r, p, ap, |p, ap| {
-        apply_block::<K>(sh, raw, n, lam, p, ap, p32, y, q32)
+        apply_block::<K>(sh, white, raw, n, lam, p, ap, p32, y, q32)
     });
     if total {
         // at the end, with the residual r = b - A x the iteration keeps,
@@ -653,6 +710,9 @@ fn solve_cg_block<K: Kernel>(
         let bx = dot::<M<K>>(&rhs[..k], &x[..k]);
         let xax = bx - dot::<M<K>>(&r[..k], &x[..k]);
         *value = (*c - 2.0 * bx + xax, *c + xax);
+    }
+    if let Some(wb) = wb {
+        from_whitened::<K>(wb, k, kp, x, p);
     }
     phases::lap(Phase::CgSteps, t);
     ok.then_some(()).ok_or_else(|| singular_cg(i, n))
@@ -916,7 +976,7 @@ fn solve_woodbury<K: Kernel>(
         let uau = dot::<M<K>>(q, q) + dot::<M<K>>(c, c);
         s.value = (s.c - 2.0 * dot::<M<K>>(&s.rhs[..k], q) + uau, s.c + uau);
     }
-    lower_t_mul::<M<K>>(&wb.u_inv_t, k, kp, &s.p, &mut s.x);
+    K::lower_t_mul(&wb.u_inv_t, k, kp, &s.p, &mut s.x);
     true
 }
 
@@ -963,11 +1023,13 @@ fn assemble_exact<M: MulAdd>(
 }
 
 /// `ap = (w0 G + lam I + sum_t w_t v_t v_t^T) p`, reading the fixed rows
-/// directly; with `rhs`, also `rhs = sum_t y_t v_t`.
+/// directly; with `rhs`, also `rhs = sum_t y_t v_t`. With `wb`, the rows
+/// `v_t` are the whitened ones and `w0 G + lam I` is `I`.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn apply<M: MulAdd>(
     sh: &Shared<'_>,
+    wb: Option<&Whitened>,
     i: usize,
     idx: &[i32],
     vals: &[f32],
@@ -978,13 +1040,22 @@ fn apply<M: MulAdd>(
 ) {
     let k = sh.k;
     let kp = sh.kp;
-    mat_vec::<M>(sh.gram, k, kp, p, ap);
-    for (a, &v) in ap[..k].iter_mut().zip(&p[..k]) {
-        *a = *a * sh.w0 + lam * v;
-    }
+    let src = match wb {
+        Some(wb) => {
+            ap[..k].copy_from_slice(&p[..k]);
+            &wb.y
+        }
+        None => {
+            mat_vec::<M>(sh.gram, k, kp, p, ap);
+            for (a, &v) in ap[..k].iter_mut().zip(&p[..k]) {
+                *a = *a * sh.w0 + lam * v;
+            }
+            sh.fixed
+        }
+    };
     let si = sh.solved_weights.map_or(1.0, |s| s[i]) as f64;
     for (&j, &a_t) in idx.iter().zip(vals) {
-        let v = &sh.fixed[j as usize * k..j as usize * k + k];
+        let v = &src[j as usize * k..j as usize * k + k];
         let wt = si * sh.fixed_weights.map_or(1.0, |f| f[j as usize]) as f64;
         let q = wt * dot_f32::<M>(v, p);
         for (a, &x) in ap[..k].iter_mut().zip(v) {
@@ -1000,7 +1071,8 @@ fn apply<M: MulAdd>(
 }
 
 /// Warm-started conjugate gradient on the normal equations of row `i`,
-/// without forming them; the solution is left in `s.x[..k]`.
+/// without forming them, reading the fixed rows (whitened where
+/// [`cg_whitened`] says) at every step; the solution is left in `s.x[..k]`.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn solve_cg<K: Kernel>(
@@ -1026,17 +1098,24 @@ fn solve_cg<K: Kernel>(
             })
             .sum()
     })?;
+    let wb = cg_whitened(sh);
     for (x, &u) in s.x[..k].iter_mut().zip(start) {
         *x = u as f64;
     }
+    if let Some(wb) = wb {
+        to_whitened::<K>(wb, k, sh.kp, &mut s.x, &mut s.p);
+    }
     s.rhs[..k].fill(0.0);
-    apply::<M<K>>(sh, i, idx, vals, lam, &s.x, &mut s.ap, Some(&mut s.rhs));
+    apply::<M<K>>(sh, wb, i, idx, vals, lam, &s.x, &mut s.ap, Some(&mut s.rhs));
     let Scratch {
         x, r, p, ap, rhs, ..
     } = s;
     let ok = cg_iterate::<M<K>>(k, steps, floor, rhs, x, r, p, ap, |p, ap| {
-        apply::<M<K>>(sh, i, idx, vals, lam, p, ap, None)
+        apply::<M<K>>(sh, wb, i, idx, vals, lam, p, ap, None)
     });
+    if let Some(wb) = wb {
+        from_whitened::<K>(wb, k, sh.kp, x, p);
+    }
     ok.then_some(()).ok_or_else(|| singular_cg(i, idx.len()))
 }
 
@@ -1223,7 +1302,7 @@ fn row_loss<K: Kernel>(
         let n = idx.len();
         match (space, sh.whitened) {
             (Space::Whitened, Some(wb)) => {
-                lower_t_mul::<M<K>>(&wb.u_t, k, kp, &s.r, &mut s.p);
+                K::lower_t_mul(&wb.u_t, k, kp, &s.r, &mut s.p);
                 for (d, &v) in s.u32[..k].iter_mut().zip(&s.p[..k]) {
                     *d = v as f32;
                 }

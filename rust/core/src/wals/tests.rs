@@ -1256,3 +1256,278 @@ fn a_row_the_model_explains_exactly_sums_its_entries_for_the_total() {
         }
     }
 }
+
+/// Lower Cholesky factor of the `k x k` matrix `a` (f64, positive definite).
+fn cholesky_lower(a: &[f64], k: usize) -> Vec<f64> {
+    let mut l = vec![0.0; k * k];
+    for j in 0..k {
+        let d = a[j * k + j] - (0..j).map(|q| l[j * k + q] * l[j * k + q]).sum::<f64>();
+        assert!(d > 0.0, "not positive definite");
+        l[j * k + j] = d.sqrt();
+        for i in j + 1..k {
+            let s = a[i * k + j] - (0..j).map(|q| l[i * k + q] * l[j * k + q]).sum::<f64>();
+            l[i * k + j] = s / l[j * k + j];
+        }
+    }
+    l
+}
+
+/// `(L L^T)^-1 r` by two triangular solves.
+fn cholesky_apply_inverse(l: &[f64], k: usize, r: &[f64]) -> Vec<f64> {
+    let mut y = r.to_vec();
+    for i in 0..k {
+        y[i] = (y[i] - (0..i).map(|q| l[i * k + q] * y[q]).sum::<f64>()) / l[i * k + i];
+    }
+    for i in (0..k).rev() {
+        y[i] = (y[i] - (i + 1..k).map(|q| l[q * k + i] * y[q]).sum::<f64>()) / l[i * k + i];
+    }
+    y
+}
+
+/// `steps` conjugate-gradient steps in f64 on every row's normal equations
+/// from `start`, without forming them (products `A p = w0 G p + lam p + sum_t
+/// w_t v_t (v_t . p)`): with `precondition`, preconditioned by `B = w0 G +
+/// lam I` (textbook PCG with `z = B^-1 r`; `lam` not scaled), else plain.
+/// `G` skips the zeros of the fixed rows, so sparse rows keep it cheap at
+/// large `k`.
+fn reference_cg(
+    r: &Csr,
+    fixed: &[f32],
+    start: &[f32],
+    k: usize,
+    p: &HalfSweepParams<'_>,
+    steps: usize,
+    precondition: bool,
+) -> Vec<f64> {
+    let mut g = vec![0.0; k * k];
+    for v in fixed.chunks_exact(k) {
+        let nz: Vec<usize> = (0..k).filter(|&a| v[a] != 0.0).collect();
+        for &a in &nz {
+            for &b in &nz {
+                g[a * k + b] += v[a] as f64 * v[b] as f64;
+            }
+        }
+    }
+    let w0 = p.unobserved_weight;
+    let low = precondition.then(|| {
+        let mut b: Vec<f64> = g.iter().map(|x| x * w0).collect();
+        for d in 0..k {
+            b[d * k + d] += p.regularization;
+        }
+        cholesky_lower(&b, k)
+    });
+    let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>();
+    let mut out = vec![0.0; r.n_rows * k];
+    for i in 0..r.n_rows {
+        let (idx, vals) = r.row(i);
+        if idx.is_empty() {
+            continue;
+        }
+        let si = p.solved_weights.map_or(1.0, |s| s[i] as f64);
+        let lam = match p.reg_scaling {
+            RegScaling::None => p.regularization,
+            RegScaling::Count => p.regularization * idx.len() as f64,
+        };
+        let row = |j: i32| &fixed[j as usize * k..j as usize * k + k];
+        let wt = |j: i32| si * p.fixed_weights.map_or(1.0, |f| f[j as usize] as f64);
+        let apply = |x: &[f64]| -> Vec<f64> {
+            let mut y: Vec<f64> = (0..k)
+                .map(|a| w0 * dot(&g[a * k..a * k + k], x) + lam * x[a])
+                .collect();
+            for &j in idx {
+                let v: Vec<f64> = row(j).iter().map(|&t| t as f64).collect();
+                let s = wt(j) * dot(&v, x);
+                for (ya, va) in y.iter_mut().zip(&v) {
+                    *ya += s * va;
+                }
+            }
+            y
+        };
+        let mut b = vec![0.0; k];
+        for (&j, &a) in idx.iter().zip(vals) {
+            for (bd, &v) in b.iter_mut().zip(row(j)) {
+                *bd += (w0 + wt(j)) * a as f64 * v as f64;
+            }
+        }
+        let precond = |res: &[f64]| match &low {
+            Some(l) => cholesky_apply_inverse(l, k, res),
+            None => res.to_vec(),
+        };
+        let mut x: Vec<f64> = start[i * k..i * k + k].iter().map(|&t| t as f64).collect();
+        let ax = apply(&x);
+        let mut res: Vec<f64> = b.iter().zip(&ax).map(|(b, a)| b - a).collect();
+        let mut z = precond(&res);
+        let mut dir = z.clone();
+        let mut rz = dot(&res, &z);
+        for _ in 0..steps {
+            if rz <= 0.0 {
+                break;
+            }
+            let ad = apply(&dir);
+            let alpha = rz / dot(&dir, &ad);
+            for d in 0..k {
+                x[d] += alpha * dir[d];
+                res[d] -= alpha * ad[d];
+            }
+            z = precond(&res);
+            let rz_new = dot(&res, &z);
+            for d in 0..k {
+                dir[d] = z[d] + rz_new / rz * dir[d];
+            }
+            rz = rz_new;
+        }
+        out[i * k..i * k + k].copy_from_slice(&x);
+    }
+    out
+}
+
+#[test]
+fn cg_is_preconditioned_by_the_shared_part_exactly_when_every_row_shares_it() {
+    // B = w0 G + lam I preconditions the CG when lam > 0 is the same for
+    // every row (the whitened iteration), not with lam scaled by the count
+    // or lam = 0; each matches its f64 reference step for step, and the two
+    // references are far apart, so the test tells them apart. k = 5 gathers
+    // the padded (whitened) copy, 40 and 128 the factor's rows.
+    let (n, m) = (30, 200);
+    let r = ratings(n, m, 0.25, 31, &[3], &[]);
+    let rw = weights(n, 32);
+    let cw = weights(m, 33);
+    for k in [5, 40, 128] {
+        // columns of very different scales make B far from a multiple of I
+        let mut fixed = normal(m * k, 0.3, 50 + k as u64);
+        for v in fixed.chunks_exact_mut(k) {
+            for (a, x) in v.iter_mut().enumerate() {
+                *x *= 1.0 + 4.0 * (a % 4) as f32;
+            }
+        }
+        let start = normal(n * k, 0.3, 60 + k as u64);
+        for (scaling, lam, preconditioned) in [
+            (RegScaling::None, 0.3, true),
+            (RegScaling::Count, 0.3, false),
+            (RegScaling::None, 0.0, false),
+        ] {
+            for steps in [1, 3] {
+                let p = HalfSweepParams {
+                    k,
+                    unobserved_weight: 0.4,
+                    regularization: lam,
+                    solved_weights: Some(&rw),
+                    fixed_weights: Some(&cw),
+                    solver: Solver::ConjugateGradient { steps },
+                    reg_scaling: scaling,
+                };
+                let want = reference_cg(&r, &fixed, &start, k, &p, steps, preconditioned);
+                let other = reference_cg(&r, &fixed, &start, k, &p, steps, !preconditioned);
+                for isa in isas() {
+                    let mut got = start.clone();
+                    half_sweep_with(CsrView::from_csr(&r), &fixed, &mut got, &p, 2, isa).unwrap();
+                    let (err, apart) = (max_rel_err(&got, &want), max_rel_err(&got, &other));
+                    let case = format!("k={k} {scaling:?} lam={lam} steps={steps} {isa:?}");
+                    assert!(err < 2e-5, "{case}: {err}");
+                    assert!(
+                        apart > 1e-2,
+                        "{case}: the other iteration is close too ({apart})"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn preconditioned_cg_solves_a_row_of_r_ratings_in_r_plus_one_steps() {
+    // With B = w0 G + lam I shared, a row's whitened matrix I + Y^T W Y is
+    // the identity plus a term of rank r (its r ratings): r + 1 distinct
+    // eigenvalues, so the CG reaches the exact minimiser in r + 1 steps, and
+    // not before (the plain iteration would need up to k).
+    let (n, m, k) = (30, 50, 40);
+    let r = ratings_with_lengths(n, m, |i| 1 + i % 3, 8);
+    let fixed = normal(m * k, 0.5, 9);
+    let cw = weights(m, 10);
+    let exact = HalfSweepParams {
+        k,
+        unobserved_weight: 0.3,
+        regularization: 0.2,
+        solved_weights: None,
+        fixed_weights: Some(&cw),
+        solver: Solver::Cholesky,
+        reg_scaling: RegScaling::None,
+    };
+    let want = reference_sweep(&r, &fixed, k, &exact);
+    let start = normal(n * k, 0.5, 11);
+    for steps in 1..=4 {
+        let cg = HalfSweepParams {
+            solver: Solver::ConjugateGradient { steps },
+            ..exact
+        };
+        for isa in isas() {
+            let mut got = start.clone();
+            half_sweep_with(CsrView::from_csr(&r), &fixed, &mut got, &cg, 2, isa).unwrap();
+            for i in 0..n {
+                let row = i * k..i * k + k;
+                let err = max_rel_err(&got[row.clone()], &want[row]);
+                let ratings = 1 + i % 3;
+                if steps > ratings {
+                    assert!(
+                        err < 1e-5,
+                        "row {i} ({ratings} ratings) {steps} steps {isa:?}: {err}"
+                    );
+                } else {
+                    assert!(
+                        err > 1e-3,
+                        "row {i} ({ratings} ratings) exact after {steps} steps"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn a_row_too_long_to_keep_whole_runs_the_same_preconditioned_iteration() {
+    // At k = 1024 a row of more than 8192 ratings (2^23 values) is not kept
+    // whole: every CG step reads the (whitened) fixed rows again. Its result
+    // matches the f64 references like a row kept whole (the second row).
+    // The fixed rows have four nonzeros each, so the reference's G is cheap.
+    let (k, m) = (1024, 8300);
+    let mut rng = ChaCha8Rng::seed_from_u64(12);
+    let mut fixed = vec![0.0f32; m * k];
+    for v in fixed.chunks_exact_mut(k) {
+        for _ in 0..4 {
+            v[rng.random_range(0..k)] = rng.random_range(-1.0..1.0);
+        }
+    }
+    let cols: Vec<i64> = (0..m as i64).chain(0..10).collect();
+    let rows: Vec<i64> = std::iter::repeat_n(0, m)
+        .chain(std::iter::repeat_n(1, 10))
+        .collect();
+    let vals: Vec<f32> = (0..cols.len()).map(|t| (1 + t % 5) as f32).collect();
+    let r = Csr::from_coo(2, m, &rows, &cols, &vals, Duplicates::Error, 0).unwrap();
+    let start = normal(2 * k, 0.1, 13);
+    let isa = Isa::detect();
+    for (scaling, preconditioned) in [(RegScaling::None, true), (RegScaling::Count, false)] {
+        let p = HalfSweepParams {
+            k,
+            unobserved_weight: 0.5,
+            regularization: 0.3,
+            solved_weights: None,
+            fixed_weights: None,
+            solver: Solver::ConjugateGradient { steps: 3 },
+            reg_scaling: scaling,
+        };
+        let want = reference_cg(&r, &fixed, &start, k, &p, 3, preconditioned);
+        let other = reference_cg(&r, &fixed, &start, k, &p, 3, !preconditioned);
+        let mut got = start.clone();
+        half_sweep_with(CsrView::from_csr(&r), &fixed, &mut got, &p, 2, isa).unwrap();
+        for i in 0..2 {
+            let row = i * k..i * k + k;
+            let err = max_rel_err(&got[row.clone()], &want[row.clone()]);
+            let apart = max_rel_err(&got[row.clone()], &other[row]);
+            assert!(err < 2e-5, "row {i} {scaling:?}: {err}");
+            assert!(
+                apart > 1e-3,
+                "row {i} {scaling:?}: the other iteration is close ({apart})"
+            );
+        }
+    }
+}

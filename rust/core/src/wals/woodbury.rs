@@ -1,5 +1,8 @@
 //! The fixed factor whitened by the common part of every row's normal matrix,
-//! for solving short rows in the space of their entries (Woodbury).
+//! for solving short rows in the space of their entries (Woodbury), and for
+//! the conjugate gradient preconditioned by that common part (which runs on
+//! `I + Y^T Y` below, in the coordinates `z = L^T u`, see
+//! [`super::Solver::ConjugateGradient`]).
 //!
 //! With the same regularisation `lambda > 0` for every row, the normal matrix of row `i`
 //! is `B + X^T X`, where `B = w0 G + lambda I` is common to all rows and `X`
@@ -32,6 +35,7 @@
 use rayon::prelude::*;
 
 use super::kernel::{padded, Isa};
+use super::phases::{self, Phase};
 use crate::dense::{cholesky_upper, MulAdd};
 
 /// `B = w0 G + lambda I` factored, and the fixed factor whitened by it.
@@ -94,7 +98,8 @@ pub(crate) fn worth_it(indptr: &[i64], k: usize, n_fixed: usize) -> bool {
 
 /// Factor `B = base + lambda I` (`base` is `w0 G`, `kp x kp` full with zero
 /// padding) and whiten the `n_fixed` rows of `fixed`, for solving rows of at
-/// most `max_n < k` entries. `None` when `B` is not numerically positive
+/// most `max_n < k` entries (0 for the conjugate gradient, which solves every
+/// row on them). `None` when `B` is not numerically positive
 /// definite, which needs `lambda = 0` (a half-sweep does not whiten then):
 /// the direct path then solves every row.
 pub(crate) fn whiten(
@@ -143,11 +148,19 @@ pub(crate) fn whiten(
     };
     let u_t = transpose(&u);
     let u_inv_t = transpose(&u_inv);
+    let t = phases::now();
     let mut y = vec![0.0f32; n_fixed * k];
+    phases::lap(Phase::Whiten, t);
+    phases::flush();
     const ROWS: usize = 1024;
     y.par_chunks_mut(ROWS * k)
         .zip(fixed.par_chunks(ROWS * k))
-        .for_each(|(dst, src)| run_whiten_rows(isa, &u_inv, k, kp, src, dst));
+        .for_each(|(dst, src)| {
+            let t = phases::now();
+            run_whiten_rows(isa, &u_inv, k, kp, src, dst);
+            phases::lap(Phase::Whiten, t);
+            phases::flush();
+        });
     Some(Whitened {
         y,
         u_t,
@@ -253,15 +266,44 @@ unsafe fn whiten_avx2(u_inv: &[f64], k: usize, kp: usize, src: &[f32], dst: &mut
 }
 
 /// `out[..k] = T^T x` for a lower-triangular `T` stored by rows (`kp`
-/// apart): `out = sum_b x_b (row b of T, columns 0..=b)`, contiguous axpys.
-/// With [`Whitened::u_t`] this is `U x`, with [`Whitened::u_inv_t`] `U^-1 x`.
+/// apart, zero above the diagonal and beyond `k`, as [`whiten`] leaves
+/// [`Whitened::u_t`] and [`Whitened::u_inv_t`]): `out_a = sum_{b >= a} T_ba
+/// x_b`. With [`Whitened::u_t`] this is `U x`, with [`Whitened::u_inv_t`]
+/// `U^-1 x`. By panels of 16 columns (`kp` is a multiple of 16), each summed
+/// over its rows `b` in four interleaved partial sums (`b mod 4`, added as
+/// `(s0 + s1) + (s2 + s3)`), which keeps eight vector chains in flight
+/// rather than one row's read-modify-write of `out` after another.
 #[inline(always)]
 pub(crate) fn lower_t_mul<M: MulAdd>(t: &[f64], k: usize, kp: usize, x: &[f64], out: &mut [f64]) {
-    out[..k].fill(0.0);
-    for (b, &xb) in x[..k].iter().enumerate() {
-        for (o, &m) in out[..=b].iter_mut().zip(&t[b * kp..b * kp + b + 1]) {
-            *o = M::mul_add(xb, m, *o);
+    const P: usize = 16;
+    debug_assert!(kp.is_multiple_of(P) && k <= kp && t.len() >= k * kp);
+    let mut a0 = 0;
+    while a0 < k {
+        let mut s = [[0.0f64; P]; 4];
+        let row =
+            |b: usize| -> &[f64; P] { t[b * kp + a0..b * kp + a0 + P].try_into().expect("16") };
+        // rows above the panel have zeros in its columns
+        let mut b = a0;
+        while b + 4 <= k {
+            for (q, sq) in s.iter_mut().enumerate() {
+                let xb = x[b + q];
+                for (o, &m) in sq.iter_mut().zip(row(b + q)) {
+                    *o = M::mul_add(xb, m, *o);
+                }
+            }
+            b += 4;
         }
+        for (sq, bb) in s.iter_mut().zip(b..k) {
+            let xb = x[bb];
+            for (o, &m) in sq.iter_mut().zip(row(bb)) {
+                *o = M::mul_add(xb, m, *o);
+            }
+        }
+        let w = (k - a0).min(P);
+        for (c, o) in out[a0..a0 + w].iter_mut().enumerate() {
+            *o = (s[0][c] + s[1][c]) + (s[2][c] + s[3][c]);
+        }
+        a0 += P;
     }
 }
 
@@ -347,19 +389,26 @@ mod tests {
     /// `lower_t_mul` is the product with the transpose of a lower triangle.
     #[test]
     fn lower_t_mul_matches_the_definition() {
-        let (k, kp) = (5, 16);
-        let mut t = vec![0.0f64; kp * kp];
-        for b in 0..k {
-            for a in 0..=b {
-                t[b * kp + a] = (1 + a + 3 * b) as f64;
+        // small integers: every order of summation is exact
+        for k in [1, 3, 5, 16, 17, 38, 130] {
+            let kp = padded(k);
+            let mut t = vec![0.0f64; kp * kp];
+            for b in 0..k {
+                for a in 0..=b {
+                    t[b * kp + a] = ((1 + a + 3 * b) % 23) as f64;
+                }
             }
-        }
-        let x: Vec<f64> = (0..k).map(|i| i as f64 - 1.5).collect();
-        let mut out = vec![f64::NAN; k];
-        lower_t_mul::<crate::dense::Unfused>(&t, k, kp, &x, &mut out);
-        for a in 0..k {
-            let want: f64 = (a..k).map(|b| t[b * kp + a] * x[b]).sum();
-            assert_eq!(out[a], want);
+            let x: Vec<f64> = (0..k).map(|i| (i % 7) as f64 - 1.5).collect();
+            let mut out = vec![f64::NAN; kp];
+            lower_t_mul::<crate::dense::Unfused>(&t, k, kp, &x, &mut out);
+            for a in 0..k {
+                let want: f64 = (a..k).map(|b| t[b * kp + a] * x[b]).sum();
+                assert_eq!(out[a], want, "k={k} a={a}");
+            }
+            assert!(
+                out[k..].iter().all(|v| v.is_nan()),
+                "k={k}: nothing written past k"
+            );
         }
     }
 }

@@ -8,7 +8,9 @@ is reported by its best round, so a drift of the shared machine's speed does
 not decide a ratio), peak memory, and the ratios implicit / embspace for
 implicit's conjugate-gradient solver (``use_cg=True``, its default, 3 steps)
 and its exact solver (``use_cg=False``), and embspace's own conjugate-gradient solver (``solver="cg"``,
-3 steps, as implicit's) beside them. Each run is a separate process, so
+3 steps, as implicit's, preconditioned by the part every row shares) beside them, with how far its
+loss ends above the exact solver's after the same iterations from the same start (``cg loss
+gap``, relative). Each run is a separate process, so
 its peak RSS is its own; memory is reported as (peak RSS - RSS before the data
 was loaded) / (ratings CSR in both orientations + both factors). The flop
 rate uses the issue's count per iteration, nnz k^2 + (users + items) k^3 / 3,
@@ -308,6 +310,8 @@ def main(argv: list[str]) -> int:
                 "embspace cg s/it": runs["embspace-cg"]["seconds_per_iteration"],
                 "cg/embspace cg": runs["cg"]["seconds_per_iteration"]
                 / runs["embspace-cg"]["seconds_per_iteration"],
+                # same start, same iterations: what the approximate steps leave
+                "cg loss gap": runs["embspace-cg"]["loss"] / runs["embspace"]["loss"] - 1,
                 "mem embspace": runs["embspace"]["memory_ratio"],
                 "mem cg": runs["cg"]["memory_ratio"],
                 "mem exact": runs["exact"]["memory_ratio"],
@@ -342,6 +346,7 @@ def main(argv: list[str]) -> int:
         "first it / median",
         "embspace cg s/it",
         "cg/embspace cg",
+        "cg loss gap",
         "mem embspace",
         "mem cg",
         "mem exact",
@@ -351,6 +356,7 @@ def main(argv: list[str]) -> int:
         f"\ns/it: median over a run's iterations, best of {args.rounds} round(s) taken in turns; "
         "mem = (peak RSS - RSS before loading) / (CSR both orientations + factors), worst round; "
         "first it / median: embspace's first iteration with the dataset's setup (cold); "
+        "cg loss gap: embspace cg's final loss / the exact solve's - 1 (same start and iterations); "
         f"kernels: {rows[0]['runs']['embspace']['kernels']}; sgemm {gemm:.0f} GFLOP/s "
         f"({gemm_cpu:.0f} per CPU second); % of sgemm (cpu): the same ratio in CPU seconds "
         f"(both threads), less disturbed by a loaded machine; load average at the end "

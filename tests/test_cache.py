@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
@@ -109,6 +110,20 @@ def test_key_covers_data_estimator_params_seed_and_version(monkeypatch: pytest.M
     assert base.estimator.endswith("test_cache.Toy")
     assert json.loads(base.params) == {"factors": 3, "weight": 0.5}
     assert base.seed == 0 and base.version == embspace.__version__
+
+
+def test_wals_cg_keys_name_their_iteration_and_exact_keys_stay() -> None:
+    # the exact solver's key has no code field (the key of earlier versions);
+    # "cg" became preconditioned, so its keys carry that and miss the plain
+    # iteration's cached trainings (whose key is the one without the field)
+    cache = EmbeddingCache("unused")
+    r = _ratings()
+    exact = cache.key(r, embspace.WALS(factors=3, random_state=0), 0)
+    assert exact.code is None and "code" not in exact.identity()
+    cg = cache.key(r, embspace.WALS(factors=3, solver="cg", random_state=0), 0)
+    assert json.loads(cg.code) == {"cg": "preconditioned by w0 G + lambda I"}
+    plain_era = dataclasses.replace(cg, code=None)
+    assert cg.digest != plain_era.digest
 
 
 def test_array_parameters_are_keyed_by_content() -> None:

@@ -23,7 +23,9 @@ digest is the sha256 of the fields of its :class:`CacheKey`:
   embspace, the sha256 of the class's source (of its methods' bytecode when
   the source cannot be read). embspace's own estimators have
   no ``code`` field (their code is the embspace version), so their keys are
-  those of earlier versions.
+  those of earlier versions, except where an algorithm changed its results
+  beyond rounding within a version: ``WALS(solver="cg")`` says its iteration
+  is the preconditioned one (its :meth:`~embspace.WALS.code_identity`).
 
 So a changed function body, a new release of implicit/gensim/scikit-learn, or
 an edited estimator class makes new entries; what is *not* hashed is the code a
@@ -246,8 +248,8 @@ def code_identity(estimator: Any) -> dict[str, Any] | None:
     An estimator with a ``code_identity()`` method says it itself (the adapters
     of :mod:`embspace.trainers`: their class, the third-party package and its
     version, e.g. ``{"class": ..., "package": "implicit", "version":
-    "0.7.3"}``). Another class of embspace: None (its code is the embspace
-    version). Any other class: its qualified name, its top-level package and
+    "0.7.3"}``; :class:`embspace.WALS` names its CG iteration). Another
+    class of embspace: None (its code is the embspace version). Any other class: its qualified name, its top-level package and
     that package's ``__version__`` (None when it has none), and the sha256 of
     the class's own source (of its methods' bytecode when the source cannot
     be read); the base classes' code is covered by their package's version

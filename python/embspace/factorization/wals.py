@@ -388,6 +388,15 @@ class WALS(FittedAttributes, BaseEstimator):
         )  # fmt: skip
         return self
 
+    def code_identity(self) -> dict[str, Any] | None:
+        """What the cache key adds to the embspace version for this
+        estimator (:func:`embspace.cache.code_identity`): nothing for the
+        exact solver, whose keys stay those of earlier versions; for
+        ``solver="cg"`` the revision of its iteration, which became
+        preconditioned (other iterates, not only other rounding), so that a
+        cached training of the plain iteration is not taken for one of it."""
+        return {"cg": "preconditioned by w0 G + lambda I"} if self.solver == "cg" else None
+
     def _record(
         self,
         ratings: Ratings,

@@ -10,6 +10,25 @@ from __future__ import annotations
 import numpy as np
 
 
+def _row_systems(a, fixed, own_w, other_w, w0, lam, scale):
+    """``(i, lhs, rhs, reg)`` for every row ``i`` of ``a`` with ratings: its normal
+    equations (float64) and its regularisation ``reg`` (``lam``, times the row's
+    count with ``scale``)."""
+    fixed = fixed.astype(np.float64)
+    k = fixed.shape[1]
+    gram = fixed.T @ fixed
+    for i in range(a.shape[0]):
+        obs = np.flatnonzero(a[i])
+        if obs.size == 0:
+            continue
+        c = float(own_w[i]) * other_w[obs].astype(np.float64)
+        v = fixed[obs]
+        reg = lam * obs.size if scale else lam
+        lhs = w0 * gram + (v.T * c) @ v + reg * np.eye(k)
+        rhs = ((w0 + c) * a[i, obs]) @ v
+        yield i, lhs, rhs, reg
+
+
 def wals_half_sweep(
     a: np.ndarray,
     fixed: np.ndarray,
@@ -20,19 +39,8 @@ def wals_half_sweep(
     scale: bool = False,
 ) -> np.ndarray:
     """Solve every row of ``a`` (dense, 0 = missing) given the other side's factors."""
-    fixed = fixed.astype(np.float64)
-    k = fixed.shape[1]
-    gram = fixed.T @ fixed
-    out = np.zeros((a.shape[0], k))
-    for i in range(a.shape[0]):
-        obs = np.flatnonzero(a[i])
-        if obs.size == 0:
-            continue
-        c = float(own_w[i]) * other_w[obs].astype(np.float64)
-        v = fixed[obs]
-        reg = lam * obs.size if scale else lam
-        lhs = w0 * gram + (v.T * c) @ v + reg * np.eye(k)
-        rhs = ((w0 + c) * a[i, obs]) @ v
+    out = np.zeros((a.shape[0], fixed.shape[1]))
+    for i, lhs, rhs, _ in _row_systems(a, fixed, own_w, other_w, w0, lam, scale):
         out[i] = np.linalg.solve(lhs, rhs)
     return out
 
@@ -47,23 +55,16 @@ def wals_cg_half_sweep(
     lam: float,
     steps: int,
     precondition: bool,
+    scale: bool = False,
 ) -> np.ndarray:
     """``steps`` conjugate-gradient steps on every row's system from ``start``
-    (textbook, float64): preconditioned by ``B = w0 G + lam I`` (``z = B^-1 r``)
-    when ``precondition``, else plain."""
-    fixed = fixed.astype(np.float64)
-    k = fixed.shape[1]
-    gram = fixed.T @ fixed
-    shared = w0 * gram + lam * np.eye(k)
-    out = np.zeros((a.shape[0], k))
-    for i in range(a.shape[0]):
-        obs = np.flatnonzero(a[i])
-        if obs.size == 0:
-            continue
-        c = float(own_w[i]) * other_w[obs].astype(np.float64)
-        v = fixed[obs]
-        lhs = shared + (v.T * c) @ v
-        rhs = ((w0 + c) * a[i, obs]) @ v
+    (textbook, float64): preconditioned by the row's ``w0 G + reg I``
+    (``z = M^-1 r``) when ``precondition``, else plain."""
+    f64 = fixed.astype(np.float64)
+    gram = f64.T @ f64
+    out = np.zeros((a.shape[0], fixed.shape[1]))
+    for i, lhs, rhs, reg in _row_systems(a, fixed, own_w, other_w, w0, lam, scale):
+        shared = w0 * gram + reg * np.eye(fixed.shape[1])
         x = start[i].astype(np.float64)
         r = rhs - lhs @ x
         z = np.linalg.solve(shared, r) if precondition else r

@@ -536,6 +536,7 @@ class WalsXp:
         ``sum_O W (a - p)^2`` and ``sum_O p^2`` of the new factors."""
         xp = self.xp
         base = self._base(gram_fixed)
+        whitening = self._cg_whitening(base)
         observed = xp.zeros((), dtype=np.float64)
         squares = xp.zeros((), dtype=np.float64)
         for batch in side.batches:
@@ -552,7 +553,9 @@ class WalsXp:
             rhs_weights = (self.w0 + weights) * ratings  # (b, L)
             systems, rhs = _observed_parts(xp, scaled, gathered, rhs_weights)
             del scaled
-            x32 = self._solve_systems(systems, rhs, base, side.counts[batch.rows], batch.rows, out)
+            x32 = self._solve_systems(
+                systems, rhs, base, whitening, side.counts[batch.rows], batch.rows, out
+            )
             # loss terms of the new rows: predictions of every (padded) entry
             pred = xp.matmul(gathered, x32[:, :, None])[:, :, 0].astype(np.float64)
             pred = xp.where(mask, pred, 0.0)
@@ -572,6 +575,7 @@ class WalsXp:
         xp = self.xp
         k = self.k
         base = self._base(gram_fixed)
+        whitening = self._cg_whitening(base)
         fixed64 = fixed.astype(np.float64)
         upper_r, upper_c = np.triu_indices(k)
         iu_r, iu_c = to_device(xp, upper_r), to_device(xp, upper_c)
@@ -583,7 +587,7 @@ class WalsXp:
             systems[:, iu_c, iu_r] = parts
             del parts
             rhs = xp.asarray(chunk.targets @ fixed64)
-            self._solve_systems(systems, rhs, base, chunk.counts, chunk.rows, out)
+            self._solve_systems(systems, rhs, base, whitening, chunk.counts, chunk.rows, out)
             del systems, rhs
         del packed
         self._finish(side, out)
@@ -600,22 +604,35 @@ class WalsXp:
             base = base + float(self.lam) * self.xp.eye(self.k, dtype=np.float64)
         return base
 
+    def _cg_whitening(self, base: Any) -> tuple[Any, Any] | None:
+        """The preconditioner of ``solver="cg"`` for one half-sweep: :func:`_whitening`
+        of ``base`` when every row shares it (``lambda > 0`` not scaled by count),
+        else None (the plain iteration; and always with the exact solver)."""
+        if self.solver != "cg" or self.scale_regularization or float(self.lam) <= 0.0:
+            return None
+        return _whitening(self.xp, base)
+
     def _solve_systems(
-        self, systems: Any, rhs: Any, base: Any, counts: Any, rows: Any, out: Any
+        self,
+        systems: Any,
+        rhs: Any,
+        base: Any,
+        whitening: tuple[Any, Any] | None,
+        counts: Any,
+        rows: Any,
+        out: Any,
     ) -> Any:
         """Add ``base`` (and ``lambda |O_i| I`` with scaled regularisation) to the
         observed parts ``systems`` (b, k, k) float64 of the rows ``rows`` (with
-        ``counts`` entries each), solve them with the model's solver and write
-        the float32 solutions into ``out``; returns them."""
+        ``counts`` entries each), solve them with the model's solver (the CG
+        preconditioned by ``whitening``, :meth:`_cg_whitening`, where given) and
+        write the float32 solutions into ``out``; returns them."""
         xp = self.xp
         k = self.k
         systems += base
         if self.scale_regularization:
             lam_rows = float(self.lam) * counts.astype(np.float64)
             systems += lam_rows[:, None, None] * xp.eye(k, dtype=np.float64)
-        whitening = None
-        if self.solver == "cg" and not self.scale_regularization and float(self.lam) > 0.0:
-            whitening = _whitening(xp, base)
         if whitening is not None:
             # preconditioned by the shared part B = L L^T, as the Rust path:
             # CG on (L^-1 A L^-T) z = L^-1 b with z = L^T x (row vectors here);

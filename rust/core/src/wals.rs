@@ -768,7 +768,20 @@ fn half_sweep_impl(
             _ => 0,
         };
         let whitened = if max_n > 0 || (cg && shared_b) {
-            woodbury::whiten(isa, fixed, n_fixed, k, &base, params.regularization, max_n)
+            let wb = woodbury::whiten(
+                isa,
+                fixed,
+                n_fixed,
+                k,
+                &base,
+                params.regularization,
+                max_n,
+                cancel,
+            );
+            if cancel.is_cancelled() {
+                return Ok(None);
+            }
+            wb
         } else {
             None
         };

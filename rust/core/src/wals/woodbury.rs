@@ -37,6 +37,7 @@ use rayon::prelude::*;
 use super::kernel::{padded, Isa};
 use super::phases::{self, Phase};
 use crate::dense::{cholesky_upper, MulAdd};
+use crate::parallel::Cancel;
 
 /// `B = w0 G + lambda I` factored, and the fixed factor whitened by it.
 pub(crate) struct Whitened {
@@ -101,7 +102,10 @@ pub(crate) fn worth_it(indptr: &[i64], k: usize, n_fixed: usize) -> bool {
 /// most `max_n < k` entries (0 for the conjugate gradient, which solves every
 /// row on them). `None` when `B` is not numerically positive
 /// definite, which needs `lambda = 0` (a half-sweep does not whiten then):
-/// the direct path then solves every row.
+/// the direct path then solves every row. `cancel` is polled before every
+/// 1024 rows; once it is raised the rest are left zero (and the caller
+/// discards the result).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn whiten(
     isa: Isa,
     fixed: &[f32],
@@ -110,6 +114,7 @@ pub(crate) fn whiten(
     base: &[f64],
     lambda: f64,
     max_n: usize,
+    cancel: &Cancel,
 ) -> Option<Whitened> {
     let kp = padded(k);
     let mut u = base[..kp * kp].to_vec();
@@ -156,6 +161,9 @@ pub(crate) fn whiten(
     y.par_chunks_mut(ROWS * k)
         .zip(fixed.par_chunks(ROWS * k))
         .for_each(|(dst, src)| {
+            if cancel.is_cancelled() {
+                return;
+            }
             let t = phases::now();
             run_whiten_rows(isa, &u_inv, k, kp, src, dst);
             phases::lap(Phase::Whiten, t);
@@ -337,8 +345,8 @@ mod tests {
                 if !isa.available() {
                     continue;
                 }
-                let wb =
-                    whiten(isa, &fixed, n, k, &base, lambda, 3).expect("B is positive definite");
+                let wb = whiten(isa, &fixed, n, k, &base, lambda, 3, &Cancel::new())
+                    .expect("B is positive definite");
                 assert_eq!(wb.max_n, 3);
                 // U (the transpose of u_t) times U^-1 (the transpose of
                 // u_inv_t) is the identity, and U^T U = B
@@ -383,7 +391,24 @@ mod tests {
         let (k, n) = (8, 20);
         let fixed = vec![0.5f32; n * k];
         let base = vec![0.0f64; padded(k) * padded(k)];
-        assert!(whiten(Isa::Portable, &fixed, n, k, &base, 0.0, 5).is_none());
+        assert!(whiten(Isa::Portable, &fixed, n, k, &base, 0.0, 5, &Cancel::new()).is_none());
+    }
+
+    /// A raised token stops the whitening before its first rows.
+    #[test]
+    fn a_raised_token_stops_the_whitening() {
+        let (k, n) = (8, 3000);
+        let fixed = vec![0.5f32; n * k];
+        let mut base = vec![0.0f64; padded(k) * padded(k)];
+        for d in 0..k {
+            base[d * padded(k) + d] = 1.0;
+        }
+        let quiet = whiten(Isa::Portable, &fixed, n, k, &base, 0.1, 0, &Cancel::new()).unwrap();
+        assert!(quiet.y.iter().all(|&v| v != 0.0));
+        let raised = Cancel::new();
+        raised.cancel();
+        let stopped = whiten(Isa::Portable, &fixed, n, k, &base, 0.1, 0, &raised).unwrap();
+        assert!(stopped.y.iter().all(|&v| v == 0.0));
     }
 
     /// `lower_t_mul` is the product with the transpose of a lower triangle.

@@ -249,8 +249,9 @@ def code_identity(estimator: Any) -> dict[str, Any] | None:
     of :mod:`embspace.trainers`: their class, the third-party package and its
     version, e.g. ``{"class": ..., "package": "implicit", "version":
     "0.7.3"}``; :class:`embspace.WALS` names its CG iteration). Another
-    class of embspace: None (its code is the embspace version). Any other class: its qualified name, its top-level package and
-    that package's ``__version__`` (None when it has none), and the sha256 of
+    class of embspace: None (its code is the embspace version). Any other
+    class: its qualified name, its top-level package and that package's
+    ``__version__`` (None when it has none), and the sha256 of
     the class's own source (of its methods' bytecode when the source cannot
     be read); the base classes' code is covered by their package's version
     only."""

@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::csr::Duplicates;
-use crate::dense::solve_spd;
+use crate::dense::{cholesky_solve, cholesky_upper, solve_spd, Unfused};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
@@ -1257,33 +1257,6 @@ fn a_row_the_model_explains_exactly_sums_its_entries_for_the_total() {
     }
 }
 
-/// Lower Cholesky factor of the `k x k` matrix `a` (f64, positive definite).
-fn cholesky_lower(a: &[f64], k: usize) -> Vec<f64> {
-    let mut l = vec![0.0; k * k];
-    for j in 0..k {
-        let d = a[j * k + j] - (0..j).map(|q| l[j * k + q] * l[j * k + q]).sum::<f64>();
-        assert!(d > 0.0, "not positive definite");
-        l[j * k + j] = d.sqrt();
-        for i in j + 1..k {
-            let s = a[i * k + j] - (0..j).map(|q| l[i * k + q] * l[j * k + q]).sum::<f64>();
-            l[i * k + j] = s / l[j * k + j];
-        }
-    }
-    l
-}
-
-/// `(L L^T)^-1 r` by two triangular solves.
-fn cholesky_apply_inverse(l: &[f64], k: usize, r: &[f64]) -> Vec<f64> {
-    let mut y = r.to_vec();
-    for i in 0..k {
-        y[i] = (y[i] - (0..i).map(|q| l[i * k + q] * y[q]).sum::<f64>()) / l[i * k + i];
-    }
-    for i in (0..k).rev() {
-        y[i] = (y[i] - (i + 1..k).map(|q| l[q * k + i] * y[q]).sum::<f64>()) / l[i * k + i];
-    }
-    y
-}
-
 /// `steps` conjugate-gradient steps in f64 on every row's normal equations
 /// from `start`, without forming them (products `A p = w0 G p + lam p + sum_t
 /// w_t v_t (v_t . p)`): with `precondition`, preconditioned by `B = w0 G +
@@ -1309,12 +1282,13 @@ fn reference_cg(
         }
     }
     let w0 = p.unobserved_weight;
-    let low = precondition.then(|| {
+    let factor = precondition.then(|| {
         let mut b: Vec<f64> = g.iter().map(|x| x * w0).collect();
         for d in 0..k {
             b[d * k + d] += p.regularization;
         }
-        cholesky_lower(&b, k)
+        cholesky_upper::<Unfused>(&mut b, k, k, &vec![0.0; k]).expect("B positive definite");
+        b
     });
     let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>();
     let mut out = vec![0.0; r.n_rows * k];
@@ -1349,9 +1323,12 @@ fn reference_cg(
                 *bd += (w0 + wt(j)) * a as f64 * v as f64;
             }
         }
-        let precond = |res: &[f64]| match &low {
-            Some(l) => cholesky_apply_inverse(l, k, res),
-            None => res.to_vec(),
+        let precond = |res: &[f64]| {
+            let mut z = res.to_vec();
+            if let Some(u) = &factor {
+                cholesky_solve::<Unfused>(u, k, k, &mut z);
+            }
+            z
         };
         let mut x: Vec<f64> = start[i * k..i * k + k].iter().map(|&t| t as f64).collect();
         let ax = apply(&x);

@@ -276,42 +276,17 @@ unsafe fn whiten_avx2(u_inv: &[f64], k: usize, kp: usize, src: &[f32], dst: &mut
 /// `out[..k] = T^T x` for a lower-triangular `T` stored by rows (`kp`
 /// apart, zero above the diagonal and beyond `k`, as [`whiten`] leaves
 /// [`Whitened::u_t`] and [`Whitened::u_inv_t`]): `out_a = sum_{b >= a} T_ba
-/// x_b`. With [`Whitened::u_t`] this is `U x`, with [`Whitened::u_inv_t`]
-/// `U^-1 x`. By panels of 16 columns (`kp` is a multiple of 16), each summed
-/// over its rows `b` in four interleaved partial sums (`b mod 4`, added as
-/// `(s0 + s1) + (s2 + s3)`), which keeps eight vector chains in flight
-/// rather than one row's read-modify-write of `out` after another.
+/// x_b`, as contiguous axpys of the rows of `T`. With [`Whitened::u_t`] this
+/// is `U x`, with [`Whitened::u_inv_t`] `U^-1 x`. (The AVX-512 kernel's
+/// [`super::kernel::Kernel::lower_t_mul`] keeps the sums in registers
+/// instead, in another order.)
 #[inline(always)]
 pub(crate) fn lower_t_mul<M: MulAdd>(t: &[f64], k: usize, kp: usize, x: &[f64], out: &mut [f64]) {
-    const P: usize = 16;
-    debug_assert!(kp.is_multiple_of(P) && k <= kp && t.len() >= k * kp);
-    let mut a0 = 0;
-    while a0 < k {
-        let mut s = [[0.0f64; P]; 4];
-        let row =
-            |b: usize| -> &[f64; P] { t[b * kp + a0..b * kp + a0 + P].try_into().expect("16") };
-        // rows above the panel have zeros in its columns
-        let mut b = a0;
-        while b + 4 <= k {
-            for (q, sq) in s.iter_mut().enumerate() {
-                let xb = x[b + q];
-                for (o, &m) in sq.iter_mut().zip(row(b + q)) {
-                    *o = M::mul_add(xb, m, *o);
-                }
-            }
-            b += 4;
+    out[..k].fill(0.0);
+    for (b, &xb) in x[..k].iter().enumerate() {
+        for (o, &m) in out[..=b].iter_mut().zip(&t[b * kp..b * kp + b + 1]) {
+            *o = M::mul_add(xb, m, *o);
         }
-        for (sq, bb) in s.iter_mut().zip(b..k) {
-            let xb = x[bb];
-            for (o, &m) in sq.iter_mut().zip(row(bb)) {
-                *o = M::mul_add(xb, m, *o);
-            }
-        }
-        let w = (k - a0).min(P);
-        for (c, o) in out[a0..a0 + w].iter_mut().enumerate() {
-            *o = (s[0][c] + s[1][c]) + (s[2][c] + s[3][c]);
-        }
-        a0 += P;
     }
 }
 

@@ -539,6 +539,45 @@ def test_a_half_sweep_leaves_the_checkpoint_alone() -> None:
     assert np.array_equal(backend.factors()[0], u1) and np.array_equal(backend.factors()[1], v1)
 
 
+def _at_line_offset(x: np.ndarray, offset: int) -> np.ndarray:
+    """A copy of ``x`` (float32) starting ``offset`` bytes past a 64-byte line."""
+    raw = np.empty(x.nbytes + 128, dtype=np.uint8)
+    start = -raw.ctypes.data % 64 + offset
+    out = raw[start : start + x.nbytes].view(np.float32).reshape(x.shape)
+    out[...] = x
+    assert out.ctypes.data % 64 == offset
+    return out
+
+
+@pytest.mark.parametrize("solver", ["cholesky", "cg"])
+@pytest.mark.parametrize("factors", [10, 32])
+def test_the_factors_start_on_a_cache_line_and_where_changes_no_bit(
+    solver: str, factors: int
+) -> None:
+    """The CPU backend keeps every factor it hands the core on a 64-byte line
+    (a row of k = 16 m values is then m whole lines for the core's gathers,
+    where numpy's 16-byte alignment makes it m + 1); the core's results and
+    losses are the same bits wherever the arrays start."""
+    model = es.WALS(factors=factors, unobserved_weight=0.1, random_state=0, solver=solver)
+    problem = model._problem(es.Ratings.from_csr(RATINGS), np.random.default_rng(0))
+    aligned, shifted = CpuBackend(problem), CpuBackend(problem)
+    seen = list(aligned.factors())
+    records = [aligned.start_total()]
+    for side in ("users", "items", "users", "items"):
+        records.append(aligned.half_sweep_total(side))
+        seen += aligned.factors()
+    for x in seen:
+        assert x.ctypes.data % 64 == 0 and x.flags.c_contiguous and x.dtype == np.float32
+    shifts = [shifted.start_total()]
+    for side in ("users", "items", "users", "items"):
+        # the fixed side 16 bytes past a line, as numpy allocates
+        shifted.u, shifted.v = (_at_line_offset(x, 16) for x in shifted.factors())
+        shifts.append(shifted.half_sweep_total(side))
+    assert shifts == records
+    for got, want in zip(shifted.factors(), aligned.factors(), strict=True):
+        assert np.array_equal(got, want)
+
+
 def test_start_gives_the_starting_loss_with_the_first_users_half_sweep() -> None:
     """The CPU backend's start() is the loss of the starting factors (as loss()
     computes it), leaves the factors alone, and the next users half-sweep is

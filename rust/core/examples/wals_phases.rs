@@ -60,8 +60,11 @@ fn main() {
     let col_weights: Vec<f32> = (0..by_item.n_rows)
         .map(|j| (by_item.row(j).0.len().max(1) as f32).powf(-0.08))
         .collect();
-    let mut u = random_factors(n_users, k, 2);
-    let mut v = random_factors(n_items, k, 3);
+    // on cache lines, as embspace's Python backend allocates its factors
+    let (mut u_buf, u_at) = line_aligned(&random_factors(n_users, k, 2));
+    let (mut v_buf, v_at) = line_aligned(&random_factors(n_items, k, 3));
+    let u = &mut u_buf[u_at..u_at + n_users * k];
+    let v = &mut v_buf[v_at..v_at + n_items * k];
     let users = HalfSweepParams {
         k,
         unobserved_weight: 0.01,
@@ -85,10 +88,10 @@ fn main() {
             let cancel = Cancel::new();
             if side == 0 {
                 let csr = CsrView::from_csr(&by_user);
-                half_sweep_total_cancellable(csr, &v, &mut u, &users, threads, &cancel)
+                half_sweep_total_cancellable(csr, v, u, &users, threads, &cancel)
             } else {
                 let csr = CsrView::from_csr(&by_item);
-                half_sweep_total_cancellable(csr, &u, &mut v, &items, threads, &cancel)
+                half_sweep_total_cancellable(csr, u, v, &items, threads, &cancel)
             }
             .expect("half-sweep");
             let counts = phases::take();
@@ -137,4 +140,13 @@ fn main() {
         walls[0] / 2.0,
         walls[1] / 2.0
     );
+}
+
+/// `x` copied into a buffer where it starts on a 64-byte line: `(buffer,
+/// offset of x in it)`.
+fn line_aligned(x: &[f32]) -> (Vec<f32>, usize) {
+    let mut buf = vec![0.0f32; x.len() + 16];
+    let at = (64 - buf.as_ptr() as usize % 64) % 64 / 4;
+    buf[at..at + x.len()].copy_from_slice(x);
+    (buf, at)
 }

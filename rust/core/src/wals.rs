@@ -41,6 +41,7 @@
 //! singular (`w0 = 0` and `lambda_i = 0`). A non-empty row whose system is
 //! singular (only possible with `lambda = 0`) is an [`Error::Numerical`].
 
+mod aligned;
 mod kernel;
 pub mod phases;
 mod row;
@@ -48,6 +49,7 @@ mod woodbury;
 
 use rayon::prelude::*;
 
+use aligned::AlignedVec;
 pub use kernel::Isa;
 use kernel::{padded, PAD};
 use row::{Factors, Partial, Scratch, Shared};
@@ -789,7 +791,7 @@ fn half_sweep_impl(
         // conjugate gradient runs on them
         let padded_rows = if kp == PAD && k < PAD {
             let src = match &whitened {
-                Some(wb) if cg => &wb.y,
+                Some(wb) if cg => &wb.y[..],
                 _ => fixed,
             };
             Some(pad_rows(src, n_fixed, k))
@@ -797,7 +799,7 @@ fn half_sweep_impl(
             None
         };
         let sh = Shared {
-            padded_fixed: padded_rows.as_ref().map(|p| p.as_slice()),
+            padded_fixed: padded_rows.as_deref(),
             whitened: whitened.as_ref(),
             ..sh
         };
@@ -849,32 +851,19 @@ fn half_sweep_impl(
     })?
 }
 
-/// Rows of 16 `f32` (one 64-byte cache line, aligned), zero padded.
-#[derive(Clone, Copy)]
-#[repr(C, align(64))]
-struct Line([f32; PAD]);
-
-/// `x` (`n x k`, `k < 16`) copied into aligned rows of 16 values.
-struct PaddedRows(Vec<Line>);
-
-impl PaddedRows {
-    fn as_slice(&self) -> &[f32] {
-        // SAFETY: `Line` is `repr(C)` around `[f32; 16]` with no padding
-        // beyond alignment 64 = its size, so the lines are contiguous f32s.
-        unsafe { std::slice::from_raw_parts(self.0.as_ptr() as *const f32, self.0.len() * PAD) }
-    }
-}
-
-fn pad_rows(x: &[f32], n: usize, k: usize) -> PaddedRows {
-    let mut out = vec![Line([0.0; PAD]); n];
-    out.par_chunks_mut(4096)
+/// `x` (`n x k`, `k < 16`) copied into rows of 16 values, one cache line
+/// each, zero padded.
+fn pad_rows(x: &[f32], n: usize, k: usize) -> AlignedVec {
+    let mut out = AlignedVec::zeroed(n * PAD);
+    out.lines_mut()
+        .par_chunks_mut(4096)
         .zip(x.par_chunks(4096 * k))
         .for_each(|(dst, src)| {
             for (d, s) in dst.iter_mut().zip(src.chunks_exact(k)) {
                 d.0[..k].copy_from_slice(s);
             }
         });
-    PaddedRows(out)
+    out
 }
 
 /// One scratch space per thread of the current pool, kept for the whole call

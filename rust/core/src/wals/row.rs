@@ -477,7 +477,7 @@ fn cg_whitened<'a>(sh: &Shared<'a>) -> Option<&'a Whitened> {
 fn cg_source<'a>(sh: &Shared<'a>) -> Gather<'a> {
     match (sh.padded_fixed, cg_whitened(sh)) {
         (None, Some(wb)) => Gather {
-            fixed: &wb.y,
+            fixed: &wb.y[..],
             k: sh.k,
             kp: sh.kp,
         },
@@ -889,7 +889,7 @@ fn solve_cholesky<K: Kernel>(
 #[inline(always)]
 fn row_source<'a>(sh: &Shared<'a>, idx: &[i32]) -> &'a [f32] {
     match sh.whitened {
-        Some(wb) if !idx.is_empty() && idx.len() <= wb.max_n => &wb.y,
+        Some(wb) if !idx.is_empty() && idx.len() <= wb.max_n => &wb.y[..],
         _ => sh.fixed,
     }
 }
@@ -920,7 +920,7 @@ fn solve_woodbury<K: Kernel>(
     let np = padded(n);
     debug_assert!(n >= 1 && np <= kp);
     let g = Gather {
-        fixed: &wb.y,
+        fixed: &wb.y[..],
         k,
         kp,
     };

@@ -34,6 +34,7 @@
 
 use rayon::prelude::*;
 
+use super::aligned::AlignedVec;
 use super::kernel::{padded, Isa};
 use super::phases::{self, Phase};
 use crate::dense::{cholesky_upper, MulAdd};
@@ -41,8 +42,9 @@ use crate::parallel::Cancel;
 
 /// `B = w0 G + lambda I` factored, and the fixed factor whitened by it.
 pub(crate) struct Whitened {
-    /// `y_j = L^-1 v_j` for every fixed row (`n_fixed x k`, `f32`).
-    pub y: Vec<f32>,
+    /// `y_j = L^-1 v_j` for every fixed row (`n_fixed x k`, `f32`, starting
+    /// on a cache line).
+    pub y: AlignedVec,
     /// `U^T` (`= L`), lower triangle, `kp x kp` row-major: row `b` holds
     /// column `b` of `U`, so `U x` is a sum of contiguous rows.
     pub u_t: Vec<f64>,
@@ -154,7 +156,7 @@ pub(crate) fn whiten(
     let u_t = transpose(&u);
     let u_inv_t = transpose(&u_inv);
     let t = phases::now();
-    let mut y = vec![0.0f32; n_fixed * k];
+    let mut y = AlignedVec::zeroed(n_fixed * k);
     phases::lap(Phase::Whiten, t);
     phases::flush();
     const ROWS: usize = 1024;
@@ -351,7 +353,7 @@ mod tests {
                         assert!((uy - v).abs() < 1e-5, "k={k} {isa:?} j={j}: {uy} vs {v}");
                     }
                 }
-                results.push(wb.y);
+                results.push(wb.y.to_vec());
             }
             assert!(
                 results.iter().all(|y| *y == results[0]),

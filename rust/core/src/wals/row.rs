@@ -76,10 +76,23 @@ fn line_addresses(fixed: &[f32], k: usize, idx: &[i32], out: &mut Vec<usize>) ->
         out.resize(idx.len() * per_row, 0);
     }
     let base = fixed.as_ptr() as usize;
+    let stride = k * 4;
+    if base.is_multiple_of(64) && stride.is_multiple_of(64) {
+        // every row is exactly its `stride / 64` lines (the factors are
+        // aligned so): a loop of fixed length per row
+        let lines = stride / 64;
+        for (&j, dst) in idx.iter().zip(out.chunks_exact_mut(lines)) {
+            let start = base + j as u32 as usize * stride;
+            for (l, d) in dst.iter_mut().enumerate() {
+                *d = start + 64 * l;
+            }
+        }
+        return idx.len() * lines;
+    }
     let mut n = 0;
     for &j in idx {
-        let start = base + j as u32 as usize * k * 4;
-        let end = start + k * 4;
+        let start = base + j as u32 as usize * stride;
+        let end = start + stride;
         let mut line = start & !63;
         while line < end {
             out[n] = line;

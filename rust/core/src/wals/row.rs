@@ -1262,10 +1262,23 @@ fn solved_value<K: Kernel>(
         *d = v as f64;
     }
     let (value, scale) = match (path, from) {
-        (Path::Direct, _) => {
+        (Path::Direct, true) => {
             let quad = direct_quad::<K>(sh, s);
             let bu = dot::<M<K>>(&s.rhs[..k], &s.r[..k]);
             (s.c - 2.0 * bu + quad, s.c + quad)
+        }
+        (Path::Direct, false) => {
+            // `u` is the solution `x` of `A x = b` (in `s.x`) rounded to
+            // `f32`: with `d = u - x`, `u^T A u = b.x + 2 b.d + d^T A d`, so
+            // `f(u) = c - b.x + d^T A d` (the solve is backward stable:
+            // `x^T (A x - b)` is rounding of `f64`), in `O(k)`. The term left
+            // out is at most `k 2^-48 sum_a x_a^2 A_aa` (`|d_a| <= 2^-24 |x_a|`,
+            // `|A_ab| <= sqrt(A_aa A_bb)`): `k 2^-24` of what the `f32` products
+            // that formed `A` may already have put into `x^T A x` (and, of
+            // `lambda`, exact here, `k 2^-48` of the loss).
+            let bx = dot::<M<K>>(&s.rhs[..k], &s.x[..k]);
+            let bu = dot::<M<K>>(&s.rhs[..k], &s.r[..k]);
+            (s.c - bx, s.c + 2.0 * bu - bx)
         }
         (Path::CgBlock, true) => s.value_from,
         (Path::CgBlock | Path::Woodbury, false) => s.value,

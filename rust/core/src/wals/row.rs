@@ -1238,9 +1238,10 @@ fn direct_quad<K: Kernel>(sh: &Shared<'_>, s: &Scratch) -> f64 {
 /// The terms of a row solved by `path`, at `u` (its starting factor when
 /// `from`, else its solution), from the normal equations the solve formed
 /// ([`LossDetail::Total`]): the quadratic `f(u) = c - 2 b.u + u^T A u`
-/// (`s.c` holds `c = sum_t W_t a_t^2`; solved directly, `s.rhs` holds `b`
-/// and `u^T A u` is [`direct_quad`]; the other solves leave `(f(u), c + u^T
-/// A u)` in `s.value_from` and `s.value`). `None` with [`LossDetail::Terms`],
+/// (`s.c` holds `c = sum_t W_t a_t^2`; solved directly, `s.rhs` holds `b`,
+/// `s.x` the solution in `f64` and `u^T A u` is [`direct_quad`] at the
+/// starting factor; the other solves leave `(f(u), c + u^T A u)` in
+/// `s.value_from` and `s.value`). `None` with [`LossDetail::Terms`],
 /// where the solve left no value, or when `f(u)` is below
 /// [`MIN_LOSS_FRACTION`] of `c + u^T A u`: the row's entries must then be
 /// summed ([`row_loss`]).

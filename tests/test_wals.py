@@ -22,6 +22,7 @@ from embspace.errors import (
 )
 from embspace.factorization import LossTerms, WalsBackend, WalsProblem, initial_factors
 from embspace.factorization import wals as wals_module
+from embspace.factorization.aligned import as_line_aligned, line_aligned_empty
 from embspace.factorization.wals_cpu import CpuBackend
 from embspace.factorization.wals_gpu import XpWalsBackend
 from sklearn.base import clone
@@ -547,6 +548,19 @@ def _at_line_offset(x: np.ndarray, offset: int) -> np.ndarray:
     out[...] = x
     assert out.ctypes.data % 64 == offset
     return out
+
+
+def test_line_aligned_arrays() -> None:
+    """The starting factors are drawn on cache lines; as_line_aligned passes
+    such an array through and copies any other onto a line, as float32."""
+    u, v = initial_factors(1000, 37, 24, 0.1, np.random.default_rng(0))
+    assert u.ctypes.data % 64 == 0 and v.ctypes.data % 64 == 0
+    assert as_line_aligned(u) is u
+    for x in (_at_line_offset(u, 16), u.astype(np.float64), np.asfortranarray(u)):
+        y = as_line_aligned(x)
+        assert y.ctypes.data % 64 == 0 and y.dtype == np.float32 and y.flags.c_contiguous
+        assert np.array_equal(y, u)
+    assert line_aligned_empty((0, 5)).shape == (0, 5)
 
 
 @pytest.mark.parametrize("solver", ["cholesky", "cg"])

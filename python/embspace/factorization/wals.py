@@ -55,6 +55,7 @@ from ._common import (
     check_threads,
     fitted_metadata,
 )
+from .aligned import line_aligned_empty
 from .backends import WALS_BACKENDS, LossTerms, WalsBackend, WalsProblem, register_backend
 from .weights import col_weights as make_col_weights
 from .weights import row_weights as make_row_weights
@@ -87,7 +88,7 @@ def initial_factors(
 
 
 def _normal_f32(rng: np.random.Generator, n: int, k: int, scale: float) -> np.ndarray:
-    out = np.empty((n, k), dtype=np.float32)
+    out = line_aligned_empty((n, k))
     step = max(1, (1 << 16) // max(k, 1))
     for start in range(0, n, step):
         stop = min(n, start + step)

@@ -11,6 +11,7 @@ import numpy as np
 
 from .. import _core
 from ..errors import InvalidParameterError
+from .aligned import as_line_aligned, line_aligned_empty
 from .backends import LossTerms, WalsBackend, WalsProblem, register_backend
 
 __all__ = ["CpuBackend"]
@@ -18,30 +19,6 @@ __all__ = ["CpuBackend"]
 #: A half-sweep's loss as the core returns it: the terms (observed,
 #: unobserved, regularization) or, with ``loss="total"``, only their sum.
 _CoreLoss = tuple[float, float, float] | float
-
-
-#: Bytes of a cache line, where every factor the core gathers from starts.
-_LINE = 64
-
-
-def _line_aligned(x: np.ndarray, *, copy: bool = True) -> np.ndarray:
-    """A C-contiguous float32 array shaped as ``x`` that starts on a cache
-    line, holding ``x`` (or uninitialised with ``copy=False``).
-
-    The core gathers whole rows of the fixed factor; a row of ``k`` values
-    (``4 k`` a multiple of 64 bytes) that starts on a line is ``k / 16``
-    lines, and each 16-lane load lies in one of them. numpy puts large arrays
-    16 bytes past a line (``malloc``'s header), where each row touches one
-    line more and every load is split: at k = 64 the gathers of a half-sweep
-    take about 8% longer."""
-    shape = np.shape(x)
-    nbytes = int(np.prod(shape, dtype=np.int64)) * 4
-    raw = np.empty(nbytes + _LINE, dtype=np.uint8)
-    start = -raw.ctypes.data % _LINE
-    out = raw[start : start + nbytes].view(np.float32).reshape(shape)
-    if copy:
-        np.copyto(out, x, casting="same_kind")
-    return out
 
 
 class CpuBackend(WalsBackend):
@@ -67,8 +44,9 @@ class CpuBackend(WalsBackend):
 
     def __init__(self, problem: WalsProblem) -> None:
         super().__init__(problem)
-        self.u = _line_aligned(problem.user_factors)
-        self.v = _line_aligned(problem.item_factors)
+        # on cache lines (see .aligned), as the starting factors are drawn
+        self.u = as_line_aligned(problem.user_factors)
+        self.v = as_line_aligned(problem.item_factors)
         # the users half-sweep solved by start(): (new user factors, its loss
         # as the core returned it: the terms, or only the total)
         self._pending: tuple[np.ndarray, _CoreLoss] | None = None
@@ -117,7 +95,8 @@ class CpuBackend(WalsBackend):
 
     def _start(self, loss: str) -> _CoreLoss:
         self._pending = None
-        target = _line_aligned(self.u)  # the starting point, whose loss is wanted
+        target = line_aligned_empty(self.u.shape)
+        target[...] = self.u  # the starting point, whose loss is wanted
         before, after = self._sweep("users", target, _core.wals_half_sweep_from, loss)
         self._pending = (target, after)
         return before
@@ -140,7 +119,9 @@ class CpuBackend(WalsBackend):
             return pending[1]
         solve = self.u if side == "users" else self.v
         # the conjugate-gradient solver starts from the current factor
-        target = _line_aligned(solve, copy=self.problem.solver == "cg")
+        target = line_aligned_empty(solve.shape)
+        if self.problem.solver == "cg":
+            target[...] = solve
         out = self._sweep(side, target, _core.wals_half_sweep, loss)
         if side == "users":
             self.u = target

@@ -1092,7 +1092,7 @@ pub mod bench {
             nb,
             k,
             kp,
-            prefetch: &[],
+            prefetch: kernel::Upcoming::NONE,
         };
         match isa {
             #[cfg(target_arch = "x86_64")]

@@ -227,7 +227,7 @@ fn gather_then_syrk<K: Kernel + ?Sized>(
         nb: e.idx.len(),
         k,
         kp: g.kp,
-        prefetch: &[],
+        prefetch: Upcoming::NONE,
     };
     K::syrk(&blk, a, base);
 }
@@ -304,10 +304,79 @@ pub(crate) struct Block<'a> {
     pub nb: usize,
     pub k: usize,
     pub kp: usize,
-    /// Addresses of cache lines to prefetch (into L2) while the block is
-    /// multiplied: the rows of the next gather, so that its random reads
-    /// overlap with this block's arithmetic.
-    pub prefetch: &'a [usize],
+    /// The rows of the next gather, whose cache lines are prefetched (into
+    /// L2) while the block is multiplied, so that its random reads overlap
+    /// with this block's arithmetic.
+    pub prefetch: Upcoming<'a>,
+}
+
+/// Rows of a fixed factor gathered next: `idx` of `fixed` (`k` values a
+/// row). The indices need not be checked (a prefetch of any address is
+/// harmless).
+#[derive(Clone, Copy)]
+pub(crate) struct Upcoming<'a> {
+    pub fixed: &'a [f32],
+    pub k: usize,
+    pub idx: &'a [i32],
+}
+
+impl Upcoming<'_> {
+    /// No rows.
+    pub const NONE: Upcoming<'static> = Upcoming {
+        fixed: &[],
+        k: 1,
+        idx: &[],
+    };
+
+    /// The cache lines of the rows, in order: for each row, the lines from
+    /// the one holding its first value to the one holding its last.
+    pub fn lines(&self) -> Lines {
+        Lines {
+            base: self.fixed.as_ptr() as usize,
+            stride: self.k * 4,
+            idx: self.idx.as_ptr(),
+            end: self.idx.as_ptr().wrapping_add(self.idx.len()),
+            line: 1,
+            last: 0,
+        }
+    }
+}
+
+/// A cursor over the cache lines of [`Upcoming`] rows, computed as they are
+/// taken (one per product step: no list is written first). `Copy`, so that
+/// a loop can take it into registers and hand it back after.
+#[derive(Clone, Copy)]
+pub(crate) struct Lines {
+    base: usize,
+    stride: usize,
+    idx: *const i32,
+    end: *const i32,
+    /// The next line of the current row, and its last (`line > last`: the
+    /// row is done).
+    line: usize,
+    last: usize,
+}
+
+impl Iterator for Lines {
+    type Item = usize;
+
+    #[inline(always)]
+    fn next(&mut self) -> Option<usize> {
+        if self.line > self.last {
+            if self.idx == self.end {
+                return None;
+            }
+            // SAFETY: `idx < end`, both in (or one past) the same slice.
+            let j = unsafe { *self.idx } as u32 as usize;
+            self.idx = self.idx.wrapping_add(1);
+            let start = self.base.wrapping_add(j.wrapping_mul(self.stride));
+            self.line = start & !63;
+            self.last = start.wrapping_add(self.stride - 1) & !63;
+        }
+        let line = self.line;
+        self.line += 64;
+        Some(line)
+    }
 }
 
 impl Block<'_> {
@@ -602,7 +671,7 @@ impl Kernel for Avx512Kernel {
 
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
-    use super::{padded, Block, Entries, Gather, Gathered, PAD};
+    use super::{padded, Block, Entries, Gather, Gathered, Lines, PAD};
     use std::arch::x86_64::*;
 
     /// How many rows ahead the gather prefetches: about
@@ -1075,14 +1144,13 @@ mod avx512 {
         let kp = blk.kp;
         let o = out.as_mut_ptr();
         let b = base.map_or(std::ptr::null(), |b| b.as_ptr());
-        let mut pf = blk.prefetch.as_ptr();
-        let pf_end = pf.add(blk.prefetch.len());
+        let mut pf = blk.prefetch.lines();
         if kp == PAD {
             // One tile of k rows by 16 columns covers the whole matrix.
             macro_rules! small {
                 ($($mr:literal)*) => {
                     match blk.k {
-                        $($mr => tile::<$mr, 1>(blk, 0, 0, o, b, &mut pf, pf_end),)*
+                        $($mr => tile::<$mr, 1>(blk, 0, 0, o, b, &mut pf),)*
                         _ => unreachable!("k <= 16 when kp == 16"),
                     }
                 };
@@ -1096,7 +1164,7 @@ mod avx512 {
             if a0 != b0 {
                 // the second 8 rows of a 16-column diagonal block: only the
                 // 8 columns from the diagonal on, in 256-bit vectors
-                half_tile(blk, a0, o, b, &mut pf, pf_end);
+                half_tile(blk, a0, o, b, &mut pf);
                 b0 += PAD;
             }
             let mut q = (kp - b0) / PAD;
@@ -1104,8 +1172,8 @@ mod avx512 {
                 // groups of 3, 2 or 1 vectors: 24, 16 or 8 accumulators
                 let nv = q.min(2);
                 match nv {
-                    1 => tile::<8, 1>(blk, a0, b0, o, b, &mut pf, pf_end),
-                    _ => tile::<8, 2>(blk, a0, b0, o, b, &mut pf, pf_end),
+                    1 => tile::<8, 1>(blk, a0, b0, o, b, &mut pf),
+                    _ => tile::<8, 2>(blk, a0, b0, o, b, &mut pf),
                 }
                 b0 += PAD * nv;
                 q -= nv;
@@ -1376,17 +1444,16 @@ mod avx512 {
         a0: usize,
         out: *mut f64,
         base: *const f64,
-        pf: &mut *const usize,
-        pf_end: *const usize,
+        pf: &mut Lines,
     ) {
         let kp = blk.kp;
         let mut acc = [_mm256_setzero_ps(); 8];
         let mut rp = blk.raw.as_ptr().add(a0);
         let mut wp = blk.wtd.as_ptr().add(a0);
+        let mut lines = *pf;
         for _ in 0..blk.nb {
-            if *pf < pf_end {
-                _mm_prefetch::<_MM_HINT_T1>(**pf as *const i8);
-                *pf = pf.add(1);
+            if let Some(line) = lines.next() {
+                _mm_prefetch::<_MM_HINT_T1>(line as *const i8);
             }
             let y = _mm256_loadu_ps(rp);
             for (r, a) in acc.iter_mut().enumerate() {
@@ -1395,6 +1462,7 @@ mod avx512 {
             rp = rp.add(kp);
             wp = wp.add(kp);
         }
+        *pf = lines;
         for (r, a) in acc.iter().enumerate() {
             let off = (a0 + r) * kp + a0;
             let src = if base.is_null() {
@@ -1419,17 +1487,16 @@ mod avx512 {
         b0: usize,
         out: *mut f64,
         base: *const f64,
-        pf: &mut *const usize,
-        pf_end: *const usize,
+        pf: &mut Lines,
     ) {
         let kp = blk.kp;
         let mut acc = [[_mm512_setzero_ps(); NV]; MR];
         let mut rp = blk.raw.as_ptr().add(b0);
         let mut wp = blk.wtd.as_ptr().add(a0);
+        let mut lines = *pf;
         for _ in 0..blk.nb {
-            if *pf < pf_end {
-                _mm_prefetch::<_MM_HINT_T1>(**pf as *const i8);
-                *pf = pf.add(1);
+            if let Some(line) = lines.next() {
+                _mm_prefetch::<_MM_HINT_T1>(line as *const i8);
             }
             let mut bv = [_mm512_setzero_ps(); NV];
             for (v, x) in bv.iter_mut().enumerate() {
@@ -1444,6 +1511,7 @@ mod avx512 {
             rp = rp.add(kp);
             wp = wp.add(kp);
         }
+        *pf = lines;
         for (r, row) in acc.iter().enumerate() {
             for (v, a) in row.iter().enumerate() {
                 flush16(out, base, (a0 + r) * kp + b0 + PAD * v, *a);
@@ -1545,18 +1613,17 @@ mod tests {
         }
         let base: Vec<f64> = (0..kp * kp).map(|i| i as f64 * 0.25).collect();
         let mut out = vec![f64::NAN; kp * kp];
-        let lines: Vec<usize> = fixed
-            .iter()
-            .step_by(16)
-            .map(|x| x as *const f32 as usize)
-            .collect();
         let blk = Block {
             raw: &raw,
             wtd: &raw,
             nb,
             k,
             kp,
-            prefetch: &lines,
+            prefetch: Upcoming {
+                fixed: &fixed,
+                k,
+                idx: &idx,
+            },
         };
         K::syrk(&blk, &mut out, Some(&base));
         // a second pass accumulates on top (`base = None`)
@@ -1760,6 +1827,38 @@ mod tests {
         if Isa::Avx512.available() {
             check_cholesky::<Avx512Kernel>();
         }
+    }
+
+    #[test]
+    fn the_prefetched_lines_are_those_each_upcoming_row_touches() {
+        // every line holding a value of each row, in row order, whatever the
+        // row length and wherever the factor starts
+        let data = vec![0.0f32; 64 * 70 + 32];
+        for k in [1, 10, 16, 17, 40, 64, 70] {
+            for skew in [0, 1, 4, 15] {
+                let at = (64 - data.as_ptr() as usize % 64) % 64 / 4 + skew;
+                let fixed = &data[at..at + 64 * k];
+                let idx = [3i32, 0, 63, 3, 17];
+                let got: Vec<usize> = Upcoming {
+                    fixed,
+                    k,
+                    idx: &idx,
+                }
+                .lines()
+                .collect();
+                // per row, from the line of its first value to that of its
+                // last (a row may begin in the line the previous one ended in)
+                let mut want = vec![];
+                for &j in &idx {
+                    let row = &fixed[j as usize * k..(j as usize + 1) * k];
+                    let first = row.as_ptr() as usize & !63;
+                    let last = &row[k - 1] as *const f32 as usize & !63;
+                    want.extend((first..=last).step_by(64));
+                }
+                assert_eq!(got, want, "k={k} skew={skew}");
+            }
+        }
+        assert_eq!(Upcoming::NONE.lines().next(), None);
     }
 
     #[test]

@@ -24,8 +24,6 @@ pub enum Phase {
     Setup,
     /// Gathering the fixed rows into a block (and the right-hand side).
     Gather,
-    /// Listing the cache lines of the next gather for the product to prefetch.
-    PrefetchLists,
     /// The normal matrix `B^T B` (at k <= 16 with the gather, in one pass).
     Product,
     /// The Cholesky factorisation of the normal matrix.
@@ -47,11 +45,10 @@ pub enum Phase {
 }
 
 /// Every phase, in the order of [`take`].
-pub const PHASES: [Phase; 13] = [
+pub const PHASES: [Phase; 12] = [
     Phase::Whiten,
     Phase::Setup,
     Phase::Gather,
-    Phase::PrefetchLists,
     Phase::Product,
     Phase::Factor,
     Phase::Solve,
@@ -70,7 +67,6 @@ impl Phase {
             Phase::Whiten => "whiten",
             Phase::Setup => "setup",
             Phase::Gather => "gather",
-            Phase::PrefetchLists => "prefetch-lists",
             Phase::Product => "product",
             Phase::Factor => "factor",
             Phase::Solve => "solve",
@@ -233,11 +229,7 @@ mod tests {
         let both = [Whiten, Setup, Gather, Loss];
         expect(
             &exact,
-            &[
-                &both[..],
-                &[PrefetchLists, Product, Factor, Solve, Woodbury],
-            ]
-            .concat(),
+            &[&both[..], &[Product, Factor, Solve, Woodbury]].concat(),
         );
         expect(
             &cg,

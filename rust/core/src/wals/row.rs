@@ -8,7 +8,8 @@
 use std::ops::Range;
 
 use super::kernel::{
-    padded, Block, Entries, Gather, Gathered, Isa, Kernel, PortableKernel, PAD, PREFETCH_VECTORS,
+    padded, Block, Entries, Gather, Gathered, Isa, Kernel, PortableKernel, Upcoming, PAD,
+    PREFETCH_VECTORS,
 };
 use super::phases::{self, Phase};
 use super::woodbury::Whitened;
@@ -63,44 +64,6 @@ fn block_end(start: usize, n: usize, block_rows: usize) -> usize {
 #[inline(always)]
 pub(crate) fn max_block(block_rows: usize) -> usize {
     block_rows + block_rows / 2
-}
-
-/// The cache lines (64-byte aligned addresses) of the rows `idx` of `fixed`,
-/// written to the front of `out`; returns how many.
-#[inline(always)]
-fn line_addresses(fixed: &[f32], k: usize, idx: &[i32], out: &mut Vec<usize>) -> usize {
-    // a row of k values touches at most k * 4 / 64 + 2 lines; the buffer only
-    // grows, and the first `n` entries are this call's
-    let per_row = k * 4 / 64 + 2;
-    if out.len() < idx.len() * per_row {
-        out.resize(idx.len() * per_row, 0);
-    }
-    let base = fixed.as_ptr() as usize;
-    let stride = k * 4;
-    if base.is_multiple_of(64) && stride.is_multiple_of(64) {
-        // every row is exactly its `stride / 64` lines (the factors are
-        // aligned so): a loop of fixed length per row
-        let lines = stride / 64;
-        for (&j, dst) in idx.iter().zip(out.chunks_exact_mut(lines)) {
-            let start = base + j as u32 as usize * stride;
-            for (l, d) in dst.iter_mut().enumerate() {
-                *d = start + 64 * l;
-            }
-        }
-        return idx.len() * lines;
-    }
-    let mut n = 0;
-    for &j in idx {
-        let start = base + j as u32 as usize * stride;
-        let end = start + stride;
-        let mut line = start & !63;
-        while line < end {
-            out[n] = line;
-            n += 1;
-            line += 64;
-        }
-    }
-    n
 }
 
 /// Row-independent data of one half-sweep (or of one loss evaluation).
@@ -187,7 +150,6 @@ pub(crate) struct Scratch {
     a: Vec<f64>,
     /// The gathered block transposed (`k x padded(n)`), for [`solve_woodbury`].
     t: Vec<f32>,
-    lines: Vec<usize>,
     min_pivot: Vec<f64>,
     /// Reciprocals of the Cholesky factor's diagonal.
     inv: Vec<f64>,
@@ -229,7 +191,6 @@ impl Scratch {
             q32: vec![0.0; kp],
             a: vec![0.0; kp * kp],
             t: Vec::new(),
-            lines: Vec::with_capacity(block_rows * (kp / 16 + 1)),
             min_pivot: vec![0.0; kp],
             inv: vec![0.0; kp],
             rhs: vec![0.0; kp],
@@ -847,15 +808,17 @@ fn solve_cholesky<K: Kernel>(
             } else {
                 (row_source(sh, next), &next[..next.len().min(sh.block_rows)])
             };
-            let n_lines = line_addresses(src, k, upcoming, &mut s.lines);
-            t = phases::lap(Phase::PrefetchLists, t);
             let blk = Block {
                 raw: &s.raw[at * kp..(at + nb) * kp],
                 wtd: &s.raw[at * kp..(at + nb) * kp],
                 nb,
                 k,
                 kp,
-                prefetch: &s.lines[..n_lines],
+                prefetch: Upcoming {
+                    fixed: src,
+                    k,
+                    idx: upcoming,
+                },
             };
             K::syrk(&blk, &mut s.a, base);
             t = phases::lap(Phase::Product, t);
@@ -946,16 +909,17 @@ fn solve_woodbury<K: Kernel>(
     }
     let t = &mut s.t[..k * np];
     K::transpose(&s.raw, n, kp, k, t);
-    let src = row_source(sh, next);
-    let upcoming = &next[..next.len().min(sh.block_rows)];
-    let n_lines = line_addresses(src, k, upcoming, &mut s.lines);
     let blk = Block {
         raw: t,
         wtd: t,
         nb: k,
         k: n,
         kp: np,
-        prefetch: &s.lines[..n_lines],
+        prefetch: Upcoming {
+            fixed: row_source(sh, next),
+            k,
+            idx: &next[..next.len().min(sh.block_rows)],
+        },
     };
     K::syrk(&blk, &mut s.a, Some(&wb.zeros));
     for c in 0..n {

@@ -330,12 +330,11 @@ impl Upcoming<'_> {
 
     /// The cache lines of the rows, in order: for each row, the lines from
     /// the one holding its first value to the one holding its last.
-    pub fn lines(&self) -> Lines {
+    pub fn lines(&self) -> Lines<'_> {
         Lines {
             base: self.fixed.as_ptr() as usize,
             stride: self.k * 4,
-            idx: self.idx.as_ptr(),
-            end: self.idx.as_ptr().wrapping_add(self.idx.len()),
+            idx: self.idx,
             line: 1,
             last: 0,
         }
@@ -346,30 +345,28 @@ impl Upcoming<'_> {
 /// taken (one per product step: no list is written first). `Copy`, so that
 /// a loop can take it into registers and hand it back after.
 #[derive(Clone, Copy)]
-pub(crate) struct Lines {
+pub(crate) struct Lines<'a> {
     base: usize,
     stride: usize,
-    idx: *const i32,
-    end: *const i32,
+    /// The rows not yet started.
+    idx: &'a [i32],
     /// The next line of the current row, and its last (`line > last`: the
     /// row is done).
     line: usize,
     last: usize,
 }
 
-impl Iterator for Lines {
+impl Iterator for Lines<'_> {
     type Item = usize;
 
     #[inline(always)]
     fn next(&mut self) -> Option<usize> {
         if self.line > self.last {
-            if self.idx == self.end {
-                return None;
-            }
-            // SAFETY: `idx < end`, both in (or one past) the same slice.
-            let j = unsafe { *self.idx } as u32 as usize;
-            self.idx = self.idx.wrapping_add(1);
-            let start = self.base.wrapping_add(j.wrapping_mul(self.stride));
+            let (&j, rest) = self.idx.split_first()?;
+            self.idx = rest;
+            let start = self
+                .base
+                .wrapping_add((j as u32 as usize).wrapping_mul(self.stride));
             self.line = start & !63;
             self.last = start.wrapping_add(self.stride - 1) & !63;
         }
@@ -1444,7 +1441,7 @@ mod avx512 {
         a0: usize,
         out: *mut f64,
         base: *const f64,
-        pf: &mut Lines,
+        pf: &mut Lines<'_>,
     ) {
         let kp = blk.kp;
         let mut acc = [_mm256_setzero_ps(); 8];
@@ -1487,7 +1484,7 @@ mod avx512 {
         b0: usize,
         out: *mut f64,
         base: *const f64,
-        pf: &mut Lines,
+        pf: &mut Lines<'_>,
     ) {
         let kp = blk.kp;
         let mut acc = [[_mm512_setzero_ps(); NV]; MR];

@@ -875,10 +875,12 @@ fn row_source<'a>(sh: &Shared<'a>, idx: &[i32]) -> &'a [f32] {
 /// whitened rows `sqrt(w_t) y_j` gathered whole into `s.raw` with `z = sum_t
 /// W_t a_t y_j` (block sums in `f32`, added in `f64`), `I + Y Y^T` (`n x n`,
 /// products in `f32` over the depth `k`) factored by Cholesky in `f64`, and
-/// `u = U^-1 (z - Y^T (I + Y Y^T)^-1 Y z)` in `f64`, left in `s.x[..k]`. The
-/// block stays in `s` for the loss pass. Returns `false` when `I + Y Y^T`
-/// fails to factor (only through rounding: its eigenvalues are at least 1),
-/// and the caller then solves the row directly.
+/// `u = U^-1 Y^T (I + Y Y^T)^-1 g` in `f64` (`g_t = W_t a_t / sqrt(w_t)`, so
+/// that `z = Y^T g`), left in `s.x[..k]`. The block stays in `s` for the loss
+/// pass. Returns `false` when an entry has no weight of its own (`w_t = 0`:
+/// its part of `z` is not in the span of `Y^T`) or `I + Y Y^T` fails to
+/// factor (only through rounding: its eigenvalues are at least 1), and the
+/// caller then solves the row directly.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn solve_woodbury<K: Kernel>(
@@ -902,6 +904,9 @@ fn solve_woodbury<K: Kernel>(
     };
     // the product below prefetches the next row (from its own source)
     gather_whole::<K>(sh, &g, i, idx, vals, &[], s);
+    if s.sw[..n].contains(&0.0) {
+        return false;
+    }
     // Y^T: k rows of np values (zero beyond n), the operand of a product
     // whose "entries" are the k coordinates
     if s.t.len() < k * np {
@@ -932,25 +937,32 @@ fn solve_woodbury<K: Kernel>(
     for c in 0..n {
         s.inv[c] = 1.0 / s.a[c * np + c];
     }
-    // h = Y z, in f64
-    for (c, x) in s.x[..n].iter_mut().enumerate() {
-        *x = dot_f32::<M<K>>(&s.raw[c * kp..c * kp + k], &s.rhs[..k]);
+    // With z = Y^T g, (I + Y^T Y)^-1 z = Y^T (I + Y Y^T)^-1 g: c = M^-1 g
+    // (M = I + Y Y^T) and q = Y^T c, with no difference of large terms (the
+    // form z - Y^T M^-1 Y z cancels by up to 1 + |Y|^2, and costs the n dot
+    // products Y z more).
+    let g = &mut s.r[..n];
+    for (((gt, &w), &a), &sw) in g.iter_mut().zip(&s.w[..n]).zip(vals).zip(&s.sw[..n]) {
+        // W_t a_t rounded as the gather's right-hand side takes it
+        *gt = (w * a) as f64 / sw as f64;
     }
+    s.x[..n].copy_from_slice(g);
     s.x[n..np.div_ceil(8) * 8].fill(0.0);
     K::solve(&s.a, &s.inv, n, np, &mut s.x);
-    // q = z - Y^T c, then u = U^-1 q
+    // q = Y^T c, then u = U^-1 q
     let q = &mut s.p[..k];
-    q.copy_from_slice(&s.rhs[..k]);
+    q.fill(0.0);
     for (c, &xc) in s.x[..n].iter().enumerate() {
         for (qa, &ya) in q.iter_mut().zip(&s.raw[c * kp..c * kp + k]) {
-            *qa = M::<K>::mul_add(-xc, ya as f64, *qa);
+            *qa = M::<K>::mul_add(xc, ya as f64, *qa);
         }
     }
     // The loss at u, with q = U u: u^T A u = |q|^2 + |Y q|^2 and b.u = z.q,
-    // where Y q = Y z - (M - I) c = c as M c = Y z.
+    // where Y q = (M - I) c = g - c.
     if sh.detail == LossDetail::Total {
-        let (q, c) = (&s.p[..k], &s.x[..n]);
-        let uau = dot::<M<K>>(q, q) + dot::<M<K>>(c, c);
+        let (q, c, g) = (&s.p[..k], &s.x[..n], &s.r[..n]);
+        let yq: f64 = c.iter().zip(g).map(|(&c, &g)| (g - c) * (g - c)).sum();
+        let uau = dot::<M<K>>(q, q) + yq;
         s.value = (s.c - 2.0 * dot::<M<K>>(&s.rhs[..k], q) + uau, s.c + uau);
     }
     K::lower_t_mul(&wb.u_inv_t, k, kp, &s.p, &mut s.x);

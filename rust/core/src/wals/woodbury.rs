@@ -12,25 +12,29 @@
 //!
 //! ```text
 //! (B + X^T X)^-1 b = L^-T (I + Y^T Y)^-1 z,   z = L^-1 b = sum_t W_t a_t y_t,
-//! (I + Y^T Y)^-1 z = z - Y^T (I + Y Y^T)^-1 Y z,
+//! (I + Y^T Y)^-1 z = Y^T (I + Y Y^T)^-1 g,    g_t = W_t a_t / sqrt(w_t),
 //! ```
 //!
-//! with `Y` the `n x k` rows `sqrt(w_t) y_t`. The row then costs an `n x n`
-//! product over depth `k` and an `n x n` Cholesky instead of a `k x k`
-//! product over depth `n` and a `k x k` Cholesky: about `n^2 k / 2 + n^3 / 6`
-//! multiply-adds against `n k^2 / 2 + k^3 / 6`, less for every `n < k`.
+//! with `Y` the `n x k` rows `sqrt(w_t) y_t`, so that `z = Y^T g` (the
+//! push-through identity `(I + Y^T Y)^-1 Y^T = Y^T (I + Y Y^T)^-1`; a row with
+//! an entry of `w_t = 0` has a part of `z` outside the span of `Y^T` and is
+//! solved directly). The row then costs an `n x n` product over depth `k` and
+//! an `n x n` Cholesky instead of a `k x k` product over depth `n` and a `k x
+//! k` Cholesky: about `n^2 k / 2 + n^3 / 6` multiply-adds against `n k^2 / 2 +
+//! k^3 / 6`, less for every `n < k`.
 //!
 //! Rounding: `I + Y Y^T` has every eigenvalue at least 1, so its
-//! factorisation cannot fail in exact arithmetic. Its condition number, `1 +
-//! |Y|^2`, bounds how much `z - Y^T c` cancels, which is the condition of the
-//! row's system relative to `B`'s, the same the direct path's `f32` products
-//! pay for. Storing `y_j` in `f32` rounds the fixed rows once more, at their
-//! own precision. Against the `f64` reference the tests measure both ways:
-//! on rows far shorter than `k`, whose `k x k` matrix summed in `f32` is
+//! factorisation cannot fail in exact arithmetic. `Y^T (I + Y Y^T)^-1 g`
+//! takes no difference of large terms (the equal form `z - Y^T (I + Y
+//! Y^T)^-1 Y z` cancels by up to `1 + |Y|^2`, and cost `n` dot products more).
+//! Storing `y_j` in `f32` rounds the fixed rows once more, at their own
+//! precision. Against the `f64` reference the tests measure both ways: on
+//! rows far shorter than `k`, whose `k x k` matrix summed in `f32` is
 //! ill-conditioned, this path is the more accurate (3e-6 against 1.5e-4 in
-//! `tests/test_wals.py`); on rows of up to `max_entries(k)` with weights it
-//! is up to 2.7x less accurate than the direct path (1.6e-5 against 6e-6),
-//! and equal on well-conditioned rows.
+//! `tests/test_wals.py`); on rows of up to `max_entries(k)` from k = 33 on,
+//! with and without weights, its error is at most the direct path's (1.35e-5
+//! against 1.94e-5 at k = 128 with weights; the cancelling form had up to 2.7x
+//! the direct path's error there).
 
 use rayon::prelude::*;
 
@@ -60,9 +64,7 @@ pub(crate) struct Whitened {
 /// two costs above, with the direct path's `k x k` Cholesky in `f64` (half
 /// the rate of the `f32` products) and the per-row overhead of this path (a
 /// transpose of the block, three triangular products in `f64`), cross near
-/// `n = k`; and rows close to `k` entries gain little while this path's
-/// rounding grows with `|Y|^2` (measured against the direct path in the
-/// tests: at most 2.7x its error up to this length, 4.3x at `n = k - 1`).
+/// `n = k`, and rows close to `k` entries gain little.
 pub(crate) fn max_entries(k: usize) -> usize {
     k - (k / 8).max(1)
 }

@@ -168,6 +168,43 @@ pub(crate) trait Kernel {
         }
     }
 
+    /// `Y Y^T` of the `n` gathered rows of `raw` (`kp` values each, zero
+    /// from `k` on) into `out` (`np x np` row-major, `np = padded(n)`), with
+    /// products in `f32`: in each row `c < n`, the columns from `c` rounded
+    /// down to a multiple of 8 to `n`, and zeros from `n` to `np` (what
+    /// [`Kernel::cholesky`] reads of an `n x n` matrix with leading dimension
+    /// `np`); other entries may be written or left. `t` is scratch. The
+    /// lines of `upcoming` are prefetched meanwhile. This one transposes
+    /// `raw` ([`Kernel::transpose`]) and multiplies ([`Kernel::syrk`] over the
+    /// depth `k`).
+    #[inline(always)]
+    fn rows_gram(
+        raw: &[f32],
+        n: usize,
+        k: usize,
+        kp: usize,
+        t: &mut Vec<f32>,
+        upcoming: Upcoming<'_>,
+        out: &mut [f64],
+    ) {
+        let np = padded(n);
+        if t.len() < k * np {
+            t.resize(kp * kp.max(np), 0.0);
+        }
+        let t = &mut t[..k * np];
+        Self::transpose(raw, n, kp, k, t);
+        let blk = Block {
+            raw: t,
+            wtd: t,
+            nb: k,
+            k: n,
+            kp: np,
+            prefetch: upcoming,
+        };
+        out[..np * np].fill(0.0);
+        Self::syrk(&blk, out, None);
+    }
+
     /// `out[..k] = T^T x` for a lower-triangular `T` (`kp x kp` by rows, zero
     /// above the diagonal and beyond `k`): [`super::woodbury::lower_t_mul`].
     #[inline(always)]
@@ -598,6 +635,22 @@ impl Kernel for Avx512Kernel {
         assert!(t.len() >= k * padded(n));
         // SAFETY: as for `gather`; sizes checked above.
         unsafe { avx512::transpose(raw, n, kp, k, t) }
+    }
+
+    #[inline(always)]
+    fn rows_gram(
+        raw: &[f32],
+        n: usize,
+        _k: usize,
+        kp: usize,
+        _t: &mut Vec<f32>,
+        upcoming: Upcoming<'_>,
+        out: &mut [f64],
+    ) {
+        let np = padded(n);
+        assert!(kp.is_multiple_of(PAD) && raw.len() >= n * kp && out.len() >= n * np);
+        // SAFETY: as for `gather`; sizes checked above.
+        unsafe { avx512::rows_gram(raw, n, kp, out, &mut upcoming.lines()) }
     }
 
     #[inline(always)]
@@ -1042,6 +1095,90 @@ mod avx512 {
             out[a0..a0 + w].copy_from_slice(&buf[..w]);
             a0 += 16;
         }
+    }
+
+    /// [`super::Kernel::rows_gram`] without a transpose: tiles of 4 rows by 4
+    /// rows of `raw`, each of the 16 products summed over the depth in 16
+    /// lanes (a vector multiply-add per step), then across them
+    /// ([`hsum16`]), converted to `f64` and stored 4 columns a row. A tile and
+    /// its mirror image take the same products in the same order, so the
+    /// entries below the diagonal that it writes equal those above, bit for
+    /// bit. One line of `pf` is prefetched per step.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn rows_gram(
+        raw: &[f32],
+        n: usize,
+        kp: usize,
+        out: &mut [f64],
+        pf: &mut Lines<'_>,
+    ) {
+        if n == 0 {
+            return;
+        }
+        let np = padded(n);
+        let (r, o) = (raw.as_ptr(), out.as_mut_ptr());
+        // rows past the last are read as the last (their sums are not stored)
+        let row = |c: usize| r.add(c.min(n - 1) * kp);
+        let mut lines = *pf;
+        let mut c0 = 0;
+        while c0 < n {
+            let cr = [row(c0), row(c0 + 1), row(c0 + 2), row(c0 + 3)];
+            let mut d0 = c0 & !7;
+            while d0 < n {
+                let dr = [row(d0), row(d0 + 1), row(d0 + 2), row(d0 + 3)];
+                let mut acc = [_mm512_setzero_ps(); 16];
+                let mut a = 0;
+                while a < kp {
+                    if let Some(line) = lines.next() {
+                        _mm_prefetch::<_MM_HINT_T1>(line as *const i8);
+                    }
+                    let y = [
+                        _mm512_loadu_ps(dr[0].add(a)),
+                        _mm512_loadu_ps(dr[1].add(a)),
+                        _mm512_loadu_ps(dr[2].add(a)),
+                        _mm512_loadu_ps(dr[3].add(a)),
+                    ];
+                    for (i, &ci) in cr.iter().enumerate() {
+                        let x = _mm512_loadu_ps(ci.add(a));
+                        for (j, &yj) in y.iter().enumerate() {
+                            acc[4 * i + j] = _mm512_fmadd_ps(x, yj, acc[4 * i + j]);
+                        }
+                    }
+                    a += PAD;
+                }
+                // lane 4 i + j: row c0 + i, column d0 + j
+                let sums = hsum16(&acc);
+                let halves = [
+                    _mm512_cvtps_pd(_mm512_castps512_ps256(sums)),
+                    _mm512_cvtps_pd(_mm512_castps512_ps256(_mm512_shuffle_f32x4::<0xEE>(
+                        sums, sums,
+                    ))),
+                ];
+                let cols: u8 = if d0 + 4 <= n {
+                    0x0F
+                } else {
+                    (1u8 << (n - d0)) - 1
+                };
+                for i in 0..4.min(n - c0) {
+                    let at = o.add((c0 + i) * np + d0);
+                    let h = halves[i / 2];
+                    if i % 2 == 0 {
+                        _mm512_mask_storeu_pd(at, cols, h);
+                    } else {
+                        // the upper four lanes, stored from `at`
+                        _mm512_mask_storeu_pd(at.wrapping_sub(4), cols << 4, h);
+                    }
+                }
+                d0 += 4;
+            }
+            for c in c0..(c0 + 4).min(n) {
+                for d in n.max(c & !7)..np {
+                    *o.add(c * np + d) = 0.0;
+                }
+            }
+            c0 += 4;
+        }
+        *pf = lines;
     }
 
     /// [`super::Kernel::transpose`] in tiles of 16 x 16 transposed in
@@ -1750,6 +1887,62 @@ mod tests {
         #[cfg(target_arch = "x86_64")]
         if Isa::Avx512.available() {
             check_transpose::<Avx512Kernel>();
+        }
+    }
+
+    fn check_rows_gram<K: Kernel>() {
+        let mut rng = ChaCha8Rng::seed_from_u64(8);
+        for k in [1, 16, 17, 64, 100] {
+            let kp = padded(k);
+            for n in (1..=40).chain([63, 64, 65, 70]) {
+                let np = padded(n);
+                // gathered rows, zero from k to kp
+                let mut raw = vec![0.0f32; n * kp];
+                for c in 0..n {
+                    for a in 0..k {
+                        raw[c * kp + a] = rng.random_range(-1.0..1.0);
+                    }
+                }
+                let (mut out, mut t) = (vec![f64::NAN; np * np], Vec::new());
+                let next = [2i32, 0];
+                let upcoming = Upcoming {
+                    fixed: &raw,
+                    k: kp,
+                    idx: &next,
+                };
+                K::rows_gram(&raw, n, k, kp, &mut t, upcoming, &mut out);
+                for c in 0..n {
+                    for d in (c & !7)..np {
+                        let got = out[c * np + d];
+                        if d >= n {
+                            assert_eq!(got, 0.0, "k={k} n={n} ({c},{d})");
+                            continue;
+                        }
+                        let (want, size) = (0..k).fold((0.0, 0.0), |(w, m), a| {
+                            let p = raw[c * kp + a] as f64 * raw[d * kp + a] as f64;
+                            (w + p, m + p.abs())
+                        });
+                        assert!(
+                            (got - want).abs() <= 1e-6 * size,
+                            "k={k} n={n} ({c},{d}): {got} vs {want}"
+                        );
+                        // what the Cholesky kernels read below the diagonal
+                        // (within its block of 8) is the entry above it
+                        if d < c {
+                            assert_eq!(got, out[d * np + c], "k={k} n={n} ({c},{d})");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn rows_grams_match_the_definition() {
+        check_rows_gram::<PortableKernel>();
+        #[cfg(target_arch = "x86_64")]
+        if Isa::Avx512.available() {
+            check_rows_gram::<Avx512Kernel>();
         }
     }
 

@@ -907,26 +907,12 @@ fn solve_woodbury<K: Kernel>(
     if s.sw[..n].contains(&0.0) {
         return false;
     }
-    // Y^T: k rows of np values (zero beyond n), the operand of a product
-    // whose "entries" are the k coordinates
-    if s.t.len() < k * np {
-        s.t.resize(kp * kp, 0.0);
-    }
-    let t = &mut s.t[..k * np];
-    K::transpose(&s.raw, n, kp, k, t);
-    let blk = Block {
-        raw: t,
-        wtd: t,
-        nb: k,
-        k: n,
-        kp: np,
-        prefetch: Upcoming {
-            fixed: row_source(sh, next),
-            k,
-            idx: &next[..next.len().min(sh.block_rows)],
-        },
+    let upcoming = Upcoming {
+        fixed: row_source(sh, next),
+        k,
+        idx: &next[..next.len().min(sh.block_rows)],
     };
-    K::syrk(&blk, &mut s.a, Some(&wb.zeros));
+    K::rows_gram(&s.raw, n, k, kp, &mut s.t, upcoming, &mut s.a);
     for c in 0..n {
         s.a[c * np + c] += 1.0;
         s.min_pivot[c] = 0.0;

@@ -54,8 +54,6 @@ pub(crate) struct Whitened {
     pub u_t: Vec<f64>,
     /// `U^-T`, lower triangle, `kp x kp` row-major.
     pub u_inv_t: Vec<f64>,
-    /// Zeros, `kp x kp`: the start of every row's `Y Y^T`.
-    pub zeros: Vec<f64>,
     /// Rows with at most this many entries are solved this way.
     pub max_n: usize,
 }
@@ -177,7 +175,6 @@ pub(crate) fn whiten(
         y,
         u_t,
         u_inv_t,
-        zeros: vec![0.0; kp * kp],
         max_n,
     })
 }

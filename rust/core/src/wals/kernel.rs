@@ -212,6 +212,21 @@ pub(crate) trait Kernel {
         super::woodbury::lower_t_mul::<Self::Arith>(t, k, kp, x, out)
     }
 
+    /// [`Kernel::lower_t_mul`] of every row of `x` (`k` values each, in
+    /// `f32`, widened exactly) into the rows of `out` (`kp` apart; what
+    /// follows `k` in a row may be written), `T` read once for several rows
+    /// where a kernel can. This one takes the rows one by one.
+    #[inline(always)]
+    fn lower_t_mul_rows(t: &[f64], k: usize, kp: usize, x: &[f32], out: &mut [f64]) {
+        let mut row = vec![0.0f64; k];
+        for (xr, o) in x.chunks_exact(k).zip(out.chunks_exact_mut(kp)) {
+            for (d, &v) in row.iter_mut().zip(xr) {
+                *d = v as f64;
+            }
+            Self::lower_t_mul(t, k, kp, &row, o);
+        }
+    }
+
     /// [`Kernel::gather`] of a block into `out`, then [`Kernel::syrk`] of
     /// that block (`k` columns, nothing to prefetch) into `a`. A kernel may
     /// do both in one pass: the same block and right-hand side, and the same
@@ -627,6 +642,15 @@ impl Kernel for Avx512Kernel {
         // SAFETY: as for `gather`; sizes checked above (row b < k reads
         // columns a0..a0 + 16 <= kp).
         unsafe { avx512::lower_t_mul(t, k, kp, x, out) }
+    }
+
+    #[inline(always)]
+    fn lower_t_mul_rows(t: &[f64], k: usize, kp: usize, x: &[f32], out: &mut [f64]) {
+        assert!(kp.is_multiple_of(PAD) && k <= kp && t.len() >= k * kp && k > 0);
+        assert!(x.len().is_multiple_of(k) && out.len() >= x.len() / k * kp);
+        // SAFETY: as for `gather`; sizes checked above (row b < k reads
+        // columns a0..a0 + 16 <= kp; row r of `out` is written up to kp).
+        unsafe { avx512::lower_t_mul_rows(t, k, kp, x, out) }
     }
 
     #[inline(always)]
@@ -1094,6 +1118,58 @@ mod avx512 {
             let w = (k - a0).min(16);
             out[a0..a0 + w].copy_from_slice(&buf[..w]);
             a0 += 16;
+        }
+    }
+
+    /// [`super::Kernel::lower_t_mul_rows`] in register tiles of 8 rows by 16
+    /// columns (`T` read once for 8 rows), each sum over `b` in one chain in
+    /// the order of `b`; a missing row of the last tile is zeros.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn lower_t_mul_rows(
+        t: &[f64],
+        k: usize,
+        kp: usize,
+        x: &[f32],
+        out: &mut [f64],
+    ) {
+        const R: usize = 8;
+        let n = x.len() / k;
+        let (tp, op) = (t.as_ptr(), out.as_mut_ptr());
+        // the tile's rows by column, in f64: v[b R + r]
+        let mut v = vec![0.0f64; k * R];
+        let mut r0 = 0;
+        while r0 < n {
+            let nr = (n - r0).min(R);
+            for (b, vb) in v.chunks_exact_mut(R).enumerate() {
+                for (r, d) in vb.iter_mut().enumerate() {
+                    *d = if r < nr {
+                        *x.get_unchecked((r0 + r) * k + b) as f64
+                    } else {
+                        0.0
+                    };
+                }
+            }
+            let mut a0 = 0;
+            while a0 < k {
+                let mut acc = [[_mm512_setzero_pd(); 2]; R];
+                // T is lower triangular: rows b < a0 add nothing here
+                for b in a0..k {
+                    let m0 = _mm512_loadu_pd(tp.add(b * kp + a0));
+                    let m1 = _mm512_loadu_pd(tp.add(b * kp + a0 + 8));
+                    for (r, acc_r) in acc.iter_mut().enumerate() {
+                        let xb = _mm512_set1_pd(*v.get_unchecked(b * R + r));
+                        acc_r[0] = _mm512_fmadd_pd(xb, m0, acc_r[0]);
+                        acc_r[1] = _mm512_fmadd_pd(xb, m1, acc_r[1]);
+                    }
+                }
+                for (r, acc_r) in acc[..nr].iter().enumerate() {
+                    let o = op.add((r0 + r) * kp + a0);
+                    _mm512_storeu_pd(o, acc_r[0]);
+                    _mm512_storeu_pd(o.add(8), acc_r[1]);
+                }
+                a0 += PAD;
+            }
+            r0 += nr;
         }
     }
 
@@ -1887,6 +1963,46 @@ mod tests {
         #[cfg(target_arch = "x86_64")]
         if Isa::Avx512.available() {
             check_transpose::<Avx512Kernel>();
+        }
+    }
+
+    fn check_lower_t_mul_rows<K: Kernel>() {
+        let mut rng = ChaCha8Rng::seed_from_u64(9);
+        for k in [1, 10, 16, 17, 64, 100] {
+            let kp = padded(k);
+            let mut t = vec![0.0f64; kp * kp];
+            for b in 0..k {
+                for a in 0..=b {
+                    t[b * kp + a] = rng.random_range(-1.0..1.0);
+                }
+            }
+            for n in [1, 7, 8, 9, 20] {
+                let x: Vec<f32> = (0..n * k).map(|_| rng.random_range(-1.0..1.0)).collect();
+                let mut out = vec![f64::NAN; n * kp];
+                K::lower_t_mul_rows(&t, k, kp, &x, &mut out);
+                for r in 0..n {
+                    for a in 0..k {
+                        let terms = (a..k).map(|b| t[b * kp + a] * x[r * k + b] as f64);
+                        let want: f64 = terms.clone().sum();
+                        let size: f64 = terms.map(f64::abs).sum();
+                        let got = out[r * kp + a];
+                        assert!((got - want).abs() <= 1e-14 * size, "k={k} n={n} ({r},{a})");
+                    }
+                    // a row's values do not depend on the rows beside it
+                    let mut one = vec![f64::NAN; kp];
+                    K::lower_t_mul_rows(&t, k, kp, &x[r * k..r * k + k], &mut one);
+                    assert_eq!(one[..k], out[r * kp..r * kp + k], "k={k} n={n} row {r}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn lower_t_muls_of_rows_match_the_definition() {
+        check_lower_t_mul_rows::<PortableKernel>();
+        #[cfg(target_arch = "x86_64")]
+        if Isa::Avx512.available() {
+            check_lower_t_mul_rows::<Avx512Kernel>();
         }
     }
 

@@ -212,16 +212,24 @@ pub(crate) trait Kernel {
         super::woodbury::lower_t_mul::<Self::Arith>(t, k, kp, x, out)
     }
 
-    /// [`Kernel::lower_t_mul`] of every row of `x` (`k` values each, in
-    /// `f32`, widened exactly) into the rows of `out` (`kp` apart; what
-    /// follows `k` in a row may be written), `T` read once for several rows
-    /// where a kernel can. This one takes the rows one by one.
+    /// [`Kernel::lower_t_mul`] of every row of `x` (rows `ldx >= k` apart,
+    /// `x.len()` a multiple of `ldx`; `f32` values are widened exactly) into
+    /// the rows of `out` (`kp` apart; what follows `k` in a row may be
+    /// written), `T` read once for several rows where a kernel can. This one
+    /// takes the rows one by one.
     #[inline(always)]
-    fn lower_t_mul_rows(t: &[f64], k: usize, kp: usize, x: &[f32], out: &mut [f64]) {
+    fn lower_t_mul_rows<X: Copy + Into<f64>>(
+        t: &[f64],
+        k: usize,
+        kp: usize,
+        x: &[X],
+        ldx: usize,
+        out: &mut [f64],
+    ) {
         let mut row = vec![0.0f64; k];
-        for (xr, o) in x.chunks_exact(k).zip(out.chunks_exact_mut(kp)) {
+        for (xr, o) in x.chunks_exact(ldx).zip(out.chunks_exact_mut(kp)) {
             for (d, &v) in row.iter_mut().zip(xr) {
-                *d = v as f64;
+                *d = v.into();
             }
             Self::lower_t_mul(t, k, kp, &row, o);
         }
@@ -645,12 +653,19 @@ impl Kernel for Avx512Kernel {
     }
 
     #[inline(always)]
-    fn lower_t_mul_rows(t: &[f64], k: usize, kp: usize, x: &[f32], out: &mut [f64]) {
+    fn lower_t_mul_rows<X: Copy + Into<f64>>(
+        t: &[f64],
+        k: usize,
+        kp: usize,
+        x: &[X],
+        ldx: usize,
+        out: &mut [f64],
+    ) {
         assert!(kp.is_multiple_of(PAD) && k <= kp && t.len() >= k * kp && k > 0);
-        assert!(x.len().is_multiple_of(k) && out.len() >= x.len() / k * kp);
+        assert!(ldx >= k && x.len().is_multiple_of(ldx) && out.len() >= x.len() / ldx * kp);
         // SAFETY: as for `gather`; sizes checked above (row b < k reads
         // columns a0..a0 + 16 <= kp; row r of `out` is written up to kp).
-        unsafe { avx512::lower_t_mul_rows(t, k, kp, x, out) }
+        unsafe { avx512::lower_t_mul_rows(t, k, kp, x, ldx, out) }
     }
 
     #[inline(always)]
@@ -1125,15 +1140,16 @@ mod avx512 {
     /// columns (`T` read once for 8 rows), each sum over `b` in one chain in
     /// the order of `b`; a missing row of the last tile is zeros.
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn lower_t_mul_rows(
+    pub(super) unsafe fn lower_t_mul_rows<X: Copy + Into<f64>>(
         t: &[f64],
         k: usize,
         kp: usize,
-        x: &[f32],
+        x: &[X],
+        ldx: usize,
         out: &mut [f64],
     ) {
         const R: usize = 8;
-        let n = x.len() / k;
+        let n = x.len() / ldx;
         let (tp, op) = (t.as_ptr(), out.as_mut_ptr());
         // the tile's rows by column, in f64: v[b R + r]
         let mut v = vec![0.0f64; k * R];
@@ -1143,7 +1159,7 @@ mod avx512 {
             for (b, vb) in v.chunks_exact_mut(R).enumerate() {
                 for (r, d) in vb.iter_mut().enumerate() {
                     *d = if r < nr {
-                        *x.get_unchecked((r0 + r) * k + b) as f64
+                        (*x.get_unchecked((r0 + r) * ldx + b)).into()
                     } else {
                         0.0
                     };
@@ -1979,7 +1995,7 @@ mod tests {
             for n in [1, 7, 8, 9, 20] {
                 let x: Vec<f32> = (0..n * k).map(|_| rng.random_range(-1.0..1.0)).collect();
                 let mut out = vec![f64::NAN; n * kp];
-                K::lower_t_mul_rows(&t, k, kp, &x, &mut out);
+                K::lower_t_mul_rows(&t, k, kp, &x, k, &mut out);
                 for r in 0..n {
                     for a in 0..k {
                         let terms = (a..k).map(|b| t[b * kp + a] * x[r * k + b] as f64);
@@ -1990,8 +2006,24 @@ mod tests {
                     }
                     // a row's values do not depend on the rows beside it
                     let mut one = vec![f64::NAN; kp];
-                    K::lower_t_mul_rows(&t, k, kp, &x[r * k..r * k + k], &mut one);
+                    K::lower_t_mul_rows(&t, k, kp, &x[r * k..r * k + k], k, &mut one);
                     assert_eq!(one[..k], out[r * kp..r * kp + k], "k={k} n={n} row {r}");
+                }
+                // the same rows in f64, kp apart (what follows k is not read)
+                let mut x64 = vec![f64::NAN; n * kp];
+                for r in 0..n {
+                    for b in 0..k {
+                        x64[r * kp + b] = x[r * k + b] as f64;
+                    }
+                }
+                let mut out64 = vec![f64::NAN; n * kp];
+                K::lower_t_mul_rows(&t, k, kp, &x64, kp, &mut out64);
+                for r in 0..n {
+                    assert_eq!(
+                        out64[r * kp..r * kp + k],
+                        out[r * kp..r * kp + k],
+                        "k={k} n={n}"
+                    );
                 }
             }
         }

@@ -160,6 +160,12 @@ pub(crate) struct Scratch {
     /// a chunk (rows `kp` apart), for the conjugate gradient on whitened
     /// rows.
     z0: Vec<f64>,
+    /// Solutions in whitened coordinates waiting for `u = U^-1 q` (rows `kp`
+    /// apart), and those `u` in `f64` ([`flush`]).
+    zd: Vec<f64>,
+    xd: Vec<f64>,
+    /// The losses of a chunk's rows not yet added, in row order.
+    pending: Vec<Pending>,
     min_pivot: Vec<f64>,
     /// Reciprocals of the Cholesky factor's diagonal.
     inv: Vec<f64>,
@@ -202,6 +208,9 @@ impl Scratch {
             a: vec![0.0; kp * kp],
             t: Vec::new(),
             z0: Vec::new(),
+            zd: Vec::new(),
+            xd: Vec::new(),
+            pending: Vec::new(),
             min_pivot: vec![0.0; kp],
             inv: vec![0.0; kp],
             rhs: vec![0.0; kp],
@@ -344,6 +353,19 @@ pub(crate) fn chunk<K: Kernel>(
         Solver::Cholesky => None,
     };
     let n_rows = rows.len();
+    // Each row's loss goes into `s.pending` in row order, added to `part`
+    // when the rows solved in whitened coordinates are taken back ([`flush`]).
+    s.pending.clear();
+    let mut deferred = 0;
+    // a row's error, reported after the rows before it are taken back (one of
+    // which may fail first)
+    macro_rules! bail {
+        ($e:expr) => {{
+            let e = $e;
+            flush::<K>(sh, s, out, &mut part, deferred)?;
+            return Err(e);
+        }};
+    }
     for (local, i) in rows.enumerate() {
         if sh.cancel.is_cancelled() {
             return Ok((part, before));
@@ -355,11 +377,13 @@ pub(crate) fn chunk<K: Kernel>(
                 s.z0.resize(START_BATCH * sh.kp, 0.0);
             }
             let starts = &out[local * k..(local + nb) * k];
-            K::lower_t_mul_rows(&wb.u_t, k, sh.kp, starts, &mut s.z0[..nb * sh.kp]);
+            K::lower_t_mul_rows(&wb.u_t, k, sh.kp, starts, k, &mut s.z0[..nb * sh.kp]);
         }
         let (idx, vals) = sh.ratings.row(i);
+        if let Err(e) = check_row(sh, i, idx, vals) {
+            bail!(e);
+        }
         let u = &mut out[local * k..local * k + k];
-        check_row(sh, i, idx, vals)?;
         let lam = row_lambda(sh, idx.len());
         if idx.is_empty() {
             if from {
@@ -377,28 +401,28 @@ pub(crate) fn chunk<K: Kernel>(
             &[]
         };
         let t = phases::lap(Phase::Setup, t);
-        let path = match sh.solver {
+        let solved = match sh.solver {
             Solver::Cholesky => match sh.whitened {
                 Some(wb)
                     if idx.len() <= wb.max_n
                         && solve_woodbury::<K>(sh, wb, i, idx, vals, next, s) =>
                 {
-                    Path::Woodbury
+                    Ok(Path::Woodbury)
                 }
-                _ => {
-                    solve_cholesky::<K>(sh, i, idx, vals, lam, next, s)?;
-                    Path::Direct
-                }
+                _ => solve_cholesky::<K>(sh, i, idx, vals, lam, next, s).map(|_| Path::Direct),
             },
             Solver::ConjugateGradient { steps } if whole(sh, idx) => {
                 let z0 = (local % START_BATCH) * sh.kp;
-                solve_cg_block::<K>(sh, i, idx, vals, lam, steps, u, z0, next, s)?;
-                Path::CgBlock
+                solve_cg_block::<K>(sh, i, idx, vals, lam, steps, u, z0, next, s)
+                    .map(|_| Path::CgBlock)
             }
             Solver::ConjugateGradient { steps } => {
-                solve_cg::<K>(sh, i, idx, vals, lam, steps, u, s)?;
-                Path::Cg
+                solve_cg::<K>(sh, i, idx, vals, lam, steps, u, s).map(|_| Path::Cg)
             }
+        };
+        let path = match solved {
+            Ok(path) => path,
+            Err(e) => bail!(e),
         };
         // the solves count their own phases, except these two
         let t = match path {
@@ -406,20 +430,12 @@ pub(crate) fn chunk<K: Kernel>(
             Path::Cg => phases::lap(Phase::CgSteps, t),
             Path::Direct | Path::CgBlock => phases::now(),
         };
-        // which space the block left in the scratch is in
+        // which space the block left in the scratch is in, and the solution
         let space = match path {
             Path::Woodbury => Space::Whitened,
             Path::CgBlock if cg_whitened(sh).is_some() => Space::Whitened,
             _ => Space::Fixed,
         };
-        let x = &s.x[..k];
-        if x.iter()
-            .any(|v| !v.is_finite() || v.abs() > f32::MAX as f64)
-        {
-            return Err(Error::Numerical(format!(
-                "the solution for row {i} is not finite in float32 (ratings or weights too large?)"
-            )));
-        }
         // both solvers keep a row that fits whole in the scratch (and leave
         // the solution in s.x, which the loss terms do not touch)
         let in_block = whole(sh, idx);
@@ -429,14 +445,141 @@ pub(crate) fn chunk<K: Kernel>(
             before += solved_value::<K>(sh, path, true, lam, u, s)
                 .unwrap_or_else(|| row_loss::<K>(sh, i, idx, vals, lam, u, s, space, in_block));
         }
+        if space == Space::Whitened {
+            // s.x holds the solution in whitened coordinates, q = U u
+            let (value, scale) = s.value;
+            if sh.detail == LossDetail::Total && trusted(value, scale) {
+                // u = U^-1 q later, with the next rows so taken
+                if s.zd.len() < DEFER_BATCH * sh.kp {
+                    s.zd.resize(DEFER_BATCH * sh.kp, 0.0);
+                    s.xd.resize(DEFER_BATCH * sh.kp, 0.0);
+                }
+                let at = deferred * sh.kp;
+                s.zd[at..at + k].copy_from_slice(&s.x[..k]);
+                s.pending.push(Pending::Whitened {
+                    local,
+                    i,
+                    lam,
+                    value,
+                });
+                deferred += 1;
+                if deferred == DEFER_BATCH {
+                    flush::<K>(sh, s, out, &mut part, deferred)?;
+                    deferred = 0;
+                }
+                phases::lap(Phase::Loss, t);
+                continue;
+            }
+            let wb = sh
+                .whitened
+                .expect("rows solved whitened have the whitened factor");
+            from_whitened::<K>(wb, k, sh.kp, &mut s.x, &mut s.p);
+        }
+        if let Err(e) = finite_solution(i, &s.x[..k]) {
+            bail!(e);
+        }
+        let u = &mut out[local * k..local * k + k];
         for (d, &v) in u.iter_mut().zip(&s.x[..k]) {
             *d = v as f32;
         }
-        part += solved_value::<K>(sh, path, false, lam, u, s)
+        let loss = solved_value::<K>(sh, path, false, lam, u, s)
             .unwrap_or_else(|| row_loss::<K>(sh, i, idx, vals, lam, u, s, space, in_block));
+        s.pending.push(Pending::Done(loss));
+        if s.pending.len() >= 4 * DEFER_BATCH {
+            flush::<K>(sh, s, out, &mut part, deferred)?;
+            deferred = 0;
+        }
         phases::lap(Phase::Loss, t);
     }
+    let t = phases::now();
+    flush::<K>(sh, s, out, &mut part, deferred)?;
+    phases::lap(Phase::Loss, t);
     Ok((part, before))
+}
+
+/// How many rows solved in whitened coordinates (`q = U u`, by Woodbury or
+/// the conjugate gradient on whitened rows) [`chunk`] takes back to `u =
+/// U^-1 q` at once ([`Kernel::lower_t_mul_rows`]: `U^-1` read once for them,
+/// where one row at a time read it from L2 for each, about 3.4k cycles a row
+/// at k = 128).
+const DEFER_BATCH: usize = 32;
+
+/// A row's part of a chunk's loss, in row order: its terms, or (solved in
+/// whitened coordinates, its solution in [`Scratch::zd`]) what its trusted
+/// loss from the normal equations needs once `u` is known.
+enum Pending {
+    Done(Partial),
+    Whitened {
+        local: usize,
+        i: usize,
+        lam: f64,
+        value: f64,
+    },
+}
+
+/// Whether a loss `value` computed from a row's normal equations (cancelling
+/// from `c + u^T A u = scale`) is trusted: see [`MIN_LOSS_FRACTION`].
+#[inline(always)]
+fn trusted(value: f64, scale: f64) -> bool {
+    !value.is_nan() && value >= MIN_LOSS_FRACTION * scale
+}
+
+/// The error for a solution of row `i` that float32 cannot hold.
+#[inline(always)]
+fn finite_solution(i: usize, x: &[f64]) -> Result<()> {
+    if x.iter()
+        .any(|v| !v.is_finite() || v.abs() > f32::MAX as f64)
+    {
+        return Err(Error::Numerical(format!(
+            "the solution for row {i} is not finite in float32 (ratings or weights too large?)"
+        )));
+    }
+    Ok(())
+}
+
+/// Take the `deferred` rows of `s.zd` back to `u = U^-1 q` (all at once),
+/// store them in `out`, and add every pending row's loss to `part` in row
+/// order. The first row (in order) whose solution float32 cannot hold is an
+/// error.
+#[inline(always)]
+fn flush<K: Kernel>(
+    sh: &Shared<'_>,
+    s: &mut Scratch,
+    out: &mut [f32],
+    part: &mut Partial,
+    deferred: usize,
+) -> Result<()> {
+    type M<K> = <K as Kernel>::Arith;
+    let (k, kp) = (sh.k, sh.kp);
+    if deferred > 0 {
+        let wb = sh
+            .whitened
+            .expect("rows solved whitened have the whitened factor");
+        K::lower_t_mul_rows(&wb.u_inv_t, k, kp, &s.zd[..deferred * kp], kp, &mut s.xd);
+    }
+    let mut slot = 0;
+    for p in s.pending.drain(..) {
+        match p {
+            Pending::Done(loss) => *part += loss,
+            Pending::Whitened {
+                local,
+                i,
+                lam,
+                value,
+            } => {
+                let x = &s.xd[slot * kp..slot * kp + k];
+                slot += 1;
+                finite_solution(i, x)?;
+                let u = &mut out[local * k..local * k + k];
+                for ((d, r), &v) in u.iter_mut().zip(&mut s.r[..k]).zip(x) {
+                    *d = v as f32;
+                    *r = *d as f64;
+                }
+                *part += row_value::<M<K>>(value, lam, &s.r[..k]);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The fixed factor as the gathers read it: the 16-wide padded copy when
@@ -645,7 +788,9 @@ fn apply_block<K: Kernel>(
 /// the row gathered once into `s.raw` and every product `A p` taken on that
 /// contiguous block ([`apply_block`]), preconditioned where
 /// [`cg_whitened`] says (the block then holds whitened rows); the solution
-/// is left in `s.x[..k]` and the block stays in `s` for the loss pass. It
+/// is left in `s.x[..k]` (on whitened rows in whitened coordinates, `z = U
+/// u`: the caller takes `u = U^-1 z`) and the block stays in `s` for the
+/// loss pass. It
 /// starts from `start`, which on whitened rows is taken as `U start` from
 /// `s.z0[z0..z0 + k]` (computed for several rows at once by the caller). The
 /// gather prefetches the first of the `next` row's entries.
@@ -714,9 +859,6 @@ fn solve_cg_block<K: Kernel>(
         let bx = dot::<M<K>>(&rhs[..k], &x[..k]);
         let xax = bx - dot::<M<K>>(&r[..k], &x[..k]);
         *value = (*c - 2.0 * bx + xax, *c + xax);
-    }
-    if let Some(wb) = wb {
-        from_whitened::<K>(wb, k, kp, x, p);
     }
     phases::lap(Phase::CgSteps, t);
     ok.then_some(()).ok_or_else(|| singular_cg(i, n))
@@ -905,8 +1047,9 @@ fn row_source<'a>(sh: &Shared<'a>, idx: &[i32]) -> &'a [f32] {
 /// whitened rows `sqrt(w_t) y_j` gathered whole into `s.raw` with `z = sum_t
 /// W_t a_t y_j` (block sums in `f32`, added in `f64`), `I + Y Y^T` (`n x n`,
 /// products in `f32` over the depth `k`) factored by Cholesky in `f64`, and
-/// `u = U^-1 Y^T (I + Y Y^T)^-1 g` in `f64` (`g_t = W_t a_t / sqrt(w_t)`, so
-/// that `z = Y^T g`), left in `s.x[..k]`. The block stays in `s` for the loss
+/// `q = Y^T (I + Y Y^T)^-1 g` in `f64` (`g_t = W_t a_t / sqrt(w_t)`, so
+/// that `z = Y^T g`), left in `s.x[..k]`: the solution in whitened
+/// coordinates, `q = U u` (the caller takes `u = U^-1 q`). The block stays in `s` for the loss
 /// pass. Returns `false` when an entry has no weight of its own (`w_t = 0`:
 /// its part of `z` is not in the span of `Y^T`) or `I + Y Y^T` fails to
 /// factor (only through rounding: its eigenvalues are at least 1), and the
@@ -981,7 +1124,8 @@ fn solve_woodbury<K: Kernel>(
         let uau = dot::<M<K>>(q, q) + yq;
         s.value = (s.c - 2.0 * dot::<M<K>>(&s.rhs[..k], q) + uau, s.c + uau);
     }
-    K::lower_t_mul(&wb.u_inv_t, k, kp, &s.p, &mut s.x);
+    // the caller takes u = U^-1 q (of several rows at once where it can)
+    s.x[..k].copy_from_slice(&s.p[..k]);
     true
 }
 
@@ -1277,7 +1421,7 @@ fn solved_value<K: Kernel>(
         (Path::CgBlock | Path::Woodbury, false) => s.value,
         (Path::Woodbury, true) | (Path::Cg, _) => return None,
     };
-    if value.is_nan() || value < MIN_LOSS_FRACTION * scale {
+    if !trusted(value, scale) {
         return None;
     }
     Some(row_value::<M<K>>(value, lam, &s.r[..k]))

@@ -489,10 +489,15 @@ pub(crate) fn chunk<K: Kernel>(
         }
         let loss = solved_value::<K>(sh, path, false, lam, u, s)
             .unwrap_or_else(|| row_loss::<K>(sh, i, idx, vals, lam, u, s, space, in_block));
-        s.pending.push(Pending::Done(loss));
-        if s.pending.len() >= 4 * DEFER_BATCH {
-            flush::<K>(sh, s, out, &mut part, deferred)?;
-            deferred = 0;
+        if deferred == 0 {
+            // nothing waits before it (s.pending is empty)
+            part += loss;
+        } else {
+            s.pending.push(Pending::Done(loss));
+            if s.pending.len() >= 4 * DEFER_BATCH {
+                flush::<K>(sh, s, out, &mut part, deferred)?;
+                deferred = 0;
+            }
         }
         phases::lap(Phase::Loss, t);
     }

@@ -1814,6 +1814,18 @@ mod tests {
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
 
+    /// `check::<K>()` for the portable kernel and, where this CPU has it,
+    /// the AVX-512 one.
+    macro_rules! on_each_kernel {
+        ($check:ident) => {{
+            $check::<PortableKernel>();
+            #[cfg(target_arch = "x86_64")]
+            if Isa::Avx512.available() {
+                $check::<Avx512Kernel>();
+            }
+        }};
+    }
+
     /// Check a kernel against a naive f64 product on the covered entries.
     fn check_kernel<K: Kernel>(k: usize, nb: usize, seed: u64) {
         let kp = padded(k);
@@ -2048,11 +2060,7 @@ mod tests {
 
     #[test]
     fn transposes_match_the_definition() {
-        check_transpose::<PortableKernel>();
-        #[cfg(target_arch = "x86_64")]
-        if Isa::Avx512.available() {
-            check_transpose::<Avx512Kernel>();
-        }
+        on_each_kernel!(check_transpose);
     }
 
     fn check_lower_t_mul_rows<K: Kernel>() {
@@ -2104,11 +2112,7 @@ mod tests {
 
     #[test]
     fn lower_t_muls_of_rows_match_the_definition() {
-        check_lower_t_mul_rows::<PortableKernel>();
-        #[cfg(target_arch = "x86_64")]
-        if Isa::Avx512.available() {
-            check_lower_t_mul_rows::<Avx512Kernel>();
-        }
+        on_each_kernel!(check_lower_t_mul_rows);
     }
 
     fn check_rows_gram<K: Kernel>() {
@@ -2160,11 +2164,7 @@ mod tests {
 
     #[test]
     fn rows_grams_match_the_definition() {
-        check_rows_gram::<PortableKernel>();
-        #[cfg(target_arch = "x86_64")]
-        if Isa::Avx512.available() {
-            check_rows_gram::<Avx512Kernel>();
-        }
+        on_each_kernel!(check_rows_gram);
     }
 
     fn check_cholesky<K: Kernel>() {
@@ -2233,11 +2233,7 @@ mod tests {
 
     #[test]
     fn cholesky_kernels_factor_spd_matrices() {
-        check_cholesky::<PortableKernel>();
-        #[cfg(target_arch = "x86_64")]
-        if Isa::Avx512.available() {
-            check_cholesky::<Avx512Kernel>();
-        }
+        on_each_kernel!(check_cholesky);
     }
 
     #[test]

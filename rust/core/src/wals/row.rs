@@ -802,10 +802,9 @@ fn apply_block<K: Kernel>(
 /// [`cg_whitened`] says (the block then holds whitened rows); the solution
 /// is left in `s.x[..k]` (on whitened rows in whitened coordinates, `z = U
 /// u`: the caller takes `u = U^-1 z`) and the block stays in `s` for the
-/// loss pass. It
-/// starts from `start`, which on whitened rows is taken as `U start` from
-/// `s.z0[z0..z0 + k]` (computed for several rows at once by the caller). The
-/// gather prefetches the first of the `next` row's entries.
+/// loss pass. It starts from `start`, which on whitened rows is taken as `U
+/// start` from `s.z0[z0..z0 + k]` (computed for several rows at once by the
+/// caller). The gather prefetches the first of the `next` row's entries.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn solve_cg_block<K: Kernel>(
@@ -1061,11 +1060,11 @@ fn row_source<'a>(sh: &Shared<'a>, idx: &[i32]) -> &'a [f32] {
 /// products in `f32` over the depth `k`) factored by Cholesky in `f64`, and
 /// `q = Y^T (I + Y Y^T)^-1 g` in `f64` (`g_t = W_t a_t / sqrt(w_t)`, so
 /// that `z = Y^T g`), left in `s.x[..k]`: the solution in whitened
-/// coordinates, `q = U u` (the caller takes `u = U^-1 q`). The block stays in `s` for the loss
-/// pass. Returns `false` when an entry has no weight of its own (`w_t = 0`:
-/// its part of `z` is not in the span of `Y^T`) or `I + Y Y^T` fails to
-/// factor (only through rounding: its eigenvalues are at least 1), and the
-/// caller then solves the row directly.
+/// coordinates, `q = U u` (the caller takes `u = U^-1 q`). The block stays
+/// in `s` for the loss pass. Returns `false` when an entry has no weight of
+/// its own (`w_t = 0`: its part of `z` is not in the span of `Y^T`) or `I +
+/// Y Y^T` fails to factor (only through rounding: its eigenvalues are at
+/// least 1), and the caller then solves the row directly.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn solve_woodbury<K: Kernel>(

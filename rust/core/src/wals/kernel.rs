@@ -699,7 +699,7 @@ impl Kernel for Avx512Kernel {
         let np = padded(n);
         assert!(kp.is_multiple_of(PAD) && raw.len() >= n * kp && out.len() >= n * np);
         // SAFETY: as for `gather`; sizes checked above.
-        unsafe { avx512::rows_gram(raw, n, kp, out, &mut upcoming.lines()) }
+        unsafe { avx512::rows_gram(raw, n, kp, out, upcoming.lines()) }
     }
 
     #[inline(always)]
@@ -1257,14 +1257,14 @@ mod avx512 {
     /// ([`hsum16`]), converted to `f64` and stored 4 columns a row. A tile and
     /// its mirror image take the same products in the same order, so the
     /// entries below the diagonal that it writes equal those above, bit for
-    /// bit. One line of `pf` is prefetched per step.
+    /// bit. One of `lines` is prefetched per step.
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn rows_gram(
         raw: &[f32],
         n: usize,
         kp: usize,
         out: &mut [f64],
-        pf: &mut Lines<'_>,
+        mut lines: Lines<'_>,
     ) {
         if n == 0 {
             return;
@@ -1273,7 +1273,6 @@ mod avx512 {
         let (r, o) = (raw.as_ptr(), out.as_mut_ptr());
         // rows past the last are read as the last (their sums are not stored)
         let row = |c: usize| r.add(c.min(n - 1) * kp);
-        let mut lines = *pf;
         let mut c0 = 0;
         while c0 < n {
             let cr = [row(c0), row(c0 + 1), row(c0 + 2), row(c0 + 3)];
@@ -1332,7 +1331,6 @@ mod avx512 {
             }
             c0 += 4;
         }
-        *pf = lines;
     }
 
     /// [`super::Kernel::transpose`] in tiles of 16 x 16 transposed in

@@ -159,7 +159,8 @@ pub(crate) struct Scratch {
     /// `X^T q` over one block, in `f32` (the block CG's products).
     q32: Vec<f32>,
     a: Vec<f64>,
-    /// The gathered block transposed (`k x padded(n)`), for [`solve_woodbury`].
+    /// The gathered block transposed (`k x padded(n)`), for the
+    /// [`Kernel::rows_gram`] of kernels that transpose.
     t: Vec<f32>,
     /// The whitened starting points `U u` of the next [`START_BATCH`] rows of
     /// a chunk (rows `kp` apart), for the conjugate gradient on whitened
@@ -353,13 +354,11 @@ pub(crate) fn chunk<K: Kernel>(
         }
     };
     // the conjugate gradient on whitened rows starts from z0 = U u
-    let white_starts = match sh.solver {
-        Solver::ConjugateGradient { .. } => cg_whitened(sh),
-        Solver::Cholesky => None,
-    };
+    let white_starts = cg_whitened(sh);
     let n_rows = rows.len();
-    // Each row's loss goes into `s.pending` in row order, added to `part`
-    // when the rows solved in whitened coordinates are taken back ([`flush`]).
+    // Once a row solved in whitened coordinates waits to be taken back, the
+    // losses of it and of the rows after it go into `s.pending` in row
+    // order, added to `part` when the batch is taken back ([`flush`]).
     s.pending.clear();
     let mut deferred = 0;
     // a row's error, reported after the rows before it are taken back (one of

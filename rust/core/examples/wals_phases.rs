@@ -10,7 +10,7 @@
 //! `K` factors (64), `SOLVER` `cholesky` or `cg` (3 steps), `THREADS` (2),
 //! `SCALE` the fraction of ML-20M's 138,493 users and 26,744 items (1.0).
 //! One iteration warms up; the next two are counted, with the loss a fit
-//! records (`half_sweep_total_cancellable`). The counts are of the
+//! records (`half_sweep_run` with `LossDetail::Total`). The counts are of the
 //! time-stamp counter (cycles at a fixed rate, whatever the cores' clock),
 //! summed over all threads; the nested conjugate-gradient phases are parts
 //! of the ones above them and not added to the total.
@@ -19,7 +19,7 @@ use embspace_core::parallel::Cancel;
 use embspace_core::wals::bench::{random_factors, synthetic_ratings};
 use embspace_core::wals::phases;
 use embspace_core::wals::{
-    half_sweep_total_cancellable, CsrView, HalfSweepParams, RegScaling, Solver,
+    half_sweep_run, CsrView, HalfSweepParams, LossDetail, RegScaling, Solver, SweepReturns,
 };
 use std::time::Instant;
 
@@ -86,12 +86,16 @@ fn main() {
             let t = Instant::now();
             // the loss a fit records: from the normal equations
             let cancel = Cancel::new();
+            let returns = SweepReturns {
+                start_loss: false,
+                detail: LossDetail::Total,
+            };
             if side == 0 {
                 let csr = CsrView::from_csr(&by_user);
-                half_sweep_total_cancellable(csr, v, u, &users, threads, &cancel)
+                half_sweep_run(csr, v, u, &users, threads, returns, &cancel)
             } else {
                 let csr = CsrView::from_csr(&by_item);
-                half_sweep_total_cancellable(csr, u, v, &items, threads, &cancel)
+                half_sweep_run(csr, u, v, &items, threads, returns, &cancel)
             }
             .expect("half-sweep");
             let counts = phases::take();

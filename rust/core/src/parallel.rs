@@ -18,7 +18,7 @@
 //! # Cancellation
 //!
 //! The long calls ([`crate::knn::knn_cancellable`],
-//! [`crate::wals::half_sweep_cancellable`], [`crate::wals::loss_cancellable`])
+//! [`crate::wals::half_sweep_run`], [`crate::wals::loss_cancellable`])
 //! take a [`Cancel`] that their workers poll between small units of work (a
 //! tile of k-NN candidates, a row of WALS); once it is raised they stop and
 //! return `Ok(None)`. The Python binding raises it from the calling thread

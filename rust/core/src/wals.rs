@@ -504,58 +504,6 @@ pub fn half_sweep(
     )
 }
 
-/// [`half_sweep`], stopped early when `cancel` is raised: the workers poll it
-/// before every row, and the call then returns `Ok(None)`, leaving
-/// `solve_into` partly updated (unspecified).
-pub fn half_sweep_cancellable(
-    ratings: CsrView<'_>,
-    fixed: &[f32],
-    solve_into: &mut [f32],
-    params: &HalfSweepParams<'_>,
-    num_threads: usize,
-    cancel: &Cancel,
-) -> Result<Option<Loss>> {
-    let out = half_sweep_impl(
-        ratings,
-        fixed,
-        solve_into,
-        params,
-        num_threads,
-        Isa::detect(),
-        cancel,
-        false,
-        ShortRows::Auto,
-        LossDetail::Terms,
-    )?;
-    Ok(out.map(|(after, _)| terms(after)))
-}
-
-/// [`half_sweep_cancellable`] that returns only the total of the loss at the
-/// new point, computed as [`LossDetail::Total`] says (no pass over the
-/// ratings after each row's solve).
-pub fn half_sweep_total_cancellable(
-    ratings: CsrView<'_>,
-    fixed: &[f32],
-    solve_into: &mut [f32],
-    params: &HalfSweepParams<'_>,
-    num_threads: usize,
-    cancel: &Cancel,
-) -> Result<Option<f64>> {
-    let out = half_sweep_impl(
-        ratings,
-        fixed,
-        solve_into,
-        params,
-        num_threads,
-        Isa::detect(),
-        cancel,
-        false,
-        ShortRows::Auto,
-        LossDetail::Total,
-    )?;
-    Ok(out.map(|(after, _)| after.total()))
-}
-
 /// [`half_sweep`] that also returns the loss at the point it starts from:
 /// `(loss before, loss after)`, where "before" is the loss of the current
 /// content of `solve_into` (which must be finite, whatever the solver) with
@@ -570,65 +518,19 @@ pub fn half_sweep_from(
     params: &HalfSweepParams<'_>,
     num_threads: usize,
 ) -> Result<(Loss, Loss)> {
-    half_sweep_from_cancellable(
-        ratings,
-        fixed,
-        solve_into,
-        params,
-        num_threads,
-        &Cancel::new(),
-    )
-    .map(|r| r.expect("a Cancel nobody holds is never raised"))
-}
-
-/// [`half_sweep_from`], stopped early (returning `Ok(None)`, `solve_into`
-/// partly updated) when `cancel` is raised.
-pub fn half_sweep_from_cancellable(
-    ratings: CsrView<'_>,
-    fixed: &[f32],
-    solve_into: &mut [f32],
-    params: &HalfSweepParams<'_>,
-    num_threads: usize,
-    cancel: &Cancel,
-) -> Result<Option<(Loss, Loss)>> {
-    let out = half_sweep_impl(
+    never_cancelled(half_sweep_impl(
         ratings,
         fixed,
         solve_into,
         params,
         num_threads,
         Isa::detect(),
-        cancel,
+        &Cancel::new(),
         true,
         ShortRows::Auto,
         LossDetail::Terms,
-    )?;
-    Ok(out.map(|(after, before)| (terms(before.expect("asked for")), terms(after))))
-}
-
-/// [`half_sweep_from_cancellable`] that returns only the totals `(loss
-/// before, loss after)`, computed as [`LossDetail::Total`] says.
-pub fn half_sweep_from_total_cancellable(
-    ratings: CsrView<'_>,
-    fixed: &[f32],
-    solve_into: &mut [f32],
-    params: &HalfSweepParams<'_>,
-    num_threads: usize,
-    cancel: &Cancel,
-) -> Result<Option<(f64, f64)>> {
-    let out = half_sweep_impl(
-        ratings,
-        fixed,
-        solve_into,
-        params,
-        num_threads,
-        Isa::detect(),
-        cancel,
-        true,
-        ShortRows::Auto,
-        LossDetail::Total,
-    )?;
-    Ok(out.map(|(after, before)| (before.expect("asked for").total(), after.total())))
+    ))
+    .map(|(after, before)| (terms(before.expect("asked for")), terms(after)))
 }
 
 /// [`half_sweep`] on a chosen instruction set (for tests and benchmarks).
@@ -653,6 +555,70 @@ pub fn half_sweep_with(
         LossDetail::Terms,
     ))
     .map(|(after, _)| terms(after))
+}
+
+/// What [`half_sweep_run`] returns besides the new factors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SweepReturns {
+    /// Also the loss at the starting point, as [`half_sweep_from`] does.
+    pub start_loss: bool,
+    /// How the losses are summed: by term, or only their total.
+    pub detail: LossDetail,
+}
+
+/// A loss as a [`LossDetail`] asked for it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum SweepLoss {
+    /// [`LossDetail::Terms`].
+    Terms(Loss),
+    /// [`LossDetail::Total`].
+    Total(f64),
+}
+
+impl SweepLoss {
+    fn of(p: Partial, detail: LossDetail) -> SweepLoss {
+        match detail {
+            LossDetail::Terms => SweepLoss::Terms(terms(p)),
+            LossDetail::Total => SweepLoss::Total(p.total()),
+        }
+    }
+}
+
+/// [`half_sweep`] with what it returns chosen by `returns`, stopped early
+/// when `cancel` is raised: the workers poll it before every row, and the
+/// call then returns `Ok(None)`, leaving `solve_into` partly updated
+/// (unspecified). Otherwise returns `(loss before, loss after)`, "before"
+/// (the loss at the content of `solve_into` on entry, see
+/// [`half_sweep_from`]) only with `returns.start_loss`, both as
+/// `returns.detail` says.
+pub fn half_sweep_run(
+    ratings: CsrView<'_>,
+    fixed: &[f32],
+    solve_into: &mut [f32],
+    params: &HalfSweepParams<'_>,
+    num_threads: usize,
+    returns: SweepReturns,
+    cancel: &Cancel,
+) -> Result<Option<(Option<SweepLoss>, SweepLoss)>> {
+    let detail = returns.detail;
+    let out = half_sweep_impl(
+        ratings,
+        fixed,
+        solve_into,
+        params,
+        num_threads,
+        Isa::detect(),
+        cancel,
+        returns.start_loss,
+        ShortRows::Auto,
+        detail,
+    )?;
+    Ok(out.map(|(after, before)| {
+        (
+            before.map(|b| SweepLoss::of(b, detail)),
+            SweepLoss::of(after, detail),
+        )
+    }))
 }
 
 /// Which rows a half-sweep with the Cholesky solver solves in the space of

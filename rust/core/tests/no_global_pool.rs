@@ -9,8 +9,8 @@ use embspace_core::knn::{knn, knn_cancellable, Metric};
 use embspace_core::parallel::Cancel;
 use embspace_core::spmv::{csr_matvec, SparseGram};
 use embspace_core::wals::{
-    gramian, half_sweep, half_sweep_cancellable, half_sweep_from, half_sweep_from_cancellable,
-    loss, loss_cancellable, CsrView, HalfSweepParams, LossParams, RegScaling, Solver,
+    gramian, half_sweep, half_sweep_from, half_sweep_run, loss, loss_cancellable, CsrView,
+    HalfSweepParams, LossDetail, LossParams, RegScaling, Solver, SweepReturns,
 };
 
 #[test]
@@ -53,13 +53,16 @@ fn no_entry_point_initialises_the_global_pool() {
             reg_scaling: RegScaling::Count,
         };
         half_sweep(CsrView::from_csr(&a), &v, &mut u, &p, 2).unwrap();
-        half_sweep_cancellable(CsrView::from_csr(&t), &u, &mut v, &p, 0, &Cancel::new())
-            .unwrap()
-            .unwrap();
         half_sweep_from(CsrView::from_csr(&a), &v, &mut u, &p, 2).unwrap();
-        half_sweep_from_cancellable(CsrView::from_csr(&t), &u, &mut v, &p, 0, &Cancel::new())
-            .unwrap()
-            .unwrap();
+        for start_loss in [false, true] {
+            for detail in [LossDetail::Terms, LossDetail::Total] {
+                let returns = SweepReturns { start_loss, detail };
+                let view = CsrView::from_csr(&t);
+                half_sweep_run(view, &u, &mut v, &p, 0, returns, &Cancel::new())
+                    .unwrap()
+                    .unwrap();
+            }
+        }
     }
     let lp = LossParams {
         k,

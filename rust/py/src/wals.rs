@@ -10,7 +10,7 @@ use crate::convert::{slice1, slice2};
 use crate::errors::{to_py, IntoPyResult};
 use crate::interrupt::interruptible;
 use embspace_core::wals::{
-    self, CsrView, HalfSweepParams, Isa, LossDetail, LossParams, RegScaling, Solver,
+    self, CsrView, HalfSweepParams, Isa, LossDetail, LossParams, RegScaling, Solver, SweepReturns,
 };
 use embspace_core::Error;
 
@@ -148,6 +148,15 @@ enum SweepLoss {
     Total(f64),
 }
 
+impl From<wals::SweepLoss> for SweepLoss {
+    fn from(l: wals::SweepLoss) -> SweepLoss {
+        match l {
+            wals::SweepLoss::Terms(l) => SweepLoss::Terms(terms(l)),
+            wals::SweepLoss::Total(t) => SweepLoss::Total(t),
+        }
+    }
+}
+
 /// The arguments of one half-sweep, as Python passed them.
 struct SweepCall<'py, 's> {
     indptr: PyReadonlyArray1<'py, i64>,
@@ -207,27 +216,11 @@ impl SweepCall<'_, '_> {
             reg_scaling,
         };
         let threads = self.num_threads;
+        let returns = SweepReturns { start_loss, detail };
         interruptible(py, |cancel| {
             let view = CsrView::new(n_solve, n_cols, p, i, d)?;
-            let (t, total) = (|l| SweepLoss::Terms(terms(l)), SweepLoss::Total);
-            Ok(match (start_loss, detail) {
-                (true, LossDetail::Terms) => {
-                    wals::half_sweep_from_cancellable(view, fx, out, &params, threads, cancel)?
-                        .map(|(before, after)| (Some(t(before)), t(after)))
-                }
-                (true, LossDetail::Total) => wals::half_sweep_from_total_cancellable(
-                    view, fx, out, &params, threads, cancel,
-                )?
-                .map(|(before, after)| (Some(total(before)), total(after))),
-                (false, LossDetail::Terms) => {
-                    wals::half_sweep_cancellable(view, fx, out, &params, threads, cancel)?
-                        .map(|after| (None, t(after)))
-                }
-                (false, LossDetail::Total) => {
-                    wals::half_sweep_total_cancellable(view, fx, out, &params, threads, cancel)?
-                        .map(|after| (None, total(after)))
-                }
-            })
+            let out = wals::half_sweep_run(view, fx, out, &params, threads, returns, cancel)?;
+            Ok(out.map(|(before, after)| (before.map(SweepLoss::from), SweepLoss::from(after))))
         })
     }
 }

@@ -366,14 +366,43 @@ fn a_raised_token_stops_the_half_sweep_and_the_loss() {
         let start = normal(n * k, 0.3, 4);
         let mut want = start.clone();
         let want_loss = half_sweep(CsrView::from_csr(&r), &v, &mut want, &p, 2).unwrap();
-        let mut got = start.clone();
-        let got_loss =
-            half_sweep_cancellable(CsrView::from_csr(&r), &v, &mut got, &p, 3, &quiet).unwrap();
-        assert_eq!(got_loss, Some(want_loss));
-        assert_eq!(got, want);
-        let mut stopped = start.clone();
-        let none = half_sweep_cancellable(CsrView::from_csr(&r), &v, &mut stopped, &p, 2, &raised);
-        assert_eq!(none.unwrap(), None);
+        let mut from = start.clone();
+        let (want_before, _) =
+            half_sweep_from(CsrView::from_csr(&r), &v, &mut from, &p, 2).unwrap();
+        // every choice of returns: the same factors, the losses asked for
+        for start_loss in [false, true] {
+            for detail in [LossDetail::Terms, LossDetail::Total] {
+                let returns = SweepReturns { start_loss, detail };
+                let mut got = start.clone();
+                let view = CsrView::from_csr(&r);
+                let (before, after) = half_sweep_run(view, &v, &mut got, &p, 3, returns, &quiet)
+                    .unwrap()
+                    .expect("not cancelled");
+                assert_eq!(got, want);
+                let close = |got: f64, want: f64| (got - want).abs() <= 1e-6 * want;
+                match (detail, after) {
+                    (LossDetail::Terms, SweepLoss::Terms(l)) => assert_eq!(l, want_loss),
+                    (LossDetail::Total, SweepLoss::Total(t)) => {
+                        assert!(close(t, want_loss.total()), "{t} {want_loss:?}")
+                    }
+                    other => panic!("asked for {detail:?}, got {other:?}"),
+                }
+                match (start_loss, detail, before) {
+                    (false, _, None) => {}
+                    (true, LossDetail::Terms, Some(SweepLoss::Terms(l))) => {
+                        assert_eq!(l, want_before)
+                    }
+                    (true, LossDetail::Total, Some(SweepLoss::Total(t))) => {
+                        assert!(close(t, want_before.total()), "{t} {want_before:?}")
+                    }
+                    other => panic!("asked for {start_loss} {detail:?}, got {other:?}"),
+                }
+                let mut stopped = start.clone();
+                let view = CsrView::from_csr(&r);
+                let none = half_sweep_run(view, &v, &mut stopped, &p, 2, returns, &raised);
+                assert_eq!(none.unwrap(), None);
+            }
+        }
 
         let lp = LossParams {
             k,

@@ -950,43 +950,98 @@ mod avx512 {
         ch <= 4
     }
 
-    /// [`super::Kernel::axpys`] for `kp = 16 CH`: the sums live in registers,
-    /// in two sets where [`two_sets`] says (even and odd rows, added at the
-    /// end), else in one, in row order.
-    #[target_feature(enable = "avx512f")]
-    #[allow(clippy::needless_range_loop)] // `c` indexes both sets and the row
-    pub(super) unsafe fn axpys<const CH: usize>(raw: &[f32], nb: usize, y: &[f32], q: &mut [f32]) {
-        let kp = CH * PAD;
-        let r = raw.as_ptr();
-        let mut even = [_mm512_setzero_ps(); CH];
-        let mut odd = [_mm512_setzero_ps(); CH];
-        let mut t = 0;
-        while t + 2 <= nb {
-            let (y0, y1) = (
-                _mm512_set1_ps(*y.get_unchecked(t)),
-                _mm512_set1_ps(*y.get_unchecked(t + 1)),
-            );
+    /// The sums `q += y_t x_t` of [`axpys`] over rows of `16 CH` values, in
+    /// registers: in two sets where [`two_sets`] says (even and odd rows,
+    /// added at the end), else in one, in row order.
+    struct AxpySums<const CH: usize> {
+        even: [__m512; CH],
+        odd: [__m512; CH],
+    }
+
+    impl<const CH: usize> AxpySums<CH> {
+        #[target_feature(enable = "avx512f")]
+        #[inline]
+        fn new() -> Self {
+            AxpySums {
+                even: [_mm512_setzero_ps(); CH],
+                odd: [_mm512_setzero_ps(); CH],
+            }
+        }
+
+        /// Rows `t` and `t + 1` of `r` (rows `16 CH` apart), times `y0` and
+        /// `y1`.
+        #[target_feature(enable = "avx512f")]
+        #[inline]
+        #[allow(clippy::needless_range_loop)] // `c` indexes both sets and the row
+        unsafe fn pair(&mut self, r: *const f32, t: usize, y0: f32, y1: f32) {
+            let kp = CH * PAD;
+            let (y0, y1) = (_mm512_set1_ps(y0), _mm512_set1_ps(y1));
             for c in 0..CH {
-                even[c] = _mm512_fmadd_ps(y0, _mm512_loadu_ps(r.add(t * kp + PAD * c)), even[c]);
+                let e = &mut self.even[c];
+                *e = _mm512_fmadd_ps(y0, _mm512_loadu_ps(r.add(t * kp + PAD * c)), *e);
                 let second = if two_sets(CH) {
-                    &mut odd[c]
+                    &mut self.odd[c]
                 } else {
-                    &mut even[c]
+                    &mut self.even[c]
                 };
                 *second =
                     _mm512_fmadd_ps(y1, _mm512_loadu_ps(r.add((t + 1) * kp + PAD * c)), *second);
             }
+        }
+
+        /// Row `t` of `r` alone (the last of an odd count), times `y0`.
+        #[target_feature(enable = "avx512f")]
+        #[inline]
+        unsafe fn one(&mut self, r: *const f32, t: usize, y0: f32) {
+            let kp = CH * PAD;
+            let y0 = _mm512_set1_ps(y0);
+            for (c, e) in self.even.iter_mut().enumerate() {
+                *e = _mm512_fmadd_ps(y0, _mm512_loadu_ps(r.add(t * kp + PAD * c)), *e);
+            }
+        }
+
+        /// The sums into `q[..16 CH]`.
+        #[target_feature(enable = "avx512f")]
+        #[inline]
+        unsafe fn store(&self, q: *mut f32) {
+            for (c, (e, o)) in self.even.iter().zip(&self.odd).enumerate() {
+                _mm512_storeu_ps(q.add(PAD * c), _mm512_add_ps(*e, *o));
+            }
+        }
+    }
+
+    /// The dot product of row `t` of `r` (rows `kp` apart) with `u`, as 16
+    /// lane sums: the first chunk's products, then each further chunk
+    /// multiply-added in order ([`dots`] and [`dots_axpys`] alike).
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn row_dot(r: *const f32, u: *const f32, kp: usize, t: usize) -> __m512 {
+        let mut acc = _mm512_mul_ps(_mm512_loadu_ps(r.add(t * kp)), _mm512_loadu_ps(u));
+        for c in 1..kp / PAD {
+            acc = _mm512_fmadd_ps(
+                _mm512_loadu_ps(r.add(t * kp + PAD * c)),
+                _mm512_loadu_ps(u.add(PAD * c)),
+                acc,
+            );
+        }
+        acc
+    }
+
+    /// [`super::Kernel::axpys`] for `kp = 16 CH`, with the sums in registers
+    /// ([`AxpySums`]).
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn axpys<const CH: usize>(raw: &[f32], nb: usize, y: &[f32], q: &mut [f32]) {
+        let r = raw.as_ptr();
+        let mut sums = AxpySums::<CH>::new();
+        let mut t = 0;
+        while t + 2 <= nb {
+            sums.pair(r, t, *y.get_unchecked(t), *y.get_unchecked(t + 1));
             t += 2;
         }
         if t < nb {
-            let y0 = _mm512_set1_ps(*y.get_unchecked(t));
-            for c in 0..CH {
-                even[c] = _mm512_fmadd_ps(y0, _mm512_loadu_ps(r.add(t * kp + PAD * c)), even[c]);
-            }
+            sums.one(r, t, *y.get_unchecked(t));
         }
-        for c in 0..CH {
-            _mm512_storeu_ps(q.as_mut_ptr().add(PAD * c), _mm512_add_ps(even[c], odd[c]));
-        }
+        sums.store(q.as_mut_ptr());
     }
 
     /// [`super::Kernel::dots_axpys`] for `kp = 16 CH`, by groups of 16 rows:
@@ -1000,7 +1055,6 @@ mod avx512 {
     /// order the hardware prefetcher follows (column chunk by column chunk it
     /// took 10% longer there).
     #[target_feature(enable = "avx512f")]
-    #[allow(clippy::needless_range_loop)] // `c` indexes both sets and the row
     pub(super) unsafe fn dots_axpys<const CH: usize>(
         raw: &[f32],
         nb: usize,
@@ -1011,38 +1065,13 @@ mod avx512 {
     ) {
         let kp = CH * PAD;
         let (r, up, pp) = (raw.as_ptr(), u.as_ptr(), p.as_mut_ptr());
-        let row = |t: usize| {
-            let mut acc = _mm512_mul_ps(_mm512_loadu_ps(r.add(t * kp)), _mm512_loadu_ps(up));
-            for c in 1..CH {
-                acc = _mm512_fmadd_ps(
-                    _mm512_loadu_ps(r.add(t * kp + PAD * c)),
-                    _mm512_loadu_ps(up.add(PAD * c)),
-                    acc,
-                );
-            }
-            acc
-        };
-        let mut even = [_mm512_setzero_ps(); CH];
-        let mut odd = [_mm512_setzero_ps(); CH];
-        let pair = |even: &mut [__m512; CH], odd: &mut [__m512; CH], t: usize| {
-            let (y0, y1) = (_mm512_set1_ps(*pp.add(t)), _mm512_set1_ps(*pp.add(t + 1)));
-            for c in 0..CH {
-                even[c] = _mm512_fmadd_ps(y0, _mm512_loadu_ps(r.add(t * kp + PAD * c)), even[c]);
-                let second = if two_sets(CH) {
-                    &mut odd[c]
-                } else {
-                    &mut even[c]
-                };
-                *second =
-                    _mm512_fmadd_ps(y1, _mm512_loadu_ps(r.add((t + 1) * kp + PAD * c)), *second);
-            }
-        };
+        let mut sums = AxpySums::<CH>::new();
         let mut t = 0;
         while t + 16 <= nb {
             let mut x = [_mm512_setzero_ps(); 16];
             if resident {
                 // column chunk by column chunk, each chunk of `u` loaded once
-                // for the 16 rows (the same sums as `row`, in its order)
+                // for the 16 rows (the same sums as `row_dot`, in its order)
                 let u0 = _mm512_loadu_ps(up);
                 for (i, xi) in x.iter_mut().enumerate() {
                     *xi = _mm512_mul_ps(_mm512_loadu_ps(r.add((t + i) * kp)), u0);
@@ -1056,34 +1085,29 @@ mod avx512 {
                 }
             } else {
                 for (i, xi) in x.iter_mut().enumerate() {
-                    *xi = row(t + i);
+                    *xi = row_dot(r, up, kp, t + i);
                 }
             }
             _mm512_storeu_ps(pp.add(t), hsum16(&x));
             for i in (0..16).step_by(2) {
-                pair(&mut even, &mut odd, t + i);
+                sums.pair(r, t + i, *pp.add(t + i), *pp.add(t + i + 1));
             }
             t += 16;
         }
         let rest = t;
         while t < nb {
-            *pp.add(t) = _mm512_reduce_add_ps(row(t));
+            *pp.add(t) = _mm512_reduce_add_ps(row_dot(r, up, kp, t));
             t += 1;
         }
         t = rest;
         while t + 2 <= nb {
-            pair(&mut even, &mut odd, t);
+            sums.pair(r, t, *pp.add(t), *pp.add(t + 1));
             t += 2;
         }
         if t < nb {
-            let y0 = _mm512_set1_ps(*pp.add(t));
-            for c in 0..CH {
-                even[c] = _mm512_fmadd_ps(y0, _mm512_loadu_ps(r.add(t * kp + PAD * c)), even[c]);
-            }
+            sums.one(r, t, *pp.add(t));
         }
-        for c in 0..CH {
-            _mm512_storeu_ps(q.as_mut_ptr().add(PAD * c), _mm512_add_ps(even[c], odd[c]));
-        }
+        sums.store(q.as_mut_ptr());
     }
 
     /// [`super::Kernel::loss_sums`] with one `f64` vector per sum; the last
@@ -1128,29 +1152,17 @@ mod avx512 {
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn dots(raw: &[f32], nb: usize, kp: usize, u: &[f32], p: &mut [f32]) {
         let (r, up) = (raw.as_ptr(), u.as_ptr());
-        let chunks = kp / PAD;
-        let row = |t: usize| {
-            let mut acc = _mm512_mul_ps(_mm512_loadu_ps(r.add(t * kp)), _mm512_loadu_ps(up));
-            for c in 1..chunks {
-                acc = _mm512_fmadd_ps(
-                    _mm512_loadu_ps(r.add(t * kp + PAD * c)),
-                    _mm512_loadu_ps(up.add(PAD * c)),
-                    acc,
-                );
-            }
-            acc
-        };
         let mut t = 0;
         while t + 16 <= nb {
             let mut x = [_mm512_setzero_ps(); 16];
             for (i, xi) in x.iter_mut().enumerate() {
-                *xi = row(t + i);
+                *xi = row_dot(r, up, kp, t + i);
             }
             _mm512_storeu_ps(p.as_mut_ptr().add(t), hsum16(&x));
             t += 16;
         }
         while t < nb {
-            *p.get_unchecked_mut(t) = _mm512_reduce_add_ps(row(t));
+            *p.get_unchecked_mut(t) = _mm512_reduce_add_ps(row_dot(r, up, kp, t));
             t += 1;
         }
     }

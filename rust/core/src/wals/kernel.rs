@@ -777,6 +777,9 @@ impl Kernel for Avx512Kernel {
 }
 
 #[cfg(target_arch = "x86_64")]
+pub(crate) use avx512::{tri_mul_rows, Triangle};
+
+#[cfg(target_arch = "x86_64")]
 mod avx512 {
     use super::{padded, Block, Entries, Gather, Gathered, Lines, PAD};
     use std::arch::x86_64::*;
@@ -1210,9 +1213,7 @@ mod avx512 {
         }
     }
 
-    /// [`super::Kernel::lower_t_mul_rows`] in register tiles of 8 rows by 16
-    /// columns (`T` read once for 8 rows), each sum over `b` in one chain in
-    /// the order of `b`; a missing row of the last tile is zeros.
+    /// [`super::Kernel::lower_t_mul_rows`] by [`tri_mul_rows`].
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn lower_t_mul_rows<X: Copy + Into<f64>>(
         t: &[f64],
@@ -1222,10 +1223,50 @@ mod avx512 {
         ldx: usize,
         out: &mut [f64],
     ) {
+        let op = out.as_mut_ptr();
+        tri_mul_rows(t, Triangle::Lower, k, kp, x, ldx, |r, a0, sums| {
+            let o = op.add(r * kp + a0);
+            _mm512_storeu_pd(o, sums[0]);
+            _mm512_storeu_pd(o.add(8), sums[1]);
+        });
+    }
+
+    /// The shape of a triangular matrix, which says the rows `b` that add to
+    /// a panel of its columns.
+    #[derive(Clone, Copy, PartialEq, Eq)]
+    pub(crate) enum Triangle {
+        /// Zero below the diagonal: the rows up to the panel's last column.
+        Upper,
+        /// Zero above the diagonal: the rows from the panel's first column.
+        Lower,
+    }
+
+    /// `x_r M` for each row `x_r` of `x` (`k` values, rows `ldx` apart; `n =
+    /// x.len() / ldx` rows), with `M` triangular as `tri` says (`k x k`,
+    /// rows `kp` apart, `kp >= padded(k)`, zero where `tri` says and beyond
+    /// `k`): register tiles of 8 rows by 16 columns (`M` read once for 8
+    /// rows), each sum over `b` in one chain in the order of `b`, in `f64`.
+    /// `store(r, a0, sums)` takes the sums of row `r` in columns `a0..a0 +
+    /// 16` (those past `k` are zero).
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512F, and `m` hold `k x kp` values.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    pub(crate) unsafe fn tri_mul_rows<X: Copy + Into<f64>>(
+        m: &[f64],
+        tri: Triangle,
+        k: usize,
+        kp: usize,
+        x: &[X],
+        ldx: usize,
+        mut store: impl FnMut(usize, usize, [__m512d; 2]),
+    ) {
         const R: usize = 8;
+        assert!(m.len() >= k * kp && kp >= padded(k) && x.len().is_multiple_of(ldx));
         let n = x.len() / ldx;
-        let (tp, op) = (t.as_ptr(), out.as_mut_ptr());
-        // the tile's rows by column, in f64: v[b R + r]
+        let mp = m.as_ptr();
+        // the tile's rows by column, in f64: v[b R + r] (missing rows zero)
         let mut v = vec![0.0f64; k * R];
         let mut r0 = 0;
         while r0 < n {
@@ -1241,11 +1282,14 @@ mod avx512 {
             }
             let mut a0 = 0;
             while a0 < k {
+                let rows = match tri {
+                    Triangle::Upper => 0..k.min(a0 + PAD),
+                    Triangle::Lower => a0..k,
+                };
                 let mut acc = [[_mm512_setzero_pd(); 2]; R];
-                // T is lower triangular: rows b < a0 add nothing here
-                for b in a0..k {
-                    let m0 = _mm512_loadu_pd(tp.add(b * kp + a0));
-                    let m1 = _mm512_loadu_pd(tp.add(b * kp + a0 + 8));
+                for b in rows {
+                    let m0 = _mm512_loadu_pd(mp.add(b * kp + a0));
+                    let m1 = _mm512_loadu_pd(mp.add(b * kp + a0 + 8));
                     for (r, acc_r) in acc.iter_mut().enumerate() {
                         let xb = _mm512_set1_pd(*v.get_unchecked(b * R + r));
                         acc_r[0] = _mm512_fmadd_pd(xb, m0, acc_r[0]);
@@ -1253,9 +1297,7 @@ mod avx512 {
                     }
                 }
                 for (r, acc_r) in acc[..nr].iter().enumerate() {
-                    let o = op.add((r0 + r) * kp + a0);
-                    _mm512_storeu_pd(o, acc_r[0]);
-                    _mm512_storeu_pd(o.add(8), acc_r[1]);
+                    store(r0 + r, a0, *acc_r);
                 }
                 a0 += PAD;
             }

@@ -219,53 +219,21 @@ fn run_whiten_rows(isa: Isa, u_inv: &[f64], k: usize, kp: usize, src: &[f32], ds
     }
 }
 
-/// [`whiten_rows`] with intrinsics, in register tiles of 8 rows by 16
-/// columns (the same sums in the same order, so the same bits).
+/// [`whiten_rows`] with intrinsics ([`tri_mul_rows`] of the upper-triangular
+/// `U^-1`: the same sums in the same order, so the same bits).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
 unsafe fn whiten_avx512(u_inv: &[f64], k: usize, kp: usize, src: &[f32], dst: &mut [f32]) {
+    use super::kernel::{tri_mul_rows, Triangle};
     use std::arch::x86_64::*;
-    const R: usize = 8;
-    assert!(u_inv.len() >= kp * kp && kp >= padded(k) && dst.len() == src.len());
-    let n = src.len() / k;
-    // the tile's rows by column, in f64: v[b R + r] (missing rows zero)
-    let mut v = vec![0.0f64; k * R];
-    let mut r0 = 0;
-    while r0 < n {
-        let nr = (n - r0).min(R);
-        for (b, vb) in v.chunks_exact_mut(R).enumerate() {
-            for (r, x) in vb.iter_mut().enumerate() {
-                *x = if r < nr {
-                    src[(r0 + r) * k + b] as f64
-                } else {
-                    0.0
-                };
-            }
-        }
-        let mut a0 = 0;
-        while a0 < k {
-            let mut acc = [[_mm512_setzero_pd(); 2]; R];
-            for b in 0..k.min(a0 + 16) {
-                // SAFETY: b < k and a0 + 16 <= kp, inside u_inv (checked above)
-                let m0 = _mm512_loadu_pd(u_inv.as_ptr().add(b * kp + a0));
-                let m1 = _mm512_loadu_pd(u_inv.as_ptr().add(b * kp + a0 + 8));
-                for (r, acc_r) in acc.iter_mut().enumerate() {
-                    let x = _mm512_set1_pd(*v.get_unchecked(b * R + r));
-                    acc_r[0] = _mm512_fmadd_pd(x, m0, acc_r[0]);
-                    acc_r[1] = _mm512_fmadd_pd(x, m1, acc_r[1]);
-                }
-            }
-            let w = (k - a0).min(16);
-            for (r, acc_r) in acc[..nr].iter().enumerate() {
-                let mut buf = [0.0f32; 16];
-                _mm256_storeu_ps(buf.as_mut_ptr(), _mm512_cvtpd_ps(acc_r[0]));
-                _mm256_storeu_ps(buf.as_mut_ptr().add(8), _mm512_cvtpd_ps(acc_r[1]));
-                dst[(r0 + r) * k + a0..(r0 + r) * k + a0 + w].copy_from_slice(&buf[..w]);
-            }
-            a0 += 16;
-        }
-        r0 += nr;
-    }
+    assert!(dst.len() == src.len());
+    tri_mul_rows(u_inv, Triangle::Upper, k, kp, src, k, |r, a0, sums| {
+        let mut buf = [0.0f32; 16];
+        _mm256_storeu_ps(buf.as_mut_ptr(), _mm512_cvtpd_ps(sums[0]));
+        _mm256_storeu_ps(buf.as_mut_ptr().add(8), _mm512_cvtpd_ps(sums[1]));
+        let w = (k - a0).min(16);
+        dst[r * k + a0..r * k + a0 + w].copy_from_slice(&buf[..w]);
+    });
 }
 
 #[cfg(target_arch = "x86_64")]

@@ -1,10 +1,12 @@
 //! Criterion benchmarks of the WALS core: one half-sweep at k = 10 and 64 on a
-//! synthetic power-law ratings matrix, and the per-row normal-matrix kernel
-//! against the `gemm` crate on the same gathered block.
+//! synthetic power-law ratings matrix, on each instruction set this CPU has
+//! (side by side: a kernel path that falls far behind the next narrower one
+//! shows here), and the per-row normal-matrix kernel against the `gemm`
+//! crate on the same gathered block.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use embspace_core::wals::{
-    bench as internals, half_sweep, CsrView, HalfSweepParams, Isa, RegScaling, Solver,
+    bench as internals, half_sweep_with, CsrView, HalfSweepParams, Isa, RegScaling, Solver,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -34,9 +36,17 @@ fn bench_half_sweep(c: &mut Criterion) {
                 solver,
                 reg_scaling: RegScaling::None,
             };
-            group.bench_with_input(BenchmarkId::new(name, k), &k, |b, _| {
-                b.iter(|| half_sweep(CsrView::from_csr(&r), &v, &mut u, &p, 2).unwrap())
-            });
+            for isa in [Isa::Avx512, Isa::Avx2, Isa::Portable] {
+                if !isa.available() {
+                    continue;
+                }
+                let id = BenchmarkId::new(format!("{name}_{}", isa.name()), k);
+                group.bench_with_input(id, &k, |b, _| {
+                    b.iter(|| {
+                        half_sweep_with(CsrView::from_csr(&r), &v, &mut u, &p, 2, isa).unwrap()
+                    })
+                });
+            }
         }
     }
     group.finish();

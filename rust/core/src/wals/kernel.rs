@@ -87,7 +87,12 @@ impl Isa {
 
 /// The operations a row solver needs from an instruction set. Implementations
 /// are zero-sized; the row solver is instantiated once per implementation
-/// inside a function compiled with the matching target features.
+/// inside a function compiled with the matching target features. Every
+/// method (and every function and closure the row solver calls) must be
+/// `#[inline(always)]` or carry those features itself: code left out of line
+/// is built for the baseline target, where a `mul_add` of [`Fused`] is a call
+/// to the software `fma` (the AVX2 half-sweeps were 10 to 25 times slower
+/// for it; `tests/test_core_binding.py` checks the extension calls none).
 pub(crate) trait Kernel {
     /// How the generic code multiplies and adds.
     type Arith: MulAdd;
@@ -211,7 +216,10 @@ pub(crate) trait Kernel {
             kp: np,
             prefetch: upcoming,
         };
-        out[..np * np].fill(0.0);
+        // syrk adds into the 16-column tiles from each row's diagonal on
+        for (c, row) in out[..np * np].chunks_exact_mut(np).enumerate() {
+            row[c & !(PAD - 1)..].fill(0.0);
+        }
         Self::syrk(&blk, out, None);
     }
 
@@ -249,6 +257,7 @@ pub(crate) trait Kernel {
     /// that block (`k` columns, nothing to prefetch) into `a`. A kernel may
     /// do both in one pass: the same block and right-hand side, and the same
     /// normal matrix up to the rounding of its products.
+    #[inline(always)]
     fn gather_syrk(
         g: &Gather<'_>,
         e: &Entries<'_>,
@@ -266,6 +275,7 @@ pub(crate) trait Kernel {
     /// to that multiple. The strict lower triangle within 8 columns of the
     /// diagonal may be overwritten (the AVX-512 kernel keeps there what its
     /// [`Kernel::solve`] reads), so `solve` takes this kernel's factor only.
+    #[inline(always)]
     fn cholesky(a: &mut [f64], n: usize, ld: usize, min_pivot: &[f64]) -> Result<(), usize> {
         crate::dense::cholesky_upper::<Self::Arith>(a, n, ld, min_pivot)
     }
@@ -275,6 +285,7 @@ pub(crate) trait Kernel {
     /// requirements) and `inv` the reciprocals of its diagonal; `x` holds at
     /// least `n` rounded up to a multiple of 8 values (the padding is
     /// overwritten with zeros).
+    #[inline(always)]
     fn solve(u: &[f64], inv: &[f64], n: usize, ld: usize, x: &mut [f64]) {
         crate::dense::cholesky_solve_inv::<Self::Arith>(u, inv, n, ld, x)
     }

@@ -445,9 +445,13 @@ pub(crate) fn chunk<K: Kernel>(
         let in_block = whole(sh, idx);
         // each loss from the normal equations where the solve left what it
         // takes and it is trusted, else from the row's entries
+        // (a match, not a closure the compiler may leave out of line: see
+        // `Kernel`)
         if from {
-            before += solved_value::<K>(sh, path, true, lam, u, s)
-                .unwrap_or_else(|| row_loss::<K>(sh, i, idx, vals, lam, u, s, space, in_block));
+            before += match solved_value::<K>(sh, path, true, lam, u, s) {
+                Some(v) => v,
+                None => row_loss::<K>(sh, i, idx, vals, lam, u, s, space, in_block),
+            };
         }
         if space == Space::Whitened {
             // s.x holds the solution in whitened coordinates, q = U u
@@ -486,8 +490,10 @@ pub(crate) fn chunk<K: Kernel>(
         for (d, &v) in u.iter_mut().zip(&s.x[..k]) {
             *d = v as f32;
         }
-        let loss = solved_value::<K>(sh, path, false, lam, u, s)
-            .unwrap_or_else(|| row_loss::<K>(sh, i, idx, vals, lam, u, s, space, in_block));
+        let loss = match solved_value::<K>(sh, path, false, lam, u, s) {
+            Some(v) => v,
+            None => row_loss::<K>(sh, i, idx, vals, lam, u, s, space, in_block),
+        };
         if deferred == 0 {
             // nothing waits before it (s.pending is empty)
             part += loss;
@@ -860,9 +866,19 @@ fn solve_cg_block<K: Kernel>(
         *value_from = (*c - 2.0 * dot::<M<K>>(&rhs[..k], &x[..k]) + xax, *c + xax);
     }
     let t = phases::lap(Phase::CgFirstProduct, t);
-    let ok = cg_iterate::<M<K>>(k, steps, floor, rhs, x, r, p, ap, |p, ap| {
-        apply_block::<K>(sh, white, raw, n, lam, p, ap, p32, y, q32)
-    });
+    // inlined, as all that `chunk` calls (see `Kernel`)
+    let ok = cg_iterate::<M<K>>(
+        k,
+        steps,
+        floor,
+        rhs,
+        x,
+        r,
+        p,
+        ap,
+        #[inline(always)]
+        |p: &[f64], ap: &mut [f64]| apply_block::<K>(sh, white, raw, n, lam, p, ap, p32, y, q32),
+    );
     if total {
         // at the end, with the residual r = b - A x the iteration keeps,
         // x.(A x) = b.x - r.x
@@ -1269,9 +1285,19 @@ fn solve_cg<K: Kernel>(
     let Scratch {
         x, r, p, ap, rhs, ..
     } = s;
-    let ok = cg_iterate::<M<K>>(k, steps, floor, rhs, x, r, p, ap, |p, ap| {
-        apply::<M<K>>(sh, wb, i, idx, vals, lam, p, ap, None)
-    });
+    // inlined, as all that `chunk` calls (see `Kernel`)
+    let ok = cg_iterate::<M<K>>(
+        k,
+        steps,
+        floor,
+        rhs,
+        x,
+        r,
+        p,
+        ap,
+        #[inline(always)]
+        |p: &[f64], ap: &mut [f64]| apply::<M<K>>(sh, wb, i, idx, vals, lam, p, ap, None),
+    );
     if let Some(wb) = wb {
         from_whitened::<K>(wb, k, sh.kp, x, p);
     }

@@ -316,7 +316,7 @@ def test_the_extension_calls_no_software_fma():
     """A ``mul_add`` built without the FMA target feature is a call to the
     software ``fma`` / ``fmaf`` of compiler-builtins (tens of cycles each):
     a kernel function the compiler left out of line from ``chunk_avx2``
-    made the AVX2 half-sweeps 10 to 25 times slower than the AVX-512 ones,
+    made the AVX2 half-sweeps 7 to 26 times slower than they are now,
     and slower than the portable ones. The linker keeps those functions
     only when something calls them, so their absence from the symbol table
     says that no code of the extension does."""

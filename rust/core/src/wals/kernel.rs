@@ -91,7 +91,7 @@ impl Isa {
 /// method (and every function and closure the row solver calls) must be
 /// `#[inline(always)]` or carry those features itself: code left out of line
 /// is built for the baseline target, where a `mul_add` of [`Fused`] is a call
-/// to the software `fma` (the AVX2 half-sweeps were 10 to 25 times slower
+/// to the software `fma` (the AVX2 half-sweeps were 7 to 26 times slower
 /// for it; `tests/test_core_binding.py` checks the extension calls none).
 pub(crate) trait Kernel {
     /// How the generic code multiplies and adds.

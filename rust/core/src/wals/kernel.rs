@@ -87,12 +87,17 @@ impl Isa {
 
 /// The operations a row solver needs from an instruction set. Implementations
 /// are zero-sized; the row solver is instantiated once per implementation
-/// inside a function compiled with the matching target features. Every
-/// method (and every function and closure the row solver calls) must be
-/// `#[inline(always)]` or carry those features itself: code left out of line
-/// is built for the baseline target, where a `mul_add` of [`Fused`] is a call
-/// to the software `fma` (the AVX2 half-sweeps were 7 to 26 times slower
-/// for it; `tests/test_core_binding.py` checks the extension calls none).
+/// inside a function compiled with the matching target features. Each
+/// method a kernel with target features runs (and every function and
+/// closure the row solver calls) must be `#[inline(always)]` or carry those
+/// features itself: code left out of line is built for the baseline target,
+/// where a `mul_add` of [`Fused`] is a call to the software `fma` (the AVX2
+/// half-sweeps were 7 to 26 times slower for it;
+/// `tests/test_core_binding.py` checks the extension calls none). The
+/// defaults below that are not forced inline ([`Kernel::gather_syrk`],
+/// [`Kernel::cholesky`], [`Kernel::solve`]) are so for the portable kernel
+/// (inlined, its half-sweeps at k = 10 took about 17% longer);
+/// [`Avx2Kernel`] forces them.
 pub(crate) trait Kernel {
     /// How the generic code multiplies and adds.
     type Arith: MulAdd;
@@ -265,7 +270,6 @@ pub(crate) trait Kernel {
     /// that block (`k` columns, nothing to prefetch) into `a`. A kernel may
     /// do both in one pass: the same block and right-hand side, and the same
     /// normal matrix up to the rounding of its products.
-    #[inline(always)]
     fn gather_syrk(
         g: &Gather<'_>,
         e: &Entries<'_>,
@@ -283,7 +287,6 @@ pub(crate) trait Kernel {
     /// to that multiple. The strict lower triangle within 8 columns of the
     /// diagonal may be overwritten (the AVX-512 kernel keeps there what its
     /// [`Kernel::solve`] reads), so `solve` takes this kernel's factor only.
-    #[inline(always)]
     fn cholesky(a: &mut [f64], n: usize, ld: usize, min_pivot: &[f64]) -> Result<(), usize> {
         crate::dense::cholesky_upper::<Self::Arith>(a, n, ld, min_pivot)
     }
@@ -293,7 +296,6 @@ pub(crate) trait Kernel {
     /// requirements) and `inv` the reciprocals of its diagonal; `x` holds at
     /// least `n` rounded up to a multiple of 8 values (the padding is
     /// overwritten with zeros).
-    #[inline(always)]
     fn solve(u: &[f64], inv: &[f64], n: usize, ld: usize, x: &mut [f64]) {
         crate::dense::cholesky_solve_inv::<Self::Arith>(u, inv, n, ld, x)
     }
@@ -484,8 +486,51 @@ pub(crate) struct Plain<M>(std::marker::PhantomData<M>);
 
 /// Portable kernel on the baseline target (separate multiply and add).
 pub(crate) type PortableKernel = Plain<Unfused>;
-/// The same plain Rust compiled with AVX2 + FMA.
-pub(crate) type Avx2Kernel = Plain<Fused>;
+
+/// The same plain Rust compiled with AVX2 + FMA (`Plain<Fused>`), every
+/// method inlined into the function with those features (see [`Kernel`]).
+pub(crate) struct Avx2Kernel;
+
+impl Kernel for Avx2Kernel {
+    type Arith = Fused;
+
+    #[inline(always)]
+    fn gather(g: &Gather<'_>, e: &Entries<'_>, out: &mut Gathered<'_>) {
+        Plain::<Fused>::gather(g, e, out)
+    }
+
+    #[inline(always)]
+    fn dots(raw: &[f32], nb: usize, kp: usize, u: &[f32], p: &mut [f32]) {
+        Plain::<Fused>::dots(raw, nb, kp, u, p)
+    }
+
+    #[inline(always)]
+    fn syrk(blk: &Block<'_>, out: &mut [f64], base: Option<&[f64]>) {
+        Plain::<Fused>::syrk(blk, out, base)
+    }
+
+    #[inline(always)]
+    fn gather_syrk(
+        g: &Gather<'_>,
+        e: &Entries<'_>,
+        out: &mut Gathered<'_>,
+        k: usize,
+        a: &mut [f64],
+        base: Option<&[f64]>,
+    ) {
+        gather_then_syrk::<Self>(g, e, out, k, a, base)
+    }
+
+    #[inline(always)]
+    fn cholesky(a: &mut [f64], n: usize, ld: usize, min_pivot: &[f64]) -> Result<(), usize> {
+        crate::dense::cholesky_upper::<Fused>(a, n, ld, min_pivot)
+    }
+
+    #[inline(always)]
+    fn solve(u: &[f64], inv: &[f64], n: usize, ld: usize, x: &mut [f64]) {
+        crate::dense::cholesky_solve_inv::<Fused>(u, inv, n, ld, x)
+    }
+}
 
 impl<M: MulAdd> Kernel for Plain<M> {
     type Arith = M;

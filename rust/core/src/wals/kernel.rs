@@ -1051,6 +1051,16 @@ mod avx512 {
         ch <= 4
     }
 
+    /// Whether [`dots_axpys`] on rows of `16 ch` values interleaves a group's
+    /// axpys with the next group's dot products. Measured per row against
+    /// the group's axpys right after its dot products: 3-10% less time with 8
+    /// vectors a row (k = 128), the same or up to 4% more with 5 to 7, and
+    /// 20-80% more with 1 to 4 (whose two sets of sums leave too few
+    /// registers).
+    const fn interleaved(ch: usize) -> bool {
+        ch == 8
+    }
+
     /// The sums `q += y_t x_t` of [`axpys`] over rows of `16 CH` values, in
     /// registers: in two sets where [`two_sets`] says (even and odd rows,
     /// added at the end), else in one, in row order.
@@ -1166,12 +1176,11 @@ mod avx512 {
     /// [`super::Kernel::dots_axpys`] for `kp = 16 CH`, by groups of 16 rows:
     /// the dot products of a group as [`dots`] computes them, and the group's
     /// axpys (from L1) into the sums of [`axpys`], in the same order, so the
-    /// results are those of the two separate passes. A group's axpys are
-    /// interleaved with the next group's dot products (two rows after each
-    /// column chunk, or each row's dot product when streaming), so that the
-    /// multiply-adds of both are in flight together instead of each phase
-    /// waiting on its own chains (3-10% less time a pass at k = 128, in L2
-    /// or further). With `resident` (the block in L2) the group's dot
+    /// results are those of the two separate passes. Where [`interleaved`]
+    /// says, a group's axpys go with the next group's dot products (two rows
+    /// after each column chunk, or after each row's dot product when
+    /// streaming), so that the multiply-adds of both are in flight together.
+    /// With `resident` (the block in L2) the group's dot
     /// products go column chunk by column chunk, loading each chunk of `u`
     /// once for the 16 rows instead of once a row (the users half-sweep of
     /// `cg` at k = 128: 7-9% less time in the block passes); a block
@@ -1221,7 +1230,11 @@ mod avx512 {
                 }
             }
             _mm512_storeu_ps(pp.add(t), hsum16(&x));
-            pending = Some(t);
+            if interleaved(CH) {
+                pending = Some(t);
+            } else {
+                sums.pending(r, pp, Some(t), 0..8);
+            }
             t += 16;
         }
         sums.pending(r, pp, pending, 0..8);

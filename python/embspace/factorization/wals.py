@@ -165,7 +165,7 @@ class WALS(FittedAttributes, BaseEstimator):
         three steps end 8 iterations 3.8e-5 (relative) above the exact
         solver's loss, where the plain iteration ended 3.3e-3 above it; an
         iteration takes 0.58-0.63x the exact solve's time at k = 64 and
-        0.42-0.46x at k = 128 (README, Speed), so at k >= 64 ``"cg"`` is the faster
+        0.40-0.46x at k = 128 (README, Speed), so at k >= 64 ``"cg"`` is the faster
         way to nearly the same loss.
         The exact solve takes a row with fewer ratings than ``factors``
         (``factors >= 32``, ``regularization > 0`` and not scaled by count)

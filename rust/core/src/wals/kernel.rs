@@ -47,10 +47,10 @@ const PLAIN_PREFETCH_MIN_BYTES: usize = 4 << 20;
 
 /// Prefetch a cache line into L2 (`_MM_HINT_T2`, a hint: any address is
 /// harmless, nothing is read architecturally). Where a gather's random
-/// reads wait on memory, prefetching them into L2 rather than L1 kept more
-/// of them in flight on the Zen 4 this was measured on (the items gather of
-/// `cg` at k = 128 took 15-25% fewer cycles, AVX-512; the plain gather,
-/// which prefetched nothing, half as many).
+/// reads wait on memory, prefetching them into L2 rather than L1 took fewer
+/// cycles on the Zen 4 this was measured on (the items gather of `cg` at k
+/// = 128: 15-25% fewer with AVX-512, where `_MM_HINT_NTA` was as slow as
+/// L1; the plain gather, which prefetched nothing, half as many).
 #[inline(always)]
 pub(crate) fn prefetch_l2(p: *const f32) {
     #[cfg(target_arch = "x86_64")]

@@ -63,6 +63,21 @@ pub(crate) fn prefetch_l2(p: *const f32) {
     let _ = p;
 }
 
+/// Prefetch into L2 ([`prefetch_l2`]) the cache lines of the row of `k`
+/// values at `row`: one every 16 values, and the line of its last value
+/// unless the row is whole aligned lines (`whole_lines`).
+#[inline(always)]
+fn prefetch_row_l2(row: *const f32, k: usize, whole_lines: bool) {
+    let mut c = 0;
+    while c < k {
+        prefetch_l2(row.wrapping_add(c));
+        c += PAD;
+    }
+    if !whole_lines {
+        prefetch_l2(row.wrapping_add(k - 1));
+    }
+}
+
 /// `k` rounded up to a multiple of [`PAD`].
 pub fn padded(k: usize) -> usize {
     k.div_ceil(PAD) * PAD
@@ -408,6 +423,18 @@ pub(crate) struct Entries<'a> {
     pub ahead: &'a [i32],
 }
 
+impl Entries<'_> {
+    /// The entry `on` of the row, or past its end the entry of
+    /// [`Entries::ahead`] as far on (none beyond those).
+    #[inline(always)]
+    fn upcoming(&self, on: usize) -> Option<i32> {
+        match on.checked_sub(self.idx.len()) {
+            None => Some(self.idx[on]),
+            Some(past) => self.ahead.get(past).copied(),
+        }
+    }
+}
+
 /// Where a gather writes: the block (`idx.len() x kp`) and the right-hand
 /// side (`kp` values, accumulated).
 pub(crate) struct Gathered<'a> {
@@ -576,29 +603,20 @@ impl<M: MulAdd> Kernel for Plain<M> {
         out.check(g, e);
         let (k, kp) = (g.k, g.kp);
         let rhs = &mut out.rhs[..k];
-        let (n, ahead) = (e.idx.len(), gather_ahead(kp / PAD));
+        let ahead = gather_ahead(kp / PAD);
         let far = g.fixed.len() * 4 > PLAIN_PREFETCH_MIN_BYTES;
         for (t, ((&j, &sw), &y)) in e.idx.iter().zip(e.sw).zip(e.y).enumerate() {
             // the row `ahead` entries on (into `e.ahead` near the end), from
             // a factor past [`PLAIN_PREFETCH_MIN_BYTES`]: random reads of a
             // factor larger than the caches wait on memory
-            let on = t + ahead;
-            let next = if !far {
-                None
-            } else if on < n {
-                e.idx.get(on)
-            } else {
-                e.ahead.get(on - n)
-            };
-            if let Some(&j) = next {
+            let next = if far { e.upcoming(t + ahead) } else { None };
+            if let Some(j) = next {
                 // wrapping: the entries ahead are not checked
-                let row = g.fixed.as_ptr().wrapping_add(j as u32 as usize * k);
-                let mut c = 0;
-                while c < k {
-                    prefetch_l2(row.wrapping_add(c));
-                    c += PAD;
-                }
-                prefetch_l2(row.wrapping_add(k - 1));
+                prefetch_row_l2(
+                    g.fixed.as_ptr().wrapping_add(j as u32 as usize * k),
+                    k,
+                    false,
+                );
             }
             let j = j as usize;
             let src = &g.fixed[j * k..j * k + k];
@@ -904,7 +922,9 @@ pub(crate) use avx512::{tri_mul_rows, Triangle};
 
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
-    use super::{gather_ahead, padded, prefetch_l2, Block, Entries, Gather, Gathered, Lines, PAD};
+    use super::{
+        gather_ahead, padded, prefetch_row_l2, Block, Entries, Gather, Gathered, Lines, PAD,
+    };
     use std::arch::x86_64::*;
     use std::ops::Range;
 
@@ -936,21 +956,9 @@ mod avx512 {
             // entries near the end), into L2 ([`prefetch_l2`]): random reads
             // of a factor larger than the caches wait on memory, and the loop
             // itself leaves too few of them in flight
-            let on = t + gather_ahead(CH);
-            let next = if on < n {
-                Some(*idx.get_unchecked(on))
-            } else {
-                e.ahead.get(on - n).copied()
-            };
-            if let Some(j) = next {
+            if let Some(j) = e.upcoming(t + gather_ahead(CH)) {
                 // wrapping: the entries ahead are not checked
-                let ahead = fixed.wrapping_add(j as u32 as usize * k);
-                for c in 0..CH {
-                    prefetch_l2(ahead.wrapping_add(PAD * c));
-                }
-                if !whole_lines {
-                    prefetch_l2(ahead.wrapping_add(k - 1));
-                }
+                prefetch_row_l2(fixed.wrapping_add(j as u32 as usize * k), k, whole_lines);
             }
             let j = *idx.get_unchecked(t) as usize;
             let y = _mm512_set1_ps(*e.y.get_unchecked(t));
